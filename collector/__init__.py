@@ -1,0 +1,1 @@
+"""Driftline collector: receive -> decode -> normalize -> buffer -> write."""

@@ -1,0 +1,111 @@
+"""OTLP/HTTP receiver: POST /v1/traces, protobuf or JSON, optionally gzip.
+
+Check auth, content type and size; decode; hand to the consumer; answer. Parsing runs in a worker
+thread so the event loop keeps answering. Responses follow the request's content type, errors are
+a google.rpc.Status (https://opentelemetry.io/docs/specs/otlp/#otlphttp-response).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from fastapi import APIRouter, Request, Response
+from google.protobuf import json_format
+from google.rpc import status_pb2
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from starlette.concurrency import run_in_threadpool
+
+from driftline.auth import Authenticator
+from driftline.collector.consume import ExportResult
+from driftline.collector.decode import decode_json, decode_protobuf, decompress
+from driftline.collector.errors import (
+    CollectorError,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    status_for,
+)
+from driftline.collector.metrics import CollectorMetrics
+
+__all__ = ["otlp_http_router"]
+
+log = logging.getLogger(__name__)
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+
+ConsumeFn = Callable[[str, ExportTraceServiceRequest, str], ExportResult]
+
+
+def _media_type(request: Request) -> str:
+    ct = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ct in (PROTOBUF, "application/protobuf"):
+        return PROTOBUF
+    if ct == JSON:
+        return JSON
+    raise UnsupportedMediaType(f"unsupported Content-Type {ct!r}: use {PROTOBUF} or {JSON}")
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """Read at most `limit` bytes, stopping early instead of buffering an oversized body."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _encode(msg: ExportTraceServiceResponse | status_pb2.Status, media: str) -> bytes:
+    if media == JSON:
+        return str(json_format.MessageToJson(msg, indent=None)).encode()
+    return bytes(msg.SerializeToString())
+
+
+def otlp_http_router(
+    consume: ConsumeFn,
+    auth: Authenticator,
+    metrics: CollectorMetrics,
+    max_request_bytes: int,
+) -> APIRouter:
+    router = APIRouter()
+
+    def _decode_and_consume(tenant: str, body: bytes, encoding: str, media: str) -> ExportResult:
+        raw = decompress(body, encoding, max_request_bytes)
+        req = decode_json(raw) if media == JSON else decode_protobuf(raw)
+        return consume(tenant, req, "http")
+
+    @router.post("/v1/traces", include_in_schema=True, summary="OTLP/HTTP trace export")
+    async def export_traces(request: Request) -> Response:
+        media = PROTOBUF
+        try:
+            media = _media_type(request)
+            tenant = auth.tenant_for(request.headers.get("authorization"))
+            body = await _read_body(request, max_request_bytes)
+            result = await run_in_threadpool(
+                _decode_and_consume, tenant, body, request.headers.get("content-encoding", ""), media
+            )
+        except Exception as e:  # one mapping for every failure: see errors.status_for
+            if not isinstance(e, CollectorError):
+                log.exception("OTLP/HTTP export failed")
+            st = status_for(e)
+            metrics.requests.labels("http", str(st.http)).inc()
+            headers = {"Retry-After": str(st.retry_after_s)} if st.retry_after_s is not None else {}
+            body_out = _encode(status_pb2.Status(code=st.grpc.value[0], message=str(e)), media)
+            return Response(body_out, status_code=st.http, media_type=media, headers=headers)
+        resp = ExportTraceServiceResponse()
+        if result.rejected:
+            resp.partial_success.rejected_spans = result.rejected
+            resp.partial_success.error_message = result.error_message
+        metrics.requests.labels("http", "200").inc()
+        return Response(_encode(resp, media), status_code=200, media_type=media)
+
+    return router

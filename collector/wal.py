@@ -1,0 +1,192 @@
+"""The spool: a write-ahead log of accepted span batches on disk.
+
+Every accepted batch is appended here *before* the receiver answers 200, as an Arrow IPC stream
+of already normalized and redacted rows. The writer inserts batches into ClickHouse in log order
+and moves a checkpoint forward; whatever lies past the checkpoint is the spool, replayed in order
+when the store comes back or the process restarts. So an accepted span is in ClickHouse or in
+this log, across a store outage, a crash or a SIGKILL (the page cache outlives the process;
+`fsync` on segment roll and on close bounds what a power loss could take).
+
+Record: magic u32 | payload length u32 | crc32 u32 | payload (Arrow IPC stream). A record torn
+by a crash fails its length or CRC check and ends the log there.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import pyarrow as pa
+
+__all__ = ["LogRecord", "SpanLog", "SpoolFull"]
+
+log = logging.getLogger(__name__)
+
+_MAGIC = 0x44464C31  # "DFL1"
+_HEADER = struct.Struct("<III")
+_SEGMENT_BYTES = 64 * 1024 * 1024
+_IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
+
+
+class SpoolFull(Exception):
+    """The spool holds `max_bytes` not yet written to the store: answer retry-later."""
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    position: int  # global byte offset of the record
+    next_position: int
+    table: pa.Table
+
+
+def encode_table(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema, options=_IPC_OPTIONS) as w:
+        w.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def decode_table(payload: bytes) -> pa.Table:
+    return pa.ipc.open_stream(pa.py_buffer(payload)).read_all()
+
+
+class SpanLog:
+    def __init__(self, directory: Path, max_bytes: int) -> None:
+        self.dir = directory
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._checkpoint_path = self.dir / "checkpoint"
+        self.checkpoint = self._read_checkpoint()
+        self._segments = self._recover()  # sorted segment start offsets
+        self.head = self._segment_end(self._segments[-1]) if self._segments else self.checkpoint
+        # a checkpoint can never pass the data it covers
+        self.checkpoint = min(self.checkpoint, self.head)
+        self._fh: BinaryIO | None = None
+        self._times: dict[int, float] = {}  # record position -> append time (this process only)
+
+    # -- layout --------------------------------------------------------------------------
+    def _seg_path(self, start: int) -> Path:
+        return self.dir / f"{start:020d}.wal"
+
+    def _segment_end(self, start: int) -> int:
+        return start + self._seg_path(start).stat().st_size
+
+    def _read_checkpoint(self) -> int:
+        try:
+            return int(self._checkpoint_path.read_text().strip() or 0)
+        except FileNotFoundError:
+            return 0
+
+    def _recover(self) -> list[int]:
+        """Find segments; cut a torn tail record left by a crash."""
+        starts = sorted(int(p.stem) for p in self.dir.glob("*.wal"))
+        if starts:
+            last = self._seg_path(starts[-1])
+            good = 0
+            with last.open("rb") as fh:
+                data = fh.read()
+            while good + _HEADER.size <= len(data):
+                magic, n, crc = _HEADER.unpack_from(data, good)
+                end = good + _HEADER.size + n
+                if magic != _MAGIC or end > len(data) or zlib.crc32(data[good + _HEADER.size : end]) != crc:
+                    break
+                good = end
+            if good != len(data):
+                log.warning("spool: cut a torn record at %s+%d (%d bytes)", last.name, good, len(data) - good)
+                with last.open("r+b") as fh:
+                    fh.truncate(good)
+        return starts
+
+    # -- write side ----------------------------------------------------------------------
+    @property
+    def pending_bytes(self) -> int:
+        return self.head - self.checkpoint
+
+    def append(self, table: pa.Table) -> int:
+        """Append one batch; return its position. Raises SpoolFull past max_bytes."""
+        payload = encode_table(table)
+        rec = _HEADER.pack(_MAGIC, len(payload), zlib.crc32(payload)) + payload
+        with self._lock:
+            if self.head - self.checkpoint + len(rec) > self.max_bytes:
+                raise SpoolFull(f"spool holds {self.head - self.checkpoint} bytes of {self.max_bytes}")
+            if self._fh is None or self.head - self._segments[-1] >= _SEGMENT_BYTES:
+                self._roll()
+            assert self._fh is not None
+            self._fh.write(rec)
+            self._fh.flush()  # into the page cache: survives the process, not the machine
+            pos = self.head
+            self.head += len(rec)
+            self._times[pos] = time.time()
+            return pos
+
+    def _roll(self) -> None:
+        if self._fh is not None:
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+        if not self._segments or self.head - self._segments[-1] >= _SEGMENT_BYTES:
+            self._segments.append(self.head)
+        self._fh = self._seg_path(self._segments[-1]).open("ab")
+
+    # -- read side -----------------------------------------------------------------------
+    def read_from(self, position: int, until: int | None = None) -> Iterator[LogRecord]:
+        """Records from `position` (a record boundary) up to `until` or the head, in order."""
+        end = self.head if until is None else until
+        for start in list(self._segments):
+            seg_end = self._segment_end(start)
+            if seg_end <= position or start >= end:
+                continue
+            with self._seg_path(start).open("rb") as fh:
+                off = max(position, start)
+                fh.seek(off - start)
+                while off < min(seg_end, end):
+                    header = fh.read(_HEADER.size)
+                    if len(header) < _HEADER.size:
+                        break
+                    magic, n, crc = _HEADER.unpack(header)
+                    payload = fh.read(n)
+                    if magic != _MAGIC or len(payload) != n or zlib.crc32(payload) != crc:
+                        raise OSError(f"spool record at {off} is corrupt")
+                    nxt = off + _HEADER.size + n
+                    yield LogRecord(off, nxt, decode_table(payload))
+                    off = nxt
+
+    def oldest_age_s(self) -> float:
+        if self.pending_bytes == 0:
+            return 0.0
+        t = self._times.get(self.checkpoint)
+        if t is None:  # from before a restart: the segment file's age is the honest bound
+            seg = max((s for s in self._segments if s <= self.checkpoint), default=None)
+            t = self._seg_path(seg).stat().st_mtime if seg is not None else time.time()
+        return max(0.0, time.time() - t)
+
+    def advance(self, position: int) -> None:
+        """Everything before `position` is in the store: move the checkpoint, drop old segments."""
+        with self._lock:
+            if position <= self.checkpoint:
+                return
+            self.checkpoint = position
+            tmp = self._checkpoint_path.with_suffix(".tmp")
+            tmp.write_text(str(position))
+            os.replace(tmp, self._checkpoint_path)
+            for p in [p for p in self._times if p < position]:
+                del self._times[p]
+            # A segment is done when the next one starts at or before the checkpoint.
+            while len(self._segments) > 1 and self._segments[1] <= position:
+                self._seg_path(self._segments.pop(0)).unlink(missing_ok=True)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fh is not None:
+                self._fh.flush()
+                os.fsync(self._fh.fileno())
+                self._fh.close()
+                self._fh = None

@@ -1,0 +1,227 @@
+"""The one command line: `driftline up | migrate | version | config show`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import secrets
+import signal
+import socket
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from driftline import __version__
+
+__all__ = ["main"]
+
+log = logging.getLogger("driftline")
+
+
+class _JsonFormatter(logging.Formatter):
+    """One JSON object a line: what log pipelines expect from a service."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False)
+
+
+def _setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("uvicorn.access",):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in ("data_dir", "clickhouse_url", "http_host", "http_port", "grpc_port"):
+        v = getattr(args, name, None)
+        if v is not None:
+            out[name] = v
+    if getattr(args, "demo", False):
+        out["demo"] = True
+    return out
+
+
+def _fail(msg: str, code: int = 2) -> int:
+    print(f"driftline: error: {msg}", file=sys.stderr)
+    return code
+
+
+def _dev_key(data_dir: Path) -> str:
+    """With no keys configured, `driftline up` makes one for tenant 'default' and keeps it in a
+    file only the owner can read: it is never printed or logged."""
+    path = data_dir / "dev-api-key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = "dl_" + secrets.token_urlsafe(24)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key + "\n")
+    return key
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from driftline.config import ConfigError, UpSettings, load_settings
+    from driftline.runtime import Runtime
+    from driftline.server import create_app
+    from driftline.store import DataDirInUse
+
+    try:
+        settings = load_settings(UpSettings, args.config, **_overrides(args))
+    except ConfigError as e:
+        return _fail(str(e))
+    _setup_logging(settings.log_level)
+    rt = Runtime(settings)
+    if not settings.tenants_by_key_hash():
+        rt.auth.add_key(_dev_key(settings.data_dir), "default")
+        print(
+            f"No API keys configured: tenant 'default' uses the key in {settings.data_dir / 'dev-api-key'}",
+            file=sys.stderr,
+        )
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.http_host, settings.http_port))
+    except OSError as e:
+        return _fail(f"cannot listen on {settings.http_host}:{settings.http_port}: {e.strerror}", 1)
+    try:
+        rt.start()
+    except DataDirInUse as e:
+        sock.close()
+        return _fail(str(e), 1)
+    port = sock.getsockname()[1]
+    base = f"http://{settings.http_host}:{port}"
+    demo = None
+    if settings.demo:
+        from driftline.demo import DemoTraffic
+
+        demo_key = "dl_demo_" + secrets.token_urlsafe(16)
+        rt.auth.add_key(demo_key, "demo")
+        demo = DemoTraffic(base, demo_key)
+        demo.start()
+    print(
+        f"Driftline {__version__} up: OTLP/HTTP {base}/v1/traces, API {base}/api/v1, "
+        f"metrics {base}/metrics, OTLP/gRPC {settings.http_host}:{rt.grpc.port if rt.grpc else 'off'}, "
+        f"data {settings.data_dir.resolve()}",
+        file=sys.stderr,
+    )
+    server = uvicorn.Server(uvicorn.Config(create_app(rt), log_config=None, access_log=False))
+    # uvicorn re-raises SIGINT/SIGTERM after its own shutdown, which would kill the process before
+    # the runtime flushes. So the main thread owns the signals and uvicorn runs beside it.
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    web = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="driftline-http")
+    web.start()
+    try:
+        while not stop.wait(0.5):
+            if not web.is_alive():  # uvicorn failed on its own
+                break
+    finally:
+        log.info("shutting down: stop accepting, flush, close")
+        server.should_exit = True  # 1. stop accepting HTTP; in-flight requests finish
+        web.join(settings.shutdown_timeout_s)
+        if demo is not None:
+            demo.stop()
+        rt.stop()  # 2. stop gRPC, 3. flush the queue, 4. close the store, release the lock
+        sock.close()
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from driftline.config import CommonSettings, ConfigError, load_settings
+    from driftline.store import DataDirInUse, DataDirLock, Store, StoreConfig
+
+    try:
+        s = load_settings(CommonSettings, args.config, **_overrides(args))
+    except ConfigError as e:
+        return _fail(str(e))
+    lock = DataDirLock(s.data_dir)
+    if s.embedded:
+        try:
+            lock.acquire()
+        except DataDirInUse as e:
+            return _fail(str(e), 1)
+    store = Store(StoreConfig(s.effective_clickhouse_url, s.database), s.retention_days)
+    try:
+        applied = store.migrate()
+        print(
+            f"schema at version {max(store.schema_versions(), default=0)}; applied now: {applied or 'none'}"
+        )
+    finally:
+        store.close()
+        lock.release()
+    return 0
+
+
+def cmd_config_show(args: argparse.Namespace) -> int:
+    from driftline.config import ConfigError, UpSettings, load_settings, masked_dump
+
+    try:
+        s = load_settings(UpSettings, args.config, **_overrides(args))
+    except ConfigError as e:
+        return _fail(str(e))
+    print(json.dumps(masked_dump(s), indent=2))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="driftline", description="Monitoring for LLM applications in production."
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--config", type=Path, help="YAML file of settings (keys: field names)")
+        sp.add_argument("--data-dir", dest="data_dir", type=Path, help="overrides DRIFTLINE_DATA_DIR")
+        sp.add_argument("--clickhouse-url", dest="clickhouse_url", help="overrides DRIFTLINE_CLICKHOUSE_URL")
+
+    up = sub.add_parser("up", help="run everything in one process on the embedded store")
+    common(up)
+    up.add_argument("--host", dest="http_host", help="overrides DRIFTLINE_HTTP_HOST")
+    up.add_argument("--http-port", dest="http_port", type=int, help="overrides DRIFTLINE_HTTP_PORT")
+    up.add_argument("--grpc-port", dest="grpc_port", type=int, help="overrides DRIFTLINE_GRPC_PORT")
+    up.add_argument("--demo", action="store_true", help="send demo LLM traffic to tenant 'demo'")
+    up.set_defaults(func=cmd_up)
+
+    mig = sub.add_parser("migrate", help="create or upgrade the schema")
+    common(mig)
+    mig.set_defaults(func=cmd_migrate)
+
+    ver = sub.add_parser("version", help="print the version")
+    ver.set_defaults(func=lambda a: print(f"driftline {__version__}") or 0)
+
+    cfg = sub.add_parser("config", help="configuration")
+    cfg_sub = cfg.add_subparsers(dest="config_command", required=True)
+    show = cfg_sub.add_parser("show", help="print the effective configuration, secrets masked")
+    common(show)
+    show.set_defaults(func=cmd_config_show)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    rc: int = args.func(args)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,308 @@
+"""Configuration: one pydantic-settings class per service, parsed once at start-up.
+
+Sources, highest priority first: explicit arguments, `DRIFTLINE_*` environment variables, the
+YAML file given with `--config`, defaults. A bad value or an unknown `DRIFTLINE_*` variable (or
+YAML key) stops start-up with a `ConfigError` that names it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+__all__ = [
+    "ENV_PREFIX",
+    "CollectorSettings",
+    "CommonSettings",
+    "ConfigError",
+    "UpSettings",
+    "hash_api_key",
+    "load_settings",
+    "masked_dump",
+]
+
+ENV_PREFIX = "DRIFTLINE_"
+
+
+class ConfigError(Exception):
+    """A configuration value is invalid; the message names the variable or key."""
+
+
+def hash_api_key(key: str) -> str:
+    """Keys are only ever held hashed, so a heap dump or a log line never shows one."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _parse_api_keys(raw: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for i, pair in enumerate(p.strip() for p in raw.split(",")):
+        if not pair:
+            continue
+        key, sep, tenant = pair.partition("=")
+        key, tenant = key.strip(), tenant.strip()
+        if not sep or not key or not tenant:
+            # Never echo the pair: it holds a secret.
+            raise ValueError(f"entry {i + 1} is not of the form key=tenant")
+        if not tenant.replace("-", "").replace("_", "").replace(".", "").isalnum():
+            raise ValueError(f"entry {i + 1}: tenant must be letters, digits, '-', '_' or '.'")
+        out[hash_api_key(key)] = tenant
+    return out
+
+
+class _Base(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # No dotenv or secrets-dir magic: what configures a service is the environment and
+        # the one file named on the command line, and nothing else.
+        return init_settings, env_settings
+
+
+class CommonSettings(_Base):
+    """Settings every Driftline service shares: where the data lives and who may touch it."""
+
+    data_dir: Path = Field(
+        Path("driftline-data"), description="Directory for the embedded store, the spool and local state."
+    )
+    clickhouse_url: str = Field(
+        "",
+        description="ClickHouse to use: chdb:///path for the embedded engine, or "
+        "http(s)://user:pass@host:port for a server. Empty: chdb under data_dir/clickhouse.",
+    )
+    database: str = Field("driftline", description="ClickHouse database holding Driftline's tables.")
+    retention_days: int = Field(30, ge=1, le=3650, description="Days spans and scores are kept (TTL).")
+    api_keys: SecretStr = Field(
+        SecretStr(""),
+        description="API keys as comma-separated key=tenant pairs. "
+        "Clients send 'Authorization: Bearer <key>'.",
+    )
+    log_level: str = Field("INFO", description="Log level: DEBUG, INFO, WARNING or ERROR.")
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _keys_from_yaml(cls, v: Any) -> Any:
+        # YAML may give a mapping {key: tenant} or a list of "key=tenant" strings.
+        if isinstance(v, Mapping):
+            return ",".join(f"{k}={t}" for k, t in v.items())
+        if isinstance(v, list):
+            return ",".join(str(x) for x in v)
+        return v
+
+    @field_validator("api_keys")
+    @classmethod
+    def _keys_well_formed(cls, v: SecretStr) -> SecretStr:
+        _parse_api_keys(v.get_secret_value())
+        return v
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, v: str) -> str:
+        if v.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return v.upper()
+
+    @field_validator("clickhouse_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if v and not v.startswith(("chdb://", "http://", "https://")):
+            raise ValueError("must start with chdb://, http:// or https://")
+        return v
+
+    @field_validator("database")
+    @classmethod
+    def _db(cls, v: str) -> str:
+        if not v or not v.replace("_", "").isalnum():
+            raise ValueError("must be letters, digits and '_'")
+        return v
+
+    @property
+    def effective_clickhouse_url(self) -> str:
+        return self.clickhouse_url or f"chdb://{(self.data_dir / 'clickhouse').resolve()}"
+
+    @property
+    def embedded(self) -> bool:
+        return self.effective_clickhouse_url.startswith("chdb://")
+
+    def tenants_by_key_hash(self) -> dict[str, str]:
+        return _parse_api_keys(self.api_keys.get_secret_value())
+
+
+class CollectorSettings(CommonSettings):
+    """The collector and API: OTLP receivers, the write path, the HTTP API."""
+
+    http_host: str = Field(
+        "127.0.0.1", description="Address the HTTP server (OTLP/HTTP, API, UI, /metrics) binds."
+    )
+    http_port: int = Field(4318, ge=0, le=65535, description="Port of the HTTP server; 0 picks a free one.")
+    grpc_port: int = Field(
+        4317, ge=0, le=65535, description="Port of the OTLP/gRPC receiver; 0 picks a free one."
+    )
+    grpc_enabled: bool = Field(True, description="Serve OTLP/gRPC.")
+    max_request_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="Largest OTLP request accepted, after decompression."
+    )
+    max_value_bytes: int = Field(
+        64 * 1024, ge=256, description="Longest text value stored; longer ones are truncated with a marker."
+    )
+    queue_capacity_spans: int = Field(
+        200_000, ge=100, description="Spans held in memory between receiving and writing; beyond it, 429."
+    )
+    batch_max_spans: int = Field(20_000, ge=1, description="Spans written per INSERT at most.")
+    flush_interval_ms: int = Field(500, ge=10, description="Longest a span waits in memory before a write.")
+    write_retries: int = Field(
+        3, ge=0, description="Retries of a failed INSERT before the batch goes to the spool."
+    )
+    spool_max_bytes: int = Field(
+        1024 * 1024 * 1024,
+        ge=0,
+        description="Disk the spool may use while the store is down; beyond it, 503.",
+    )
+    shutdown_timeout_s: float = Field(30.0, gt=0, description="Longest a clean shutdown waits to flush.")
+
+    @model_validator(mode="after")
+    def _batch_fits_queue(self) -> CollectorSettings:
+        if self.batch_max_spans > self.queue_capacity_spans:
+            raise ValueError("batch_max_spans must not exceed queue_capacity_spans")
+        return self
+
+
+class UpSettings(CollectorSettings):
+    """`driftline up`: every component in one process on the embedded store."""
+
+    demo: bool = Field(False, description="Generate demo LLM traffic into the 'demo' tenant.")
+
+
+_ALL_CLASSES: list[type[CommonSettings]] = [CommonSettings, CollectorSettings, UpSettings]
+
+
+def _known_fields() -> set[str]:
+    return {name for cls in _ALL_CLASSES for name in cls.model_fields}
+
+
+def _env_name(field: str) -> str:
+    return ENV_PREFIX + field.upper()
+
+
+S = TypeVar("S", bound=CommonSettings)
+
+
+def load_settings(
+    cls: type[S],
+    config_file: Path | str | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> S:
+    """Parse configuration once; raise ConfigError naming the bad variable or key."""
+    env = os.environ if environ is None else environ
+    known = _known_fields()
+    unknown = sorted(k for k in env if k.startswith(ENV_PREFIX) and k[len(ENV_PREFIX) :].lower() not in known)
+    if unknown:
+        raise ConfigError(
+            f"unknown environment variable {unknown[0]} (known: DRIFTLINE_<field>, see docs/config.md)"
+        )
+
+    file_values: dict[str, Any] = {}
+    if config_file:
+        path = Path(config_file)
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except OSError as e:
+            raise ConfigError(f"config file {path}: {e.strerror}") from e
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file {path}: not valid YAML: {e}") from e
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path}: must be a mapping of setting names to values")
+        for key in loaded:
+            if str(key) not in cls.model_fields:
+                raise ConfigError(f"config file {path}: unknown key {key!r}")
+        file_values = {str(k): v for k, v in loaded.items()}
+
+    # Environment beats the file; explicit overrides beat both.
+    env_values = {f: env[_env_name(f)] for f in cls.model_fields if _env_name(f) in env}
+    merged = {**file_values, **env_values, **overrides}
+    try:
+        # model_validate skips the settings sources: values come only from `merged`, which
+        # already holds the environment, so the unknown-variable check above saw everything.
+        return cls.model_validate(merged)
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = str(err["loc"][0]) if err["loc"] else ""
+        if field in env_values:
+            where = _env_name(field)
+        elif field in file_values:
+            where = f"{field!r} in {config_file}"
+        else:
+            where = field or "configuration"
+        raise ConfigError(f"invalid {where}: {err['msg']}") from None
+
+
+def masked_dump(settings: CommonSettings) -> dict[str, Any]:
+    """The effective configuration with secrets masked, for `driftline config show`."""
+    out: dict[str, Any] = {}
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            n = len(settings.tenants_by_key_hash()) if name == "api_keys" else 0
+            value = f"***({n} keys)" if name == "api_keys" else ("***" if value.get_secret_value() else "")
+        elif isinstance(value, Path):
+            value = str(value)
+        out[name] = value
+    url = out.get("clickhouse_url") or settings.effective_clickhouse_url
+    out["clickhouse_url"] = _mask_url(url)
+    return out
+
+
+def _mask_url(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    creds, at, host = rest.rpartition("@")
+    if not at:
+        return url
+    user = creds.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:***@{host}"
+
+
+def config_markdown() -> str:
+    """docs/config.md, generated from the settings classes (a test keeps the file in step)."""
+    lines = [
+        "# Configuration",
+        "",
+        "Generated from `driftline/config.py` by `python -m driftline.config > docs/config.md`.",
+        "Each setting is the environment variable `DRIFTLINE_<NAME>` or the key `<name>` of the YAML file",
+        "given with `--config`. The environment wins over the file.",
+        "",
+    ]
+    seen: set[str] = set()
+    for cls in _ALL_CLASSES:
+        own = [n for n in cls.model_fields if n not in seen]
+        if not own:
+            continue
+        lines += [f"## {cls.__name__}", "", (cls.__doc__ or "").strip(), ""]
+        lines += ["| variable | default | description |", "|---|---|---|"]
+        for name in own:
+            f = cls.model_fields[name]
+            default = f.default
+            if isinstance(default, SecretStr):
+                default = ""
+            lines.append(f"| `{_env_name(name)}` | `{default}` | {f.description} |")
+            seen.add(name)
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(config_markdown(), end="")

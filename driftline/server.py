@@ -1,0 +1,54 @@
+"""The HTTP app: OTLP/HTTP, the API, health and /metrics on one port."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from driftline import __version__
+from driftline.api import api_router
+from driftline.collector.receiver_http import otlp_http_router
+from driftline.runtime import Runtime
+
+__all__ = ["create_app"]
+
+
+def create_app(rt: Runtime, manage_runtime: bool = False) -> FastAPI:
+    """`manage_runtime`: start and stop the runtime with the app's lifespan (uvicorn does this;
+    tests that drive the app in-process start the runtime themselves)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if manage_runtime:
+            rt.start()
+        try:
+            yield
+        finally:
+            if manage_runtime:
+                rt.stop()
+
+    app = FastAPI(title="Driftline", version=__version__, lifespan=lifespan)
+    app.include_router(
+        otlp_http_router(rt.consume, rt.auth, rt.metrics, rt.settings.max_request_bytes), tags=["otlp"]
+    )
+    app.include_router(api_router(rt.store, rt.auth), tags=["api"])
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"])
+    def readyz(response: Response) -> dict[str, object]:
+        ok, problems = rt.ready()
+        if not ok:
+            response.status_code = 503
+        return {"ready": ok, "problems": problems}
+
+    @app.get("/metrics", tags=["ops"])
+    def metrics() -> Response:
+        return Response(generate_latest(rt.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,107 @@
+"""The columns of the `spans` table: one list that the DDL, the Arrow writer and the
+normalizer all read, so they cannot drift apart.
+
+Each entry is (name, ClickHouse type, Arrow type). The normalizer returns a dict keyed by
+these names (every name except the ones in `PIPELINE_COLUMNS`, which the pipeline adds).
+Missing keys are written as the column's empty value (NULL for Nullable columns).
+
+Token accounting (one rule for every convention):
+- `input_tokens` counts every prompt token, cached ones included (OpenAI's `prompt_tokens`).
+  Where a convention reports cached tokens separately (Anthropic's `input_tokens` excludes
+  them), the normalizer adds them back.
+- `cache_read_tokens` / `cache_creation_tokens` are the parts of `input_tokens` read from /
+  written to the provider's prompt cache.
+- `output_tokens` counts every generated token, reasoning ones included;
+  `reasoning_tokens` is the part of `output_tokens` spent on reasoning.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import pyarrow as pa
+
+__all__ = ["ARROW_SCHEMA", "NORMALIZED_COLUMNS", "PIPELINE_COLUMNS", "SPAN_COLUMNS", "column_defaults"]
+
+_STR = pa.string()
+_I64 = pa.int64()
+_F64 = pa.float64()
+_TS = pa.timestamp("ns", tz="UTC")
+_MAP = pa.map_(pa.string(), pa.string())
+
+# (name, ClickHouse type, Arrow type)
+SPAN_COLUMNS: Final[list[tuple[str, str, pa.DataType]]] = [
+    ("tenant", "LowCardinality(String)", _STR),
+    ("trace_id", "String", _STR),  # 32 lowercase hex chars
+    ("span_id", "String", _STR),  # 16 lowercase hex chars
+    ("parent_span_id", "String", _STR),  # '' for a root span
+    ("start_time", "DateTime64(9, 'UTC')", _TS),
+    ("end_time", "DateTime64(9, 'UTC')", _TS),
+    ("duration_ms", "Float64", _F64),
+    ("name", "String", _STR),
+    ("kind", "LowCardinality(String)", _STR),  # internal, server, client, producer, consumer
+    ("status_code", "LowCardinality(String)", _STR),  # unset, ok, error
+    ("status_message", "String CODEC(ZSTD(3))", _STR),
+    ("service", "LowCardinality(String)", _STR),
+    ("release", "LowCardinality(String)", _STR),
+    ("environment", "LowCardinality(String)", _STR),
+    ("scope_name", "LowCardinality(String)", _STR),
+    # LLM columns, filled by collector.normalize
+    ("operation", "LowCardinality(String)", _STR),
+    ("provider", "LowCardinality(String)", _STR),
+    ("request_model", "LowCardinality(String)", _STR),
+    ("response_model", "LowCardinality(String)", _STR),
+    ("input_tokens", "Nullable(Int64)", _I64),
+    ("output_tokens", "Nullable(Int64)", _I64),
+    ("total_tokens", "Nullable(Int64)", _I64),
+    ("cache_read_tokens", "Nullable(Int64)", _I64),
+    ("cache_creation_tokens", "Nullable(Int64)", _I64),
+    ("reasoning_tokens", "Nullable(Int64)", _I64),
+    ("cost_usd", "Nullable(Float64)", _F64),
+    ("cost_source", "LowCardinality(String)", _STR),  # span, price_table, override, '' (unknown)
+    ("input_messages", "String CODEC(ZSTD(3))", _STR),  # JSON [{"role":..,"content":..}]
+    ("output_messages", "String CODEC(ZSTD(3))", _STR),  # JSON [{"role":..,"content":..}]
+    ("input_text", "String CODEC(ZSTD(3))", _STR),  # last user message / input.value as text
+    ("output_text", "String CODEC(ZSTD(3))", _STR),  # assistant answer as text
+    ("system_prompt", "String CODEC(ZSTD(3))", _STR),
+    ("tool_calls", "String CODEC(ZSTD(3))", _STR),  # JSON [{"id","name","arguments"}] requested by the model
+    ("tool_name", "LowCardinality(String)", _STR),
+    ("tool_call_id", "String", _STR),
+    ("tool_arguments", "String CODEC(ZSTD(3))", _STR),
+    ("tool_result", "String CODEC(ZSTD(3))", _STR),
+    ("tool_error", "String CODEC(ZSTD(3))", _STR),
+    ("retrieved_documents", "String CODEC(ZSTD(3))", _STR),  # JSON [{"id","content","score"}]
+    ("finish_reason", "LowCardinality(String)", _STR),
+    ("error_type", "LowCardinality(String)", _STR),
+    ("user_id", "String", _STR),
+    ("session_id", "String", _STR),
+    ("conversation_id", "String", _STR),
+    ("agent_name", "LowCardinality(String)", _STR),
+    ("ttft_ms", "Nullable(Float64)", _F64),
+    ("events", "String CODEC(ZSTD(3))", _STR),  # JSON [{"name","time_unix_nano","attributes"}]
+    ("attributes", "Map(String, String) CODEC(ZSTD(3))", _MAP),
+    ("resource_attributes", "Map(String, String) CODEC(ZSTD(3))", _MAP),
+    ("ingested_at", "DateTime64(3, 'UTC')", pa.timestamp("ms", tz="UTC")),
+]
+
+# Filled by the pipeline, not by the normalizer.
+PIPELINE_COLUMNS: Final[frozenset[str]] = frozenset({"tenant", "ingested_at"})
+NORMALIZED_COLUMNS: Final[list[str]] = [c for c, _, _ in SPAN_COLUMNS if c not in PIPELINE_COLUMNS]
+ARROW_SCHEMA: Final[pa.Schema] = pa.schema([pa.field(n, t, nullable=True) for n, _, t in SPAN_COLUMNS])
+
+
+def column_defaults() -> dict[str, object]:
+    """The value written for a column the normalizer left out."""
+    out: dict[str, object] = {}
+    for name, ch_type, _ in SPAN_COLUMNS:
+        if ch_type.startswith("Nullable"):
+            out[name] = None
+        elif ch_type.startswith("Map"):
+            out[name] = {}
+        elif name in ("start_time", "end_time", "ingested_at"):
+            out[name] = 0
+        elif ch_type == "Float64":
+            out[name] = 0.0
+        else:
+            out[name] = ""
+    return out

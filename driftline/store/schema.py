@@ -1,0 +1,97 @@
+"""Versioned, idempotent migrations: the DDL of every Driftline table.
+
+Each migration is a list of statements that are themselves idempotent (IF NOT EXISTS), so a
+migration interrupted halfway is simply run again. `schema_migrations` records what ran.
+The same DDL serves chDB and a ClickHouse server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from driftline.store.columns import SPAN_COLUMNS
+
+__all__ = ["MIGRATIONS", "TTL_TABLES", "Migration"]
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+def _span_columns_ddl() -> str:
+    return ",\n    ".join(f"`{name}` {ch_type}" for name, ch_type, _ in SPAN_COLUMNS)
+
+
+# Placeholders: {db} database, {ttl_days} retention.
+_SPANS = f"""
+CREATE TABLE IF NOT EXISTS {{db}}.spans (
+    {_span_columns_ddl()},
+    INDEX idx_trace_id trace_id TYPE bloom_filter(0.001) GRANULARITY 1
+)
+-- OTLP clients retry whole requests, so the same span can arrive twice: ReplacingMergeTree
+-- keyed on (tenant, start_time, trace_id, span_id) collapses the copies; readers use FINAL.
+ENGINE = ReplacingMergeTree(ingested_at)
+PARTITION BY toDate(start_time)
+ORDER BY (tenant, start_time, trace_id, span_id)
+TTL toDateTime(start_time) + INTERVAL {{ttl_days}} DAY
+"""
+
+_SCORES = """
+CREATE TABLE IF NOT EXISTS {db}.scores (
+    tenant LowCardinality(String),
+    trace_id String,
+    span_id String,  -- '' for a trace-level score
+    scorer LowCardinality(String),
+    scorer_version LowCardinality(String),
+    value Float64,
+    label LowCardinality(String),
+    explanation String CODEC(ZSTD(3)),
+    service LowCardinality(String),
+    operation LowCardinality(String),
+    model LowCardinality(String),
+    release LowCardinality(String),
+    environment LowCardinality(String),
+    span_start_time DateTime64(9, 'UTC'),
+    scored_at DateTime64(3, 'UTC'),
+    details String CODEC(ZSTD(3)),
+    INDEX idx_trace_id trace_id TYPE bloom_filter(0.001) GRANULARITY 1
+)
+-- A re-run, a restart or a second replica writes the same key again: it replaces.
+ENGINE = ReplacingMergeTree(scored_at)
+PARTITION BY toDate(span_start_time)
+ORDER BY (tenant, scorer, scorer_version, trace_id, span_id)
+TTL toDateTime(span_start_time) + INTERVAL {ttl_days} DAY
+"""
+
+_REVIEW_ITEMS = """
+CREATE TABLE IF NOT EXISTS {db}.review_items (
+    tenant LowCardinality(String),
+    queue LowCardinality(String),
+    trace_id String,
+    span_id String,
+    reason String,
+    scorer LowCardinality(String),
+    score_value Nullable(Float64),
+    status LowCardinality(String),  -- open, labeled, skipped
+    label LowCardinality(String),
+    notes String CODEC(ZSTD(3)),
+    reviewer String,
+    service LowCardinality(String),
+    model LowCardinality(String),
+    release LowCardinality(String),
+    created_at DateTime64(3, 'UTC'),
+    updated_at DateTime64(3, 'UTC')
+)
+ENGINE = ReplacingMergeTree(updated_at)
+ORDER BY (tenant, queue, trace_id, span_id)
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "spans, scores, review_items", (_SPANS, _SCORES, _REVIEW_ITEMS)),
+)
+
+# Tables whose TTL follows `retention_days`: (table, TTL expression column).
+TTL_TABLES: tuple[tuple[str, str], ...] = (("spans", "start_time"), ("scores", "span_start_time"))

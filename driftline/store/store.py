@@ -1,0 +1,142 @@
+"""The store: migrations, the span write path and the reads the API needs.
+
+Every read takes a tenant and filters by it; there is no read without one.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+from clickhouse_connect.driver.client import Client
+
+from driftline.store.columns import SPAN_COLUMNS
+from driftline.store.connection import ClientPool, StoreConfig, open_client
+from driftline.store.schema import MIGRATIONS, TTL_TABLES
+
+__all__ = ["SPAN_READ_COLUMNS", "Store"]
+
+log = logging.getLogger(__name__)
+
+# Merged-away parts linger 480 s by default; on a laptop's embedded store that is wasted disk.
+_EMBEDDED_OLD_PARTS_LIFETIME_S = 30
+
+SPAN_READ_COLUMNS = [name for name, _, _ in SPAN_COLUMNS if name != "tenant"]
+
+
+class Store:
+    """One store per process: a writer client and a small pool of reader clients."""
+
+    def __init__(self, cfg: StoreConfig, retention_days: int = 30, readers: int = 2) -> None:
+        self.cfg = cfg
+        self.retention_days = retention_days
+        self._writer: Client | None = None
+        self._writer_lock = threading.Lock()
+        self.readers = ClientPool(cfg, size=readers)
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def migrate(self) -> list[int]:
+        """Run pending migrations; return the versions applied now. Safe to run again."""
+        db = self.cfg.database
+        with self.readers.client() as c:
+            c.command(
+                f"CREATE TABLE IF NOT EXISTS {db}.schema_migrations "
+                "(version UInt32, name String, applied_at DateTime64(3, 'UTC')) "
+                "ENGINE = ReplacingMergeTree ORDER BY version"
+            )
+            done = {int(r[0]) for r in c.query(f"SELECT version FROM {db}.schema_migrations").result_rows}
+            applied: list[int] = []
+            for m in MIGRATIONS:
+                if m.version in done:
+                    continue
+                for stmt in m.statements:
+                    c.command(stmt.format(db=db, ttl_days=self.retention_days))
+                c.insert(
+                    f"{db}.schema_migrations",
+                    [[m.version, m.name, datetime.now(UTC)]],
+                    column_names=["version", "name", "applied_at"],
+                )
+                log.info("applied migration %d: %s", m.version, m.name)
+                applied.append(m.version)
+            self._apply_retention(c)
+            if self.cfg.embedded:
+                for table in ("spans", "scores", "review_items"):
+                    c.command(
+                        f"ALTER TABLE {db}.{table} MODIFY SETTING old_parts_lifetime = "
+                        f"{_EMBEDDED_OLD_PARTS_LIFETIME_S}"
+                    )
+        return applied
+
+    def _apply_retention(self, c: Client) -> None:
+        """Retention comes from config, so a changed value must reach existing tables too."""
+        db = self.cfg.database
+        for table, col in TTL_TABLES:
+            ddl = str(
+                c.command(
+                    f"SELECT create_table_query FROM system.tables WHERE database = '{db}' "
+                    f"AND name = '{table}'"
+                )
+            )
+            m = re.search(r"toIntervalDay\((\d+)\)|INTERVAL (\d+) DAY", ddl)
+            if m and int(m.group(1) or m.group(2)) != self.retention_days:
+                c.command(
+                    f"ALTER TABLE {db}.{table} MODIFY TTL toDateTime({col}) + "
+                    f"INTERVAL {self.retention_days} DAY"
+                )
+                log.info("retention of %s set to %d days", table, self.retention_days)
+
+    def schema_versions(self) -> list[int]:
+        with self.readers.client() as c:
+            rows = c.query(f"SELECT version FROM {self.cfg.database}.schema_migrations ORDER BY version")
+            return [int(r[0]) for r in rows.result_rows]
+
+    def ping(self) -> bool:
+        try:
+            with self.readers.client() as c:
+                return int(c.command("SELECT 1")) == 1  # type: ignore[arg-type]
+        except Exception:
+            return False
+
+    def close(self) -> None:
+        with self._writer_lock:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+        self.readers.close()
+
+    # -- writes --------------------------------------------------------------------------
+    def insert_arrow(self, table: str, data: pa.Table) -> None:
+        """One INSERT through Arrow (3x faster than row formats on chDB). Raises on failure."""
+        with self._writer_lock:
+            if self._writer is None:
+                self._writer = open_client(self.cfg)
+            try:
+                self._writer.insert_arrow(f"{self.cfg.database}.{table}", data)
+            except Exception:
+                # A broken connection must not poison the next attempt.
+                try:
+                    self._writer.close()
+                finally:
+                    self._writer = None
+                raise
+
+    # -- reads ---------------------------------------------------------------------------
+    def query(self, sql: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
+        """Run a tenant-scoped read. `parameters` must hold `tenant`; the SQL must use it."""
+        if "tenant" not in parameters or "{tenant:String}" not in sql:
+            raise ValueError("every read is scoped to a tenant")
+        with self.readers.client() as c:
+            res = c.query(sql.replace("{db}", self.cfg.database), parameters=parameters)
+            return [dict(zip(res.column_names, row, strict=True)) for row in res.result_rows]
+
+    def get_trace(self, tenant: str, trace_id: str) -> list[dict[str, Any]]:
+        cols = ", ".join(f"`{c}`" for c in SPAN_READ_COLUMNS)
+        return self.query(
+            f"SELECT {cols} FROM {{db}}.spans FINAL "
+            "WHERE tenant = {tenant:String} AND trace_id = {trace_id:String} ORDER BY start_time, span_id",
+            {"tenant": tenant, "trace_id": trace_id},
+        )

@@ -1,0 +1,136 @@
+"""Shared fixtures.
+
+chDB hosts one engine per process, bound to one data path, so the whole test session shares one
+engine directory; each test gets its own database and tenants, so tests never see each other.
+The server path (clickhouse-connect's HTTP client) runs against tests/support/clickhouse_http.py,
+the ClickHouse HTTP interface served over that same engine.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import uvicorn
+
+from driftline.config import CollectorSettings, load_settings
+from tests.support.clickhouse_http import ClickHouseHTTPServer
+
+if TYPE_CHECKING:
+    from driftline.runtime import Runtime
+
+IN_CI = os.environ.get("CI") == "true"
+
+KEY_A, TENANT_A = "key-tenant-a", "tenant-a"
+KEY_B, TENANT_B = "key-tenant-b", "tenant-b"
+
+
+def require_tool(name: str) -> str:
+    """The path of an external tool; skip without it on a laptop, fail without it in CI."""
+    path = shutil.which(name)
+    if path is None:
+        msg = f"{name} is not installed (scripts/system-deps.sh installs it)"
+        if IN_CI:
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return path
+
+
+@pytest.fixture(scope="session")
+def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("chdb-engine")
+
+
+@pytest.fixture(scope="session")
+def ch_http(chdb_path: Path) -> Iterator[ClickHouseHTTPServer]:
+    server = ClickHouseHTTPServer(data_dir=str(chdb_path), username="driftline", password="s3cret-pw")
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def database() -> str:
+    return "t_" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture(params=["chdb", "http"])
+def store_url(request: pytest.FixtureRequest, chdb_path: Path) -> str:
+    if request.param == "chdb":
+        return f"chdb://{chdb_path}"
+    server: ClickHouseHTTPServer = request.getfixturevalue("ch_http")
+    return server.url
+
+
+def make_settings(data_dir: Path, clickhouse_url: str, database: str, **overrides: Any) -> CollectorSettings:
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "clickhouse_url": clickhouse_url,
+        "database": database,
+        "api_keys": f"{KEY_A}={TENANT_A},{KEY_B}={TENANT_B}",
+        "flush_interval_ms": 50,
+        "grpc_port": 0,
+    }
+    values.update(overrides)
+    return load_settings(CollectorSettings, environ={}, **values)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, chdb_path: Path, database: str) -> CollectorSettings:
+    return make_settings(tmp_path / "data", f"chdb://{chdb_path}", database)
+
+
+@pytest.fixture
+def runtime(settings: CollectorSettings) -> Iterator[Runtime]:
+    from driftline.runtime import Runtime
+
+    rt = Runtime(settings)
+    rt.start()
+    yield rt
+    rt.stop()
+
+
+@dataclass
+class LiveServer:
+    url: str
+    runtime: Runtime
+
+
+def serve(rt: Runtime) -> tuple[uvicorn.Server, threading.Thread, str]:
+    """Run the real app under uvicorn on a loopback port, in a thread."""
+    from driftline.server import create_app
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(rt), log_config=None, access_log=False))
+    t = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    t.start()
+    # Wait on uvicorn's own readiness flag (bounded), not on a fixed time.
+    ready = threading.Event()
+    for _ in range(1000):
+        if server.started or not t.is_alive():
+            break
+        ready.wait(0.01)
+    assert server.started, "uvicorn did not start"
+    return server, t, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def live(runtime: Runtime) -> Iterator[LiveServer]:
+    server, thread, url = serve(runtime)
+    yield LiveServer(url, runtime)
+    server.should_exit = True
+    thread.join(10)
+    for s in server.servers:  # uvicorn serves on our socket; close it once it is done
+        for sock in s.sockets:
+            sock.close()

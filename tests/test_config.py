@@ -1,0 +1,134 @@
+"""Config: bad values and unknown variables stop start-up with a message naming them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from driftline.config import (
+    CollectorSettings,
+    ConfigError,
+    UpSettings,
+    hash_api_key,
+    load_settings,
+    masked_dump,
+)
+
+
+def test_defaults_and_names() -> None:
+    s = load_settings(UpSettings, environ={})
+    assert s.http_port == 4318 and s.grpc_port == 4317
+    assert s.effective_clickhouse_url.startswith("chdb://") and s.embedded
+
+
+def test_env_values_parse() -> None:
+    s = load_settings(
+        CollectorSettings,
+        environ={
+            "DRIFTLINE_HTTP_PORT": "9000",
+            "DRIFTLINE_CLICKHOUSE_URL": "http://u:pw@127.0.0.1:8123",
+            "DRIFTLINE_API_KEYS": "k1=acme, k2=beta",
+            "DRIFTLINE_DATA_DIR": "/tmp/x",
+        },
+    )
+    assert s.http_port == 9000 and not s.embedded and s.data_dir == Path("/tmp/x")
+    assert s.tenants_by_key_hash() == {hash_api_key("k1"): "acme", hash_api_key("k2"): "beta"}
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"DRIFTLINE_HTTP_PORT": "not-a-port"}, "DRIFTLINE_HTTP_PORT"),
+        ({"DRIFTLINE_HTTP_PORT": "70000"}, "DRIFTLINE_HTTP_PORT"),
+        ({"DRIFTLINE_GRPC_PORT": "-1"}, "DRIFTLINE_GRPC_PORT"),
+        ({"DRIFTLINE_CLICKHOUSE_URL": "mysql://x"}, "DRIFTLINE_CLICKHOUSE_URL"),
+        ({"DRIFTLINE_API_KEYS": "no-equals-sign"}, "DRIFTLINE_API_KEYS"),
+        ({"DRIFTLINE_RETENTION_DAYS": "0"}, "DRIFTLINE_RETENTION_DAYS"),
+        ({"DRIFTLINE_LOG_LEVEL": "chatty"}, "DRIFTLINE_LOG_LEVEL"),
+        ({"DRIFTLINE_HTTP_PROT": "4318"}, "DRIFTLINE_HTTP_PROT"),
+    ],
+)
+def test_bad_env_value_names_the_variable(env: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        load_settings(CollectorSettings, environ=env)
+    assert named in str(e.value)
+
+
+def test_bad_key_error_never_echoes_the_secret() -> None:
+    with pytest.raises(ConfigError) as e:
+        load_settings(CollectorSettings, environ={"DRIFTLINE_API_KEYS": "good=acme,supersecretvalue"})
+    assert "supersecretvalue" not in str(e.value)
+    assert "entry 2" in str(e.value)
+
+
+def test_cross_field_rule() -> None:
+    with pytest.raises(ConfigError) as e:
+        load_settings(
+            CollectorSettings,
+            environ={"DRIFTLINE_BATCH_MAX_SPANS": "500", "DRIFTLINE_QUEUE_CAPACITY_SPANS": "100"},
+        )
+    assert "batch_max_spans" in str(e.value)
+
+
+def test_yaml_file(tmp_path: Path) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text("http_port: 5000\napi_keys:\n  k1: acme\n")
+    s = load_settings(CollectorSettings, f, environ={"DRIFTLINE_HTTP_PORT": "6000"})
+    assert s.http_port == 6000  # environment beats the file
+    assert list(s.tenants_by_key_hash().values()) == ["acme"]
+
+    f.write_text("http_port: 5000\nbogus_key: 1\n")
+    with pytest.raises(ConfigError, match="bogus_key"):
+        load_settings(CollectorSettings, f, environ={})
+    f.write_text("grpc_port: [1, 2]\n")
+    with pytest.raises(ConfigError, match="grpc_port"):
+        load_settings(CollectorSettings, f, environ={})
+    f.write_text("{ not yaml")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_settings(CollectorSettings, f, environ={})
+
+
+def test_every_field_has_a_description() -> None:
+    for name, field in UpSettings.model_fields.items():
+        assert field.description, name
+
+
+def test_masked_dump_hides_secrets() -> None:
+    s = load_settings(
+        UpSettings,
+        environ={
+            "DRIFTLINE_API_KEYS": "topsecret=acme",
+            "DRIFTLINE_CLICKHOUSE_URL": "https://u:hunter2@h:8443",
+        },
+    )
+    text = str(masked_dump(s))
+    assert "topsecret" not in text and "hunter2" not in text
+    assert "***(1 keys)" in text and "https://u:***@h:8443" in text
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "driftline.cli", *args], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+
+
+def test_cli_config_show_and_bad_value(tmp_path: Path) -> None:
+    base = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    ok = _cli("config", "show", env={**base, "DRIFTLINE_API_KEYS": "sekrit=acme"})
+    assert ok.returncode == 0, ok.stderr
+    assert "sekrit" not in ok.stdout and '"http_port": 4318' in ok.stdout
+    bad = _cli("config", "show", env={**base, "DRIFTLINE_HTTP_PORT": "x"})
+    assert bad.returncode == 2
+    assert "DRIFTLINE_HTTP_PORT" in bad.stderr and "Traceback" not in bad.stderr
+    unknown = _cli("up", env={**base, "DRIFTLINE_NOPE": "1"})
+    assert unknown.returncode == 2 and "DRIFTLINE_NOPE" in unknown.stderr
+
+
+def test_docs_list_every_setting() -> None:
+    from driftline.config import config_markdown
+
+    doc = (Path(__file__).parent.parent / "docs" / "config.md").read_text()
+    assert doc == config_markdown(), "regenerate: python -m driftline.config > docs/config.md"

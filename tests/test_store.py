@@ -1,0 +1,101 @@
+"""The store against both backends: embedded chDB and a ClickHouse HTTP server (over chDB)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from driftline.collector.batch import rows_to_table
+from driftline.store import Store, StoreConfig
+from tests.support.clickhouse_http import ClickHouseHTTPServer
+
+T0 = (int(time.time()) - 3600) * 1_000_000_000  # inside the retention window
+
+
+def _row(trace: str, span: str, **kw: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "trace_id": trace,
+        "span_id": span,
+        "start_time": T0,
+        "end_time": T0 + 2_000_000,
+        "duration_ms": 2.0,
+        "name": "chat",
+        "service": "svc",
+        "request_model": "gpt-4o",
+        "input_tokens": 10,
+        "output_text": "hello " * 50,
+        "attributes": {"k": "v"},
+    }
+    base.update(kw)
+    return base
+
+
+@pytest.fixture
+def store(store_url: str, database: str) -> Iterator[Store]:
+    s = Store(StoreConfig(store_url, database), retention_days=30)
+    s.migrate()
+    yield s
+    with s.readers.client() as c:
+        c.command(f"DROP DATABASE IF EXISTS {database}")
+    s.close()
+
+
+def test_migrate_is_idempotent(store: Store) -> None:
+    assert store.migrate() == []
+    assert store.schema_versions() == [1]
+    assert store.ping()
+
+
+def test_insert_and_read_back_scoped_by_tenant(store: Store) -> None:
+    trace = "ab" * 16
+    store.insert_arrow(
+        "spans",
+        rows_to_table("acme", [_row(trace, "01" * 8), _row(trace, "02" * 8, parent_span_id="01" * 8)]),
+    )
+    store.insert_arrow("spans", rows_to_table("other", [_row(trace, "03" * 8)]))
+    got = store.get_trace("acme", trace)
+    assert [r["span_id"] for r in got] == ["01" * 8, "02" * 8]
+    assert got[0]["attributes"] == {"k": "v"} and got[0]["input_tokens"] == 10
+    assert got[0]["output_tokens"] is None  # unknown stays NULL, not 0
+    assert got[1]["parent_span_id"] == "01" * 8
+    assert [r["span_id"] for r in store.get_trace("other", trace)] == ["03" * 8]
+    assert store.get_trace("nobody", trace) == []
+
+
+def test_reads_without_tenant_are_refused(store: Store) -> None:
+    with pytest.raises(ValueError, match="tenant"):
+        store.query("SELECT count() FROM {db}.spans", {})
+
+
+def test_duplicate_spans_collapse(store: Store) -> None:
+    trace = "cd" * 16
+    rows = [_row(trace, "0a" * 8)]
+    store.insert_arrow("spans", rows_to_table("acme", rows, ingested_at_ms=1))
+    store.insert_arrow("spans", rows_to_table("acme", rows, ingested_at_ms=2))  # an OTLP client retry
+    assert len(store.get_trace("acme", trace)) == 1
+
+
+def test_retention_follows_config(store: Store, store_url: str, database: str) -> None:
+    again = Store(StoreConfig(store_url, database), retention_days=7)
+    again.migrate()
+    with again.readers.client() as c:
+        ddl = str(
+            c.command(
+                f"SELECT create_table_query FROM system.tables WHERE database='{database}' AND name='spans'"
+            )
+        )
+    again.close()
+    assert "toIntervalDay(7)" in ddl
+
+
+def test_server_path_uses_lz4_both_ways(ch_http: ClickHouseHTTPServer, database: str) -> None:
+    store = Store(StoreConfig(ch_http.url, database))
+    store.migrate()
+    with store.readers.client() as c:
+        assert c.write_compression == "lz4"
+    trace = "ef" * 16
+    store.insert_arrow("spans", rows_to_table("acme", [_row(trace, "0b" * 8, output_text="x" * 100_000)]))
+    assert store.get_trace("acme", trace)[0]["output_text"] == "x" * 100_000
+    store.close()
