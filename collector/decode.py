@@ -64,22 +64,27 @@ def _hex_to_b64(value: Any) -> str:
         return ""
 
 
+def _items(obj: Any, *keys: str) -> list[Any]:
+    """The list under the first key present; anything else (a bad shape) is left to the parser."""
+    for k in keys:
+        v = obj.get(k) if isinstance(obj, dict) else None
+        if v is not None:
+            return v if isinstance(v, list) else []
+    return []
+
+
 def _fix_ids(doc: Any) -> None:
     if not isinstance(doc, dict):
         raise BadRequest("OTLP/JSON body must be an object")
-    for rs in doc.get("resourceSpans") or doc.get("resource_spans") or []:
-        if not isinstance(rs, dict):
-            continue
-        for ss in rs.get("scopeSpans") or rs.get("scope_spans") or []:
-            if not isinstance(ss, dict):
-                continue
-            for span in ss.get("spans") or []:
+    for rs in _items(doc, "resourceSpans", "resource_spans"):
+        for ss in _items(rs, "scopeSpans", "scope_spans"):
+            for span in _items(ss, "spans"):
                 if not isinstance(span, dict):
                     continue
                 for key in ("traceId", "trace_id", "spanId", "span_id", "parentSpanId", "parent_span_id"):
                     if key in span:
                         span[key] = _hex_to_b64(span[key])
-                for link in span.get("links") or []:
+                for link in _items(span, "links"):
                     if isinstance(link, dict):
                         for key in ("traceId", "trace_id", "spanId", "span_id"):
                             if key in link:

@@ -29,7 +29,7 @@ __all__ = ["OtlpGrpcServer"]
 
 log = logging.getLogger(__name__)
 
-ConsumeFn = Callable[[str, ExportTraceServiceRequest, str], ExportResult]
+ConsumeFn = Callable[[str, ExportTraceServiceRequest, str, bytes | None], ExportResult]
 _METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
@@ -79,7 +79,7 @@ class OtlpGrpcServer:
         try:
             md = dict(context.invocation_metadata())
             tenant = self._auth.tenant_for(str(md.get("authorization", "")) or None)
-            result = self._consume(tenant, decode_protobuf(body), "grpc")
+            result = self._consume(tenant, decode_protobuf(body), "grpc", body)
         except Exception as e:  # one mapping for every failure: see errors.status_for
             if not isinstance(e, CollectorError):
                 log.exception("OTLP/gRPC export failed")

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 
-ConsumeFn = Callable[[str, ExportTraceServiceRequest, str], ExportResult]
+ConsumeFn = Callable[[str, ExportTraceServiceRequest, str, bytes | None], ExportResult]
 
 
 def _media_type(request: Request) -> str:
@@ -80,8 +80,9 @@ def otlp_http_router(
 
     def _decode_and_consume(tenant: str, body: bytes, encoding: str, media: str) -> ExportResult:
         raw = decompress(body, encoding, max_request_bytes)
-        req = decode_json(raw) if media == JSON else decode_protobuf(raw)
-        return consume(tenant, req, "http")
+        if media == JSON:
+            return consume(tenant, decode_json(raw), "http", None)
+        return consume(tenant, decode_protobuf(raw), "http", raw)
 
     @router.post("/v1/traces", include_in_schema=True, summary="OTLP/HTTP trace export")
     async def export_traces(request: Request) -> Response:

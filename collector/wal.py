@@ -1,14 +1,16 @@
 """The spool: a write-ahead log of accepted span batches on disk.
 
-Every accepted batch is appended here *before* the receiver answers 200, as an Arrow IPC stream
-of already normalized and redacted rows. The writer inserts batches into ClickHouse in log order
+Every accepted batch is appended here *before* the receiver answers 200: the request body as it
+came (cheap: one write), or, when redaction is on, the normalized and redacted rows as an Arrow IPC
+stream, so that no secret ever reaches the disk. The writer inserts batches into ClickHouse in log order
 and moves a checkpoint forward; whatever lies past the checkpoint is the spool, replayed in order
 when the store comes back or the process restarts. So an accepted span is in ClickHouse or in
 this log, across a store outage, a crash or a SIGKILL (the page cache outlives the process;
 `fsync` on segment roll and on close bounds what a power loss could take).
 
-Record: magic u32 | payload length u32 | crc32 u32 | payload (Arrow IPC stream). A record torn
-by a crash fails its length or CRC check and ends the log there.
+Record: magic u32 | payload length u32 | crc32 u32 | payload. Payload: kind u8, then for kind 1
+(raw OTLP protobuf) tenant length u16 | tenant | body, for kind 2 an Arrow IPC stream. A record
+torn by a crash fails its length or CRC check and ends the log there.
 """
 
 from __future__ import annotations
@@ -40,11 +42,17 @@ class SpoolFull(Exception):
     """The spool holds `max_bytes` not yet written to the store: answer retry-later."""
 
 
+_RAW, _ARROW = 1, 2
+_TENANT_LEN = struct.Struct("<H")
+
+
 @dataclass(frozen=True)
 class LogRecord:
     position: int  # global byte offset of the record
     next_position: int
-    table: pa.Table
+    table: pa.Table | None  # kind 2
+    tenant: str = ""  # kind 1
+    body: bytes = b""  # kind 1: a serialized ExportTraceServiceRequest
 
 
 def encode_table(table: pa.Table) -> bytes:
@@ -56,6 +64,14 @@ def encode_table(table: pa.Table) -> bytes:
 
 def decode_table(payload: bytes) -> pa.Table:
     return pa.ipc.open_stream(pa.py_buffer(payload)).read_all()
+
+
+def _record(pos: int, nxt: int, payload: bytes) -> LogRecord:
+    if payload[0] == _ARROW:
+        return LogRecord(pos, nxt, decode_table(payload[1:]))
+    (n,) = _TENANT_LEN.unpack_from(payload, 1)
+    start = 1 + _TENANT_LEN.size
+    return LogRecord(pos, nxt, None, payload[start : start + n].decode(), payload[start + n :])
 
 
 class SpanLog:
@@ -111,9 +127,16 @@ class SpanLog:
     def pending_bytes(self) -> int:
         return self.head - self.checkpoint
 
-    def append(self, table: pa.Table) -> int:
-        """Append one batch; return its position. Raises SpoolFull past max_bytes."""
-        payload = encode_table(table)
+    def append_table(self, table: pa.Table) -> int:
+        """Append normalized rows; return the record's position. Raises SpoolFull past max_bytes."""
+        return self._append(bytes([_ARROW]) + encode_table(table))
+
+    def append_raw(self, tenant: str, body: bytes) -> int:
+        """Append an OTLP request body as received (decompressed)."""
+        t = tenant.encode()
+        return self._append(bytes([_RAW]) + _TENANT_LEN.pack(len(t)) + t + body)
+
+    def _append(self, payload: bytes) -> int:
         rec = _HEADER.pack(_MAGIC, len(payload), zlib.crc32(payload)) + payload
         with self._lock:
             if self.head - self.checkpoint + len(rec) > self.max_bytes:
@@ -156,7 +179,7 @@ class SpanLog:
                     if magic != _MAGIC or len(payload) != n or zlib.crc32(payload) != crc:
                         raise OSError(f"spool record at {off} is corrupt")
                     nxt = off + _HEADER.size + n
-                    yield LogRecord(off, nxt, decode_table(payload))
+                    yield _record(off, nxt, payload)
                     off = nxt
 
     def oldest_age_s(self) -> float:

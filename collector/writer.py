@@ -27,6 +27,8 @@ __all__ = ["SpanWriter", "WriterOptions"]
 log = logging.getLogger(__name__)
 
 InsertFn = Callable[[pa.Table], None]
+# Turns a raw spooled request (tenant, OTLP protobuf body) back into rows, as the receiver did.
+RebuildFn = Callable[[str, bytes], pa.Table]
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class SpanWriter:
         queue: SpanQueue,
         spool: SpanLog,
         insert: InsertFn,
+        rebuild: RebuildFn,
         metrics: CollectorMetrics,
         options: WriterOptions = WriterOptions(),
         clock: Callable[[], float] = time.monotonic,
@@ -51,6 +54,7 @@ class SpanWriter:
         self._q = queue
         self._log = spool
         self._insert = insert
+        self._rebuild = rebuild
         self._m = metrics
         self._opt = options
         self._clock = clock
@@ -74,7 +78,8 @@ class SpanWriter:
         try:
             if not self._q.wait_empty(timeout_s):
                 return False
-            while self._log.pending_bytes and time.monotonic() < deadline and not self.degraded:
+            # The spool drains only once the store is back; the writer probes it meanwhile.
+            while self._log.pending_bytes and time.monotonic() < deadline:
                 self._q.wake()
                 time.sleep(0.01)
             return self._log.pending_bytes == 0
@@ -194,8 +199,9 @@ class SpanWriter:
         rows = 0
         end = self._log.checkpoint
         for rec in self._log.read_from(self._log.checkpoint, until):
-            pending.append(rec.table)
-            rows += rec.table.num_rows
+            table = rec.table if rec.table is not None else self._rebuild(rec.tenant, rec.body)
+            pending.append(table)
+            rows += table.num_rows
             end = rec.next_position
             if rows >= self._opt.batch_max_spans:
                 if not self._replay_write(pending, rows, end):

@@ -117,12 +117,6 @@ def cmd_up(args: argparse.Namespace) -> int:
         rt.auth.add_key(demo_key, "demo")
         demo = DemoTraffic(base, demo_key)
         demo.start()
-    print(
-        f"Driftline {__version__} up: OTLP/HTTP {base}/v1/traces, API {base}/api/v1, "
-        f"metrics {base}/metrics, OTLP/gRPC {settings.http_host}:{rt.grpc.port if rt.grpc else 'off'}, "
-        f"data {settings.data_dir.resolve()}",
-        file=sys.stderr,
-    )
     server = uvicorn.Server(uvicorn.Config(create_app(rt), log_config=None, access_log=False))
     # uvicorn re-raises SIGINT/SIGTERM after its own shutdown, which would kill the process before
     # the runtime flushes. So the main thread owns the signals and uvicorn runs beside it.
@@ -131,6 +125,14 @@ def cmd_up(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     web = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="driftline-http")
     web.start()
+    while not server.started and web.is_alive():  # the banner means "send now": wait until true
+        stop.wait(0.02)
+    print(
+        f"Driftline {__version__} up: OTLP/HTTP {base}/v1/traces, API {base}/api/v1, "
+        f"metrics {base}/metrics, OTLP/gRPC {settings.http_host}:{rt.grpc.port if rt.grpc else 'off'}, "
+        f"data {settings.data_dir.resolve()}",
+        file=sys.stderr,
+    )
     try:
         while not stop.wait(0.5):
             if not web.is_alive():  # uvicorn failed on its own

@@ -8,6 +8,7 @@ YAML key) stops start-up with a `ConfigError` that names it.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -173,6 +174,32 @@ class CollectorSettings(CommonSettings):
         description="Disk the spool may use while the store is down; beyond it, 503.",
     )
     shutdown_timeout_s: float = Field(30.0, gt=0, description="Longest a clean shutdown waits to flush.")
+    tenant_rate_limit_spans_per_s: float = Field(
+        0.0, ge=0, description="Spans per second one tenant may send (bursts of 2 s allowed); 0 turns it off."
+    )
+    redact: list[str] = Field(
+        default_factory=list,
+        description="Redact before storing: built-in names (email, credit_card, api_key) or name=regex; "
+        "comma separated in the environment.",
+    )
+
+    @field_validator("redact", mode="before")
+    @classmethod
+    def _redact_list(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = v.strip()
+            if v.startswith("["):
+                return json.loads(v)
+            return [p.strip() for p in v.split(",") if p.strip()]
+        return v
+
+    @field_validator("redact")
+    @classmethod
+    def _redact_valid(cls, v: list[str]) -> list[str]:
+        from driftline.collector.redact import parse_patterns
+
+        parse_patterns(v)
+        return v
 
     @model_validator(mode="after")
     def _batch_fits_queue(self) -> CollectorSettings:

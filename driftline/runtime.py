@@ -19,7 +19,9 @@ from driftline.collector.buffer import SpanQueue
 from driftline.collector.consume import ExportResult, TraceConsumer
 from driftline.collector.metrics import CollectorMetrics
 from driftline.collector.normalize import Normalizer
+from driftline.collector.ratelimit import TenantRateLimiter
 from driftline.collector.receiver_grpc import OtlpGrpcServer
+from driftline.collector.redact import Redactor, parse_patterns
 from driftline.collector.wal import SpanLog
 from driftline.collector.writer import SpanWriter, WriterOptions
 from driftline.config import CollectorSettings
@@ -63,10 +65,23 @@ class Runtime:
             self.store.migrate()
             # The spool lives beside the lock, so two processes can never share one.
             self.spool = SpanLog(s.data_dir / "spool", s.spool_max_bytes)
+            self.consumer = TraceConsumer(
+                self.normalizer,
+                self.spool,
+                self.queue,
+                self.metrics,
+                row_filter=Redactor(parse_patterns(s.redact)) if s.redact else None,
+                rate_limiter=(
+                    TenantRateLimiter(s.tenant_rate_limit_spans_per_s)
+                    if s.tenant_rate_limit_spans_per_s
+                    else None
+                ),
+            )
             self.writer = SpanWriter(
                 self.queue,
                 self.spool,
                 self._insert,
+                self.consumer.rebuild,
                 self.metrics,
                 WriterOptions(
                     batch_max_spans=s.batch_max_spans,
@@ -74,7 +89,6 @@ class Runtime:
                     retries=s.write_retries,
                 ),
             )
-            self.consumer = TraceConsumer(self.normalizer, self.spool, self.queue, self.metrics)
             self.writer.start()
             if s.grpc_enabled:
                 self.grpc = OtlpGrpcServer(
@@ -92,10 +106,10 @@ class Runtime:
             "collector started: store %r, spool %d bytes pending", self.store.cfg, self.spool.pending_bytes
         )
 
-    def consume(self, tenant: str, request: Any, protocol: str) -> ExportResult:
+    def consume(self, tenant: str, request: Any, protocol: str, body: bytes | None = None) -> ExportResult:
         if self.consumer is None:
             raise RuntimeError("runtime not started")
-        return self.consumer.consume(tenant, request, protocol)
+        return self.consumer.consume(tenant, request, protocol, body)
 
     def flush(self, timeout_s: float = 30.0) -> bool:
         return self.writer.flush(timeout_s) if self.writer is not None else True

@@ -21,7 +21,12 @@ BANNER = re.compile(r"up: OTLP/HTTP (http://127\.0\.0\.1:\d+)/v1/traces")
 
 def _env(tmp: Path) -> dict[str, str]:
     keep = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
-    return {**keep, "DRIFTLINE_DATA_DIR": str(tmp / "data"), "DRIFTLINE_HTTP_PORT": "0", "DRIFTLINE_GRPC_PORT": "0"}
+    return {
+        **keep,
+        "DRIFTLINE_DATA_DIR": str(tmp / "data"),
+        "DRIFTLINE_HTTP_PORT": "0",
+        "DRIFTLINE_GRPC_PORT": "0",
+    }
 
 
 @contextmanager

@@ -19,13 +19,14 @@ def _table(start: int, n: int) -> pa.Table:
 def _values(log: SpanLog, pos: int | None = None) -> list[int]:
     out: list[int] = []
     for rec in log.read_from(log.checkpoint if pos is None else pos):
+        assert rec.table is not None
         out.extend(rec.table.column("i").to_pylist())
     return out
 
 
 def test_append_read_in_order_and_checkpoint(tmp_path: Path) -> None:
     log = SpanLog(tmp_path, max_bytes=10_000_000)
-    positions = [log.append(_table(i * 10, 10)) for i in range(5)]
+    positions = [log.append_table(_table(i * 10, 10)) for i in range(5)]
     assert positions == sorted(positions)
     assert _values(log) == list(range(50))
     recs = list(log.read_from(log.checkpoint))
@@ -43,30 +44,30 @@ def test_append_read_in_order_and_checkpoint(tmp_path: Path) -> None:
 
 def test_full_spool_refuses_and_frees_on_advance(tmp_path: Path) -> None:
     log = SpanLog(tmp_path / "s", max_bytes=3000)
-    first = log.append(_table(0, 20))
+    first = log.append_table(_table(0, 20))
     with pytest.raises(SpoolFull):
         for i in range(1, 100):
-            log.append(_table(i * 20, 20))
+            log.append_table(_table(i * 20, 20))
     pending_before = log.pending_bytes
     assert pending_before <= 3000
     log.advance(log.head)
     assert log.pending_bytes == 0
-    log.append(_table(5000, 20))  # room again
+    log.append_table(_table(5000, 20))  # room again
     assert first == 0
     log.close()
 
 
 def test_torn_tail_is_cut_and_earlier_records_survive(tmp_path: Path) -> None:
     log = SpanLog(tmp_path, max_bytes=10**9)
-    log.append(_table(0, 5))
-    log.append(_table(5, 5))
+    log.append_table(_table(0, 5))
+    log.append_table(_table(5, 5))
     log.close()
     seg = next(tmp_path.glob("*.wal"))
     data = seg.read_bytes()
     seg.write_bytes(data[:-7])  # a crash in the middle of the last record
     again = SpanLog(tmp_path, max_bytes=10**9)
     assert _values(again) == list(range(5))
-    again.append(_table(100, 2))
+    again.append_table(_table(100, 2))
     assert _values(again) == [0, 1, 2, 3, 4, 100, 101]
     again.close()
 
@@ -77,10 +78,24 @@ def test_old_segments_are_deleted(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(wal, "_SEGMENT_BYTES", 500)  # small segments, same code path
     log = SpanLog(tmp_path, max_bytes=10**9)
     for i in range(20):
-        log.append(_table(i * 10, 10))
+        log.append_table(_table(i * 10, 10))
     segments = len(list(tmp_path.glob("*.wal")))
     assert segments > 3
     log.advance(log.head)
     assert len(list(tmp_path.glob("*.wal"))) == 1
     assert _values(log) == []
+    log.close()
+
+
+def test_raw_and_arrow_records_mix_in_order(tmp_path: Path) -> None:
+    log = SpanLog(tmp_path, max_bytes=10**9)
+    log.append_raw("acme", b"\x0a\x00body")
+    log.append_table(_table(0, 3))
+    log.append_raw("b\u00e9ta", b"")
+    recs = list(log.read_from(0))
+    assert [(r.tenant, r.body) for r in recs if r.table is None] == [
+        ("acme", b"\x0a\x00body"),
+        ("b\u00e9ta", b""),
+    ]
+    assert recs[1].table is not None and recs[1].table.column("i").to_pylist() == [0, 1, 2]
     log.close()

@@ -1,0 +1,141 @@
+"""Ingestion benchmark: `driftline up` (embedded chDB) in its own process, driven from this one.
+
+Sends pre-encoded OTLP/HTTP protobuf requests (100 LLM chat spans each, 300-800 byte message
+contents) over keep-alive connections for a fixed time, then waits until everything accepted is
+in ClickHouse. Prints accepted spans/s, stored spans/s, request latency p50/p99 and the
+collector's peak RSS.
+
+    python bench/ingest_bench.py [--seconds 20] [--connections 4] [--spans 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from driftline.loadgen import llm_request
+
+KEY = "bench-key"
+
+
+def _metric(base: str, name: str) -> float:
+    u = urlsplit(base)
+    c = http.client.HTTPConnection(u.hostname or "127.0.0.1", u.port, timeout=30)
+    c.request("GET", "/metrics")
+    text = c.getresponse().read().decode()
+    c.close()
+    total = 0.0
+    for m in re.finditer(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", text, re.M):
+        total += float(m.group(1))
+    return total
+
+
+def _peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--connections", type=int, default=4)
+    ap.add_argument("--spans", type=int, default=100)
+    ap.add_argument("--distinct", type=int, default=400, help="distinct pre-encoded requests")
+    args = ap.parse_args()
+
+    bodies = [llm_request(args.spans, seed=i).SerializeToString() for i in range(args.distinct)]
+    print(f"payload: {args.spans} spans/request, {statistics.mean(map(len, bodies)) / 1024:.0f} KiB/request")
+
+    data = tempfile.mkdtemp(prefix="driftline-bench-")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
+    env.update(
+        DRIFTLINE_DATA_DIR=data, DRIFTLINE_HTTP_PORT="0", DRIFTLINE_GRPC_PORT="0",
+        DRIFTLINE_API_KEYS=f"{KEY}=bench", DRIFTLINE_LOG_LEVEL="WARNING",
+    )  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "driftline.cli", "up"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stderr is not None
+    base = ""
+    for line in proc.stderr:
+        m = re.search(r"OTLP/HTTP (http://\S+)/v1/traces", line)
+        if m:
+            base = m.group(1)
+            break
+    threading.Thread(target=proc.stderr.read, daemon=True).start()
+    u = urlsplit(base)
+
+    latencies: list[float] = []
+    accepted = 0
+    refused = 0
+    lock = threading.Lock()
+    stop_at = time.monotonic() + args.seconds
+
+    def client(idx: int) -> None:
+        nonlocal accepted, refused
+        conn = http.client.HTTPConnection(u.hostname or "127.0.0.1", u.port, timeout=60)
+        hdr = {"Content-Type": "application/x-protobuf", "Authorization": f"Bearer {KEY}"}
+        i = idx
+        mine: list[float] = []
+        ok = bad = 0
+        while time.monotonic() < stop_at:
+            body = bodies[i % len(bodies)]
+            i += args.connections
+            t0 = time.perf_counter()
+            conn.request("POST", "/v1/traces", body=body, headers=hdr)
+            resp = conn.getresponse()
+            resp.read()
+            mine.append(time.perf_counter() - t0)
+            if resp.status == 200:
+                ok += args.spans
+            else:
+                bad += args.spans
+                time.sleep(float(resp.getheader("Retry-After", "1")) / 10)
+        conn.close()
+        with lock:
+            latencies.extend(mine)
+            accepted += ok
+            refused += bad
+
+    t_start = time.monotonic()
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(args.connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    t_sent = time.monotonic() - t_start
+    while _metric(base, "driftline_collector_written_spans_total") < accepted:
+        time.sleep(0.05)
+    t_stored = time.monotonic() - t_start
+    rss = _peak_rss_mib(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(60)
+
+    latencies.sort()
+
+    def p(q: float) -> float:
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
+
+    print(f"sent for {t_sent:.1f}s over {args.connections} connections; {len(latencies)} requests")
+    print(f"accepted spans/s: {accepted / t_sent:,.0f}  (refused {refused:,})")
+    print(f"stored spans/s:   {accepted / t_stored:,.0f}  (all {accepted:,} stored after {t_stored:.1f}s)")
+    print(f"request latency:  p50 {p(0.5):.1f} ms  p99 {p(0.99):.1f} ms")
+    print(f"collector peak RSS: {rss:.0f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
