@@ -10,7 +10,7 @@ __all__ = ["REFUSE_REASONS", "REJECT_REASONS", "CollectorMetrics"]
 
 # Why a whole request was refused (retryable) and why one span was rejected (permanent).
 REFUSE_REASONS = ("queue_full", "spool_full", "rate_limited", "store_unavailable")
-REJECT_REASONS = ("missing_trace_id", "missing_span_id", "bad_timestamp", "invalid", "redaction_failed")
+REJECT_REASONS = ("missing_trace_id", "missing_span_id", "bad_parent_span_id", "bad_timestamp", "invalid")
 
 
 class CollectorMetrics:

@@ -1,0 +1,197 @@
+"""OpenInference (Arize Phoenix) span attributes.
+
+Spec: https://github.com/Arize-ai/openinference/blob/main/spec/semantic_conventions.md
+Messages, tool calls and documents are flattened into indexed keys
+(llm.input_messages.0.message.role, retrieval.documents.3.document.content, ...); they are read
+back by index with dict lookups until an index is missing, so no key scan or regex is needed.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from driftline.collector.conventions._common import (
+    Attrs,
+    Fields,
+    Message,
+    ToolCall,
+    copy_int,
+    copy_text,
+    finish_reason,
+    first_text,
+    maybe_json,
+    put,
+    to_float,
+)
+from driftline.collector.conventions.messages import tool_call
+from driftline.collector.conventions.providers import normalize_provider
+
+__all__ = ["MARKERS", "OPERATION_BY_KIND", "extract"]
+
+MARKERS: Final = ("openinference.span.kind", "llm.model_name", "llm.input_messages.0.message.role")
+
+# openinference.span.kind -> operation (docs/columns.md).
+OPERATION_BY_KIND: Final[dict[str, str]] = {
+    "LLM": "chat",
+    "EMBEDDING": "embeddings",
+    "TOOL": "execute_tool",
+    "AGENT": "invoke_agent",
+    "RETRIEVER": "retrieval",
+    "RERANKER": "rerank",
+    "CHAIN": "workflow",
+    "GUARDRAIL": "guardrail",
+}
+
+_TOKENS: Final = (
+    ("input_tokens", "llm.token_count.prompt"),
+    ("output_tokens", "llm.token_count.completion"),
+    ("total_tokens", "llm.token_count.total"),
+    ("cache_read_tokens", "llm.token_count.prompt_details.cache_read"),
+    ("cache_read_tokens", "llm.token_count.prompt_details.cache_input"),
+    ("cache_creation_tokens", "llm.token_count.prompt_details.cache_write"),
+    ("reasoning_tokens", "llm.token_count.completion_details.reasoning"),
+)
+_TEXT: Final = (
+    ("request_model", "llm.request.model_name"),
+    ("response_model", "llm.response.model_name"),
+    ("response_model", "llm.model_name"),
+    ("response_model", "embedding.model_name"),
+    ("response_model", "reranker.model_name"),
+    ("session_id", "session.id"),
+    ("user_id", "user.id"),
+    ("agent_name", "agent.name"),
+)
+
+_MAX_ITEMS: Final = 10_000  # an upper bound on indices, never reached by real spans
+
+
+def extract(a: Attrs, f: Fields) -> None:
+    kind = a.get("openinference.span.kind")
+    kind = kind.upper() if isinstance(kind, str) else ""
+    if kind:
+        put(f, "operation", OPERATION_BY_KIND.get(kind, "other"))
+    v = first_text(a, ("llm.provider", "llm.system"))
+    if v:
+        put(f, "provider", normalize_provider(v))
+    copy_text(a, f, _TEXT)
+    if "request_model" not in f:
+        for key in ("llm.invocation_parameters", "embedding.invocation_parameters"):
+            params = maybe_json(a.get(key))
+            if isinstance(params, dict) and isinstance(params.get("model"), str):
+                put(f, "request_model", params["model"])
+                break
+    copy_int(a, f, _TOKENS)
+    if "_span_cost" not in f and ("llm.cost.total" in a or "llm.cost.prompt" in a):
+        total = to_float(a.get("llm.cost.total"))
+        if total is None:
+            costs = (to_float(a.get("llm.cost.prompt")), to_float(a.get("llm.cost.completion")))
+            parts = [c for c in costs if c is not None]
+            total = sum(parts) if parts else None
+        put(f, "_span_cost", total)
+    if "_in" not in f:
+        put(f, "_in", _messages(a, "llm.input_messages.", "user"))
+    if "_in" not in f and kind == "EMBEDDING":
+        put(f, "_in", _embedding_inputs(a))
+    if "_out" not in f:
+        put(f, "_out", _messages(a, "llm.output_messages.", "assistant"))
+    reason = a.get("llm.finish_reason")
+    if isinstance(reason, str) and reason:
+        put(f, "finish_reason", finish_reason(reason))
+    _io(a, f, kind)
+    if "_docs" not in f and kind in ("RETRIEVER", "RERANKER", ""):
+        docs = _documents(a, "retrieval.documents.") or _documents(a, "reranker.output_documents.")
+        put(f, "_docs", docs)
+    if kind == "AGENT":
+        put(f, "agent_name", f.get("name"))
+
+
+def _io(a: Attrs, f: Fields, kind: str) -> None:
+    inp = first_text(a, ("input.value",))
+    out = first_text(a, ("output.value",))
+    if kind == "TOOL":
+        put(f, "tool_name", first_text(a, ("tool.name", "tool_call.function.name")))
+        put(f, "tool_call_id", first_text(a, ("tool_call.id", "tool.id")))
+        put(f, "tool_arguments", first_text(a, ("tool_call.function.arguments",)) or inp)
+        put(f, "tool_result", out)
+    # For LLM / embedding spans a JSON input.value / output.value is the raw provider request /
+    # response, not text a person wrote or read: it stays in `attributes` but is not used as text.
+    raw_call = kind in ("LLM", "EMBEDDING")
+    if not (raw_call and a.get("input.mime_type") == "application/json"):
+        put(f, "_input_raw", inp)
+    if not (raw_call and a.get("output.mime_type") == "application/json"):
+        put(f, "_output_raw", out)
+
+
+def _messages(a: Attrs, prefix: str, default_role: str) -> list[Message] | None:
+    out: list[Message] = []
+    for i in range(_MAX_ITEMS):
+        base = f"{prefix}{i}.message."
+        role = a.get(base + "role")
+        content = a.get(base + "content")
+        calls = _tool_calls(a, base + "tool_calls.")
+        has_parts = f"{base}contents.0.message_content.type" in a
+        if role is None and content is None and not calls and not has_parts:
+            break
+        if content is None:
+            content = _contents(a, base + "contents.")
+        msg: Message = {
+            "role": role if isinstance(role, str) and role else default_role,
+            "content": content if isinstance(content, str) else "",
+        }
+        if calls:
+            msg["tool_calls"] = calls
+        call_id = a.get(base + "tool_call_id")
+        if isinstance(call_id, str) and call_id:
+            msg["tool_call_id"] = call_id
+        out.append(msg)
+    return out or None
+
+
+def _embedding_inputs(a: Attrs) -> list[Message] | None:
+    texts: list[Message] = []
+    for i in range(_MAX_ITEMS):
+        text = a.get(f"embedding.embeddings.{i}.embedding.text")
+        if text is None:
+            break
+        texts.append({"role": "user", "content": text if isinstance(text, str) else ""})
+    return texts or None
+
+
+def _contents(a: Attrs, prefix: str) -> str:
+    texts: list[str] = []
+    for j in range(_MAX_ITEMS):
+        base = f"{prefix}{j}.message_content."
+        kind = a.get(base + "type")
+        if kind is None:
+            break
+        text = a.get(base + "text")
+        if kind == "text" and isinstance(text, str):
+            texts.append(text)
+    return "\n".join(texts)
+
+
+def _tool_calls(a: Attrs, prefix: str) -> list[ToolCall]:
+    calls: list[ToolCall] = []
+    for j in range(_MAX_ITEMS):
+        base = f"{prefix}{j}.tool_call."
+        name = a.get(base + "function.name")
+        if name is None:
+            break
+        calls.append(tool_call(a.get(base + "id") or "", name, a.get(base + "function.arguments") or ""))
+    return calls
+
+
+def _documents(a: Attrs, prefix: str) -> list[dict[str, object]] | None:
+    docs: list[dict[str, object]] = []
+    for i in range(_MAX_ITEMS):
+        base = f"{prefix}{i}.document."
+        content = a.get(base + "content")
+        doc_id = a.get(base + "id")
+        if content is None and doc_id is None:
+            break
+        docs.append({
+            "id": "" if doc_id is None else str(doc_id),
+            "content": content if isinstance(content, str) else "",
+            "score": to_float(a.get(base + "score")),
+        })
+    return docs or None
