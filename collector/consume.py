@@ -8,7 +8,8 @@ go on. A request that does not fit is refused whole with retry-later, before any
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -48,6 +49,7 @@ class TraceConsumer:
         metrics: CollectorMetrics,
         row_filter: RowFilter | None = None,
         rate_limiter: TenantRateLimiter | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._norm = normalizer
         self._spool = spool
@@ -55,6 +57,7 @@ class TraceConsumer:
         self._m = metrics
         self._filter = row_filter
         self._limiter = rate_limiter
+        self._clock = clock  # stamps ingested_at; injectable so tests can make a span arrive "late"
         # Spool order must equal queue order, so the writer's checkpoint stays meaningful.
         self._accept_lock = threading.Lock()
 
@@ -96,7 +99,8 @@ class TraceConsumer:
         """A spooled raw request back into rows (for replay). Rejected spans were counted the
         first time; here they are only left out."""
         req = ExportTraceServiceRequest.FromString(body)
-        return rows_to_table(tenant, [row for row, _ in self._normalize(req) if row is not None])
+        rows = [row for row, _ in self._normalize(req) if row is not None]
+        return rows_to_table(tenant, rows, int(self._clock() * 1000))
 
     def _normalize(self, request: ExportTraceServiceRequest) -> Iterator[tuple[dict[str, Any] | None, str]]:
         for rs in request.resource_spans:
@@ -115,7 +119,7 @@ class TraceConsumer:
     def _keep(
         self, tenant: str, rows: list[dict[str, Any]], request: ExportTraceServiceRequest, body: bytes | None
     ) -> None:
-        table = rows_to_table(tenant, rows)
+        table = rows_to_table(tenant, rows, int(self._clock() * 1000))
         n = len(rows)
         # Raw bytes are the cheap spool record; with redaction on, only redacted rows may be written.
         raw = None

@@ -107,6 +107,25 @@ def cmd_up(args: argparse.Namespace) -> int:
     except DataDirInUse as e:
         sock.close()
         return _fail(str(e), 1)
+    from driftline.scorers.metrics import ScorerMetrics
+    from driftline.scorers.registry import build_jobs
+    from driftline.scorers.scheduler import ScoringService
+
+    scorer_metrics = ScorerMetrics(rt.registry)
+    try:
+        scoring = ScoringService(
+            build_jobs(settings, rt.store, scorer_metrics, rt.normalizer.pricer), scorer_metrics
+        )
+    except ValueError as e:
+        rt.stop()
+        sock.close()
+        return _fail(str(e))
+    from driftline.sli import SLIJob, options_from
+
+    sli = SLIJob(rt.store, options_from(settings))
+    rt.registry.register(sli.collector)
+    scoring.add_periodic("sli", sli.run_once, settings.sli_interval_s)
+    scoring.start()
     port = sock.getsockname()[1]
     base = f"http://{settings.http_host}:{port}"
     demo = None
@@ -143,7 +162,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         web.join(settings.shutdown_timeout_s)
         if demo is not None:
             demo.stop()
-        rt.stop()  # 2. stop gRPC, 3. flush the queue, 4. close the store, release the lock
+        scoring.stop(wait=True)  # 2. let a running scorer finish, start no other
+        rt.stop()  # 3. stop gRPC, 4. flush the queue, 5. close the store, release the lock
         sock.close()
     return 0
 
@@ -172,6 +192,81 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         store.close()
         lock.release()
     return 0
+
+
+def cmd_score_backfill(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from prometheus_client import CollectorRegistry
+
+    from driftline.config import ConfigError, ScorerSettings, load_settings
+    from driftline.scorers.metrics import ScorerMetrics
+    from driftline.scorers.registry import build_jobs
+    from driftline.store import DataDirInUse, DataDirLock, Store, StoreConfig
+
+    try:
+        s = load_settings(ScorerSettings, args.config, **_overrides(args))
+    except ConfigError as e:
+        return _fail(str(e))
+
+    def when(v: str) -> datetime:
+        d = datetime.fromisoformat(v)
+        return d if d.tzinfo else d.replace(tzinfo=UTC)
+
+    try:
+        since, until = when(args.since), when(args.until) if args.until else datetime.now(UTC)
+    except ValueError as e:
+        return _fail(f"--since/--until: {e}")
+    lock = DataDirLock(s.data_dir)
+    if s.embedded:
+        try:
+            lock.acquire()
+        except DataDirInUse as e:
+            return _fail(str(e), 1)
+    store = Store(StoreConfig(s.effective_clickhouse_url, s.database), s.retention_days)
+    try:
+        store.migrate()
+        jobs = {j.job.scorer.name: j.job for j in build_jobs(s, store, ScorerMetrics(CollectorRegistry()))}
+        if args.scorer not in jobs:
+            return _fail(f"unknown scorer {args.scorer!r} (known: {', '.join(sorted(jobs))})")
+        r = jobs[args.scorer].backfill(since, until)
+        print(
+            f"{args.scorer}: {r.scored} spans scored ({r.failed} failed) in {r.tenants} tenants "
+            f"between {since.isoformat()} and {until.isoformat()}"
+        )
+    finally:
+        store.close()
+        lock.release()
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """The offline scorer on both labeled sets; the judge too when DRIFTLINE_JUDGE_BASE_URL is set."""
+    import tempfile
+
+    from driftline.config import ConfigError, ScorerSettings, load_settings
+    from driftline.scorers import evaluate
+    from driftline.scorers.judge_eval import evaluate_judge, print_judge_table
+
+    try:
+        s = load_settings(ScorerSettings, args.config)
+    except ConfigError as e:
+        return _fail(str(e))
+    argv = [*(["--halueval", str(args.halueval)] if args.halueval else []),
+            *(["--summedits", str(args.summedits)] if args.summedits else [])]  # fmt: skip
+    rc = int(evaluate.main(argv) or 0)
+    if s.judge_base_url:
+        root = Path(evaluate.__file__).resolve().parents[1].parent / "shared" / "data"
+        sets = [
+            ("halueval-qa", args.halueval or root / "halueval-qa" / "dev.jsonl"),
+            ("summedits", args.summedits or root / "summedits" / "dev.jsonl"),
+        ]
+        with tempfile.TemporaryDirectory() as tmp:
+            rows = evaluate_judge(s, sets, args.judge_limit, Path(tmp))
+        print_judge_table(rows, s.judge_model)
+    else:
+        print("\n(no LLM judge configured: set DRIFTLINE_JUDGE_BASE_URL to evaluate it too)")
+    return rc
 
 
 def cmd_config_show(args: argparse.Namespace) -> int:
@@ -210,6 +305,26 @@ def _parser() -> argparse.ArgumentParser:
 
     ver = sub.add_parser("version", help="print the version")
     ver.set_defaults(func=lambda a: print(f"driftline {__version__}") or 0)
+
+    score = sub.add_parser("score", help="scorers")
+    score_sub = score.add_subparsers(dest="score_command", required=True)
+    bf = score_sub.add_parser("backfill", help="re-score a window of spans now (replaces earlier scores)")
+    common(bf)
+    bf.add_argument("--scorer", required=True, help="scorer name, e.g. hallucination")
+    bf.add_argument("--since", required=True, help="ISO time: spans that started at or after it")
+    bf.add_argument("--until", help="ISO time (default: now)")
+    bf.set_defaults(func=cmd_score_backfill)
+
+    ev = sub.add_parser("eval", help="evaluate the hallucination scorer on labeled data")
+    ev.add_argument("--config", type=Path, help="YAML file of settings (judge endpoint, model, key)")
+    ev.add_argument(
+        "--halueval", type=Path, help="HaluEval QA JSONL (default: ../shared/data/halueval-qa/dev.jsonl)"
+    )
+    ev.add_argument(
+        "--summedits", type=Path, help="SummEdits JSONL (default: ../shared/data/summedits/dev.jsonl)"
+    )
+    ev.add_argument("--judge-limit", type=int, default=200, help="rows per set sent to the judge (0: all)")
+    ev.set_defaults(func=cmd_eval)
 
     cfg = sub.add_parser("config", help="configuration")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True)

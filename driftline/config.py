@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 __all__ = [
@@ -23,6 +31,8 @@ __all__ = [
     "CollectorSettings",
     "CommonSettings",
     "ConfigError",
+    "ScorerJobConfig",
+    "ScorerSettings",
     "UpSettings",
     "hash_api_key",
     "load_settings",
@@ -208,13 +218,92 @@ class CollectorSettings(CommonSettings):
         return self
 
 
-class UpSettings(CollectorSettings):
+class ScorerJobConfig(BaseModel):
+    """Per-scorer overrides (YAML `scorers: {name: {...}}`, or JSON in DRIFTLINE_SCORERS)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(True, description="Run this scorer.")
+    interval_s: float | None = Field(
+        None, gt=0, description="Seconds between runs; default scorer_interval_s."
+    )
+    sample_rate: float | None = Field(
+        None, ge=0, le=1, description="Share of traces scored; errors always are."
+    )
+    tenants: list[str] = Field(default_factory=list, description="Only these tenants (empty: all).")
+    services: list[str] = Field(default_factory=list, description="Only these services.")
+    models: list[str] = Field(default_factory=list, description="Only these request/response models.")
+    operations: list[str] = Field(default_factory=list, description="Only these operations.")
+    releases: list[str] = Field(default_factory=list, description="Only these releases.")
+    environments: list[str] = Field(default_factory=list, description="Only these environments.")
+    error_only: bool = Field(False, description="Only spans with error status.")
+
+
+class ScorerSettings(CommonSettings):
+    """The scorers: scheduled jobs that sample stored spans and write scores."""
+
+    scorer_interval_s: float = Field(15.0, gt=0, description="Default seconds between a scorer's runs.")
+    scorer_sample_rate: float = Field(1.0, ge=0, le=1, description="Default share of traces scored.")
+    scorer_sweep_s: float = Field(
+        600.0, ge=0, description="Each run re-reads this many seconds behind its watermark for late spans."
+    )
+    scorer_max_spans_per_run: int = Field(5000, ge=1, description="Most spans one scorer run takes.")
+    replica_index: int = Field(
+        0, ge=0, description="This scorer replica's index (0-based); shards by trace id."
+    )
+    replica_count: int = Field(1, ge=1, description="How many scorer replicas share the work.")
+    scorers: dict[str, ScorerJobConfig] = Field(
+        default_factory=dict, description="Per-scorer overrides by scorer name (JSON in the environment)."
+    )
+    latency_slow_ms: float = Field(
+        10_000.0, gt=0, description="An LLM call slower than this is labeled slow."
+    )
+    judge_base_url: str = Field(
+        "", description="OpenAI-compatible endpoint of the LLM judge; empty: no judge."
+    )
+    judge_model: str = Field("gpt-4o-mini", description="Model the judge asks.")
+    judge_api_key: SecretStr = Field(SecretStr(""), description="API key for the judge endpoint.")
+    judge_budget_tokens_per_hour: int = Field(200_000, ge=0, description="Judge tokens per tenant per hour.")
+    judge_budget_usd_per_hour: float = Field(1.0, ge=0, description="Judge spend per tenant per hour (USD).")
+
+    sli_interval_s: float = Field(15.0, gt=0, description="Seconds between SLI and drift computations.")
+    sli_top_models: int = Field(
+        10, ge=1, description="Models per service that keep their name in SLI labels."
+    )
+    sli_top_releases: int = Field(
+        5, ge=1, description="Releases per service that keep their name in SLI labels."
+    )
+    drift_current_window_s: float = Field(300.0, gt=0, description="Drift: length of the current window.")
+    drift_baseline_window_s: float = Field(
+        86_400.0, gt=0, description="Drift: the baseline window before it."
+    )
+    drift_alpha: float = Field(1e-5, gt=0, lt=1, description="Drift: one-sided significance level.")
+    drift_min_current: int = Field(150, ge=1, description="Drift: fewest samples in the current window.")
+    drift_min_baseline: int = Field(1000, ge=1, description="Drift: fewest samples in the baseline window.")
+    drift_min_effect_rate: float = Field(0.2, ge=0, description="Drift: smallest rate change (Cohen's h).")
+    drift_min_effect_distribution: float = Field(
+        0.1, ge=0, description="Drift: smallest distribution shift (KS D+) for latency and cost."
+    )
+
+    @field_validator("scorers", mode="before")
+    @classmethod
+    def _scorers_json(cls, v: Any) -> Any:
+        return json.loads(v) if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _replica(self) -> ScorerSettings:
+        if self.replica_index >= self.replica_count:
+            raise ValueError("replica_index must be below replica_count")
+        return self
+
+
+class UpSettings(CollectorSettings, ScorerSettings):
     """`driftline up`: every component in one process on the embedded store."""
 
     demo: bool = Field(False, description="Generate demo LLM traffic into the 'demo' tenant.")
 
 
-_ALL_CLASSES: list[type[CommonSettings]] = [CommonSettings, CollectorSettings, UpSettings]
+_ALL_CLASSES: list[type[CommonSettings]] = [CommonSettings, CollectorSettings, ScorerSettings, UpSettings]
 
 
 def _known_fields() -> set[str]:
@@ -275,6 +364,9 @@ def load_settings(
             where = f"{field!r} in {config_file}"
         else:
             where = field or "configuration"
+        inner = ".".join(str(x) for x in err["loc"][1:])
+        if inner:
+            where += f" ({inner})"
         raise ConfigError(f"invalid {where}: {err['msg']}") from None
 
 

@@ -39,6 +39,7 @@ class Runtime:
         settings: CollectorSettings,
         registry: CollectorRegistry | None = None,
         insert: Callable[[Any], None] | None = None,
+        ingest_clock: Callable[[], float] = time.time,
     ) -> None:
         s = settings
         self.settings = s
@@ -55,6 +56,7 @@ class Runtime:
         self.writer: SpanWriter | None = None
         self.consumer: TraceConsumer | None = None
         self.grpc: OtlpGrpcServer | None = None
+        self.ingest_clock = ingest_clock
         self._insert = insert or (lambda table: self.store.insert_arrow("spans", table))
         self.started = False
 
@@ -76,6 +78,7 @@ class Runtime:
                     if s.tenant_rate_limit_spans_per_s
                     else None
                 ),
+                clock=lambda: self.ingest_clock(),  # noqa: PLW0108 - late-bound: tests swap the clock
             )
             self.writer = SpanWriter(
                 self.queue,

@@ -134,3 +134,12 @@ def live(runtime: Runtime) -> Iterator[LiveServer]:
     for s in server.servers:  # uvicorn serves on our socket; close it once it is done
         for sock in s.sockets:
             sock.close()
+
+
+def require_data(path: Path) -> None:
+    """Labeled data under ../shared/data: skip without it on a laptop, fail without it in CI."""
+    if not path.exists():
+        msg = f"{path} is missing"
+        if IN_CI:
+            pytest.fail(msg)
+        pytest.skip(msg)

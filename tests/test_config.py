@@ -132,3 +132,13 @@ def test_docs_list_every_setting() -> None:
 
     doc = (Path(__file__).parent.parent / "docs" / "config.md").read_text()
     assert doc == config_markdown(), "regenerate: python -m driftline.config > docs/config.md"
+
+
+def test_nested_scorer_config_error_names_the_key() -> None:
+    from driftline.config import ScorerSettings
+
+    with pytest.raises(ConfigError) as e:
+        load_settings(ScorerSettings, environ={"DRIFTLINE_SCORERS": '{"hallucination": {"sample_rat": 0.2}}'})
+    assert "DRIFTLINE_SCORERS" in str(e.value) and "hallucination.sample_rat" in str(e.value)
+    with pytest.raises(ConfigError, match="replica_index"):
+        load_settings(ScorerSettings, environ={"DRIFTLINE_REPLICA_INDEX": "2", "DRIFTLINE_REPLICA_COUNT": "2"})

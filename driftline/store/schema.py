@@ -89,8 +89,22 @@ ENGINE = ReplacingMergeTree(updated_at)
 ORDER BY (tenant, queue, trace_id, span_id)
 """
 
+_SCORER_STATE = """
+CREATE TABLE IF NOT EXISTS {db}.scorer_state (
+    tenant LowCardinality(String),
+    scorer LowCardinality(String),
+    scorer_version LowCardinality(String),
+    shard LowCardinality(String),  -- "index/count" of the replica that owns this watermark
+    watermark DateTime64(3, 'UTC'),  -- spans ingested before it are scored (or not sampled)
+    updated_at DateTime64(3, 'UTC')
+)
+ENGINE = ReplacingMergeTree(updated_at)
+ORDER BY (tenant, scorer, scorer_version, shard)
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "spans, scores, review_items", (_SPANS, _SCORES, _REVIEW_ITEMS)),
+    Migration(2, "scorer_state", (_SCORER_STATE,)),
 )
 
 # Tables whose TTL follows `retention_days`: (table, TTL expression column).

@@ -1,0 +1,213 @@
+"""LLM-judge hallucination scorer on any OpenAI-compatible chat completions endpoint.
+
+Cheap first: where the offline groundedness score is confident, the judge is not called. Every call
+is metered against a per-tenant hourly budget in tokens and USD; once spent, the judge stops (and
+says so in a metric and once in the log) until the next hour. A reply that is not the JSON verdict
+asked for becomes an `error` score, never a crash. The judge's own token use is recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import httpx
+
+from driftline.pricing import Pricer
+from driftline.scorers.base import LLM_OPERATIONS, Score, SpanRow, TraceContext
+from driftline.scorers.hallucination import OfflineHallucinationScorer, grounding_context
+from driftline.scorers.metrics import ScorerMetrics
+
+__all__ = ["DEFAULT_PROMPT", "HallucinationJudgeScorer", "HourlyBudget", "JudgeConfig"]
+
+log = logging.getLogger(__name__)
+
+_MAX_REPLY_TOKENS = 200  # the verdict is one short JSON object
+
+DEFAULT_PROMPT = """You check whether an AI assistant's answer is supported by the context it was given.
+Say "hallucinated" if the answer states anything the context does not support (a wrong entity,
+number, date, negation or an added fact); say "grounded" if every claim is supported.
+
+Context:
+<<<
+{context}
+>>>
+
+Question:
+<<<
+{question}
+>>>
+
+Answer:
+<<<
+{answer}
+>>>
+
+Reply with JSON only: {{"verdict": "grounded" | "hallucinated", "confidence": 0.0-1.0, "reason": "<one sentence>"}}"""
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    base_url: str
+    model: str
+    api_key: str = ""
+    provider: str = "openai"  # for the price lookup of the judge's own tokens
+    prompt: str = DEFAULT_PROMPT
+    budget_tokens_per_hour: int = 200_000
+    budget_usd_per_hour: float = 1.0
+    timeout_s: float = 30.0
+    max_context_chars: int = 24_000
+    prefilter: bool = True  # skip the judge where the offline score is confident
+
+
+class HourlyBudget:
+    """Tokens and USD per tenant per clock hour."""
+
+    def __init__(self, tokens: int, usd: float, clock: Callable[[], datetime]) -> None:
+        self.tokens, self.usd, self._clock = tokens, usd, clock
+        self._used: dict[str, tuple[str, int, float]] = {}  # tenant -> (hour, tokens, usd)
+        self._lock = threading.Lock()
+
+    def _hour(self) -> str:
+        return self._clock().strftime("%Y-%m-%dT%H")
+
+    def remaining(self, tenant: str) -> tuple[int, float]:
+        with self._lock:
+            hour, tok, usd = self._used.get(tenant, (self._hour(), 0, 0.0))
+            if hour != self._hour():
+                tok, usd = 0, 0.0
+            return self.tokens - tok, self.usd - usd
+
+    def allows(self, tenant: str, tokens: int, usd: float) -> bool:
+        """Whether a call estimated at `tokens` / `usd` still fits: the budget is never overrun."""
+        tok, left = self.remaining(tenant)
+        return tok >= tokens and left >= usd
+
+    def spend(self, tenant: str, tokens: int, usd: float) -> None:
+        with self._lock:
+            now = self._hour()
+            hour, tok, spent = self._used.get(tenant, (now, 0, 0.0))
+            if hour != now:
+                tok, spent = 0, 0.0
+            self._used[tenant] = (now, tok + tokens, spent + usd)
+
+
+class HallucinationJudgeScorer:
+    name: ClassVar[str] = "hallucination_judge"
+    version: ClassVar[str] = "1"
+    needs_trace: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        config: JudgeConfig,
+        metrics: ScorerMetrics,
+        offline: OfflineHallucinationScorer | None = None,
+        pricer: Pricer | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        http: httpx.Client | None = None,
+    ) -> None:
+        self.cfg = config
+        self.m = metrics
+        self.offline = offline
+        self.pricer = pricer or Pricer()
+        self.budget = HourlyBudget(config.budget_tokens_per_hour, config.budget_usd_per_hour, clock)
+        self._http = http or httpx.Client(timeout=config.timeout_s)
+        self._told: set[tuple[str, str]] = set()  # (tenant, hour) already logged as exhausted
+        self._clock = clock
+
+    def applies(self, span: SpanRow) -> bool:
+        return span.get("operation") in LLM_OPERATIONS and bool(span.get("output_text"))
+
+    def score(self, span: SpanRow, trace: TraceContext) -> Score | None:
+        tenant = str(span.get("tenant", ""))
+        context = grounding_context(span, trace)[: self.cfg.max_context_chars]
+        if not context:
+            return Score(
+                0.5, "no_context", "no retrieved documents, tool results or system prompt in the trace"
+            )
+        if self.offline is not None and self.cfg.prefilter:
+            pre = self.offline.score(span, trace)
+            if pre is not None and pre.details.get("confident"):
+                self.m.judge_calls.labels("skipped_confident").inc()
+                return Score(pre.value, pre.label, f"offline score confident; judge not called. {pre.explanation}",
+                             {"source": "offline"})  # fmt: skip
+        prompt = self.cfg.prompt.format(
+            context=context, question=str(span.get("input_text") or ""), answer=str(span["output_text"])
+        )
+        # ~4 characters a token, plus room for the short JSON verdict: a cautious estimate.
+        est_tokens = len(prompt) // 4 + _MAX_REPLY_TOKENS
+        est_usd, _ = self.pricer.price(self.cfg.provider, self.cfg.model, len(prompt) // 4, _MAX_REPLY_TOKENS)
+        if not self.budget.allows(tenant, est_tokens, est_usd or 0.0):
+            self.m.judge_calls.labels("over_budget").inc()
+            self.m.judge_exhausted.labels(tenant).set(1)
+            key = (tenant, self._clock().strftime("%Y-%m-%dT%H"))
+            if key not in self._told:
+                self._told.add(key)
+                log.warning("judge budget for tenant %s is spent for this hour; judge paused until the next hour",
+                            tenant)  # fmt: skip
+            return None
+        self.m.judge_exhausted.labels(tenant).set(0)
+        reply = self._call(prompt)
+        self._account(tenant, reply)
+        return self._verdict(reply)
+
+    def _call(self, prompt: str) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {self.cfg.api_key}"} if self.cfg.api_key else {}
+        try:
+            r = self._http.post(
+                self.cfg.base_url.rstrip("/") + "/chat/completions",
+                json={
+                    "model": self.cfg.model,
+                    "temperature": 0,
+                    "max_tokens": _MAX_REPLY_TOKENS,
+                    "messages": [{"role": "user", "content": prompt}],
+                },
+                headers=headers,
+            )
+            r.raise_for_status()
+            body: dict[str, Any] = r.json()
+        except (httpx.HTTPError, ValueError):
+            # Transient or endpoint failure: raise so the span stays unscored and is retried.
+            self.m.judge_calls.labels("error").inc()
+            raise
+        return body
+
+    def _account(self, tenant: str, reply: dict[str, Any]) -> None:
+        usage = reply.get("usage") or {}
+        tin = int(usage.get("prompt_tokens") or 0)
+        tout = int(usage.get("completion_tokens") or 0)
+        usd, _ = self.pricer.price(self.cfg.provider, self.cfg.model, tin, tout)
+        self.budget.spend(tenant, tin + tout, usd or 0.0)
+        self.m.judge_tokens.labels(tenant, "input").inc(tin)
+        self.m.judge_tokens.labels(tenant, "output").inc(tout)
+        if usd:
+            self.m.judge_spend.labels(tenant).inc(usd)
+
+    def _verdict(self, reply: dict[str, Any]) -> Score:
+        try:
+            content = reply["choices"][0]["message"]["content"]
+            text = str(content).strip()
+            if text.startswith("```"):  # models like to fence JSON
+                text = text.strip("`").removeprefix("json").strip()
+            doc = json.loads(text)
+            verdict = doc["verdict"]
+            if verdict not in ("grounded", "hallucinated"):
+                raise ValueError(f"verdict {verdict!r}")
+            conf = float(doc.get("confidence", 1.0))
+            if not 0.0 <= conf <= 1.0:
+                raise ValueError(f"confidence {conf}")
+        except (KeyError, IndexError, TypeError, ValueError) as e:
+            self.m.judge_calls.labels("malformed").inc()
+            return Score(math.nan, "error", f"malformed judge reply: {type(e).__name__}: {str(e)[:160]}",
+                         {"source": "judge"})  # fmt: skip
+        self.m.judge_calls.labels("ok").inc()
+        value = conf if verdict == "hallucinated" else 1.0 - conf
+        return Score(
+            value, verdict, str(doc.get("reason", ""))[:500], {"source": "judge", "model": self.cfg.model}
+        )

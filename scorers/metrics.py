@@ -1,0 +1,50 @@
+"""The scorers' metrics; the registry is passed in, labels come from small fixed sets."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["ScorerMetrics"]
+
+
+class ScorerMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        p = "driftline_scorer_"
+        self.runs = Counter(
+            p + "runs_total", "Scorer job runs by outcome.", ["scorer", "outcome"], registry=registry
+        )
+        self.duration = Histogram(
+            p + "run_duration_seconds", "Duration of one scorer job run.", ["scorer"],
+            buckets=(0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120), registry=registry,
+        )  # fmt: skip
+        self.scored = Counter(p + "scored_spans_total", "Spans scored.", ["scorer"], registry=registry)
+        self.failed = Counter(
+            p + "failed_spans_total", "Spans a scorer raised on.", ["scorer"], registry=registry
+        )
+        self.lag = Gauge(
+            p + "lag_seconds",
+            "How far behind ingestion the scorer's watermark is.",
+            ["scorer"],
+            registry=registry,
+        )
+        self.last_success = Gauge(
+            p + "last_success_timestamp_seconds",
+            "When the scorer last ran cleanly.",
+            ["scorer"],
+            registry=registry,
+        )
+        j = "driftline_judge_"
+        self.judge_calls = Counter(
+            j + "calls_total", "LLM judge calls by outcome (ok, error, malformed, skipped_confident, over_budget).",
+            ["outcome"], registry=registry,
+        )  # fmt: skip
+        self.judge_tokens = Counter(
+            j + "tokens_total", "Tokens the judge used.", ["tenant", "direction"], registry=registry
+        )
+        self.judge_spend = Counter(
+            j + "spend_usd_total", "USD the judge spent.", ["tenant"], registry=registry
+        )
+        self.judge_exhausted = Gauge(
+            j + "budget_exhausted", "1 while the tenant's hourly judge budget is used up.", ["tenant"],
+            registry=registry,
+        )  # fmt: skip

@@ -1,0 +1,101 @@
+"""Every scorer Driftline runs, built from settings into scheduled jobs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from driftline.config import ScorerJobConfig, ScorerSettings
+from driftline.pricing import Pricer
+from driftline.scorers.base import Scorer
+from driftline.scorers.cost import CostScorer, TraceCostScorer
+from driftline.scorers.hallucination import OfflineHallucinationScorer
+from driftline.scorers.judge import HallucinationJudgeScorer, JudgeConfig
+from driftline.scorers.latency import CriticalPathScorer, LatencyScorer
+from driftline.scorers.metrics import ScorerMetrics
+from driftline.scorers.pii import PIIScorer
+from driftline.scorers.refusal import RefusalScorer
+from driftline.scorers.runner import JobOptions, ScorerJob
+from driftline.scorers.scheduler import ScheduledJob
+from driftline.scorers.tool_failure import ToolFailureScorer
+from driftline.store import Store
+
+__all__ = ["build_jobs", "build_scorers"]
+
+
+def build_scorers(
+    settings: ScorerSettings, metrics: ScorerMetrics, pricer: Pricer | None = None
+) -> list[Scorer]:
+    offline = OfflineHallucinationScorer()
+    out: list[Scorer] = [
+        offline,
+        CostScorer(),
+        TraceCostScorer(),
+        LatencyScorer(),
+        CriticalPathScorer(),
+        ToolFailureScorer(),
+        RefusalScorer(),
+        PIIScorer(),
+    ]
+    if settings.judge_base_url:
+        out.append(
+            HallucinationJudgeScorer(
+                JudgeConfig(
+                    base_url=settings.judge_base_url,
+                    model=settings.judge_model,
+                    api_key=settings.judge_api_key.get_secret_value(),
+                    budget_tokens_per_hour=settings.judge_budget_tokens_per_hour,
+                    budget_usd_per_hour=settings.judge_budget_usd_per_hour,
+                ),
+                metrics,
+                offline=offline,
+                pricer=pricer,
+            )
+        )
+    return out
+
+
+def _options(settings: ScorerSettings, cfg: ScorerJobConfig) -> JobOptions:
+    filters = {
+        k: v
+        for k, v in {
+            "service": cfg.services,
+            "operation": cfg.operations,
+            "release": cfg.releases,
+            "environment": cfg.environments,
+        }.items()
+        if v
+    }
+    return JobOptions(
+        sample_rate=settings.scorer_sample_rate if cfg.sample_rate is None else cfg.sample_rate,
+        shard_index=settings.replica_index,
+        shard_count=settings.replica_count,
+        sweep=timedelta(seconds=settings.scorer_sweep_s),
+        max_spans_per_run=settings.scorer_max_spans_per_run,
+        tenants=tuple(cfg.tenants),
+        filters=filters,
+        models=tuple(cfg.models),
+        error_only=cfg.error_only,
+    )
+
+
+def build_jobs(
+    settings: ScorerSettings,
+    store: Store,
+    metrics: ScorerMetrics,
+    pricer: Pricer | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> list[ScheduledJob]:
+    scorers = build_scorers(settings, metrics, pricer)
+    known = {s.name for s in scorers}
+    unknown = sorted(set(settings.scorers) - known - {"hallucination_judge"})
+    if unknown:
+        raise ValueError(f"scorers: unknown scorer {unknown[0]!r} (known: {', '.join(sorted(known))})")
+    jobs: list[ScheduledJob] = []
+    for s in scorers:
+        cfg = settings.scorers.get(s.name, ScorerJobConfig())
+        if not cfg.enabled:
+            continue
+        job = ScorerJob(s, store, _options(settings, cfg), clock=clock)
+        jobs.append(ScheduledJob(job, cfg.interval_s or settings.scorer_interval_s))
+    return jobs

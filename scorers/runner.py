@@ -1,0 +1,273 @@
+"""One scorer's job: pick what to score, score it, write the scores, move the watermark.
+
+- Sampling is by a hash of the trace id computed in ClickHouse, so every replica and every re-run
+  picks the same traces; spans with error status are always eligible.
+- Sharding is by another hash of the trace id: replica i of n scores the traces with hash % n == i,
+  and a trace never splits across replicas.
+- A watermark on `ingested_at` per (tenant, scorer, version, shard) says how far scoring got; each
+  run also re-reads a sweep window behind it, so spans that reach the store late (a slow flush, a
+  spool replay) are still scored. Spans that already have a score for this scorer version are
+  skipped in the query itself, so a re-run, a restart or an overlap never scores twice, and if two
+  writes of the same key ever happen, ReplacingMergeTree keeps one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pyarrow as pa
+
+from driftline.scorers.base import Score, Scorer, SpanRow, TraceContext
+from driftline.store import Store
+from driftline.store.store import SPAN_READ_COLUMNS
+
+__all__ = ["SCORE_SCHEMA", "JobOptions", "RunResult", "ScorerJob"]
+
+log = logging.getLogger(__name__)
+
+SCORE_SCHEMA = pa.schema(
+    [
+        ("tenant", pa.string()), ("trace_id", pa.string()), ("span_id", pa.string()),
+        ("scorer", pa.string()), ("scorer_version", pa.string()), ("value", pa.float64()),
+        ("label", pa.string()), ("explanation", pa.string()), ("service", pa.string()),
+        ("operation", pa.string()), ("model", pa.string()), ("release", pa.string()),
+        ("environment", pa.string()), ("span_start_time", pa.timestamp("ns", tz="UTC")),
+        ("scored_at", pa.timestamp("ms", tz="UTC")), ("details", pa.string()),
+    ]
+)  # fmt: skip
+
+_TRACE_COLUMNS = [
+    "trace_id", "span_id", "parent_span_id", "name", "operation", "start_time", "end_time", "duration_ms",
+    "status_code", "status_message", "error_type", "tool_name", "tool_call_id", "tool_arguments", "tool_result",
+    "tool_error", "tool_calls", "retrieved_documents", "events", "cost_usd", "cost_source", "input_tokens",
+    "output_tokens", "request_model", "response_model", "provider", "system_prompt",
+]  # fmt: skip
+_FILTERS = ("service", "operation", "release", "environment")
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    sample_rate: float = 1.0  # share of traces scored (errors always are)
+    shard_index: int = 0
+    shard_count: int = 1
+    sweep: timedelta = timedelta(minutes=10)  # how far behind the watermark each run looks again
+    settle: timedelta = timedelta(seconds=1)  # ignore spans ingested in the last moment
+    max_spans_per_run: int = 5000
+    tenants: Sequence[str] = ()  # empty: all
+    filters: Mapping[str, Sequence[str]] = field(default_factory=dict)  # column -> allowed values
+    models: Sequence[str] = ()  # request or response model
+    error_only: bool = False
+
+    @property
+    def shard(self) -> str:
+        return f"{self.shard_index}/{self.shard_count}"
+
+
+@dataclass
+class RunResult:
+    candidates: int = 0
+    scored: int = 0
+    failed: int = 0
+    lag_s: float = 0.0
+    tenants: int = 0
+
+
+class ScorerJob:
+    def __init__(
+        self,
+        scorer: Scorer,
+        store: Store,
+        options: JobOptions = JobOptions(),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.scorer = scorer
+        self.store = store
+        self.opt = options
+        self.clock = clock
+        self.last = RunResult()
+
+    # -- the run ------------------------------------------------------------------------
+    def run_once(self) -> RunResult:
+        now = self.clock()
+        until = now - self.opt.settle
+        result = RunResult()
+        oldest_wm = until
+        for tenant in self._tenants(until):
+            result.tenants += 1
+            wm = self._watermark(tenant)
+            since = (wm - self.opt.sweep) if wm is not None else datetime(1970, 1, 1, tzinfo=UTC)
+            rows = self._candidates(tenant, since, until)
+            result.candidates += len(rows)
+            new_wm = until
+            if len(rows) >= self.opt.max_spans_per_run:  # more than one run's worth: resume after these
+                new_wm = rows[-1]["ingested_at"]
+            scored, failed = self._score_and_write(tenant, rows)
+            result.scored += scored
+            result.failed += failed
+            self._set_watermark(tenant, new_wm)
+            oldest_wm = min(oldest_wm, new_wm)
+        result.lag_s = max(0.0, (now - oldest_wm).total_seconds())
+        self.last = result
+        return result
+
+    def backfill(self, since: datetime, until: datetime) -> RunResult:
+        """Re-score spans that *started* in [since, until), whatever their scores: replaces."""
+        result = RunResult()
+        for tenant in self._tenants(None):
+            result.tenants += 1
+            rows = self._candidates(tenant, since, until, by_start=True, skip_scored=False)
+            result.candidates += len(rows)
+            s, f = self._score_and_write(tenant, rows)
+            result.scored += s
+            result.failed += f
+        return result
+
+    # -- queries --------------------------------------------------------------------------
+    def _tenants(self, until: datetime | None) -> list[str]:
+        if self.opt.tenants:
+            return list(self.opt.tenants)
+        with self.store.readers.client() as c:
+            res = c.query(f"SELECT DISTINCT tenant FROM {self.store.cfg.database}.spans")
+            return sorted(str(r[0]) for r in res.result_rows)
+
+    def _watermark(self, tenant: str) -> datetime | None:
+        rows = self.store.query(
+            "SELECT max(watermark) AS wm, count() AS n FROM {db}.scorer_state FINAL WHERE tenant = {tenant:String} "
+            "AND scorer = {scorer:String} AND scorer_version = {version:String} AND shard = {shard:String}",
+            {
+                "tenant": tenant,
+                "scorer": self.scorer.name,
+                "version": self.scorer.version,
+                "shard": self.opt.shard,
+            },
+        )
+        if not rows or not rows[0]["n"]:
+            return None
+        wm = rows[0]["wm"]
+        return wm if wm.tzinfo else wm.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+
+    def _set_watermark(self, tenant: str, wm: datetime) -> None:
+        table = pa.table(
+            {
+                "tenant": [tenant],
+                "scorer": [self.scorer.name],
+                "scorer_version": [self.scorer.version],
+                "shard": [self.opt.shard],
+                "watermark": pa.array([wm], pa.timestamp("ms", tz="UTC")),
+                "updated_at": pa.array([self.clock()], pa.timestamp("ms", tz="UTC")),
+            }
+        )
+        self.store.insert_arrow("scorer_state", table)
+
+    def _candidates(
+        self, tenant: str, since: datetime, until: datetime, by_start: bool = False, skip_scored: bool = True
+    ) -> list[dict[str, Any]]:
+        o = self.opt
+        time_col = "start_time" if by_start else "ingested_at"
+        params: dict[str, Any] = {
+            "tenant": tenant,
+            "since": since,
+            "until": until,
+            "shards": o.shard_count,
+            "shard": o.shard_index,
+            "ppm": round(o.sample_rate * 1_000_000),
+            "scorer": self.scorer.name,
+            "version": self.scorer.version,
+            "limit": o.max_spans_per_run,
+        }
+        where = [
+            "tenant = {tenant:String}",
+            f"{time_col} > {{since:DateTime64(3)}}",
+            f"{time_col} <= {{until:DateTime64(3)}}",
+            "cityHash64(trace_id) % {shards:UInt32} = {shard:UInt32}",
+            "(status_code = 'error' OR cityHash64(trace_id, 'driftline-sample') % 1000000 < {ppm:UInt32})",
+        ]
+        if o.error_only:
+            where.append("status_code = 'error'")
+        for col, values in o.filters.items():
+            if col not in _FILTERS:
+                raise ValueError(f"cannot filter scorers on {col!r}")
+            params[f"f_{col}"] = list(values)
+            where.append(f"{col} IN {{f_{col}:Array(String)}}")
+        if o.models:
+            params["models"] = list(o.models)
+            where.append(
+                "(request_model IN {models:Array(String)} OR response_model IN {models:Array(String)})"
+            )
+        if skip_scored:
+            where.append(
+                "(trace_id, span_id) NOT IN (SELECT trace_id, span_id FROM {db}.scores WHERE "
+                "tenant = {tenant:String} AND scorer = {scorer:String} AND scorer_version = {version:String} "
+                f"AND trace_id IN (SELECT trace_id FROM {{db}}.spans WHERE tenant = {{tenant:String}} "
+                f"AND {time_col} > {{since:DateTime64(3)}}))"
+            )
+        cols = ", ".join(f"`{c}`" for c in [*SPAN_READ_COLUMNS, "tenant"] if c != "ingested_at")
+        sql = (
+            f"SELECT {cols}, ingested_at FROM {{db}}.spans FINAL WHERE {' AND '.join(where)} "
+            f"ORDER BY {time_col}, trace_id, span_id LIMIT {{limit:UInt32}}"
+        )
+        return self.store.query(sql, params)
+
+    def _traces(self, tenant: str, trace_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        if not trace_ids:
+            return {}
+        cols = ", ".join(f"`{c}`" for c in _TRACE_COLUMNS)
+        rows = self.store.query(
+            f"SELECT {cols} FROM {{db}}.spans FINAL WHERE tenant = {{tenant:String}} "
+            "AND trace_id IN {ids:Array(String)} ORDER BY start_time, span_id",
+            {"tenant": tenant, "ids": trace_ids},
+        )
+        out: dict[str, list[dict[str, Any]]] = {}
+        for r in rows:
+            out.setdefault(r["trace_id"], []).append(r)
+        return out
+
+    # -- scoring --------------------------------------------------------------------------
+    def _score_and_write(self, tenant: str, rows: list[dict[str, Any]]) -> tuple[int, int]:
+        todo = [r for r in rows if self.scorer.applies(r)]
+        if not todo:
+            return 0, 0
+        traces = (
+            self._traces(tenant, sorted({r["trace_id"] for r in todo})) if self.scorer.needs_trace else {}
+        )
+        out: list[tuple[SpanRow, Score]] = []
+        failed = 0
+        for r in todo:
+            try:
+                s = self.scorer.score(r, TraceContext(traces.get(r["trace_id"], ())))
+            except Exception:  # one bad span never stops the run; it is logged by id and retried next run
+                failed += 1
+                log.exception("scorer %s failed on %s/%s", self.scorer.name, r["trace_id"], r["span_id"])
+                continue
+            if s is not None:
+                out.append((r, s))
+        if out:
+            self.store.insert_arrow("scores", self._table(tenant, out))
+        return len(out), failed
+
+    def _table(self, tenant: str, scored: list[tuple[SpanRow, Score]]) -> pa.Table:
+        now_ms = int(self.clock().timestamp() * 1000)
+        cols: dict[str, list[Any]] = {f.name: [] for f in SCORE_SCHEMA}
+        for r, s in scored:
+            cols["tenant"].append(tenant)
+            cols["trace_id"].append(r["trace_id"])
+            cols["span_id"].append(r["span_id"])
+            cols["scorer"].append(self.scorer.name)
+            cols["scorer_version"].append(self.scorer.version)
+            cols["value"].append(float(s.value))
+            cols["label"].append(s.label)
+            cols["explanation"].append(s.explanation[:2000])
+            cols["service"].append(r.get("service") or "")
+            cols["operation"].append(r.get("operation") or "")
+            cols["model"].append(r.get("response_model") or r.get("request_model") or "")
+            cols["release"].append(r.get("release") or "")
+            cols["environment"].append(r.get("environment") or "")
+            cols["span_start_time"].append(r["start_time"])
+            cols["scored_at"].append(now_ms)
+            cols["details"].append(json.dumps(dict(s.details), default=str) if s.details else "")
+        return pa.table(cols, schema=SCORE_SCHEMA)

@@ -1,0 +1,175 @@
+"""The LLM judge against a FAKE OpenAI-compatible server (it stands in for the provider, nothing
+else): verdicts, the hourly budget, malformed replies, the offline pre-filter."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from driftline.scorers.base import Score, SpanRow, TraceContext
+from driftline.scorers.hallucination import OfflineHallucinationScorer
+from driftline.scorers.judge import HallucinationJudgeScorer, JudgeConfig
+from driftline.scorers.metrics import ScorerMetrics
+from driftline.scorers.runner import JobOptions, ScorerJob
+from tests.conftest import KEY_A, TENANT_A, LiveServer
+from tests.otlp_helpers import http_exporter, provider_for, send_rag_trace
+
+
+class FakeJudge:
+    """A fake chat-completions endpoint that replies with scripted message contents."""
+
+    def __init__(self) -> None:
+        self.replies: list[str] = []
+        self.requests: list[dict[str, Any]] = []
+        fake = self
+
+        class H(BaseHTTPRequestHandler):
+            def log_message(self, *a: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                fake.requests.append({"body": body, "auth": self.headers.get("Authorization")})
+                content = fake.replies.pop(0) if fake.replies else '{"verdict": "grounded", "confidence": 0.9}'
+                out = json.dumps({
+                    "id": "x", "object": "chat.completion", "model": body["model"],
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                                 "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 400, "completion_tokens": 20, "total_tokens": 420},
+                }).encode()  # fmt: skip
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def judge_server() -> Iterator[FakeJudge]:
+    f = FakeJudge()
+    yield f
+    f.close()
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 27, 10, 5, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def _ingest(live: LiveServer, n: int) -> list[dict[str, str]]:
+    tp = provider_for(http_exporter(live.url, KEY_A))
+    ids = [
+        send_rag_trace(
+            tp,
+            "Canberra is the capital city of Australia.",
+            "What is the capital of Australia?",
+            f"The capital is Canberra ({i}).",
+        )
+        for i in range(n)
+    ]
+    tp.shutdown()
+    assert live.runtime.flush(20)
+    return ids
+
+
+def _judge(server: FakeJudge, metrics: ScorerMetrics, clock: _Clock, **cfg: Any) -> HallucinationJudgeScorer:
+    config = JudgeConfig(base_url=server.url, model="gpt-4o-mini", api_key="judge-secret", prefilter=False, **cfg)
+    return HallucinationJudgeScorer(config, metrics, offline=None, clock=clock)
+
+
+def _metric(metrics_registry: CollectorRegistry, name: str, **labels: str) -> float:
+    v = metrics_registry.get_sample_value(name, labels)
+    return float(v or 0.0)
+
+
+def test_verdicts_tokens_and_malformed_reply(live: LiveServer, judge_server: FakeJudge) -> None:
+    reg = CollectorRegistry()
+    m = ScorerMetrics(reg)
+    clock = _Clock()
+    _ingest(live, 3)
+    judge_server.replies = [
+        '{"verdict": "hallucinated", "confidence": 0.8, "reason": "number not in context"}',
+        '```json\n{"verdict": "grounded", "confidence": 0.9, "reason": "all supported"}\n```',
+        "I think it is fine!",  # not the JSON asked for
+    ]
+    job = ScorerJob(_judge(judge_server, m, clock), live.runtime.store, JobOptions(settle=timedelta(0)))
+    r = job.run_once()
+    assert r.scored == 3 and r.failed == 0
+    rows = live.runtime.store.query(
+        "SELECT label, value, explanation FROM {db}.scores WHERE tenant = {tenant:String} "
+        "AND scorer = 'hallucination_judge' ORDER BY span_start_time",
+        {"tenant": TENANT_A},
+    )
+    assert [x["label"] for x in rows] == ["hallucinated", "grounded", "error"]
+    assert rows[0]["value"] == pytest.approx(0.8) and rows[1]["value"] == pytest.approx(0.1)
+    assert "malformed judge reply" in rows[2]["explanation"]
+    assert judge_server.requests[0]["auth"] == "Bearer judge-secret"
+    assert "Canberra is the capital city of Australia." in judge_server.requests[0]["body"]["messages"][0]["content"]
+    assert _metric(reg, "driftline_judge_tokens_total", tenant=TENANT_A, direction="input") == 1200
+    assert _metric(reg, "driftline_judge_calls_total", outcome="malformed") == 1
+    assert _metric(reg, "driftline_judge_spend_usd_total", tenant=TENANT_A) > 0
+
+
+def test_budget_exhaustion_stops_calls_and_says_so(
+    live: LiveServer, judge_server: FakeJudge, caplog: pytest.LogCaptureFixture
+) -> None:
+    reg = CollectorRegistry()
+    m = ScorerMetrics(reg)
+    clock = _Clock()
+    _ingest(live, 5)
+    # each call is estimated at under 500 tokens and costs 420 (the fake's usage): 2 fit in 1000
+    judge = _judge(judge_server, m, clock, budget_tokens_per_hour=1000)
+    job = ScorerJob(judge, live.runtime.store, JobOptions(settle=timedelta(0)))
+    with caplog.at_level(logging.WARNING):
+        r = job.run_once()
+    assert len(judge_server.requests) == 2 and r.scored == 2
+    assert _metric(reg, "driftline_judge_tokens_total", tenant=TENANT_A, direction="input") == 800  # never over
+    assert _metric(reg, "driftline_judge_budget_exhausted", tenant=TENANT_A) == 1
+    assert _metric(reg, "driftline_judge_calls_total", outcome="over_budget") == 3
+    assert any("budget" in rec.getMessage() and TENANT_A in rec.getMessage() for rec in caplog.records)
+    assert "judge-secret" not in caplog.text
+    # the next hour the judge resumes with a fresh budget (a backfill of the window re-runs it)
+    clock.now += timedelta(hours=1)
+    r2 = job.backfill(datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC) + timedelta(minutes=1))
+    assert r2.scored == 2 and len(judge_server.requests) == 4
+
+
+def test_confident_offline_score_skips_the_judge(live: LiveServer, judge_server: FakeJudge) -> None:
+    reg = CollectorRegistry()
+    m = ScorerMetrics(reg)
+    offline = OfflineHallucinationScorer()
+    # find an answer the real offline scorer is confident about
+    span: SpanRow = {
+        "operation": "chat", "output_text": "The capital is Sydney, founded in 1788 by Arthur Phillip, population 5 million.",
+        "input_text": "What is the capital of Australia?", "span_id": "s", "start_time": 1,
+    }  # fmt: skip
+    trace = TraceContext([{"span_id": "r", "start_time": 0, "retrieved_documents":
+                           json.dumps([{"content": "Canberra is the capital city of Australia."}])}])  # fmt: skip
+    pre = offline.score(span, trace)
+    assert isinstance(pre, Score) and pre.details.get("confident"), pre
+    config = JudgeConfig(base_url=judge_server.url, model="gpt-4o-mini")
+    judge = HallucinationJudgeScorer(config, m, offline=offline, clock=_Clock())
+    out = judge.score({**span, "tenant": TENANT_A}, trace)
+    assert out is not None and out.label == "hallucinated"
+    assert judge_server.requests == [] and out.details["source"] == "offline"
+    assert _metric(reg, "driftline_judge_calls_total", outcome="skipped_confident") == 1
