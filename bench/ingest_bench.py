@@ -41,6 +41,16 @@ def _metric(base: str, name: str) -> float:
     return total
 
 
+def _metric_max(base: str, name: str) -> float:
+    u = urlsplit(base)
+    c = http.client.HTTPConnection(u.hostname or "127.0.0.1", u.port, timeout=30)
+    c.request("GET", "/metrics")
+    text = c.getresponse().read().decode()
+    c.close()
+    vals = [float(m.group(1)) for m in re.finditer(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", text, re.M)]
+    return max(vals, default=0.0)
+
+
 def _peak_rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -54,6 +64,10 @@ def main() -> int:
     ap.add_argument("--connections", type=int, default=4)
     ap.add_argument("--spans", type=int, default=100)
     ap.add_argument("--distinct", type=int, default=400, help="distinct pre-encoded requests")
+    ap.add_argument(
+        "--scorers", type=float, default=None, metavar="SAMPLE_RATE",
+        help="also run the scorers at this sample rate and report their lag (default: scorers off)",
+    )
     args = ap.parse_args()
 
     bodies = [llm_request(args.spans, seed=i).SerializeToString() for i in range(args.distinct)]
@@ -65,6 +79,10 @@ def main() -> int:
         DRIFTLINE_DATA_DIR=data, DRIFTLINE_HTTP_PORT="0", DRIFTLINE_GRPC_PORT="0",
         DRIFTLINE_API_KEYS=f"{KEY}=bench", DRIFTLINE_LOG_LEVEL="WARNING",
     )  # fmt: skip
+    if args.scorers is None:
+        env["DRIFTLINE_SCORERS_ENABLED"] = "false"
+    else:
+        env.update(DRIFTLINE_SCORER_SAMPLE_RATE=str(args.scorers), DRIFTLINE_SCORER_INTERVAL_S="5")
     proc = subprocess.Popen(
         [sys.executable, "-m", "driftline.cli", "up"], env=env, stderr=subprocess.PIPE, text=True
     )
@@ -121,6 +139,10 @@ def main() -> int:
         time.sleep(0.05)
     t_stored = time.monotonic() - t_start
     rss = _peak_rss_mib(proc.pid)
+    if args.scorers is not None:
+        lag = _metric_max(base, "driftline_scorer_lag_seconds")
+        scored = _metric(base, "driftline_scorer_scored_spans_total")
+        print(f"scorers at sample rate {args.scorers}: {scored:,.0f} scores written, max lag at the end {lag:.1f}s")
     proc.send_signal(signal.SIGTERM)
     proc.wait(60)
 

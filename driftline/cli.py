@@ -125,7 +125,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     sli = SLIJob(rt.store, options_from(settings))
     rt.registry.register(sli.collector)
     scoring.add_periodic("sli", sli.run_once, settings.sli_interval_s)
-    scoring.start()
+    if settings.scorers_enabled:
+        scoring.start()
     port = sock.getsockname()[1]
     base = f"http://{settings.http_host}:{port}"
     demo = None

@@ -242,6 +242,7 @@ class ScorerJobConfig(BaseModel):
 class ScorerSettings(CommonSettings):
     """The scorers: scheduled jobs that sample stored spans and write scores."""
 
+    scorers_enabled: bool = Field(True, description="Run the scorers and the SLI job in this process.")
     scorer_interval_s: float = Field(15.0, gt=0, description="Default seconds between a scorer's runs.")
     scorer_sample_rate: float = Field(1.0, ge=0, le=1, description="Default share of traces scored.")
     scorer_sweep_s: float = Field(

@@ -45,7 +45,7 @@ _TRACE_COLUMNS = [
     "trace_id", "span_id", "parent_span_id", "name", "operation", "start_time", "end_time", "duration_ms",
     "status_code", "status_message", "error_type", "tool_name", "tool_call_id", "tool_arguments", "tool_result",
     "tool_error", "tool_calls", "retrieved_documents", "events", "cost_usd", "cost_source", "input_tokens",
-    "output_tokens", "request_model", "response_model", "provider", "system_prompt",
+    "output_tokens", "request_model", "response_model", "provider", "system_prompt", "attributes",
 ]  # fmt: skip
 _FILTERS = ("service", "operation", "release", "environment")
 

@@ -12,14 +12,12 @@ normalized. Instrumentors covered:
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import openai
 import pytest
 from genai_prices import Usage, calc_price
-from pydantic.warnings import PydanticDeprecatedSince20
 
 from driftline.collector.normalize import Normalizer
 from driftline.pricing import Pricer
@@ -37,7 +35,8 @@ from tests.support.fake_openai import (
     fake_openai,
     response_model_for,
 )
-from tests.support.otel_capture import Capture, Instrumentor, capture, instrumented, iter_spans
+from tests.support.instrumentors import INSTRUMENTORS
+from tests.support.otel_capture import Capture, capture, instrumented, iter_spans
 
 MODEL = "gpt-4o-mini"
 MESSAGES: list[Any] = [
@@ -56,35 +55,12 @@ TOOLS: list[Any] = [
 ]
 
 
-def _v2() -> Instrumentor:
-    from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
-
-    return OpenAIInstrumentor()  # type: ignore[no-untyped-call]
-
-
-def _openinference() -> Instrumentor:
-    from openinference.instrumentation.openai import OpenAIInstrumentor
-
-    return OpenAIInstrumentor()
-
-
-def _traceloop() -> Instrumentor:
-    with warnings.catch_warnings():
-        # Third-party: its pydantic models still use class-based Config (a deprecation warning
-        # at import time, and pytest runs with warnings as errors).
-        warnings.filterwarnings("ignore", category=PydanticDeprecatedSince20)
-        import opentelemetry.instrumentation.openai.v1  # noqa: F401 - imported lazily by instrument()
-        from opentelemetry.instrumentation.openai import OpenAIInstrumentor
-
-    return OpenAIInstrumentor()
-
-
 # What each library reports (checked against the library, see the module docstring):
 # cache/reasoning: whether it records cached / reasoning token details; kind: OTel span kind.
 LIBS: dict[str, dict[str, Any]] = {
-    "openai-v2": {"make": _v2, "cache": False, "reasoning": False, "kind": "client"},
-    "openinference": {"make": _openinference, "cache": True, "reasoning": True, "kind": "internal"},
-    "traceloop": {"make": _traceloop, "cache": True, "reasoning": True, "kind": "client"},
+    "openai-v2": {"make": INSTRUMENTORS["openai-v2"], "cache": False, "reasoning": False, "kind": "client"},
+    "openinference": {"make": INSTRUMENTORS["openinference"], "cache": True, "reasoning": True, "kind": "internal"},
+    "traceloop": {"make": INSTRUMENTORS["traceloop"], "cache": True, "reasoning": True, "kind": "client"},
 }
 
 
@@ -230,20 +206,16 @@ def test_embeddings(lib: tuple[str, Capture], fake: FakeOpenAI) -> None:
     assert row["response_model"] == "text-embedding-3-small"
     assert row["input_tokens"] == EMBEDDING_TOKENS
     assert row["total_tokens"] == EMBEDDING_TOKENS
-    expected = calc_price(
-        Usage(input_tokens=EMBEDDING_TOKENS), "text-embedding-3-small", provider_id="openai"
-    )
+    expected = calc_price(Usage(input_tokens=EMBEDDING_TOKENS), "text-embedding-3-small", provider_id="openai")
     assert row["cost_usd"] == float(expected.total_price)
     if name != "openai-v2":  # v2 records no embedding input content
         assert row["input_text"] == "hello\nworld"
 
 
-def test_no_content_capture_still_gives_usage_and_cost(
-    fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_no_content_capture_still_gives_usage_and_cost(fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
     """openai-v2 without OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: no content, same numbers."""
     monkeypatch.delenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", raising=False)
-    with capture() as cap, instrumented(_v2(), cap):
+    with capture() as cap, instrumented(INSTRUMENTORS["openai-v2"](), cap):
         _client(fake).chat.completions.create(model=MODEL, messages=MESSAGES)
     row = _only(_rows(cap), lambda r: r["operation"] == "chat")
     assert "input_text" not in row and "input_messages" not in row
@@ -255,7 +227,7 @@ def test_override_price_wins_over_table(fake: FakeOpenAI, monkeypatch: pytest.Mo
     from driftline.pricing import ModelPrice
 
     monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "span_only")
-    with capture() as cap, instrumented(_openinference(), cap):
+    with capture() as cap, instrumented(INSTRUMENTORS["openinference"](), cap):
         _client(fake).chat.completions.create(model=MODEL, messages=MESSAGES)
     pricer = Pricer(overrides={response_model_for(MODEL): ModelPrice(input_mtok=1.0, output_mtok=2.0)})
     row = _only(_rows(cap, pricer), lambda r: r["operation"] == "chat")
