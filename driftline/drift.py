@@ -16,9 +16,11 @@ Methods
   priors, that the current rate exceeds the baseline rate, computed exactly (Evan Miller's closed
   form). Against a large baseline its complement is the exact binomial tail, so it stays honest
   for rare events (error rate 0.5%, 100 spans), where the normal approximation behind the
-  two-proportion z-test (`ztest`, also offered) under-states the tail and alarms too often. The
-  effect size is Cohen's h = 2 asin sqrt(p1) - 2 asin sqrt(p0); its floor 0.2 ("small") means a
-  doubling around 5% (5% -> 10.2%), 1% -> 4%, 20% -> 28.5%, 40% -> 50%.
+  two-proportion z-test (`ztest`, also offered) under-states the tail and alarms too often
+  (simulated at alpha 1e-4 without the floor: 3.5x the nominal rate at a 5% rate, 20x at 0.5%;
+  the bayes form 1.2x and 2.6x). The effect size is Cohen's h = 2 asin sqrt(p1) - 2 asin sqrt(p0);
+  its floor 0.2 ("small") means a doubling around 5% (5% -> 10.2%), 1% -> 4%, 20% -> 28.5%,
+  40% -> 50%.
 - Distributions: `ks_drift` (default), the one-sided two-sample Kolmogorov-Smirnov test with
   Hodges' small-sample correction to the asymptotic tail (the formula scipy uses for its
   one-sided 'asymp' mode); effect = D+, the largest share of requests that got slower. And
@@ -30,24 +32,30 @@ Why no scipy: it is a 40 MB dependency for erfc, lgamma and two tail formulas th
 library already provides. tests/test_drift.py pins our numbers to reference values computed with
 scipy 1.17.1 (binomial, beta, ks_2samp, chi2).
 
-Why these defaults (alpha 1e-4, 100 current and 500 baseline samples, the floors above)
-- The test runs at every SLI recomputation (every 15-30 s) for every SLI and label set: a
-  hundred series and 12 independent 5-minute windows an hour. alpha = 0.01 would page several
-  times a day on pure noise; 1e-4 with the effect floor and the rules' `for: 1m` makes a false
-  page from binomial noise a rarity (tests: 200 stable runs, zero or one alarm; a simulated day
-  of sliding windows, no page). Real traffic varies more than binomially from hour to hour: that
-  is what the effect floor is for.
-- 100 current samples: at 1 scored request/s a 5-minute window holds 300, so the minimum is met
-  within 2 minutes of a release starting; and at the minimum a 5% -> 25% jump is detected with
-  >= 99% power against a 500-sample baseline (test (b)).
-- Detection delay: with a sliding 5-minute window at 1 scored request/s, a step from 5% to 25%
-  is detected in about a minute (test: <= 90 s in 95% of runs), which leaves the rest of the
-  5-minute page budget (alerts/README.md) to scraping, evaluation, `for:` and group_wait.
-- Which baseline: the SLI job should compare a release against the same tenant, service, model
-  and environment over the previous day excluding the current window (across releases), so a
-  bad release is measured against what came before it and not against its own first minutes.
-- KS on very large windows detects tiny shifts: D+ >= 0.1 (a tenth of requests got slower) is
-  the floor, and samples can be capped (a reservoir sample per window) without losing power.
+Why these defaults (alpha 1e-5; 150 current and 1,000 baseline samples; the floors above)
+- The test runs at every SLI recomputation (every 15-30 s) for every SLI and label set: a hundred
+  series, each with 288 independent 5-minute windows a day. alpha = 0.01 would page every few
+  minutes somewhere on pure noise. Simulated: 80 series-days of a sliding 5-minute window tested
+  every 15 s at 0.55 scored requests/s (windows near the minimum, where the effect floor does not
+  yet bind), a page being a detection held for the rules' `for: 45s`: alpha 1e-3 paged 40 times,
+  1e-4 once, 1e-5 never. Above ~1 request/s the effect floor is what binds, and real traffic,
+  which varies more than binomially from hour to hour, is held back by the floor too.
+- 150 current samples: reached in a 5-minute window from 0.5 scored requests/s. At exactly the
+  minimum (against 1,000 baseline samples) a 5% -> 25% jump is detected with >= 99% power
+  (test (b): 99.7%). Lower traffic needs a longer current window, the SLI job's choice.
+- Detection delay with a sliding 5-minute window, step 5% -> 25%: p95 150 s at 1 scored
+  request/s, 105 s at 10/s (the floor binds: a quarter of the window must be post-change). That
+  fits the 5-minute page budget of alerts/README.md with scraping, evaluation, `for:` and
+  group_wait; tests/test_drift.py measures it.
+- Distributions: +50% latency (lognormal, sigma 0.5) is detected every time at the minimum
+  samples; a very spread latency (sigma 1) needs ~300 current / 5,000 baseline for 95%.
+- Which baseline: the SLI job should compare against the same tenant, service, model and
+  environment over the previous day, excluding the current window and across releases, so a bad
+  release is measured against what came before it, not against its own first minutes.
+- KS on very large windows finds tiny shifts significant: hence the floor D+ >= 0.1 (a tenth of
+  requests got slower); samples may be capped (a reservoir per window) without losing power.
+- p-values below ~1e-13 are at floating-point resolution (the bayes form is 1 - a sum near 1);
+  nothing here compares them at that level.
 """
 
 from __future__ import annotations
@@ -64,6 +72,7 @@ __all__ = [
     "RATE_POLICY",
     "DriftPolicy",
     "DriftResult",
+    "RateMethod",
     "beta_binomial_prob_worse",
     "cohens_h",
     "ks_drift",
@@ -99,9 +108,9 @@ class DriftPolicy:
             raise ValueError(f"min_effect must be >= 0, got {self.min_effect}")
 
 
-RATE_POLICY = DriftPolicy(alpha=1e-4, min_current=100, min_baseline=500, min_effect=0.2)
-DISTRIBUTION_POLICY = DriftPolicy(alpha=1e-4, min_current=100, min_baseline=500, min_effect=0.1)
-PSI_POLICY = DriftPolicy(alpha=1e-4, min_current=100, min_baseline=500, min_effect=0.25)
+RATE_POLICY = DriftPolicy(alpha=1e-5, min_current=150, min_baseline=1000, min_effect=0.2)
+DISTRIBUTION_POLICY = DriftPolicy(alpha=1e-5, min_current=150, min_baseline=1000, min_effect=0.1)
+PSI_POLICY = DriftPolicy(alpha=1e-5, min_current=150, min_baseline=1000, min_effect=0.25)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,9 +179,7 @@ def cohens_h(p_current: float, p_baseline: float) -> float:
     return 2.0 * math.asin(math.sqrt(p_current)) - 2.0 * math.asin(math.sqrt(p_baseline))
 
 
-def two_proportion_ztest(
-    k_current: int, n_current: int, k_baseline: int, n_baseline: int
-) -> tuple[float, float]:
+def two_proportion_ztest(k_current: int, n_current: int, k_baseline: int, n_baseline: int) -> tuple[float, float]:
     """Pooled two-proportion z statistic and its one-sided p-value (current rate greater)."""
     p_c, p_b = k_current / n_current, k_baseline / n_baseline
     pooled = (k_current + k_baseline) / (n_current + n_baseline)
@@ -183,26 +190,25 @@ def two_proportion_ztest(
     return z, 0.5 * math.erfc(z / math.sqrt(2.0))
 
 
-def _lbeta(a: float, b: float) -> float:
-    return math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
-
-
 def beta_binomial_prob_worse(k_current: int, n_current: int, k_baseline: int, n_baseline: int) -> float:
     """P(current rate > baseline rate) with Beta(1, 1) priors, exactly.
 
     Evan Miller's closed form (https://www.evanmiller.org/bayesian-ab-testing.html) for
     X_c ~ Beta(a_c, b_c), X_b ~ Beta(a_b, b_b) with integer a_c:
-        P(X_c > X_b) = sum_{i < a_c} B(a_b + i, b_b + b_c) / ((b_c + i) B(1 + i, b_c) B(a_b, b_b))
-    The sum runs over the current window's successes only (small), in log space, with fsum.
+        P(X_c > X_b) = sum_{i < a_c} t_i,  t_i = B(a_b + i, b_b + b_c) / ((b_c + i) B(1 + i, b_c) B(a_b, b_b))
+    With integer b_c too, t_0 = prod_{j < b_c} (b_b + j) / (a_b + b_b + j) and
+    t_{i+1} / t_i = (a_b + i)(b_c + i) / ((a_b + b_b + b_c + i)(1 + i)): products of ratios
+    instead of lgamma differences, whose rounding at a baseline of millions of spans would
+    swamp a p-value near alpha. Work is O(n_current), independent of the baseline size.
     """
     a_c, b_c = k_current + 1, n_current - k_current + 1
     a_b, b_b = k_baseline + 1, n_baseline - k_baseline + 1
-    const = _lbeta(a_b, b_b)
-    terms = (
-        math.exp(_lbeta(a_b + i, b_b + b_c) - math.log(b_c + i) - _lbeta(1 + i, b_c) - const)
-        for i in range(a_c)
-    )
-    return min(1.0, max(0.0, math.fsum(terms)))
+    log_t = math.fsum(math.log1p(-a_b / (a_b + b_b + j)) for j in range(b_c))  # log, to never underflow
+    log_terms = [log_t]
+    for i in range(a_c - 1):
+        log_t += math.log((a_b + i) * (b_c + i) / ((a_b + b_b + b_c + i) * (1.0 + i)))
+        log_terms.append(log_t)
+    return min(1.0, max(0.0, math.fsum(math.exp(x) for x in log_terms)))
 
 
 def rate_drift(
@@ -270,6 +276,10 @@ def ks_one_sided(current: Iterable[float], baseline: Iterable[float]) -> tuple[f
     c, b = _sorted_finite(current, "current"), _sorted_finite(baseline, "baseline")
     if not c or not b:
         raise ValueError("both samples must be non-empty")
+    return _ks_sorted(c, b)
+
+
+def _ks_sorted(c: list[float], b: list[float]) -> tuple[float, float]:
     d = _ks_plus(c, b)
     m, n = (float(len(c)), float(len(b))) if len(c) >= len(b) else (float(len(b)), float(len(c)))
     z = math.sqrt(m * n / (m + n)) * d
@@ -286,7 +296,7 @@ def ks_drift(
         nan = math.nan
         med_c, med_b = (_median(c) if c else nan), (_median(b) if b else nan)
         return _decide("ks", nan, nan, nan, med_c, med_b, len(c), len(b), False, policy)
-    d, p = ks_one_sided(c, b)
+    d, p = _ks_sorted(c, b)
     return _decide("ks", d, p, d, _median(c), _median(b), len(c), len(b), d > 0.0, policy)
 
 
@@ -312,6 +322,10 @@ def psi(current: Iterable[float], baseline: Iterable[float], bins: int = 10) -> 
     c, b = _sorted_finite(current, "current"), _sorted_finite(baseline, "baseline")
     if not c or not b:
         raise ValueError("both samples must be non-empty")
+    return _psi_sorted(c, b, bins)
+
+
+def _psi_sorted(c: list[float], b: list[float], bins: int) -> tuple[float, int]:
     if bins < 2:
         raise ValueError("bins must be at least 2")
     edges = sorted({b[min(len(b) - 1, (len(b) * i) // bins)] for i in range(1, bins)})
@@ -338,7 +352,7 @@ def psi_drift(
         nan = math.nan
         med_c, med_b = (_median(c) if c else nan), (_median(b) if b else nan)
         return _decide("psi", nan, nan, nan, med_c, med_b, len(c), len(b), False, policy)
-    index, used = psi(c, b, bins)
+    index, used = _psi_sorted(c, b, bins)
     p = _chi2_sf(index / (1.0 / len(c) + 1.0 / len(b)), used - 1)
     med_c, med_b = _median(c), _median(b)
     # PSI is symmetric: the direction comes from the medians, so faster responses never page.
