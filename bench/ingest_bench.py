@@ -64,6 +64,8 @@ def main() -> int:
     ap.add_argument("--connections", type=int, default=4)
     ap.add_argument("--spans", type=int, default=100)
     ap.add_argument("--distinct", type=int, default=400, help="distinct pre-encoded requests")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="a DRIFTLINE_NAME=VALUE setting for the collector (repeatable)")
     ap.add_argument(
         "--scorers", type=float, default=None, metavar="SAMPLE_RATE",
         help="also run the scorers at this sample rate and report their lag (default: scorers off)",
@@ -79,6 +81,9 @@ def main() -> int:
         DRIFTLINE_DATA_DIR=data, DRIFTLINE_HTTP_PORT="0", DRIFTLINE_GRPC_PORT="0",
         DRIFTLINE_API_KEYS=f"{KEY}=bench", DRIFTLINE_LOG_LEVEL="WARNING",
     )  # fmt: skip
+    for kv in args.set:
+        name, _, value = kv.partition("=")
+        env[f"DRIFTLINE_{name.upper()}"] = value
     if args.scorers is None:
         env["DRIFTLINE_SCORERS_ENABLED"] = "false"
     else:
@@ -89,10 +94,16 @@ def main() -> int:
     assert proc.stderr is not None
     base = ""
     for line in proc.stderr:
+        if not line.startswith("{"):
+            sys.stderr.write(line)
         m = re.search(r"OTLP/HTTP (http://\S+)/v1/traces", line)
         if m:
             base = m.group(1)
             break
+    if not base:
+        proc.wait(30)
+        print(f"the collector did not start (exit {proc.returncode}); see its messages above", file=sys.stderr)
+        return 1
     threading.Thread(target=proc.stderr.read, daemon=True).start()
     u = urlsplit(base)
 

@@ -4,13 +4,14 @@ first, and every query it runs is scoped to that tenant."""
 # No `from __future__ import annotations`: FastAPI reads these annotations at definition time.
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 
 from driftline.auth import Authenticator
 from driftline.collector.errors import Unauthenticated
+from driftline.sli import compare_releases
 from driftline.store import Store
 
 __all__ = ["api_router", "jsonable_span"]
@@ -50,5 +51,17 @@ def api_router(store: Store, auth: Authenticator) -> APIRouter:
         if not spans:
             raise HTTPException(404, f"trace {trace_id} not found")
         return {"trace_id": trace_id, "spans": [jsonable_span(s) for s in spans]}
+
+    @router.get("/compare/releases", summary="Has a candidate release regressed against a baseline release?")
+    def compare(
+        t: Tenant,
+        service: Annotated[str, Query(min_length=1)],
+        baseline: Annotated[str, Query(description="the release to compare against")],
+        candidate: Annotated[str, Query(description="the release under test")],
+        hours: Annotated[float, Query(gt=0, le=24 * 30, description="look-back window")] = 24.0,
+    ) -> dict[str, Any]:
+        until = datetime.now(UTC)
+        slis = compare_releases(store, t, service, baseline, candidate, until - timedelta(hours=hours), until)
+        return {"service": service, "baseline": baseline, "candidate": candidate, "hours": hours, "slis": slis}
 
     return router

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -137,6 +138,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         rt.auth.add_key(demo_key, "demo")
         demo = DemoTraffic(base, demo_key)
         demo.start()
+    # Start-up objects (price tables, lexicons, the app) live for the whole process: freezing them
+    # keeps the cyclic GC from walking them on every collection (measured 5-8% of ingest CPU).
+    gc.collect()
+    gc.freeze()
     server = uvicorn.Server(uvicorn.Config(create_app(rt), log_config=None, access_log=False))
     # uvicorn re-raises SIGINT/SIGTERM after its own shutdown, which would kill the process before
     # the runtime flushes. So the main thread owns the signals and uvicorn runs beside it.

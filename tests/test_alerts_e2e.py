@@ -87,20 +87,20 @@ def pipeline(live: LiveServer, tmp_path: Path) -> Iterator[Pipeline]:
         )
     )
     stack = AlertStack(tmp_path / "mon", live.url.removeprefix("http://"), rules)
-    stack.start()
-    scoring.start()
-    yield Pipeline(live, stack, scoring, sli)
-    scoring.stop()
-    stack.stop()
+    try:
+        stack.start()
+        scoring.start()
+        yield Pipeline(live, stack, scoring, sli)
+    finally:
+        scoring.stop()
+        stack.stop()
 
 
 def _is(n: Notification, status: str, alertname: str) -> bool:
     return n.status == status and any(a["labels"].get("alertname") == alertname for a in n.alerts)
 
 
-def _keep_sending(
-    p: Pipeline, release: str, bad_share: float, stop: threading.Event, seed: int
-) -> threading.Thread:
+def _keep_sending(p: Pipeline, release: str, bad_share: float, stop: threading.Event, seed: int) -> threading.Thread:
     rng = random.Random(seed)
 
     def run() -> None:
@@ -128,9 +128,7 @@ def test_ungrounded_release_pages_and_resolves(pipeline: Pipeline) -> None:
     alert = next(a for a in fired.alerts if a["labels"]["alertname"] == "DriftlineHallucinationRateDrift")
     labels = alert["labels"]
     assert labels["severity"] == "page" and labels["sli"] == "hallucination_rate"
-    assert (
-        labels["tenant"] == TENANT_A and labels["release"] == "2.0.0" and labels["service"] == "checkout-bot"
-    )
+    assert labels["tenant"] == TENANT_A and labels["release"] == "2.0.0" and labels["service"] == "checkout-bot"
     assert labels["model"] == "gpt-4o-mini" and labels["environment"] == "test"
     url = alert["annotations"]["review_url"]
     assert url.startswith(REVIEW) and "release=2.0.0" in url and "service=checkout-bot" in url
@@ -140,17 +138,13 @@ def test_ungrounded_release_pages_and_resolves(pipeline: Pipeline) -> None:
     stop2 = threading.Event()
     sender = _keep_sending(pipeline, "2.0.0", 0.0, stop2, seed=3)
     try:
-        resolved = pipeline.stack.wait_for(
-            lambda n: _is(n, "resolved", "DriftlineHallucinationRateDrift"), 120
-        )
+        resolved = pipeline.stack.wait_for(lambda n: _is(n, "resolved", "DriftlineHallucinationRateDrift"), 120)
     finally:
         stop2.set()
         sender.join(10)
     assert resolved is not None, "the page never resolved"
     # the stable release never paged
-    assert not any(
-        a["labels"].get("release") == "1.0.0" for n in pipeline.stack.notifications for a in n.alerts
-    )
+    assert not any(a["labels"].get("release") == "1.0.0" for n in pipeline.stack.notifications for a in n.alerts)
 
 
 def test_stable_noisy_traffic_pages_nobody(pipeline: Pipeline) -> None:

@@ -64,9 +64,7 @@ def test_slis_served_from_cache_with_bounded_labels(live: LiveServer) -> None:
     assert _series(snap, "driftline_sli_requests", window="5m", model="gpt-4o-mini") == [40]
     assert _series(snap, "driftline_sli_requests", window="5m", model="other") == [5]  # top-1 model only
     assert _series(snap, "driftline_sli_hallucination_rate", window="5m", model="gpt-4o-mini") == [0.1]
-    assert _series(
-        snap, "driftline_sli_latency_seconds", window="5m", model="gpt-4o-mini", quantile="0.5"
-    ) == [0.8]
+    assert _series(snap, "driftline_sli_latency_seconds", window="5m", model="gpt-4o-mini", quantile="0.5") == [0.8]
     text = httpx.get(f"{live.url}/metrics").text
     line = ('driftline_sli_hallucination_rate{environment="test",model="gpt-4o-mini",release="1.2.3",'
             f'service="checkout-bot",tenant="{TENANT_A}",window="5m"}} 0.1')  # fmt: skip
@@ -84,9 +82,29 @@ def test_a_release_that_stops_being_grounded_drifts(live: LiveServer) -> None:
     assert _series(snap, "driftline_drift_detected", sli="hallucination_rate", release="1.2.3") == [0.0]
     assert _series(snap, "driftline_drift_current", sli="hallucination_rate", release="2.0.0") == [0.5]
     assert _series(snap, "driftline_drift_baseline", sli="hallucination_rate", release="2.0.0") == [0.1]
-    assert _series(
-        snap, "driftline_drift_samples", sli="hallucination_rate", release="2.0.0", side="current"
-    ) == [30]
-    assert _series(snap, "driftline_drift_detected", sli="latency", release="2.0.0") == [
-        0.0
-    ]  # latency unchanged
+    assert _series(snap, "driftline_drift_samples", sli="hallucination_rate", release="2.0.0", side="current") == [30]
+    assert _series(snap, "driftline_drift_detected", sli="latency", release="2.0.0") == [0.0]  # latency unchanged
+
+
+def test_release_against_release(live: LiveServer) -> None:
+    _send(live, 40, bad_every=10, release="1.2.3", minutes_ago=(50, 20))
+    _send(live, 40, bad_every=2, release="1.3.0", minutes_ago=(19, 1))
+    _score(live)
+    r = httpx.get(
+        f"{live.url}/api/v1/compare/releases",
+        params={"service": "checkout-bot", "baseline": "1.2.3", "candidate": "1.3.0", "hours": 2},
+        headers={"Authorization": f"Bearer {KEY_A}"},
+    )
+    assert r.status_code == 200, r.text
+    h = r.json()["slis"]["hallucination_rate"]
+    assert h["candidate"] == 0.5 and h["baseline"] == 0.1 and h["n_candidate"] == 40
+    assert h["regressed"] is False and "samples" in h["why_not"]  # 40 is below the default minimum of 150
+    lat = r.json()["slis"]["latency_ms"]
+    assert lat["n_candidate"] == 40 and lat["regressed"] is False
+    # the other tenant sees nothing of it
+    other = httpx.get(
+        f"{live.url}/api/v1/compare/releases",
+        params={"service": "checkout-bot", "baseline": "1.2.3", "candidate": "1.3.0"},
+        headers={"Authorization": "Bearer key-tenant-b"},
+    ).json()["slis"]
+    assert other == {}

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import yaml
 
@@ -57,6 +57,7 @@ class AlertStack:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.hook = _Webhook()
         self._procs: list[subprocess.Popen[bytes]] = []
+        self._logs: list[BinaryIO] = []
         hook = self.hook
 
         class H(BaseHTTPRequestHandler):
@@ -99,6 +100,7 @@ class AlertStack:
 
     def start(self) -> None:
         log = (self.dir / "alertmanager.log").open("wb")
+        self._logs.append(log)
         self._procs.append(subprocess.Popen(
             [self._alertmanager, f"--config.file={self.dir / 'alertmanager.yml'}",
              f"--storage.path={self.dir / 'am-data'}", f"--web.listen-address=127.0.0.1:{self.am_port}",
@@ -106,6 +108,7 @@ class AlertStack:
             stdout=log, stderr=subprocess.STDOUT,
         ))  # fmt: skip
         log = (self.dir / "prometheus.log").open("wb")
+        self._logs.append(log)
         self._procs.append(subprocess.Popen(
             [self._prometheus, f"--config.file={self.dir / 'prometheus.yml'}",
              f"--storage.tsdb.path={self.dir / 'prom-data'}", f"--web.listen-address=127.0.0.1:{self.prom_port}"],
@@ -152,5 +155,7 @@ class AlertStack:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait(5)
+        for log in self._logs:
+            log.close()
         self._hook_server.shutdown()
         self._hook_server.server_close()
