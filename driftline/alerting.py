@@ -139,6 +139,10 @@ class AlertThresholds(BaseModel):
         description="Warn when the oldest spooled batch is older than this and still ageing.",
     )
     spool_for: str = Field(default="5m", description="How long a spool condition must hold.")
+    sli_stale_seconds: float = Field(
+        default=120, gt=0, description="Warn when the SLIs were last computed longer ago than this."
+    )
+    sli_stale_for: str = Field(default="2m", description="How long the SLIs must be stale.")
 
     @field_validator(
         "evaluation_interval",
@@ -149,6 +153,7 @@ class AlertThresholds(BaseModel):
         "judge_budget_for",
         "refusals_for",
         "spool_for",
+        "sli_stale_for",
     )
     @classmethod
     def _duration(cls, v: str) -> str:
@@ -419,6 +424,15 @@ def _pipeline_rules(t: AlertThresholds) -> list[dict[str, Any]]:
             "5 minutes. Check the scorer replicas, the judge endpoint's latency and the job failure metrics.",
         ),
         judge,
+        alert(
+            "DriftlineSLIStale",
+            f"time() - driftline_sli_computed_timestamp_seconds > {t.sli_stale_seconds:g}",
+            t.sli_stale_for,
+            f"SLIs on {_t('$labels.instance')} are {_t('$value | humanizeDuration')} old",
+            f"The SLI and drift job on {_t('$labels.instance')} last finished {_t('$value | humanizeDuration')} "
+            f"ago (limit {t.sli_stale_seconds:g}s): drift pages and quality warnings are blind until it runs "
+            "again. Check the scorer process's logs and its driftline_scorer_runs_total for scorer sli.",
+        ),
         alert(
             "DriftlineIngestionRefused",
             f"driftline:collector_refused_spans:rate2m > {t.refused_spans_max_per_second:g}",

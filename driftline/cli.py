@@ -123,10 +123,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         return _fail(str(e))
     from driftline.sli import SLIJob, options_from
 
-    sli = SLIJob(rt.store, options_from(settings))
-    rt.registry.register(sli.collector)
-    scoring.add_periodic("sli", sli.run_once, settings.sli_interval_s)
     if settings.scorers_enabled:
+        sli = SLIJob(rt.store, options_from(settings))
+        rt.registry.register(sli.collector)  # only where the job runs: a stale SLI must be visible
+        scoring.add_periodic("sli", sli.run_once, settings.sli_interval_s)
         scoring.start()
     port = sock.getsockname()[1]
     base = f"http://{settings.http_host}:{port}"
