@@ -91,8 +91,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         return _fail(str(e))
     _setup_logging(settings.log_level)
     rt = Runtime(settings)
+    dev_key = ""
     if not settings.tenants_by_key_hash():
-        rt.auth.add_key(_dev_key(settings.data_dir), "default")
+        dev_key = _dev_key(settings.data_dir)
+        rt.auth.add_key(dev_key, "default")
         print(
             f"No API keys configured: tenant 'default' uses the key in {settings.data_dir / 'dev-api-key'}",
             file=sys.stderr,
@@ -134,8 +136,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     if settings.demo:
         from driftline.demo import DemoTraffic
 
-        demo_key = "dl_demo_" + secrets.token_urlsafe(16)
-        rt.auth.add_key(demo_key, "demo")
+        # Demo traffic lands where the user can read it: the dev key's tenant when there is one.
+        demo_key = dev_key or "dl_demo_" + secrets.token_urlsafe(16)
+        if not dev_key:
+            rt.auth.add_key(demo_key, "demo")
         demo = DemoTraffic(base, demo_key)
         demo.start()
     # Start-up objects (price tables, lexicons, the app) live for the whole process: freezing them

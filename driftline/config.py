@@ -301,7 +301,9 @@ class ScorerSettings(CommonSettings):
 class UpSettings(CollectorSettings, ScorerSettings):
     """`driftline up`: every component in one process on the embedded store."""
 
-    demo: bool = Field(False, description="Generate demo LLM traffic into the 'demo' tenant.")
+    demo: bool = Field(
+        False, description="Send demo LLM traffic (to tenant 'default' when no API keys are configured, else 'demo')."
+    )
 
 
 _ALL_CLASSES: list[type[CommonSettings]] = [CommonSettings, CollectorSettings, ScorerSettings, UpSettings]
