@@ -29,26 +29,21 @@ from driftline.loadgen import llm_request
 KEY = "bench-key"
 
 
-def _metric(base: str, name: str) -> float:
+def _samples(base: str, name: str) -> list[float]:
     u = urlsplit(base)
     c = http.client.HTTPConnection(u.hostname or "127.0.0.1", u.port, timeout=30)
     c.request("GET", "/metrics")
     text = c.getresponse().read().decode()
     c.close()
-    total = 0.0
-    for m in re.finditer(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", text, re.M):
-        total += float(m.group(1))
-    return total
+    return [float(m.group(1)) for m in re.finditer(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", text, re.M)]
+
+
+def _metric(base: str, name: str) -> float:
+    return sum(_samples(base, name))
 
 
 def _metric_max(base: str, name: str) -> float:
-    u = urlsplit(base)
-    c = http.client.HTTPConnection(u.hostname or "127.0.0.1", u.port, timeout=30)
-    c.request("GET", "/metrics")
-    text = c.getresponse().read().decode()
-    c.close()
-    vals = [float(m.group(1)) for m in re.finditer(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", text, re.M)]
-    return max(vals, default=0.0)
+    return max(_samples(base, name), default=0.0)
 
 
 def _peak_rss_mib(pid: int) -> float:
@@ -64,10 +59,18 @@ def main() -> int:
     ap.add_argument("--connections", type=int, default=4)
     ap.add_argument("--spans", type=int, default=100)
     ap.add_argument("--distinct", type=int, default=400, help="distinct pre-encoded requests")
-    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                    help="a DRIFTLINE_NAME=VALUE setting for the collector (repeatable)")
     ap.add_argument(
-        "--scorers", type=float, default=None, metavar="SAMPLE_RATE",
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a DRIFTLINE_NAME=VALUE setting for the collector (repeatable)",
+    )
+    ap.add_argument(
+        "--scorers",
+        type=float,
+        default=None,
+        metavar="SAMPLE_RATE",
         help="also run the scorers at this sample rate and report their lag (default: scorers off)",
     )
     args = ap.parse_args()
@@ -88,9 +91,7 @@ def main() -> int:
         env["DRIFTLINE_SCORERS_ENABLED"] = "false"
     else:
         env.update(DRIFTLINE_SCORER_SAMPLE_RATE=str(args.scorers), DRIFTLINE_SCORER_INTERVAL_S="5")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "driftline.cli", "up"], env=env, stderr=subprocess.PIPE, text=True
-    )
+    proc = subprocess.Popen([sys.executable, "-m", "driftline.cli", "up"], env=env, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     base = ""
     for line in proc.stderr:

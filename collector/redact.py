@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from driftline.checksums import luhn_valid
+
 __all__ = ["BUILTIN_PATTERNS", "Redactor", "parse_patterns"]
 
 # Deliberately conservative: a false positive hides a word, a false negative leaks a secret.
@@ -33,25 +35,13 @@ def parse_patterns(entries: list[str]) -> dict[str, re.Pattern[str]]:
         name = name.strip()
         if not sep:
             if name not in BUILTIN_PATTERNS:
-                raise ValueError(
-                    f"unknown redaction pattern {name!r} (built-in: {', '.join(BUILTIN_PATTERNS)})"
-                )
+                raise ValueError(f"unknown redaction pattern {name!r} (built-in: {', '.join(BUILTIN_PATTERNS)})")
             rx = BUILTIN_PATTERNS[name]
         try:
             out[name] = re.compile(rx)
         except re.error as e:
             raise ValueError(f"redaction pattern {name!r} is not a valid regex: {e}") from None
     return out
-
-
-def _luhn_ok(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch)
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
 
 
 class Redactor:
@@ -62,9 +52,7 @@ class Redactor:
         for name, rx in self._patterns:
             if name == "credit_card":
                 s = rx.sub(
-                    lambda m: (
-                        "[REDACTED:credit_card]" if _luhn_ok(re.sub(r"\D", "", m.group())) else m.group()
-                    ),
+                    lambda m: "[REDACTED:credit_card]" if luhn_valid(re.sub(r"\D", "", m.group())) else m.group(),
                     s,
                 )
             else:

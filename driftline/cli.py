@@ -12,10 +12,16 @@ import signal
 import socket
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from driftline import __version__
+
+if TYPE_CHECKING:
+    from driftline.config import CommonSettings
+    from driftline.store import Store
 
 __all__ = ["main"]
 
@@ -116,9 +122,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     scorer_metrics = ScorerMetrics(rt.registry)
     try:
-        scoring = ScoringService(
-            build_jobs(settings, rt.store, scorer_metrics, rt.normalizer.pricer), scorer_metrics
-        )
+        scoring = ScoringService(build_jobs(settings, rt.store, scorer_metrics, rt.normalizer.pricer), scorer_metrics)
     except ValueError as e:
         rt.stop()
         sock.close()
@@ -178,29 +182,36 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextmanager
+def _store_for(s: CommonSettings) -> Iterator[Store]:
+    """The store of a one-off command, holding the data directory's lock when it is embedded."""
+    from driftline.store import DataDirLock, Store, StoreConfig
+
+    lock = DataDirLock(s.data_dir)
+    if s.embedded:
+        lock.acquire()  # DataDirInUse: the caller says so
+    store = Store(StoreConfig(s.effective_clickhouse_url, s.database), s.retention_days)
+    try:
+        yield store
+    finally:
+        store.close()
+        lock.release()
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     from driftline.config import CommonSettings, ConfigError, load_settings
-    from driftline.store import DataDirInUse, DataDirLock, Store, StoreConfig
+    from driftline.store import DataDirInUse
 
     try:
         s = load_settings(CommonSettings, args.config, **_overrides(args))
     except ConfigError as e:
         return _fail(str(e))
-    lock = DataDirLock(s.data_dir)
-    if s.embedded:
-        try:
-            lock.acquire()
-        except DataDirInUse as e:
-            return _fail(str(e), 1)
-    store = Store(StoreConfig(s.effective_clickhouse_url, s.database), s.retention_days)
     try:
-        applied = store.migrate()
-        print(
-            f"schema at version {max(store.schema_versions(), default=0)}; applied now: {applied or 'none'}"
-        )
-    finally:
-        store.close()
-        lock.release()
+        with _store_for(s) as store:
+            applied = store.migrate()
+            print(f"schema at version {max(store.schema_versions(), default=0)}; applied now: {applied or 'none'}")
+    except DataDirInUse as e:
+        return _fail(str(e), 1)
     return 0
 
 
@@ -212,7 +223,7 @@ def cmd_score_backfill(args: argparse.Namespace) -> int:
     from driftline.config import ConfigError, ScorerSettings, load_settings
     from driftline.scorers.metrics import ScorerMetrics
     from driftline.scorers.registry import build_jobs
-    from driftline.store import DataDirInUse, DataDirLock, Store, StoreConfig
+    from driftline.store import DataDirInUse
 
     try:
         s = load_settings(ScorerSettings, args.config, **_overrides(args))
@@ -227,26 +238,19 @@ def cmd_score_backfill(args: argparse.Namespace) -> int:
         since, until = when(args.since), when(args.until) if args.until else datetime.now(UTC)
     except ValueError as e:
         return _fail(f"--since/--until: {e}")
-    lock = DataDirLock(s.data_dir)
-    if s.embedded:
-        try:
-            lock.acquire()
-        except DataDirInUse as e:
-            return _fail(str(e), 1)
-    store = Store(StoreConfig(s.effective_clickhouse_url, s.database), s.retention_days)
     try:
-        store.migrate()
-        jobs = {j.job.scorer.name: j.job for j in build_jobs(s, store, ScorerMetrics(CollectorRegistry()))}
-        if args.scorer not in jobs:
-            return _fail(f"unknown scorer {args.scorer!r} (known: {', '.join(sorted(jobs))})")
-        r = jobs[args.scorer].backfill(since, until)
-        print(
-            f"{args.scorer}: {r.scored} spans scored ({r.failed} failed) in {r.tenants} tenants "
-            f"between {since.isoformat()} and {until.isoformat()}"
-        )
-    finally:
-        store.close()
-        lock.release()
+        with _store_for(s) as store:
+            store.migrate()
+            jobs = {j.job.scorer.name: j.job for j in build_jobs(s, store, ScorerMetrics(CollectorRegistry()))}
+            if args.scorer not in jobs:
+                return _fail(f"unknown scorer {args.scorer!r} (known: {', '.join(sorted(jobs))})")
+            r = jobs[args.scorer].backfill(since, until)
+    except DataDirInUse as e:
+        return _fail(str(e), 1)
+    print(
+        f"{args.scorer}: {r.scored} spans scored ({r.failed} failed) in {r.tenants} tenants "
+        f"between {since.isoformat()} and {until.isoformat()}"
+    )
     return 0
 
 
@@ -291,9 +295,7 @@ def cmd_config_show(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="driftline", description="Monitoring for LLM applications in production."
-    )
+    p = argparse.ArgumentParser(prog="driftline", description="Monitoring for LLM applications in production.")
     sub = p.add_subparsers(dest="command", required=True)
 
     def common(sp: argparse.ArgumentParser) -> None:
@@ -327,12 +329,8 @@ def _parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("eval", help="evaluate the hallucination scorer on labeled data")
     ev.add_argument("--config", type=Path, help="YAML file of settings (judge endpoint, model, key)")
-    ev.add_argument(
-        "--halueval", type=Path, help="HaluEval QA JSONL (default: ../shared/data/halueval-qa/dev.jsonl)"
-    )
-    ev.add_argument(
-        "--summedits", type=Path, help="SummEdits JSONL (default: ../shared/data/summedits/dev.jsonl)"
-    )
+    ev.add_argument("--halueval", type=Path, help="HaluEval QA JSONL (default: ../shared/data/halueval-qa/dev.jsonl)")
+    ev.add_argument("--summedits", type=Path, help="SummEdits JSONL (default: ../shared/data/summedits/dev.jsonl)")
     ev.add_argument("--judge-limit", type=int, default=200, help="rows per set sent to the judge (0: all)")
     ev.set_defaults(func=cmd_eval)
 

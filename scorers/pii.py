@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Final
 
+from driftline.checksums import luhn_valid
 from driftline.scorers.base import LLM_OPERATIONS, Score, SpanRow, TraceContext
 
 __all__ = ["PII_KINDS", "PIIFinding", "PIIScorer", "find_pii", "iban_valid", "luhn_valid"]
@@ -38,16 +39,6 @@ class PIIFinding:
     start: int
     end: int
     key: str  # normalized value, compared with the input to spot echoes; never stored
-
-
-def luhn_valid(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch)
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
 
 
 def iban_valid(iban: str) -> bool:
