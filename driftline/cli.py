@@ -130,9 +130,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     from driftline.sli import SLIJob, options_from
 
     if settings.scorers_enabled:
-        sli = SLIJob(rt.store, options_from(settings))
-        rt.registry.register(sli.collector)  # only where the job runs: a stale SLI must be visible
-        scoring.add_periodic("sli", sli.run_once, settings.sli_interval_s)
+        if settings.replica_index == 0:  # one replica serves SLIs, so each series exists once
+            sli = SLIJob(rt.store, options_from(settings))
+            rt.registry.register(sli.collector)  # only where the job runs: a stale SLI must show
+            scoring.add_periodic("sli", sli.run_once, settings.sli_interval_s)
         scoring.start()
     port = sock.getsockname()[1]
     base = f"http://{settings.http_host}:{port}"

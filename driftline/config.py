@@ -99,8 +99,7 @@ class CommonSettings(_Base):
     retention_days: int = Field(30, ge=1, le=3650, description="Days spans and scores are kept (TTL).")
     api_keys: SecretStr = Field(
         SecretStr(""),
-        description="API keys as comma-separated key=tenant pairs. "
-        "Clients send 'Authorization: Bearer <key>'.",
+        description="API keys as comma-separated key=tenant pairs. Clients send 'Authorization: Bearer <key>'.",
     )
     log_level: str = Field("INFO", description="Log level: DEBUG, INFO, WARNING or ERROR.")
 
@@ -156,13 +155,9 @@ class CommonSettings(_Base):
 class CollectorSettings(CommonSettings):
     """The collector and API: OTLP receivers, the write path, the HTTP API."""
 
-    http_host: str = Field(
-        "127.0.0.1", description="Address the HTTP server (OTLP/HTTP, API, UI, /metrics) binds."
-    )
+    http_host: str = Field("127.0.0.1", description="Address the HTTP server (OTLP/HTTP, API, UI, /metrics) binds.")
     http_port: int = Field(4318, ge=0, le=65535, description="Port of the HTTP server; 0 picks a free one.")
-    grpc_port: int = Field(
-        4317, ge=0, le=65535, description="Port of the OTLP/gRPC receiver; 0 picks a free one."
-    )
+    grpc_port: int = Field(4317, ge=0, le=65535, description="Port of the OTLP/gRPC receiver; 0 picks a free one.")
     grpc_enabled: bool = Field(True, description="Serve OTLP/gRPC.")
     max_request_bytes: int = Field(
         16 * 1024 * 1024, ge=1024, description="Largest OTLP request accepted, after decompression."
@@ -175,9 +170,7 @@ class CollectorSettings(CommonSettings):
     )
     batch_max_spans: int = Field(20_000, ge=1, description="Spans written per INSERT at most.")
     flush_interval_ms: int = Field(500, ge=10, description="Longest a span waits in memory before a write.")
-    write_retries: int = Field(
-        3, ge=0, description="Retries of a failed INSERT before the batch goes to the spool."
-    )
+    write_retries: int = Field(3, ge=0, description="Retries of a failed INSERT before the batch goes to the spool.")
     spool_max_bytes: int = Field(
         1024 * 1024 * 1024,
         ge=0,
@@ -224,12 +217,8 @@ class ScorerJobConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = Field(True, description="Run this scorer.")
-    interval_s: float | None = Field(
-        None, gt=0, description="Seconds between runs; default scorer_interval_s."
-    )
-    sample_rate: float | None = Field(
-        None, ge=0, le=1, description="Share of traces scored; errors always are."
-    )
+    interval_s: float | None = Field(None, gt=0, description="Seconds between runs; default scorer_interval_s.")
+    sample_rate: float | None = Field(None, ge=0, le=1, description="Share of traces scored; errors always are.")
     tenants: list[str] = Field(default_factory=list, description="Only these tenants (empty: all).")
     services: list[str] = Field(default_factory=list, description="Only these services.")
     models: list[str] = Field(default_factory=list, description="Only these request/response models.")
@@ -249,35 +238,23 @@ class ScorerSettings(CommonSettings):
         600.0, ge=0, description="Each run re-reads this many seconds behind its watermark for late spans."
     )
     scorer_max_spans_per_run: int = Field(5000, ge=1, description="Most spans one scorer run takes.")
-    replica_index: int = Field(
-        0, ge=0, description="This scorer replica's index (0-based); shards by trace id."
-    )
+    replica_index: int = Field(0, ge=0, description="This scorer replica's index (0-based); shards by trace id.")
     replica_count: int = Field(1, ge=1, description="How many scorer replicas share the work.")
     scorers: dict[str, ScorerJobConfig] = Field(
         default_factory=dict, description="Per-scorer overrides by scorer name (JSON in the environment)."
     )
-    latency_slow_ms: float = Field(
-        10_000.0, gt=0, description="An LLM call slower than this is labeled slow."
-    )
-    judge_base_url: str = Field(
-        "", description="OpenAI-compatible endpoint of the LLM judge; empty: no judge."
-    )
+    latency_slow_ms: float = Field(10_000.0, gt=0, description="An LLM call slower than this is labeled slow.")
+    judge_base_url: str = Field("", description="OpenAI-compatible endpoint of the LLM judge; empty: no judge.")
     judge_model: str = Field("gpt-4o-mini", description="Model the judge asks.")
     judge_api_key: SecretStr = Field(SecretStr(""), description="API key for the judge endpoint.")
     judge_budget_tokens_per_hour: int = Field(200_000, ge=0, description="Judge tokens per tenant per hour.")
     judge_budget_usd_per_hour: float = Field(1.0, ge=0, description="Judge spend per tenant per hour (USD).")
 
     sli_interval_s: float = Field(15.0, gt=0, description="Seconds between SLI and drift computations.")
-    sli_top_models: int = Field(
-        10, ge=1, description="Models per service that keep their name in SLI labels."
-    )
-    sli_top_releases: int = Field(
-        5, ge=1, description="Releases per service that keep their name in SLI labels."
-    )
+    sli_top_models: int = Field(10, ge=1, description="Models per service that keep their name in SLI labels.")
+    sli_top_releases: int = Field(5, ge=1, description="Releases per service that keep their name in SLI labels.")
     drift_current_window_s: float = Field(300.0, gt=0, description="Drift: length of the current window.")
-    drift_baseline_window_s: float = Field(
-        86_400.0, gt=0, description="Drift: the baseline window before it."
-    )
+    drift_baseline_window_s: float = Field(86_400.0, gt=0, description="Drift: the baseline window before it.")
     drift_alpha: float = Field(1e-5, gt=0, lt=1, description="Drift: one-sided significance level.")
     drift_min_current: int = Field(150, ge=1, description="Drift: fewest samples in the current window.")
     drift_min_baseline: int = Field(1000, ge=1, description="Drift: fewest samples in the baseline window.")
@@ -331,9 +308,7 @@ def load_settings(
     known = _known_fields()
     unknown = sorted(k for k in env if k.startswith(ENV_PREFIX) and k[len(ENV_PREFIX) :].lower() not in known)
     if unknown:
-        raise ConfigError(
-            f"unknown environment variable {unknown[0]} (known: DRIFTLINE_<field>, see docs/config.md)"
-        )
+        raise ConfigError(f"unknown environment variable {unknown[0]} (known: DRIFTLINE_<field>, see docs/config.md)")
 
     file_values: dict[str, Any] = {}
     if config_file:
@@ -346,10 +321,11 @@ def load_settings(
             raise ConfigError(f"config file {path}: not valid YAML: {e}") from e
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {path}: must be a mapping of setting names to values")
+        # One file can configure every service: keys of other services are allowed, and ignored here.
         for key in loaded:
-            if str(key) not in cls.model_fields:
+            if str(key) not in known:
                 raise ConfigError(f"config file {path}: unknown key {key!r}")
-        file_values = {str(k): v for k, v in loaded.items()}
+        file_values = {str(k): v for k, v in loaded.items() if str(k) in cls.model_fields}
 
     # Environment beats the file; explicit overrides beat both.
     env_values = {f: env[_env_name(f)] for f in cls.model_fields if _env_name(f) in env}
@@ -383,6 +359,8 @@ def masked_dump(settings: CommonSettings) -> dict[str, Any]:
             value = f"***({n} keys)" if name == "api_keys" else ("***" if value.get_secret_value() else "")
         elif isinstance(value, Path):
             value = str(value)
+        elif isinstance(value, dict):
+            value = {k: v.model_dump(mode="json") if isinstance(v, BaseModel) else v for k, v in value.items()}
         out[name] = value
     url = out.get("clickhouse_url") or settings.effective_clickhouse_url
     out["clickhouse_url"] = _mask_url(url)

@@ -74,9 +74,7 @@ class Runtime:
                 self.metrics,
                 row_filter=Redactor(parse_patterns(s.redact)) if s.redact else None,
                 rate_limiter=(
-                    TenantRateLimiter(s.tenant_rate_limit_spans_per_s)
-                    if s.tenant_rate_limit_spans_per_s
-                    else None
+                    TenantRateLimiter(s.tenant_rate_limit_spans_per_s) if s.tenant_rate_limit_spans_per_s else None
                 ),
                 clock=lambda: self.ingest_clock(),  # noqa: PLW0108 - late-bound: tests swap the clock
             )
@@ -105,9 +103,7 @@ class Runtime:
             self.lock.release()
             raise
         self.started = True
-        log.info(
-            "collector started: store %r, spool %d bytes pending", self.store.cfg, self.spool.pending_bytes
-        )
+        log.info("collector started: store %r, spool %d bytes pending", self.store.cfg, self.spool.pending_bytes)
 
     def consume(self, tenant: str, request: Any, protocol: str, body: bytes | None = None) -> ExportResult:
         if self.consumer is None:
@@ -118,14 +114,20 @@ class Runtime:
         return self.writer.flush(timeout_s) if self.writer is not None else True
 
     def ready(self) -> tuple[bool, list[str]]:
+        """Ready means "send me spans": true while the spool can take them, even with the store
+        down, so a store outage never takes collectors out of their Service. Store trouble is
+        reported, not failed on."""
         problems: list[str] = []
+        notes: list[str] = []
         if not self.started:
             problems.append("not started")
+        if self.spool is not None and self.spool.pending_bytes >= self.spool.max_bytes * 0.95:
+            problems.append("spool full")
         if self.writer is not None and self.writer.degraded:
-            problems.append("store refuses writes; spooling")
-        if not self.store.ping():
-            problems.append("store unreachable")
-        return (not problems, problems)
+            notes.append("store refuses writes; spooling")
+        elif not self.store.ping():
+            notes.append("store unreachable")
+        return (not problems, problems + notes)
 
     def stop(self) -> None:
         if not self.started:

@@ -31,9 +31,7 @@ def create_app(rt: Runtime, manage_runtime: bool = False) -> FastAPI:
                 rt.stop()
 
     app = FastAPI(title="Driftline", version=__version__, lifespan=lifespan)
-    app.include_router(
-        otlp_http_router(rt.consume, rt.auth, rt.metrics, rt.settings.max_request_bytes), tags=["otlp"]
-    )
+    app.include_router(otlp_http_router(rt.consume, rt.auth, rt.metrics, rt.settings.max_request_bytes), tags=["otlp"])
     app.include_router(api_router(rt.store, rt.auth), tags=["api"])
 
     @app.get("/healthz", tags=["ops"])
@@ -45,7 +43,7 @@ def create_app(rt: Runtime, manage_runtime: bool = False) -> FastAPI:
         ok, problems = rt.ready()
         if not ok:
             response.status_code = 503
-        return {"ready": ok, "problems": problems}
+        return {"ready": ok, "problems": problems, "spool_bytes": rt.spool.pending_bytes if rt.spool else 0}
 
     @app.get("/metrics", tags=["ops"])
     def metrics() -> Response:

@@ -142,3 +142,14 @@ def test_nested_scorer_config_error_names_the_key() -> None:
     assert "DRIFTLINE_SCORERS" in str(e.value) and "hallucination.sample_rat" in str(e.value)
     with pytest.raises(ConfigError, match="replica_index"):
         load_settings(ScorerSettings, environ={"DRIFTLINE_REPLICA_INDEX": "2", "DRIFTLINE_REPLICA_COUNT": "2"})
+
+
+def test_one_file_for_every_service_and_show_with_scorers(tmp_path: Path) -> None:
+    from driftline.config import CommonSettings
+
+    f = tmp_path / "all.yaml"
+    f.write_text("retention_days: 7\nhttp_port: 9999\nscorers:\n  hallucination: {sample_rate: 0.5}\n")
+    common = load_settings(CommonSettings, f, environ={})  # collector and scorer keys are not its own
+    assert common.retention_days == 7
+    up = load_settings(UpSettings, f, environ={})
+    assert masked_dump(up)["scorers"] == {"hallucination": up.scorers["hallucination"].model_dump(mode="json")}
