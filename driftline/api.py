@@ -42,6 +42,14 @@ def api_router(store: Store, auth: Authenticator) -> APIRouter:
 
     Tenant = Annotated[str, Depends(tenant)]
 
+    @router.get("/traces", summary="The newest traces of the last 7 days")
+    def list_traces(
+        t: Tenant,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+        service: Annotated[str | None, Query(description="only this service")] = None,
+    ) -> dict[str, Any]:
+        return {"traces": [jsonable_span(r) for r in store.recent_traces(t, limit, service)]}
+
     @router.get("/traces/{trace_id}", summary="A trace with all its spans")
     def get_trace(
         t: Tenant,

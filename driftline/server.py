@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Response
+from clickhouse_connect.driver.exceptions import OperationalError
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from driftline import __version__
@@ -14,6 +17,8 @@ from driftline.collector.receiver_http import otlp_http_router
 from driftline.runtime import Runtime
 
 __all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
 
 
 def create_app(rt: Runtime, manage_runtime: bool = False) -> FastAPI:
@@ -31,6 +36,13 @@ def create_app(rt: Runtime, manage_runtime: bool = False) -> FastAPI:
                 rt.stop()
 
     app = FastAPI(title="Driftline", version=__version__, lifespan=lifespan)
+
+    @app.exception_handler(OperationalError)
+    async def store_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+        # The store is down or unreachable: infrastructure, so retry later, never a 500.
+        log.warning("store unavailable for %s: %s", request.url.path, type(exc).__name__)
+        return JSONResponse({"detail": "store unavailable, retry later"}, status_code=503, headers={"Retry-After": "5"})
+
     app.include_router(otlp_http_router(rt.consume, rt.auth, rt.metrics, rt.settings.max_request_bytes), tags=["otlp"])
     app.include_router(api_router(rt.store, rt.auth), tags=["api"])
 

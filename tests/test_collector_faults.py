@@ -99,8 +99,15 @@ def test_http_store_goes_away_mid_stream(fast_retry_settings: dict[str, Any], ch
     rt = Runtime(s)
     rt.start()
     server, thread, url = serve(rt)
+
+    def go_away() -> None:
+        ch_http.stop()
+        # reads need the store: retry-later, not a 500
+        r = httpx.get(f"{url}/api/v1/traces", headers={"Authorization": f"Bearer {KEY_A}"})
+        assert r.status_code == 503 and r.headers["Retry-After"]
+
     try:
-        _run_outage(rt, url, ch_http.stop, ch_http.start)
+        _run_outage(rt, url, go_away, ch_http.start)
     finally:
         if not ch_http.running:
             ch_http.start()

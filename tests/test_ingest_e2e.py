@@ -180,9 +180,7 @@ def test_protobuf_partial_success_reply(live: LiveServer) -> None:
         start_time_unix_nano=NOW_NS,
         end_time_unix_nano=NOW_NS + 100_000_000,
     )
-    ss.spans.add(
-        trace_id=b"", span_id=b"\x03" * 8, name="no trace id", start_time_unix_nano=1, end_time_unix_nano=2
-    )
+    ss.spans.add(trace_id=b"", span_id=b"\x03" * 8, name="no trace id", start_time_unix_nano=1, end_time_unix_nano=2)
     r = httpx.post(
         f"{live.url}/v1/traces",
         content=req.SerializeToString(),
@@ -193,6 +191,23 @@ def test_protobuf_partial_success_reply(live: LiveServer) -> None:
     assert resp.partial_success.rejected_spans == 1
     assert live.runtime.flush(10)
     assert _get_trace(live, ok.trace_id.hex()).status_code == 200
+
+
+def test_list_recent_traces(live: LiveServer) -> None:
+    tp = provider_for(http_exporter(live.url, KEY_A))
+    first = send_chat_trace(tp)
+    second = send_chat_trace(tp)
+    tp.shutdown()
+    assert live.runtime.flush(10)
+    r = httpx.get(f"{live.url}/api/v1/traces", params={"limit": 10}, headers={"Authorization": f"Bearer {KEY_A}"})
+    assert r.status_code == 200
+    traces = r.json()["traces"]
+    assert [t["trace_id"] for t in traces] == [second["trace_id"], first["trace_id"]]  # newest first
+    assert traces[0]["spans"] == 2 and traces[0]["root_name"] == "invoke_agent helper"
+    assert traces[0]["service"] == "checkout-bot"
+    other = httpx.get(f"{live.url}/api/v1/traces", headers={"Authorization": f"Bearer {KEY_B}"}).json()
+    assert other["traces"] == []
+    assert httpx.get(f"{live.url}/api/v1/traces").status_code == 401
 
 
 def test_tenant_isolation(live: LiveServer) -> None:

@@ -66,8 +66,7 @@ class Store:
             if self.cfg.embedded:
                 for table in ("spans", "scores", "review_items"):
                     c.command(
-                        f"ALTER TABLE {db}.{table} MODIFY SETTING old_parts_lifetime = "
-                        f"{_EMBEDDED_OLD_PARTS_LIFETIME_S}"
+                        f"ALTER TABLE {db}.{table} MODIFY SETTING old_parts_lifetime = {_EMBEDDED_OLD_PARTS_LIFETIME_S}"
                     )
         return applied
 
@@ -76,17 +75,11 @@ class Store:
         db = self.cfg.database
         for table, col in TTL_TABLES:
             ddl = str(
-                c.command(
-                    f"SELECT create_table_query FROM system.tables WHERE database = '{db}' "
-                    f"AND name = '{table}'"
-                )
+                c.command(f"SELECT create_table_query FROM system.tables WHERE database = '{db}' AND name = '{table}'")
             )
             m = re.search(r"toIntervalDay\((\d+)\)|INTERVAL (\d+) DAY", ddl)
             if m and int(m.group(1) or m.group(2)) != self.retention_days:
-                c.command(
-                    f"ALTER TABLE {db}.{table} MODIFY TTL toDateTime({col}) + "
-                    f"INTERVAL {self.retention_days} DAY"
-                )
+                c.command(f"ALTER TABLE {db}.{table} MODIFY TTL toDateTime({col}) + INTERVAL {self.retention_days} DAY")
                 log.info("retention of %s set to %d days", table, self.retention_days)
 
     def schema_versions(self) -> list[int]:
@@ -132,6 +125,20 @@ class Store:
         with self.readers.client() as c:
             res = c.query(sql.replace("{db}", self.cfg.database), parameters=parameters)
             return [dict(zip(res.column_names, row, strict=True)) for row in res.result_rows]
+
+    def recent_traces(self, tenant: str, limit: int, service: str | None = None) -> list[dict[str, Any]]:
+        """The newest traces, one row each: what a trace list in a UI shows."""
+        where = "tenant = {tenant:String}" + (" AND service = {service:String}" if service else "")
+        return self.query(
+            "SELECT trace_id, min(start_time) AS started, "
+            "dateDiff('millisecond', min(start_time), max(end_time)) AS duration_ms, count() AS spans, "
+            "countIf(status_code = 'error') AS errors, any(service) AS service, "
+            "argMin(name, start_time) AS root_name, sum(ifNull(cost_usd, 0)) AS cost_usd, "
+            "groupUniqArrayIf(response_model, response_model != '') AS models "
+            f"FROM {{db}}.spans FINAL WHERE {where} AND start_time > now() - INTERVAL 7 DAY "
+            "GROUP BY trace_id ORDER BY started DESC LIMIT {limit:UInt32}",
+            {"tenant": tenant, "limit": limit, **({"service": service} if service else {})},
+        )
 
     def get_trace(self, tenant: str, trace_id: str) -> list[dict[str, Any]]:
         cols = ", ".join(f"`{c}`" for c in SPAN_READ_COLUMNS)
