@@ -85,9 +85,7 @@ def test_scheduler_scores_each_sampled_span_once_and_restart_does_not_rescore(li
         if i["span_id"] in labels and n % 2 == 0:
             assert labels[i["span_id"]] == "grounded", n
 
-    again = ScorerJob(
-        OfflineHallucinationScorer(), rt.store, JobOptions(sample_rate=0.5, settle=timedelta(0))
-    )
+    again = ScorerJob(OfflineHallucinationScorer(), rt.store, JobOptions(sample_rate=0.5, settle=timedelta(0)))
     r = again.run_once()  # a restarted replica: nothing left to score
     assert r.scored == 0
     assert len(_scores(rt, "hallucination")) == len(got)
@@ -128,15 +126,41 @@ def test_late_span_is_picked_up_by_the_sweep(live: LiveServer) -> None:
 def test_two_replicas_split_the_work(live: LiveServer) -> None:
     rt = live.runtime
     ids = _ingest(live, 20)
-    a = ScorerJob(
-        OfflineHallucinationScorer(), rt.store, JobOptions(shard_index=0, shard_count=2, settle=timedelta(0))
-    )
-    b = ScorerJob(
-        OfflineHallucinationScorer(), rt.store, JobOptions(shard_index=1, shard_count=2, settle=timedelta(0))
-    )
+    a = ScorerJob(OfflineHallucinationScorer(), rt.store, JobOptions(shard_index=0, shard_count=2, settle=timedelta(0)))
+    b = ScorerJob(OfflineHallucinationScorer(), rt.store, JobOptions(shard_index=1, shard_count=2, settle=timedelta(0)))
     ra, rb = a.run_once(), b.run_once()
     assert ra.scored > 0 and rb.scored > 0 and ra.scored + rb.scored == len(ids)
     got = _scores(rt, "hallucination")
     assert len(got) == len(ids) and len({r["span_id"] for r in got}) == len(ids)
     # a trace never splits: every score of a trace came from one shard
     assert a.run_once().scored == 0 and b.run_once().scored == 0
+
+
+def test_a_failing_job_never_stops_the_others(live: LiveServer) -> None:
+    from driftline.scorers.cost import CostScorer
+    from driftline.store import Store, StoreConfig
+    from tests.support.alert_stack import free_port
+
+    rt = live.runtime
+    _ingest(live, 2)
+    metrics = ScorerMetrics(CollectorRegistry())
+    # a job whose store is a ClickHouse server that is not there: every run fails
+    gone = Store(StoreConfig(f"http://default:@127.0.0.1:{free_port()}", "nowhere"))
+    bad = ScorerJob(CostScorer(), gone, JobOptions(settle=timedelta(0)))
+    good = ScorerJob(OfflineHallucinationScorer(), rt.store, JobOptions(settle=timedelta(0)))
+    svc = ScoringService([ScheduledJob(bad, 0.1), ScheduledJob(good, 0.1)], metrics)
+    svc.start()
+    try:
+        for _ in range(200):  # bounded wait on the real scheduler
+            if (
+                metrics.runs.labels("cost", "error")._value.get() >= 3
+                and metrics.runs.labels("hallucination", "ok")._value.get() >= 3
+            ):
+                break
+            time.sleep(0.05)
+    finally:
+        svc.stop()
+        gone.close()
+    assert metrics.runs.labels("cost", "error")._value.get() >= 3  # it kept being retried ...
+    assert metrics.runs.labels("hallucination", "ok")._value.get() >= 3  # ... and the other kept running
+    assert len(_scores(rt, "hallucination")) == 2
