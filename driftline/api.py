@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 
 from driftline.auth import Authenticator
 from driftline.collector.errors import Unauthenticated
-from driftline.sli import compare_releases
+from driftline.releases import compare_releases
 from driftline.store import Store
 
 __all__ = ["api_router", "jsonable_span"]

@@ -1,0 +1,82 @@
+"""Release against release: has a candidate release regressed against a baseline release?
+
+Each SLI gets both values and the same one-sided tests the drift alerts use (candidate worse).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from driftline.drift import DISTRIBUTION_POLICY, RATE_POLICY, DriftPolicy, DriftResult, ks_drift, rate_drift
+from driftline.sli import LLM_OPS
+from driftline.store import Store
+
+__all__ = ["compare_releases"]
+
+
+def compare_releases(
+    store: Store,
+    tenant: str,
+    service: str,
+    baseline: str,
+    candidate: str,
+    since: datetime,
+    until: datetime,
+    rate_policy: DriftPolicy = RATE_POLICY,
+    distribution_policy: DriftPolicy = DISTRIBUTION_POLICY,
+) -> dict[str, dict[str, Any]]:
+    """Release against release for one service: has `candidate` regressed against `baseline`?
+
+    Each SLI gets both values and the same one-sided test the drift alerts use (candidate worse).
+    """
+    p = {"tenant": tenant, "service": service, "since": since, "until": until, "ops": list(LLM_OPS)}
+    out: dict[str, dict[str, Any]] = {}
+    rates: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)
+    for r in store.query(
+        "SELECT release, scorer, countIf(label = multiIf(scorer = 'hallucination', 'hallucinated', "
+        "scorer = 'refusal', 'refused', label)) AS raw_bad, countIf(label != 'ok') AS not_ok, count() AS n "
+        "FROM {db}.scores FINAL WHERE tenant = {tenant:String} AND service = {service:String} "
+        "AND span_start_time > {since:DateTime64(3)} AND span_start_time <= {until:DateTime64(3)} "
+        "AND scorer IN ('hallucination', 'refusal', 'tool_failure') AND label NOT IN ('no_context', 'error') "
+        "GROUP BY release, scorer",
+        p,
+    ):
+        if r["scorer"] == "tool_failure":
+            rates["tool_failure_rate"][r["release"]] = (r["not_ok"], r["n"])
+        else:
+            name = "hallucination_rate" if r["scorer"] == "hallucination" else "refusal_rate"
+            rates[name][r["release"]] = (r["raw_bad"], r["n"])
+    samples: dict[str, dict[str, list[float]]] = defaultdict(dict)
+    for r in store.query(
+        "SELECT release, count() AS n, countIf(status_code = 'error') AS bad, "
+        "groupArraySample(5000, 7)(duration_ms) AS lat, "
+        "groupArraySampleIf(5000, 7)(assumeNotNull(cost_usd), cost_usd IS NOT NULL) AS cost "
+        "FROM {db}.spans FINAL WHERE tenant = {tenant:String} AND service = {service:String} "
+        "AND start_time > {since:DateTime64(3)} AND start_time <= {until:DateTime64(3)} "
+        "AND operation IN {ops:Array(String)} GROUP BY release",
+        p,
+    ):
+        rates["error_rate"][r["release"]] = (r["bad"], r["n"])
+        samples["latency_ms"][r["release"]] = list(r["lat"])
+        samples["cost_per_request"][r["release"]] = list(r["cost"])
+    for sli, by_release in rates.items():
+        kc, nc = by_release.get(candidate, (0, 0))
+        kb, nb = by_release.get(baseline, (0, 0))
+        out[sli] = _as_dict(rate_drift(kc, nc, kb, nb, policy=rate_policy))
+    for sli, values in samples.items():
+        out[sli] = _as_dict(ks_drift(values.get(candidate, []), values.get(baseline, []), policy=distribution_policy))
+    return out
+
+
+def _as_dict(d: DriftResult) -> dict[str, Any]:
+    def num(x: float) -> float | None:
+        return None if math.isnan(x) else x  # NaN is not JSON
+
+    return {
+        "candidate": num(d.current), "baseline": num(d.baseline), "regressed": d.detected,
+        "p_value": num(d.p_value), "statistic": num(d.statistic), "effect": num(d.effect),
+        "n_candidate": d.n_current, "n_baseline": d.n_baseline, "method": d.method, "why_not": d.reason,
+    }  # fmt: skip
