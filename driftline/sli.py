@@ -10,7 +10,6 @@ and environment, across releases), so a bad release is measured against what cam
 from __future__ import annotations
 
 import logging
-import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -111,7 +110,6 @@ class SLIJob:
         self.opt = options
         self.clock = clock
         self.snapshot = SLISnapshot()
-        self._lock = threading.Lock()
         self.collector = _Exporter(self)
 
     # -- the run ------------------------------------------------------------------------
