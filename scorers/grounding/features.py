@@ -58,6 +58,8 @@ _VERDICT_NOTES = {
     "choice": "the context ties what was asked to the other option",
     "yes_no": "the context says otherwise",
     "in_common": "the context does not say it of both",
+    "role": "the context names someone else as the one who did it",
+    "echo": "it names only whom the question already names",
 }
 
 
