@@ -77,6 +77,11 @@ class RunResult:
     tenants: int = 0
 
 
+def _utc(value: datetime) -> datetime:
+    """clickhouse-connect returns naive datetimes for UTC columns (its default tz_mode): mark them."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 class ScorerJob:
     def __init__(
         self,
@@ -105,7 +110,7 @@ class ScorerJob:
             result.candidates += len(rows)
             new_wm = until
             if len(rows) >= self.opt.max_spans_per_run:  # more than one run's worth: resume after these
-                new_wm = rows[-1]["ingested_at"]
+                new_wm = _utc(rows[-1]["ingested_at"])
             scored, failed = self._score_and_write(tenant, rows)
             result.scored += scored
             result.failed += failed
@@ -148,8 +153,7 @@ class ScorerJob:
         )
         if not rows or not rows[0]["n"]:
             return None
-        wm = rows[0]["wm"]
-        return wm if wm.tzinfo else wm.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+        return _utc(rows[0]["wm"])
 
     def _set_watermark(self, tenant: str, wm: datetime) -> None:
         table = pa.table(
@@ -196,9 +200,7 @@ class ScorerJob:
             where.append(f"{col} IN {{f_{col}:Array(String)}}")
         if o.models:
             params["models"] = list(o.models)
-            where.append(
-                "(request_model IN {models:Array(String)} OR response_model IN {models:Array(String)})"
-            )
+            where.append("(request_model IN {models:Array(String)} OR response_model IN {models:Array(String)})")
         if skip_scored:
             where.append(
                 "(trace_id, span_id) NOT IN (SELECT trace_id, span_id FROM {db}.scores WHERE "
@@ -232,9 +234,7 @@ class ScorerJob:
         todo = [r for r in rows if self.scorer.applies(r)]
         if not todo:
             return 0, 0
-        traces = (
-            self._traces(tenant, sorted({r["trace_id"] for r in todo})) if self.scorer.needs_trace else {}
-        )
+        traces = self._traces(tenant, sorted({r["trace_id"] for r in todo})) if self.scorer.needs_trace else {}
         out: list[tuple[SpanRow, Score]] = []
         failed = 0
         for r in todo:

@@ -164,3 +164,15 @@ def test_a_failing_job_never_stops_the_others(live: LiveServer) -> None:
     assert metrics.runs.labels("cost", "error")._value.get() >= 3  # it kept being retried ...
     assert metrics.runs.labels("hallucination", "ok")._value.get() >= 3  # ... and the other kept running
     assert len(_scores(rt, "hallucination")) == 2
+
+
+def test_a_backlog_larger_than_one_run_is_worked_off_in_order(live: LiveServer) -> None:
+    rt = live.runtime
+    ids = _ingest(live, 6)
+    opts = JobOptions(settle=timedelta(0), max_spans_per_run=2, filters={"operation": ["chat"]})
+    job = ScorerJob(OfflineHallucinationScorer(), rt.store, opts)
+    runs = [job.run_once() for _ in range(4)]
+    # each run takes at most its share of the oldest unscored spans, then resumes after them
+    assert [r.scored for r in runs] == [2, 2, 2, 0]
+    assert runs[0].lag_s > 0  # it stopped behind ingestion and says so
+    assert {r["span_id"] for r in _scores(rt, "hallucination")} == {i["span_id"] for i in ids}
