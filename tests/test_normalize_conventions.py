@@ -8,25 +8,10 @@ through the real OTel SDK, as those libraries document them.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from genai_prices import Usage, calc_price
 
-from driftline.collector.normalize import Normalizer
-from driftline.pricing import Pricer
-from driftline.store.columns import NORMALIZED_COLUMNS
-from tests.support.otel_capture import record_span
-
-START_NS = 1_760_000_000_000_000_000
-
-
-def normalize(name: str, attrs: dict[str, Any], **kw: Any) -> dict[str, Any]:
-    res, scope, span = record_span(name, attrs, start_ns=START_NS, **kw)
-    norm = Normalizer(pricer=Pricer())
-    row = norm.span(span, norm.resource(res), scope)
-    assert set(row) <= set(NORMALIZED_COLUMNS)  # no private working keys leak out
-    return row
-
+from tests.support.recorded import normalize
 
 # OpenInference -------------------------------------------------------------------------------
 
@@ -143,9 +128,7 @@ def test_traceloop_legacy_indexed_content() -> None:
     assert (row["input_tokens"], row["output_tokens"], row["total_tokens"]) == (30, 12, 42)
     assert (row["user_id"], row["session_id"]) == ("u-7", "s-7")
     usage = Usage(input_tokens=30, output_tokens=12)
-    assert row["cost_usd"] == float(
-        calc_price(usage, "gpt-4o-mini-2024-07-18", provider_id="openai").total_price
-    )
+    assert row["cost_usd"] == float(calc_price(usage, "gpt-4o-mini-2024-07-18", provider_id="openai").total_price)
 
 
 def test_traceloop_tool_and_workflow_entities() -> None:

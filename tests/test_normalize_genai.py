@@ -9,24 +9,13 @@ Spec: https://opentelemetry.io/docs/specs/semconv/gen-ai/
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 from genai_prices import Usage, calc_price
 
 from driftline.collector.conventions.providers import normalize_operation, normalize_provider
-from driftline.collector.normalize import Normalizer
-from driftline.pricing import Pricer
-from driftline.store.columns import NORMALIZED_COLUMNS
-from tests.support.otel_capture import SpanEvent, record_span
-
-
-def normalize(name: str, attrs: dict[str, Any], **kw: Any) -> dict[str, Any]:
-    res, scope, span = record_span(name, attrs, **kw)
-    norm = Normalizer(pricer=Pricer())
-    row = norm.span(span, norm.resource(res), scope)
-    assert set(row) <= set(NORMALIZED_COLUMNS)  # no private working keys leak out
-    return row
+from tests.support.otel_capture import SpanEvent
+from tests.support.recorded import normalize
 
 
 def test_structured_anyvalue_messages_and_system_instructions() -> None:
@@ -41,9 +30,7 @@ def test_structured_anyvalue_messages_and_system_instructions() -> None:
                 {"role": "user", "parts": [{"type": "text", "content": "Weather in Paris?"}]},
                 {
                     "role": "assistant",
-                    "parts": [
-                        {"type": "tool_call", "id": "t1", "name": "weather", "arguments": {"city": "Paris"}}
-                    ],
+                    "parts": [{"type": "tool_call", "id": "t1", "name": "weather", "arguments": {"city": "Paris"}}],
                 },
                 {"role": "tool", "parts": [{"type": "tool_call_response", "id": "t1", "response": "sunny"}]},
             ],
@@ -241,9 +228,7 @@ def test_exclusive_cache_counts_are_added_back() -> None:
         cache_write_tokens=2175,
         output_reasoning_tokens=9,
     )
-    assert row["cost_usd"] == float(
-        calc_price(usage, "claude-sonnet-4-5", provider_id="anthropic").total_price
-    )
+    assert row["cost_usd"] == float(calc_price(usage, "claude-sonnet-4-5", provider_id="anthropic").total_price)
 
 
 def test_inclusive_counts_are_kept() -> None:

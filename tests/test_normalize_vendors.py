@@ -8,25 +8,10 @@ documentation and sources describe them, and encoded to OTLP like any other span
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from genai_prices import Usage, calc_price
 
-from driftline.collector.normalize import Normalizer
-from driftline.pricing import Pricer
-from driftline.store.columns import NORMALIZED_COLUMNS
-from tests.support.otel_capture import record_span
-
-START_NS = 1_760_000_000_000_000_000  # 2025-10-09T08:53:20Z
-
-
-def normalize(name: str, attrs: dict[str, Any], **kw: Any) -> dict[str, Any]:
-    res, scope, span = record_span(name, attrs, start_ns=START_NS, **kw)
-    norm = Normalizer(pricer=Pricer())
-    row = norm.span(span, norm.resource(res), scope)
-    assert set(row) <= set(NORMALIZED_COLUMNS)  # no private working keys leak out
-    return row
-
+from tests.support.recorded import normalize
 
 # Vercel AI SDK -------------------------------------------------------------------------------
 
@@ -153,12 +138,8 @@ def test_langfuse_generation() -> None:
             "langfuse.observation.model.name": "gpt-4o",
             "langfuse.observation.input": json.dumps([{"role": "user", "content": "hey"}]),
             "langfuse.observation.output": json.dumps({"role": "assistant", "content": "hello"}),
-            "langfuse.observation.usage_details": json.dumps(
-                {"input": 80, "input_cached_tokens": 20, "output": 9}
-            ),
-            "langfuse.observation.cost_details": json.dumps(
-                {"input": 0.001, "output": 0.0005, "total": 0.0015}
-            ),
+            "langfuse.observation.usage_details": json.dumps({"input": 80, "input_cached_tokens": 20, "output": 9}),
+            "langfuse.observation.cost_details": json.dumps({"input": 0.001, "output": 0.0005, "total": 0.0015}),
             "langfuse.observation.completion_start_time": json.dumps("2025-10-09T08:53:20.400000Z"),
             "user.id": "u-9",
             "session.id": "s-9",
