@@ -24,21 +24,14 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationSc
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from driftline.collector.normalize import Normalizer
+from driftline.loadgen import filler_text
 from driftline.pricing import Pricer
 
 _rng = random.Random(7)
-_WORDS = ["the", "model", "answered", "a", "question", "about", "shipping", "delays", "refunds", "paris"]
 
 
 def _text(lo: int = 300, hi: int = 800) -> str:
-    n = _rng.randint(lo, hi)
-    out: list[str] = []
-    size = 0
-    while size < n:
-        w = _rng.choice(_WORDS)
-        out.append(w)
-        size += len(w) + 1
-    return " ".join(out)[:n]
+    return filler_text(_rng, lo, hi)
 
 
 def _value(v: object) -> AnyValue:
@@ -75,9 +68,7 @@ def genai_chat(i: int) -> Span:
         {"role": "system", "parts": [{"type": "text", "content": _text(200, 400)}]},
         {"role": "user", "parts": [{"type": "text", "content": _text()}]},
     ]
-    msgs_out = [
-        {"role": "assistant", "parts": [{"type": "text", "content": _text()}], "finish_reason": "stop"}
-    ]
+    msgs_out = [{"role": "assistant", "parts": [{"type": "text", "content": _text()}], "finish_reason": "stop"}]
     return _span(
         i,
         "chat gpt-4o-mini",
@@ -250,9 +241,7 @@ def main() -> None:
     ap.add_argument("--spans", type=int, default=20_000)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--no-pricer", action="store_true")
-    ap.add_argument(
-        "--batch", type=int, default=5000, help="rows kept alive before being dropped, as a writer batch"
-    )
+    ap.add_argument("--batch", type=int, default=5000, help="rows kept alive before being dropped, as a writer batch")
     ap.add_argument(
         "--gc-tuned",
         action="store_true",

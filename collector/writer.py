@@ -128,9 +128,7 @@ class SpanWriter:
             return
         if self.degraded:
             # The spool log holds these; memory must stay bounded while the store is down.
-            self._m.write_batches.labels("spooled").inc()
-            self._m.spooled_spans.inc(n)
-            self._q.done(n)
+            self._handle_degraded(batches, n)
             self._probe()
             return
         if batches[0].position > self._log.checkpoint:
@@ -149,6 +147,7 @@ class SpanWriter:
         self._update_gauges()
 
     def _handle_degraded(self, batches: list[Batch], n: int) -> None:
+        """Let go of batches the store refused: the spool log keeps them for the replay."""
         self._m.write_batches.labels("spooled").inc()
         self._m.spooled_spans.inc(n)
         self._q.done(n)

@@ -15,7 +15,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-__all__ = ["llm_request", "span_ids"]
+__all__ = ["filler_text", "llm_request", "span_ids"]
 
 _WORDS = tuple(
     (
@@ -27,7 +27,8 @@ _WORDS = tuple(
 _MODELS = [("openai", "gpt-4o-mini"), ("openai", "gpt-4o"), ("anthropic", "claude-3-5-sonnet-20241022")]
 
 
-def _text(rng: random.Random, lo: int, hi: int) -> str:
+def filler_text(rng: random.Random, lo: int, hi: int) -> str:
+    """Between `lo` and `hi` characters of plausible support-chat words."""
     target = rng.randint(lo, hi)
     out: list[str] = []
     size = 0
@@ -67,8 +68,8 @@ def llm_request(spans: int = 100, seed: int = 0, start_ns: int | None = None) ->
             trace_id = rng.randbytes(16)
         provider, model = rng.choice(_MODELS)
         start = t0 + i * 1_000_000
-        user = _text(rng, 300, 800)
-        answer = _text(rng, 300, 800)
+        user = filler_text(rng, 300, 800)
+        answer = filler_text(rng, 300, 800)
         span = Span(
             trace_id=trace_id,
             span_id=rng.randbytes(8),
@@ -135,9 +136,4 @@ def llm_request(spans: int = 100, seed: int = 0, start_ns: int | None = None) ->
 
 def span_ids(req: ExportTraceServiceRequest) -> list[tuple[str, str]]:
     """(trace id, span id) in hex, for every span of a request."""
-    return [
-        (s.trace_id.hex(), s.span_id.hex())
-        for rs in req.resource_spans
-        for ss in rs.scope_spans
-        for s in ss.spans
-    ]
+    return [(s.trace_id.hex(), s.span_id.hex()) for rs in req.resource_spans for ss in rs.scope_spans for s in ss.spans]
