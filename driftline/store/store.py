@@ -103,12 +103,22 @@ class Store:
 
     # -- writes --------------------------------------------------------------------------
     def insert_arrow(self, table: str, data: pa.Table) -> None:
-        """One INSERT through Arrow (3x faster than row formats on chDB). Raises on failure."""
+        """One INSERT through Arrow (3x faster than row formats on chDB). Raises on failure.
+
+        On a server the table travels as an Arrow stream in the request body. Embedded, chDB
+        reads the table's buffers in place through its Python() table function: clickhouse-connect's
+        own insert_arrow would write the stream to a temporary file for `INSERT ... FROM INFILE`,
+        and that copy, the file and its parse cost ~20% of the insert (measured on 5 KB rows:
+        34.5 -> 28.5 us of CPU per row, merges included).
+        """
         with self._writer_lock:
             if self._writer is None:
                 self._writer = open_client(self.cfg)
             try:
-                self._writer.insert_arrow(f"{self.cfg.database}.{table}", data)
+                if self.cfg.embedded:
+                    _insert_in_place(self._writer, f"{self.cfg.database}.{table}", data)
+                else:
+                    self._writer.insert_arrow(f"{self.cfg.database}.{table}", data)
             except Exception:
                 # A broken connection must not poison the next attempt.
                 try:
@@ -147,3 +157,14 @@ class Store:
             "WHERE tenant = {tenant:String} AND trace_id = {trace_id:String} ORDER BY start_time, span_id",
             {"tenant": tenant, "trace_id": trace_id},
         )
+
+
+def _insert_in_place(client: Client, table: str, data: pa.Table) -> None:
+    """INSERT an Arrow table on the embedded store without serializing it.
+
+    chDB's Python() table function finds the table by its variable name in the calling frames,
+    so the name below is part of the statement.
+    """
+    cols = ", ".join(f"`{name}`" for name in data.column_names)
+    driftline_insert_batch = data  # noqa: F841 - read by name by Python() below
+    client.command(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM Python(driftline_insert_batch)")
