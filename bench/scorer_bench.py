@@ -97,7 +97,7 @@ def main() -> int:
     rt.start()
     for chunk in range(0, args.traces, 100):
         req = rag_request(min(100, args.traces - chunk), seed=chunk)
-        rt.consume("bench", req, "bench", req.SerializeToString())
+        rt.ingest("bench", req.SerializeToString(), "", "application/x-protobuf", "bench")
     rt.flush(120)
     print(f"stored {args.traces} traces ({args.traces * 4} spans)")
     metrics = ScorerMetrics(CollectorRegistry())

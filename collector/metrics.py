@@ -43,6 +43,16 @@ class CollectorMetrics:
             ["reason"],
             registry=registry,
         )
+        self.spans_unpriced = Counter(
+            p + "unpriced_spans_total",
+            "Model calls with token counts but no known price: stored with cost NULL.",
+            registry=registry,
+        )
+        self.decode_worker_restarts = Counter(
+            p + "decode_worker_restarts_total",
+            "Times the decode worker pool was rebuilt after a worker process died.",
+            registry=registry,
+        )
         self.queue_spans = Gauge(
             p + "queue_spans", "Spans waiting in memory to be written.", registry=registry
         )

@@ -23,7 +23,7 @@ from driftline.collector.conventions.events import Event
 from driftline.collector.otlp_values import any_value, dumps, read_attributes, truncate
 from driftline.pricing import Pricer
 
-__all__ = ["INVALID_REASONS", "InvalidSpan", "Normalizer", "ResourceContext"]
+__all__ = ["INVALID_REASONS", "PRICED_OPERATIONS", "InvalidSpan", "Normalizer", "ResourceContext"]
 
 INVALID_REASONS: Final = frozenset(
     {"missing_trace_id", "missing_span_id", "bad_parent_span_id", "bad_timestamp"}
@@ -37,7 +37,7 @@ _ZERO_TRACE: Final = bytes(16)
 _ZERO_SPAN: Final = bytes(8)
 # Only model calls are priced from the table: agent / workflow spans aggregate their children's
 # usage, and pricing them too would count the same tokens twice.
-_PRICED_OPERATIONS: Final = frozenset({"chat", "text_completion", "embeddings", "rerank", "other", ""})
+PRICED_OPERATIONS: Final = frozenset({"chat", "text_completion", "embeddings", "rerank", "other", ""})
 
 
 class InvalidSpan(ValueError):
@@ -145,7 +145,7 @@ class Normalizer:
         if not override and isinstance(span_cost, float):
             f["cost_usd"], f["cost_source"] = span_cost, "span"
             return
-        if pricer is None or (not override and f.get("operation", "") not in _PRICED_OPERATIONS):
+        if pricer is None or (not override and f.get("operation", "") not in PRICED_OPERATIONS):
             return
         get = f.get
         counts = (

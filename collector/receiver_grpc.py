@@ -14,14 +14,10 @@ from concurrent import futures
 import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from driftline.auth import Authenticator
-from driftline.collector.consume import ExportResult
-from driftline.collector.decode import decode_protobuf
+from driftline.collector.consume import PROTOBUF, ExportResult
 from driftline.collector.errors import CollectorError, status_for
 from driftline.collector.metrics import CollectorMetrics
 
@@ -29,14 +25,15 @@ __all__ = ["OtlpGrpcServer"]
 
 log = logging.getLogger(__name__)
 
-ConsumeFn = Callable[[str, ExportTraceServiceRequest, str, bytes | None], ExportResult]
+# (tenant, body as received, Content-Encoding, media type, protocol) -> result
+IngestFn = Callable[[str, bytes, str, str, str], ExportResult]
 _METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
 class OtlpGrpcServer:
     def __init__(
         self,
-        consume: ConsumeFn,
+        ingest: IngestFn,
         auth: Authenticator,
         metrics: CollectorMetrics,
         host: str,
@@ -44,7 +41,7 @@ class OtlpGrpcServer:
         max_request_bytes: int,
         workers: int = 4,
     ) -> None:
-        self._consume = consume
+        self._ingest = ingest
         self._auth = auth
         self._m = metrics
         self._server = grpc.server(
@@ -79,7 +76,7 @@ class OtlpGrpcServer:
         try:
             md = dict(context.invocation_metadata())
             tenant = self._auth.tenant_for(str(md.get("authorization", "")) or None)
-            result = self._consume(tenant, decode_protobuf(body), "grpc", body)
+            result = self._ingest(tenant, body, "", PROTOBUF, "grpc")
         except Exception as e:  # one mapping for every failure: see errors.status_for
             if not isinstance(e, CollectorError):
                 log.exception("OTLP/gRPC export failed")

@@ -12,7 +12,7 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 from pydantic import (
@@ -25,6 +25,9 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from driftline.pricing import ModelPrice
 
 __all__ = [
     "ENV_PREFIX",
@@ -84,6 +87,17 @@ class _Base(BaseSettings):
         return init_settings, env_settings
 
 
+class PriceOverride(BaseModel):
+    """A model's price in USD per million tokens, for models the price table lacks or prices wrong."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input_mtok: float = Field(ge=0)
+    output_mtok: float = Field(ge=0)
+    cache_read_mtok: float | None = Field(None, ge=0)
+    cache_write_mtok: float | None = Field(None, ge=0)
+
+
 class CommonSettings(_Base):
     """Settings every Driftline service shares: where the data lives and who may touch it."""
 
@@ -102,6 +116,11 @@ class CommonSettings(_Base):
         description="API keys as comma-separated key=tenant pairs. Clients send 'Authorization: Bearer <key>'.",
     )
     log_level: str = Field("INFO", description="Log level: DEBUG, INFO, WARNING or ERROR.")
+    price_overrides: dict[str, PriceOverride] = Field(
+        default_factory=dict,
+        description="Prices that win over the genai-prices table, keyed 'provider/model' or 'model' "
+        '(JSON in the environment: {"vllm/llama-3-8b": {"input_mtok": 0.1, "output_mtok": 0.2}}).',
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -139,6 +158,11 @@ class CommonSettings(_Base):
         if not v or not v.replace("_", "").isalnum():
             raise ValueError("must be letters, digits and '_'")
         return v
+
+    def model_prices(self) -> dict[str, ModelPrice]:
+        from driftline.pricing import ModelPrice
+
+        return {k: ModelPrice(**v.model_dump()) for k, v in self.price_overrides.items()}
 
     @property
     def effective_clickhouse_url(self) -> str:
@@ -179,6 +203,12 @@ class CollectorSettings(CommonSettings):
     shutdown_timeout_s: float = Field(30.0, gt=0, description="Longest a clean shutdown waits to flush.")
     tenant_rate_limit_spans_per_s: float = Field(
         0.0, ge=0, description="Spans per second one tenant may send (bursts of 2 s allowed); 0 turns it off."
+    )
+    decode_workers: int = Field(
+        -1,
+        ge=-1,
+        description="Processes that decode and normalize OTLP requests; -1: one per CPU core (at most 8); "
+        "0: a thread of the collector process.",
     )
     redact: list[str] = Field(
         default_factory=list,

@@ -7,25 +7,28 @@ release the lock; each step bounded by the shutdown deadline.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
+import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from driftline.auth import Authenticator
 from driftline.collector.buffer import SpanQueue
-from driftline.collector.consume import ExportResult, TraceConsumer
+from driftline.collector.consume import PROTOBUF, ExportResult, Prepared, TraceConsumer
 from driftline.collector.metrics import CollectorMetrics
-from driftline.collector.normalize import Normalizer
 from driftline.collector.ratelimit import TenantRateLimiter
 from driftline.collector.receiver_grpc import OtlpGrpcServer
-from driftline.collector.redact import Redactor, parse_patterns
 from driftline.collector.wal import SpanLog
+from driftline.collector.workers import DecodeWorkers, PrepareOptions, build_preparer
 from driftline.collector.writer import SpanWriter, WriterOptions
 from driftline.config import CollectorSettings
-from driftline.pricing import Pricer
 from driftline.store import DataDirLock, Store, StoreConfig
 
 __all__ = ["Runtime"]
@@ -51,7 +54,19 @@ class Runtime:
         self.queue = SpanQueue(s.queue_capacity_spans, on_change=self.metrics.queue_spans.set)
         self.metrics.queue_capacity.set(s.queue_capacity_spans)
         self.metrics.spool_capacity.set(s.spool_max_bytes)
-        self.normalizer = Normalizer(pricer=Pricer(), max_value_bytes=s.max_value_bytes)
+        opts = PrepareOptions(
+            max_request_bytes=s.max_request_bytes,
+            max_value_bytes=s.max_value_bytes,
+            redact=tuple(s.redact),
+            price_overrides=s.model_prices(),
+        )
+        # In this process: replays of spooled requests (and the scorers' pricer).
+        self.preparer = build_preparer(opts)
+        self.normalizer = self.preparer.normalizer
+        workers = s.decode_workers if s.decode_workers >= 0 else min(available_cpus(), 8)
+        self.decoders = DecodeWorkers(workers, opts, self.metrics)
+        # Keeping a prepared batch (spool append, queue) is quick but does file I/O: off the event loop.
+        self._keeper: ThreadPoolExecutor | None = None
         self.spool: SpanLog | None = None
         self.writer: SpanWriter | None = None
         self.consumer: TraceConsumer | None = None
@@ -68,21 +83,18 @@ class Runtime:
             # The spool lives beside the lock, so two processes can never share one.
             self.spool = SpanLog(s.data_dir / "spool", s.spool_max_bytes)
             self.consumer = TraceConsumer(
-                self.normalizer,
                 self.spool,
                 self.queue,
                 self.metrics,
-                row_filter=Redactor(parse_patterns(s.redact)) if s.redact else None,
                 rate_limiter=(
                     TenantRateLimiter(s.tenant_rate_limit_spans_per_s) if s.tenant_rate_limit_spans_per_s else None
                 ),
-                clock=lambda: self.ingest_clock(),  # noqa: PLW0108 - late-bound: tests swap the clock
             )
             self.writer = SpanWriter(
                 self.queue,
                 self.spool,
                 self._insert,
-                self.consumer.rebuild,
+                lambda tenant, body: self.preparer.rebuild(tenant, body, self._now_ms()),
                 self.metrics,
                 WriterOptions(
                     batch_max_spans=s.batch_max_spans,
@@ -91,12 +103,15 @@ class Runtime:
                 ),
             )
             self.writer.start()
+            self.decoders.start()
+            self._keeper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="otlp-keep")
             if s.grpc_enabled:
                 self.grpc = OtlpGrpcServer(
-                    self.consume, self.auth, self.metrics, s.http_host, s.grpc_port, s.max_request_bytes
+                    self.ingest, self.auth, self.metrics, s.http_host, s.grpc_port, s.max_request_bytes
                 )
                 self.grpc.start()
         except BaseException:
+            self.decoders.stop()
             if self.writer is not None:
                 self.writer.stop(timeout_s=1)
             self.store.close()
@@ -105,10 +120,27 @@ class Runtime:
         self.started = True
         log.info("collector started: store %r, spool %d bytes pending", self.store.cfg, self.spool.pending_bytes)
 
-    def consume(self, tenant: str, request: Any, protocol: str, body: bytes | None = None) -> ExportResult:
+    def _now_ms(self) -> int:
+        return int(self.ingest_clock() * 1000)
+
+    def ingest(self, tenant: str, body: bytes, encoding: str, media: str, protocol: str) -> ExportResult:
+        """One OTLP export request as received: prepare (in a decode worker), then keep."""
         if self.consumer is None:
             raise RuntimeError("runtime not started")
-        return self.consumer.consume(tenant, request, protocol, body)
+        prepared = self.decoders.prepare(tenant, body, encoding, media, self._now_ms())
+        return self.consumer.keep(tenant, prepared, protocol, _spool_body(body, encoding, media))
+
+    async def ingest_async(
+        self, tenant: str, body: bytes, encoding: str, media: str, protocol: str
+    ) -> ExportResult:
+        """`ingest` for the event loop: waits for the worker and the keeper without blocking it."""
+        consumer, keeper = self.consumer, self._keeper
+        if consumer is None or keeper is None:
+            raise RuntimeError("runtime not started")
+        prepared: Prepared = await self.decoders.prepare_async(tenant, body, encoding, media, self._now_ms())
+        return await asyncio.get_running_loop().run_in_executor(
+            keeper, consumer.keep, tenant, prepared, protocol, _spool_body(body, encoding, media)
+        )
 
     def flush(self, timeout_s: float = 30.0) -> bool:
         return self.writer.flush(timeout_s) if self.writer is not None else True
@@ -136,9 +168,31 @@ class Runtime:
         if self.grpc is not None:  # stop accepting first
             self.grpc.stop(grace_s=min(5.0, self.settings.shutdown_timeout_s / 4))
             self.grpc = None
+        self.decoders.stop()
+        if self._keeper is not None:
+            self._keeper.shutdown(wait=True)
+            self._keeper = None
         if self.writer is not None:
             self.writer.stop(timeout_s=max(0.1, deadline - time.monotonic()))
         self.store.close()
         self.lock.release()
         self.started = False
         log.info("collector stopped")
+
+
+def _spool_body(body: bytes, encoding: str, media: str) -> bytes | None:
+    """The receiver's bytes are the spool record only when they are plain protobuf."""
+    return body if media == PROTOBUF and encoding.strip().lower() in ("", "identity") else None
+
+
+def available_cpus() -> int:
+    """CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU quota (a container's
+    CPU limit, which os.cpu_count() does not see)."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            n = min(n, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return n

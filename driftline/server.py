@@ -43,7 +43,8 @@ def create_app(rt: Runtime, manage_runtime: bool = False) -> FastAPI:
         log.warning("store unavailable for %s: %s", request.url.path, type(exc).__name__)
         return JSONResponse({"detail": "store unavailable, retry later"}, status_code=503, headers={"Retry-After": "5"})
 
-    app.include_router(otlp_http_router(rt.consume, rt.auth, rt.metrics, rt.settings.max_request_bytes), tags=["otlp"])
+    otlp = otlp_http_router(rt.ingest_async, rt.auth, rt.metrics, rt.settings.max_request_bytes)
+    app.include_router(otlp, tags=["otlp"])
     app.include_router(api_router(rt.store, rt.auth), tags=["api"])
 
     @app.get("/healthz", tags=["ops"])

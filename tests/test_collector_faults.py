@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,18 @@ def test_http_store_goes_away_mid_stream(fast_retry_settings: dict[str, Any], ch
         rt.stop()
 
 
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
 def test_sigkill_with_data_in_spool_loses_nothing(tmp_path: Path) -> None:
     """Spans accepted while the writer holds them (a long flush interval) survive a SIGKILL."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
@@ -149,8 +162,16 @@ def test_sigkill_with_data_in_spool_loses_nothing(tmp_path: Path) -> None:
         r, ids = _post(url, seed)
         assert r.status_code == 200
         accepted |= set(ids)
+    workers = _children(p.pid)
+    assert workers, "the collector runs its decode workers as child processes"
     p.send_signal(signal.SIGKILL)
     p.wait(30)
+    # Its decode workers notice and leave (they would otherwise hold the log pipe open forever).
+    for _ in range(100):
+        if not any(Path(f"/proc/{w}").exists() for w in workers):
+            break
+        time.sleep(0.1)
+    assert not [w for w in workers if Path(f"/proc/{w}").exists()], "decode workers outlived a SIGKILLed collector"
     assert p.stderr is not None
     p.stderr.close()
     assert list((tmp_path / "data" / "spool").glob("*.wal"))

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import signal
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,7 +16,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from tests.conftest import KEY_A, KEY_B, TENANT_A, LiveServer
+from driftline.loadgen import llm_request
+from tests.conftest import KEY_A, KEY_B, TENANT_A, LiveServer, make_settings, serve
 from tests.otlp_helpers import grpc_exporter, http_exporter, provider_for, send_chat_trace
 
 
@@ -249,3 +253,70 @@ def test_unsupported_content_type_and_size(live: LiveServer) -> None:
         headers={**h, "Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"},
     )
     assert r.status_code == 413 and "Retry-After" not in r.headers
+
+
+def test_price_override_from_config_and_unpriced_spans_counted(tmp_path: Path, chdb_path: Path, database: str) -> None:
+    """`price_overrides` reaches the decode workers; a model no price covers stores NULL and is counted."""
+    from driftline.runtime import Runtime
+
+    s = make_settings(
+        tmp_path / "data",
+        f"chdb://{chdb_path}",
+        database,
+        price_overrides={"openai/gpt-4o-mini": {"input_mtok": 1.0, "output_mtok": 2.0}},
+        decode_workers=1,
+    )
+    rt = Runtime(s)
+    rt.start()
+    server, thread, url = serve(rt)
+    try:
+        tp = provider_for(http_exporter(url, KEY_A))
+        ids = send_chat_trace(tp)  # gpt-4o-mini, 120 input and 12 output tokens
+        with tp.get_tracer("tests").start_as_current_span("chat acme-7b") as span:
+            span.set_attribute("gen_ai.operation.name", "chat")
+            span.set_attribute("gen_ai.provider.name", "acme")
+            span.set_attribute("gen_ai.request.model", "acme-7b")
+            span.set_attribute("gen_ai.usage.input_tokens", 50)
+            span.set_attribute("gen_ai.usage.output_tokens", 5)
+            unknown = format(span.get_span_context().span_id, "016x")
+        tp.shutdown()
+        assert rt.flush(10)
+        r = httpx.get(f"{url}/api/v1/traces/{ids['trace_id']}", headers={"Authorization": f"Bearer {KEY_A}"})
+        chat = next(x for x in r.json()["spans"] if x["span_id"] == ids["span_id"])
+        assert chat["cost_usd"] == pytest.approx(120 * 1.0 / 1e6 + 12 * 2.0 / 1e6)
+        assert chat["cost_source"] == "override"
+        rows = rt.store.query(
+            f"SELECT cost_usd FROM {database}.spans WHERE tenant = {{tenant:String}} AND span_id = {{id:String}}",
+            {"tenant": TENANT_A, "id": unknown},
+        )
+        assert rows == [{"cost_usd": None}]
+        metrics = httpx.get(f"{url}/metrics").text
+        assert "driftline_collector_unpriced_spans_total 1.0" in metrics
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        rt.stop()
+
+
+def test_a_dead_decode_worker_costs_one_retry_not_the_collector(live: LiveServer) -> None:
+    """SIGKILL a decode worker: requests in flight get retry-later, the pool is rebuilt, the next
+    export is stored, and the restart is counted."""
+    pids = live.runtime.decoders.worker_pids()
+    assert pids
+    os.kill(pids[0], signal.SIGKILL)
+    statuses = []
+    for _ in range(20):  # the exporter would retry the 503s; do what it does
+        r = httpx.post(
+            f"{live.url}/v1/traces",
+            content=llm_request(3, seed=len(statuses)).SerializeToString(),
+            headers={"Content-Type": "application/x-protobuf", "Authorization": f"Bearer {KEY_A}"},
+        )
+        statuses.append(r.status_code)
+        if r.status_code == 200:
+            break
+        assert r.status_code == 503 and r.headers["Retry-After"] == "1", r.text
+    assert statuses[-1] == 200, statuses
+    assert set(live.runtime.decoders.worker_pids()).isdisjoint(pids[:1])
+    assert live.runtime.flush(10)
+    metrics = httpx.get(f"{live.url}/metrics").text
+    assert "driftline_collector_decode_worker_restarts_total 1.0" in metrics
