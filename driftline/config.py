@@ -192,8 +192,13 @@ class CollectorSettings(CommonSettings):
     queue_capacity_spans: int = Field(
         200_000, ge=100, description="Spans held in memory between receiving and writing; beyond it, 429."
     )
-    batch_max_spans: int = Field(20_000, ge=1, description="Spans written per INSERT at most.")
-    flush_interval_ms: int = Field(500, ge=10, description="Longest a span waits in memory before a write.")
+    batch_max_spans: int = Field(50_000, ge=1, description="Spans written per INSERT at most.")
+    flush_interval_ms: int = Field(
+        1000,
+        ge=10,
+        description="Longest a span waits in memory before a write. Fewer, larger INSERTs leave ClickHouse "
+        "fewer parts to merge: 1000 ms stores ~20% more spans/s than 500 ms (bench/ingest_bench.py).",
+    )
     write_retries: int = Field(3, ge=0, description="Retries of a failed INSERT before the batch goes to the spool.")
     spool_max_bytes: int = Field(
         1024 * 1024 * 1024,
