@@ -13,6 +13,7 @@ __all__ = ["rows_to_table"]
 
 _DEFAULTS = column_defaults()
 _MAP_TYPE = pa.map_(pa.string(), pa.string())
+_FALLBACK_OF = {"input_text_fallback": "input_text", "output_text_fallback": "output_text"}
 
 
 def rows_to_table(tenant: str, rows: list[dict[str, Any]], ingested_at_ms: int | None = None) -> pa.Table:
@@ -20,12 +21,19 @@ def rows_to_table(tenant: str, rows: list[dict[str, Any]], ingested_at_ms: int |
     now_ms = int(time.time() * 1000) if ingested_at_ms is None else ingested_at_ms
     arrays: list[pa.Array] = []
     for name, _, typ in SPAN_COLUMNS:
+        if typ is None:  # ALIAS: computed when read
+            continue
         if name == "tenant":
             arrays.append(pa.array([tenant] * n, type=typ))
         elif name == "ingested_at":
             arrays.append(pa.array([now_ms] * n, type=typ))
         elif typ == _MAP_TYPE:
             arrays.append(_map_array(rows, name))
+        elif name in _FALLBACK_OF:
+            # The normalizer sets '' where the ALIAS reads the text from the messages; a row built
+            # any other way keeps its text.
+            text = _FALLBACK_OF[name]
+            arrays.append(pa.array([r.get(name, r.get(text, "")) for r in rows], type=typ))
         else:
             d = _DEFAULTS[name]
             arrays.append(pa.array([r.get(name, d) for r in rows], type=typ))

@@ -34,6 +34,8 @@ INVALID_REASONS: Final = frozenset(
 _KINDS: Final = ("internal", "internal", "server", "client", "producer", "consumer")
 _STATUS: Final = ("unset", "ok", "error")
 _ZERO_TRACE: Final = bytes(16)
+# OTLP times are fixed64; DateTime64(9) and Arrow's timestamp[ns] stop at 2^63 - 1 ns.
+_MAX_NS: Final = 2**63 - 1
 _ZERO_SPAN: Final = bytes(8)
 # Only model calls are priced from the table: agent / workflow spans aggregate their children's
 # usage, and pricing them too would count the same tokens twice.
@@ -95,8 +97,10 @@ class Normalizer:
             )
         start = span.start_time_unix_nano
         end = span.end_time_unix_nano
-        if start == 0 or end < start:
-            raise InvalidSpan("bad_timestamp", f"need 0 < start_time <= end_time, got {start}, {end}")
+        if start == 0 or end < start or end > _MAX_NS:
+            raise InvalidSpan(
+                "bad_timestamp", f"need 0 < start_time <= end_time < 2^63 ns (year 2262), got {start}, {end}"
+            )
         limit = self.max_value_bytes
         flat, text, total = read_attributes(span.attributes, limit)
         status = span.status

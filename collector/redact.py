@@ -21,10 +21,12 @@ BUILTIN_PATTERNS: dict[str, str] = {
 }
 
 _TEXT_COLUMNS = (
-    "status_message", "input_messages", "output_messages", "input_text", "output_text", "system_prompt",
+    "status_message", "input_messages", "output_messages", "input_text", "output_text", "input_text_fallback",
+    "output_text_fallback", "system_prompt",
     "tool_calls", "tool_arguments", "tool_result", "tool_error", "retrieved_documents", "events",
 )  # fmt: skip
 _MAP_COLUMNS = ("attributes", "resource_attributes")
+_FALLBACKS = (("input_text", "input_text_fallback"), ("output_text", "output_text_fallback"))
 
 
 def parse_patterns(entries: list[str]) -> dict[str, re.Pattern[str]]:
@@ -60,6 +62,11 @@ class Redactor:
         return s
 
     def __call__(self, row: dict[str, Any]) -> None:
+        # Redacted JSON may not read back as the redacted text would (a custom pattern can match
+        # across JSON escapes): with redaction on, the texts are always stored themselves.
+        for text_col, fallback in _FALLBACKS:
+            if text_col in row:
+                row[fallback] = row[text_col]
         for col in _TEXT_COLUMNS:
             v = row.get(col)
             if isinstance(v, str) and v:

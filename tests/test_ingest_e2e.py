@@ -304,7 +304,7 @@ def test_a_dead_decode_worker_costs_one_retry_not_the_collector(live: LiveServer
     pids = live.runtime.decoders.worker_pids()
     assert pids
     os.kill(pids[0], signal.SIGKILL)
-    statuses = []
+    statuses: list[int] = []
     for _ in range(20):  # the exporter would retry the 503s; do what it does
         r = httpx.post(
             f"{live.url}/v1/traces",

@@ -32,6 +32,7 @@ def _span(**attrs: Any) -> tuple[Resource, InstrumentationScope, Span]:
         ("parent_span_id", b"\x01" * 3, "bad_parent_span_id"),
         ("start_time_unix_nano", 0, "bad_timestamp"),
         ("end_time_unix_nano", 1, "bad_timestamp"),
+        ("end_time_unix_nano", 2**63, "bad_timestamp"),  # past what DateTime64(9) holds
     ],
 )
 def test_invalid_spans(field: str, value: object, reason: str) -> None:

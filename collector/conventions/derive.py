@@ -7,6 +7,9 @@ The rules here are the convention-independent ones of docs/columns.md:
 - tool_calls: tool calls the model asked for in its output messages.
 - tokens: the accounting rule of driftline/store/columns.py (cached tokens inside input_tokens,
   reasoning tokens inside output_tokens).
+- input_text_fallback / output_text_fallback: the text again, unless it is exactly the last
+  user / assistant message's content inside input_messages / output_messages, which the
+  `input_text` / `output_text` ALIAS columns read back (so message text is not stored twice).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ TEXT_COLUMNS: Final = (
     "status_message",
 )
 _SYSTEM_ROLES: Final = ("system", "developer")
+_USER: Final = ("user",)
+_ASSISTANT: Final = ("assistant", "model")
 # A JSON list column may hold this many times max_value_bytes; past that its oldest items go.
 JSON_BUDGET_FACTOR: Final = 4
 
@@ -42,14 +47,17 @@ def finish(f: Fields, limit: int, small: bool = False) -> None:
     output_raw = f.pop("_output_raw", None)
 
     tool = _is_tool(f)
+    in_from_messages = out_from_messages = False
     if f.get("operation") == "embeddings" and ins:
         # Every input of an embeddings call is a "user" message; the text is all of them.
         text: object = "\n".join(str(m["content"]) for m in ins if m["content"]) or input_raw
     else:
-        text = _last(ins, ("user",)) or input_raw or (f.get("tool_arguments") if tool else None)
+        text, in_from_messages = _last_plain(ins, _USER)
+        text = text or input_raw or (f.get("tool_arguments") if tool else None)
     if text:
         f["input_text"] = text
-    text = _last(outs, ("assistant", "model")) or output_raw or (f.get("tool_result") if tool else None)
+    text, out_from_messages = _last_plain(outs, _ASSISTANT)
+    text = text or output_raw or (f.get("tool_result") if tool else None)
     if text:
         f["output_text"] = text
     if "system_prompt" not in f:
@@ -63,8 +71,11 @@ def finish(f: Fields, limit: int, small: bool = False) -> None:
         f["tool_calls"] = _dump_list(calls, limit)
     if ins:
         f["input_messages"] = _dump_list(ins, limit)
+        # The ALIAS reads the message back only from a list stored whole (nothing cut or dropped).
+        in_from_messages = in_from_messages and len(f["input_messages"]) <= limit  # type: ignore[arg-type]
     if outs:
         f["output_messages"] = _dump_list(outs, limit)
+        out_from_messages = out_from_messages and len(f["output_messages"]) <= limit  # type: ignore[arg-type]
     docs = f.pop("_docs", None)
     if isinstance(docs, list) and docs:
         f["retrieved_documents"] = _dump_list(docs, limit)
@@ -74,12 +85,18 @@ def finish(f: Fields, limit: int, small: bool = False) -> None:
         f["finish_reason"] = fallback
     _errors(f)
     fix_tokens(f)
-    if small:
-        return
-    for column in TEXT_COLUMNS:
-        value = f.get(column)
-        if isinstance(value, str) and len(value) * 4 > limit:
-            f[column] = truncate(value, limit)
+    if not small:
+        for column in TEXT_COLUMNS:
+            value = f.get(column)
+            if isinstance(value, str) and len(value) * 4 > limit:
+                f[column] = truncate(value, limit)
+                in_from_messages = in_from_messages and column != "input_text"
+                out_from_messages = out_from_messages and column != "output_text"
+    # '' says "read it from the messages"; a row without the key stores its text (batch.py).
+    if "input_text" in f:
+        f["input_text_fallback"] = "" if in_from_messages else f["input_text"]
+    if "output_text" in f:
+        f["output_text_fallback"] = "" if out_from_messages else f["output_text"]
 
 
 def fix_tokens(f: Fields) -> None:
@@ -113,11 +130,15 @@ def _is_tool(f: Fields) -> bool:
     return f.get("operation") == "execute_tool"
 
 
-def _last(msgs: list[Message], roles: tuple[str, ...]) -> str | None:
+def _last_plain(msgs: list[Message], roles: tuple[str, ...]) -> tuple[str | None, bool]:
+    """The last message in `roles` with content, and whether that content is a plain string (what
+    the ALIAS expressions of driftline/store/columns.py read back from the stored JSON: keep the
+    two in step)."""
     for m in reversed(msgs):
         if m["role"] in roles and m["content"]:
-            return str(m["content"])
-    return None
+            content = m["content"]
+            return str(content), isinstance(content, str)
+    return None, False
 
 
 def _calls(m: Message) -> list[ToolCall]:

@@ -21,7 +21,16 @@ from typing import Final
 
 import pyarrow as pa
 
-__all__ = ["ARROW_SCHEMA", "NORMALIZED_COLUMNS", "PIPELINE_COLUMNS", "SPAN_COLUMNS", "column_defaults"]
+__all__ = [
+    "ARROW_SCHEMA",
+    "FALLBACK_COLUMNS",
+    "INPUT_TEXT_EXPR",
+    "NORMALIZED_COLUMNS",
+    "OUTPUT_TEXT_EXPR",
+    "PIPELINE_COLUMNS",
+    "SPAN_COLUMNS",
+    "column_defaults",
+]
 
 _STR = pa.string()
 _I64 = pa.int64()
@@ -29,8 +38,26 @@ _F64 = pa.float64()
 _TS = pa.timestamp("ns", tz="UTC")
 _MAP = pa.map_(pa.string(), pa.string())
 
-# (name, ClickHouse type, Arrow type)
-SPAN_COLUMNS: Final[list[tuple[str, str, pa.DataType]]] = [
+
+def _last_message_text(column: str, roles: str) -> str:
+    """SQL for collector/conventions/derive.py `_last_plain` on a stored JSON message list."""
+    return (
+        f"JSONExtractString(arrayLast(m -> JSONExtractString(m, 'role') IN ({roles}) "
+        f"AND JSONExtractString(m, 'content') != '', JSONExtractArrayRaw({column})), 'content')"
+    )
+
+
+INPUT_TEXT_EXPR: Final = (
+    "if(input_text_fallback != '', input_text_fallback, " + _last_message_text("input_messages", "'user'") + ")"
+)
+OUTPUT_TEXT_EXPR: Final = (
+    "if(output_text_fallback != '', output_text_fallback, "
+    + _last_message_text("output_messages", "'assistant', 'model'")
+    + ")"
+)
+
+# (name, ClickHouse type, Arrow type); Arrow type None: an ALIAS column, computed when read.
+SPAN_COLUMNS: Final[list[tuple[str, str, pa.DataType | None]]] = [
     ("tenant", "LowCardinality(String)", _STR),
     ("trace_id", "String", _STR),  # 32 lowercase hex chars
     ("span_id", "String", _STR),  # 16 lowercase hex chars
@@ -61,8 +88,13 @@ SPAN_COLUMNS: Final[list[tuple[str, str, pa.DataType]]] = [
     ("cost_source", "LowCardinality(String)", _STR),  # span, price_table, override, '' (unknown)
     ("input_messages", "String CODEC(ZSTD(3))", _STR),  # JSON [{"role":..,"content":..}]
     ("output_messages", "String CODEC(ZSTD(3))", _STR),  # JSON [{"role":..,"content":..}]
-    ("input_text", "String CODEC(ZSTD(3))", _STR),  # last user message / input.value as text
-    ("output_text", "String CODEC(ZSTD(3))", _STR),  # assistant answer as text
+    # input_text: the last user message / input.value as text; output_text: the assistant's answer.
+    # Stored only when the messages above do not hold them verbatim (the fallback columns); the
+    # ALIAS columns read them back either way, so message text is not stored twice.
+    ("input_text_fallback", "String CODEC(ZSTD(3))", _STR),
+    ("output_text_fallback", "String CODEC(ZSTD(3))", _STR),
+    ("input_text", "String ALIAS " + INPUT_TEXT_EXPR, None),
+    ("output_text", "String ALIAS " + OUTPUT_TEXT_EXPR, None),
     ("system_prompt", "String CODEC(ZSTD(3))", _STR),
     ("tool_calls", "String CODEC(ZSTD(3))", _STR),  # JSON [{"id","name","arguments"}] requested by the model
     ("tool_name", "LowCardinality(String)", _STR),
@@ -87,7 +119,9 @@ SPAN_COLUMNS: Final[list[tuple[str, str, pa.DataType]]] = [
 # Filled by the pipeline, not by the normalizer.
 PIPELINE_COLUMNS: Final[frozenset[str]] = frozenset({"tenant", "ingested_at"})
 NORMALIZED_COLUMNS: Final[list[str]] = [c for c, _, _ in SPAN_COLUMNS if c not in PIPELINE_COLUMNS]
-ARROW_SCHEMA: Final[pa.Schema] = pa.schema([pa.field(n, t, nullable=True) for n, _, t in SPAN_COLUMNS])
+ARROW_SCHEMA: Final[pa.Schema] = pa.schema([pa.field(n, t, nullable=True) for n, _, t in SPAN_COLUMNS if t is not None])
+# Stored only to be read through an ALIAS column.
+FALLBACK_COLUMNS: Final = frozenset({"input_text_fallback", "output_text_fallback"})
 
 
 def column_defaults() -> dict[str, object]:

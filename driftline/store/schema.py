@@ -9,16 +9,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from driftline.store.columns import SPAN_COLUMNS
+from driftline.store.columns import INPUT_TEXT_EXPR, OUTPUT_TEXT_EXPR, SPAN_COLUMNS
 
-__all__ = ["MIGRATIONS", "TTL_TABLES", "Migration"]
+__all__ = ["MIGRATIONS", "TTL_TABLES", "Guarded", "Migration"]
+
+
+@dataclass(frozen=True)
+class Guarded:
+    """A statement that is not idempotent by itself: it runs only while `when` (a query) returns
+    a non-zero count."""
+
+    sql: str
+    when: str
 
 
 @dataclass(frozen=True)
 class Migration:
     version: int
     name: str
-    statements: tuple[str, ...]
+    statements: tuple[str | Guarded, ...]
 
 
 def _span_columns_ddl() -> str:
@@ -102,9 +111,24 @@ ENGINE = ReplacingMergeTree(updated_at)
 ORDER BY (tenant, scorer, scorer_version, shard)
 """
 
+# Spans tables created before version 3 store input_text / output_text themselves. Their stored
+# text becomes the fallback (old rows read exactly as before); the ALIAS columns take the names.
+# A table created at version 1 today already has this layout, so both steps are no-ops there.
+_TEXT_ALIASES = (
+    Guarded(
+        "ALTER TABLE {db}.spans RENAME COLUMN input_text TO input_text_fallback, "
+        "RENAME COLUMN output_text TO output_text_fallback",
+        "SELECT count() FROM system.columns WHERE database = '{db}' AND table = 'spans' "
+        "AND name = 'input_text' AND default_kind = ''",
+    ),
+    f"ALTER TABLE {{db}}.spans ADD COLUMN IF NOT EXISTS input_text String ALIAS {INPUT_TEXT_EXPR}, "
+    f"ADD COLUMN IF NOT EXISTS output_text String ALIAS {OUTPUT_TEXT_EXPR}",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "spans, scores, review_items", (_SPANS, _SCORES, _REVIEW_ITEMS)),
     Migration(2, "scorer_state", (_SCORER_STATE,)),
+    Migration(3, "message texts stored once: input_text / output_text as ALIAS columns", _TEXT_ALIASES),
 )
 
 # Tables whose TTL follows `retention_days`: (table, TTL expression column).

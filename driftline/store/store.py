@@ -14,9 +14,9 @@ from typing import Any
 import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
-from driftline.store.columns import SPAN_COLUMNS
+from driftline.store.columns import FALLBACK_COLUMNS, SPAN_COLUMNS
 from driftline.store.connection import ClientPool, StoreConfig, open_client
-from driftline.store.schema import MIGRATIONS, TTL_TABLES
+from driftline.store.schema import MIGRATIONS, TTL_TABLES, Guarded
 
 __all__ = ["SPAN_READ_COLUMNS", "Store"]
 
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 # Merged-away parts linger 480 s by default; on a laptop's embedded store that is wasted disk.
 _EMBEDDED_OLD_PARTS_LIFETIME_S = 30
 
-SPAN_READ_COLUMNS = [name for name, _, _ in SPAN_COLUMNS if name != "tenant"]
+SPAN_READ_COLUMNS = [name for name, _, _ in SPAN_COLUMNS if name != "tenant" and name not in FALLBACK_COLUMNS]
 
 
 class Store:
@@ -54,7 +54,10 @@ class Store:
                 if m.version in done:
                     continue
                 for stmt in m.statements:
-                    c.command(stmt.format(db=db, ttl_days=self.retention_days))
+                    if isinstance(stmt, Guarded) and not int(c.command(stmt.when.format(db=db))):  # type: ignore[arg-type]
+                        continue
+                    sql = stmt.sql if isinstance(stmt, Guarded) else stmt
+                    c.command(sql.format(db=db, ttl_days=self.retention_days))
                 c.insert(
                     f"{db}.schema_migrations",
                     [[m.version, m.name, datetime.now(UTC)]],
