@@ -124,7 +124,21 @@ class Preparer:
                 "input_tokens" in row or "output_tokens" in row
             ):
                 unpriced += 1
-        table = rows_to_table(tenant, rows, ingested_at_ms) if rows else None
+        table = None
+        if rows:
+            try:
+                table = rows_to_table(tenant, rows, ingested_at_ms)
+            except (pa.ArrowException, OverflowError, TypeError, ValueError):
+                # A value no column can hold: find the rows at fault; their neighbours go on.
+                good = []
+                for row in rows:
+                    try:
+                        rows_to_table(tenant, [row], ingested_at_ms)
+                        good.append(row)
+                    except (pa.ArrowException, OverflowError, TypeError, ValueError) as e:
+                        rejected["invalid"] = rejected.get("invalid", 0) + 1
+                        first_error = first_error or f"span {row.get('span_id')}: a value out of range: {e}"
+                table = rows_to_table(tenant, good, ingested_at_ms) if good else None
         return Prepared(table, rejected, first_error, unpriced, redacted=self._filter is not None)
 
     def rebuild(self, tenant: str, body: bytes, ingested_at_ms: int) -> pa.Table:

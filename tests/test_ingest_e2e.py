@@ -320,3 +320,26 @@ def test_a_dead_decode_worker_costs_one_retry_not_the_collector(live: LiveServer
     assert live.runtime.flush(10)
     metrics = httpx.get(f"{live.url}/metrics").text
     assert "driftline_collector_decode_worker_restarts_total 1.0" in metrics
+
+
+def test_a_value_no_column_holds_rejects_that_span_only(live: LiveServer) -> None:
+    """Token counts whose sum overflows Int64: that span is rejected and counted, its neighbour stored."""
+    req = llm_request(2, seed=99)
+    bad = req.resource_spans[0].scope_spans[0].spans[0]
+    for kv in bad.attributes:
+        if kv.key in ("gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens"):
+            kv.value.int_value = 2**62 + 1
+    r = httpx.post(
+        f"{live.url}/v1/traces",
+        content=req.SerializeToString(),
+        headers={"Content-Type": "application/x-protobuf", "Authorization": f"Bearer {KEY_A}"},
+    )
+    assert r.status_code == 200, r.text
+    reply = ExportTraceServiceResponse.FromString(r.content)
+    assert reply.partial_success.rejected_spans == 1
+    assert "out of range" in reply.partial_success.error_message
+    assert live.runtime.flush(10)
+    good = req.resource_spans[0].scope_spans[0].spans[1]
+    spans = _get_trace(live, good.trace_id.hex()).json()["spans"]
+    assert [s["span_id"] for s in spans] == [good.span_id.hex()]
+    assert 'driftline_collector_rejected_spans_total{reason="invalid"} 1.0' in httpx.get(f"{live.url}/metrics").text
