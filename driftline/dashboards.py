@@ -291,6 +291,24 @@ def pipeline() -> gd.Dashboard:
             w=8,
         )
     )
+    d.with_panel(
+        _ts(
+            "Model calls without a price",
+            "short",
+            [_q(rate(c + "unpriced_spans_total"), "unpriced")],
+            w=8,
+            desc="Stored with cost NULL: add the model to price_overrides.",
+        )
+    )
+    d.with_panel(
+        _ts(
+            "Decode worker restarts",
+            "short",
+            [_q(f"sum(increase({c}decode_worker_restarts_total[{RATE}]))", "restarts")],
+            w=8,
+            desc="A decode worker process died (OOM kill, crash); its requests were answered retry-later.",
+        )
+    )
 
     d.with_row(gd.Row("Scorers and judge"))
     d.with_panel(
