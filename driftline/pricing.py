@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Final
+from typing import Final, TypeAlias
 
 from genai_prices import Usage, data_snapshot
 from genai_prices.data import providers as _bundled_providers
@@ -69,7 +69,7 @@ _ZERO_USAGE: Final = frozenset(
 )
 _MAX_CACHE: Final = 10_000
 
-_Price = Decimal | TieredPrices
+_Price: TypeAlias = Decimal | TieredPrices
 # A compiled rate: scaled int, or (base, ((tier_start, rate), ...) highest tier first).
 _Rate = int | tuple[int, tuple[tuple[int, int], ...]]
 # (input, output, cache_read, cache_write, reasoning) rates, None = not priced.

@@ -32,7 +32,7 @@ from driftline.collector.conventions.providers import normalize_operation, norma
 __all__ = ["MARKERS", "TEXT_KEYS", "TOKEN_KEYS", "TOOL_KEYS", "clean_error_type", "extract"]
 
 # Any of these present means the span speaks GenAI semconv (checked with dict lookups, not a scan).
-MARKERS: Final = (
+MARKERS: Final[tuple[str, ...]] = (
     "gen_ai.operation.name",
     "gen_ai.provider.name",
     "gen_ai.system",

@@ -25,7 +25,7 @@ from driftline.collector.conventions.messages import messages, text_of
 
 __all__ = ["MARKERS", "OPERATION_BY_TYPE", "extract"]
 
-MARKERS: Final = (
+MARKERS: Final[tuple[str, ...]] = (
     "langfuse.observation.type",
     "langfuse.trace.name",
     "langfuse.observation.model.name",

@@ -25,7 +25,7 @@ from driftline.collector.conventions.messages import messages
 
 __all__ = ["MARKERS", "extract"]
 
-MARKERS: Final = (
+MARKERS: Final[tuple[str, ...]] = (
     "operation.cost",
     "logfire.span_type",
     "agent_name",

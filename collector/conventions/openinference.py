@@ -28,7 +28,7 @@ from driftline.collector.conventions.providers import normalize_provider
 
 __all__ = ["MARKERS", "OPERATION_BY_KIND", "extract"]
 
-MARKERS: Final = ("openinference.span.kind", "llm.model_name", "llm.input_messages.0.message.role")
+MARKERS: Final[tuple[str, ...]] = ("openinference.span.kind", "llm.model_name", "llm.input_messages.0.message.role")
 
 # openinference.span.kind -> operation (docs/columns.md).
 OPERATION_BY_KIND: Final[dict[str, str]] = {

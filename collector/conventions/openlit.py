@@ -20,7 +20,7 @@ from driftline.collector.conventions._common import (
 
 __all__ = ["MARKERS", "extract"]
 
-MARKERS: Final = ("gen_ai.usage.cost", "gen_ai.server.time_to_first_token", "llm.time_to_first_token")
+MARKERS: Final[tuple[str, ...]] = ("gen_ai.usage.cost", "gen_ai.server.time_to_first_token", "llm.time_to_first_token")
 
 
 def extract(a: Attrs, f: Fields) -> None:

@@ -30,7 +30,7 @@ from driftline.collector.conventions.providers import normalize_operation
 
 __all__ = ["MARKERS", "OPERATION_BY_KIND", "extract"]
 
-MARKERS: Final = (
+MARKERS: Final[tuple[str, ...]] = (
     "traceloop.span.kind",
     "traceloop.entity.name",
     "traceloop.workflow.name",

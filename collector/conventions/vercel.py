@@ -27,7 +27,7 @@ from driftline.collector.conventions.providers import normalize_provider
 
 __all__ = ["MARKERS", "extract", "operation_for"]
 
-MARKERS: Final = ("ai.operationId", "ai.model.id", "ai.toolCall.name")
+MARKERS: Final[tuple[str, ...]] = ("ai.operationId", "ai.model.id", "ai.toolCall.name")
 
 _TOKENS: Final = (
     ("input_tokens", "ai.usage.inputTokens"),
