@@ -173,10 +173,10 @@ def cmd_up(args: argparse.Namespace) -> int:
                 break
     finally:
         log.info("shutting down: stop accepting, flush, close")
+        if demo is not None:  # a client of this server: its last batch must land before HTTP stops
+            demo.stop()
         server.should_exit = True  # 1. stop accepting HTTP; in-flight requests finish
         web.join(settings.shutdown_timeout_s)
-        if demo is not None:
-            demo.stop()
         scoring.stop(wait=True)  # 2. let a running scorer finish, start no other
         rt.stop()  # 3. stop gRPC, 4. flush the queue, 5. close the store, release the lock
         sock.close()

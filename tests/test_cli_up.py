@@ -30,9 +30,9 @@ def _env(tmp: Path) -> dict[str, str]:
 
 
 @contextmanager
-def running(tmp: Path) -> Iterator[tuple[subprocess.Popen[str], str, list[str]]]:
+def running(tmp: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str], str, list[str]]]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "driftline.cli", "up"], env=_env(tmp), stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "driftline.cli", "up", *args], env=_env(tmp), stderr=subprocess.PIPE, text=True
     )
     assert proc.stderr is not None
     lines: list[str] = []
@@ -86,3 +86,14 @@ def test_up_ingest_restart_and_second_instance(tmp_path: Path) -> None:
         r = httpx.get(f"{url2}/api/v1/traces/{ids['trace_id']}", headers={"Authorization": f"Bearer {key}"})
         assert r.status_code == 200, r.text
         assert ids["span_id"] in {s["span_id"] for s in r.json()["spans"]}
+
+
+def test_ctrl_c_with_demo_traffic_loses_no_demo_span(tmp_path: Path) -> None:
+    """The demo is a client of this server: it flushes its last batch before HTTP stops."""
+    with running(tmp_path, "--demo") as (proc, _url, lines):
+        threading.Event().wait(7.0)  # demo traces exported, and more waiting in its batch
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0
+    text = "".join(lines)
+    assert "Failed to export" not in text, text[-2000:]
+    assert "collector stopped" in text
