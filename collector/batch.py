@@ -7,13 +7,12 @@ from typing import Any
 
 import pyarrow as pa
 
-from driftline.store.columns import ARROW_SCHEMA, SPAN_COLUMNS, column_defaults
+from driftline.store.columns import ARROW_SCHEMA, SPAN_COLUMNS, TEXT_FALLBACKS, column_defaults
 
 __all__ = ["rows_to_table"]
 
 _DEFAULTS = column_defaults()
 _MAP_TYPE = pa.map_(pa.string(), pa.string())
-_FALLBACK_OF = {"input_text_fallback": "input_text", "output_text_fallback": "output_text"}
 
 
 def rows_to_table(tenant: str, rows: list[dict[str, Any]], ingested_at_ms: int | None = None) -> pa.Table:
@@ -29,10 +28,10 @@ def rows_to_table(tenant: str, rows: list[dict[str, Any]], ingested_at_ms: int |
             arrays.append(pa.array([now_ms] * n, type=typ))
         elif typ == _MAP_TYPE:
             arrays.append(_map_array(rows, name))
-        elif name in _FALLBACK_OF:
+        elif name in TEXT_FALLBACKS:
             # The normalizer sets '' where the ALIAS reads the text from the messages; a row built
             # any other way keeps its text.
-            text = _FALLBACK_OF[name]
+            text = TEXT_FALLBACKS[name]
             arrays.append(pa.array([r.get(name, r.get(text, "")) for r in rows], type=typ))
         else:
             d = _DEFAULTS[name]

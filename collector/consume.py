@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final, Protocol
 
 import pyarrow as pa
@@ -31,6 +31,8 @@ __all__ = ["JSON", "PROTOBUF", "ExportResult", "Prepared", "Preparer", "RowFilte
 
 PROTOBUF: Final = "application/x-protobuf"
 JSON: Final = "application/json"
+# What building the Arrow table raises for a value no column can hold (an Int64 overflow, ...).
+_UNSTORABLE: Final = (pa.ArrowException, OverflowError, TypeError, ValueError)
 
 
 class RowFilter(Protocol):
@@ -104,22 +106,21 @@ class Preparer:
         out = self.prepare(tenant, request, ingested_at_ms)
         if out.redacted or out.table is None:
             return out  # redacted rows are spooled as rows: the raw body must not reach the disk
-        return Prepared(out.table, out.rejected, out.first_error, out.unpriced, spool_body)
+        return replace(out, body=spool_body)
 
     def prepare(self, tenant: str, request: ExportTraceServiceRequest, ingested_at_ms: int) -> Prepared:
         rows: list[dict[str, Any]] = []
         rejected: dict[str, int] = {}
         first_error = ""
+        unpriced = 0
         for row, err in self._normalize(request):
             if row is None:
                 reason, _, msg = err.partition("\x00")
                 reason = reason if reason in REJECT_REASONS else "invalid"
                 rejected[reason] = rejected.get(reason, 0) + 1
                 first_error = first_error or msg
-            else:
-                rows.append(row)
-        unpriced = 0
-        for row in rows:
+                continue
+            rows.append(row)
             if row.get("cost_usd") is None and row.get("operation", "") in PRICED_OPERATIONS and (
                 "input_tokens" in row or "output_tokens" in row
             ):
@@ -128,14 +129,14 @@ class Preparer:
         if rows:
             try:
                 table = rows_to_table(tenant, rows, ingested_at_ms)
-            except (pa.ArrowException, OverflowError, TypeError, ValueError):
+            except _UNSTORABLE:
                 # A value no column can hold: find the rows at fault; their neighbours go on.
                 good = []
                 for row in rows:
                     try:
                         rows_to_table(tenant, [row], ingested_at_ms)
                         good.append(row)
-                    except (pa.ArrowException, OverflowError, TypeError, ValueError) as e:
+                    except _UNSTORABLE as e:
                         rejected["invalid"] = rejected.get("invalid", 0) + 1
                         first_error = first_error or f"span {row.get('span_id')}: a value out of range: {e}"
                 table = rows_to_table(tenant, good, ingested_at_ms) if good else None
@@ -181,8 +182,9 @@ class TraceConsumer:
         self._accept_lock = threading.Lock()
 
     def keep(self, tenant: str, prepared: Prepared, protocol: str, body: bytes | None) -> ExportResult:
-        """`body`: the protobuf request as received, spooled when `prepared` carries no body of its
-        own and no redaction ran (then the table itself is spooled)."""
+        """`body`: the request as received. It is the spool record when `prepared` carries no body
+        of its own (the preparer sets one unless the body was plain protobuf) and no redaction ran
+        (then the table itself is spooled)."""
         n = prepared.accepted
         n_rejected = sum(prepared.rejected.values())
         if self._limiter is not None:

@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from driftline.checksums import luhn_valid
+from driftline.store.columns import TEXT_FALLBACKS
 
 __all__ = ["BUILTIN_PATTERNS", "Redactor", "parse_patterns"]
 
@@ -26,7 +27,6 @@ _TEXT_COLUMNS = (
     "tool_calls", "tool_arguments", "tool_result", "tool_error", "retrieved_documents", "events",
 )  # fmt: skip
 _MAP_COLUMNS = ("attributes", "resource_attributes")
-_FALLBACKS = (("input_text", "input_text_fallback"), ("output_text", "output_text_fallback"))
 
 
 def parse_patterns(entries: list[str]) -> dict[str, re.Pattern[str]]:
@@ -64,7 +64,7 @@ class Redactor:
     def __call__(self, row: dict[str, Any]) -> None:
         # Redacted JSON may not read back as the redacted text would (a custom pattern can match
         # across JSON escapes): with redaction on, the texts are always stored themselves.
-        for text_col, fallback in _FALLBACKS:
+        for fallback, text_col in TEXT_FALLBACKS.items():
             if text_col in row:
                 row[fallback] = row[text_col]
         for col in _TEXT_COLUMNS:

@@ -87,13 +87,14 @@ def _prepare(tenant: str, body: bytes, encoding: str, media: str, ingested_at_ms
 class DecodeWorkers:
     """Runs `Preparer.prepare_body` in `workers` processes (or one thread when `workers` is 0)."""
 
-    def __init__(self, workers: int, opts: PrepareOptions, metrics: CollectorMetrics) -> None:
+    def __init__(self, workers: int, opts: PrepareOptions, metrics: CollectorMetrics, local: Preparer) -> None:
+        """`local`: this process's Preparer (built from `opts`), used when `workers` is 0."""
         self.workers = workers
         self._opts = opts
         self._m = metrics
         self._lock = threading.Lock()
         self._pool: Executor | None = None
-        self._local = build_preparer(opts) if workers == 0 else None
+        self._local = local if workers == 0 else None
 
     def start(self) -> None:
         with self._lock:

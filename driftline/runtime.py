@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from driftline.auth import Authenticator
 from driftline.collector.buffer import SpanQueue
-from driftline.collector.consume import PROTOBUF, ExportResult, Prepared, TraceConsumer
+from driftline.collector.consume import ExportResult, Prepared, TraceConsumer
 from driftline.collector.metrics import CollectorMetrics
 from driftline.collector.ratelimit import TenantRateLimiter
 from driftline.collector.receiver_grpc import OtlpGrpcServer
@@ -64,7 +64,7 @@ class Runtime:
         self.preparer = build_preparer(opts)
         self.normalizer = self.preparer.normalizer
         workers = s.decode_workers if s.decode_workers >= 0 else min(available_cpus(), 8)
-        self.decoders = DecodeWorkers(workers, opts, self.metrics)
+        self.decoders = DecodeWorkers(workers, opts, self.metrics, local=self.preparer)
         # Keeping a prepared batch (spool append, queue) is quick but does file I/O: off the event loop.
         self._keeper: ThreadPoolExecutor | None = None
         self.spool: SpanLog | None = None
@@ -128,7 +128,7 @@ class Runtime:
         if self.consumer is None:
             raise RuntimeError("runtime not started")
         prepared = self.decoders.prepare(tenant, body, encoding, media, self._now_ms())
-        return self.consumer.keep(tenant, prepared, protocol, _spool_body(body, encoding, media))
+        return self.consumer.keep(tenant, prepared, protocol, body)
 
     async def ingest_async(
         self, tenant: str, body: bytes, encoding: str, media: str, protocol: str
@@ -139,7 +139,7 @@ class Runtime:
             raise RuntimeError("runtime not started")
         prepared: Prepared = await self.decoders.prepare_async(tenant, body, encoding, media, self._now_ms())
         return await asyncio.get_running_loop().run_in_executor(
-            keeper, consumer.keep, tenant, prepared, protocol, _spool_body(body, encoding, media)
+            keeper, consumer.keep, tenant, prepared, protocol, body
         )
 
     def flush(self, timeout_s: float = 30.0) -> bool:
@@ -178,11 +178,6 @@ class Runtime:
         self.lock.release()
         self.started = False
         log.info("collector stopped")
-
-
-def _spool_body(body: bytes, encoding: str, media: str) -> bytes | None:
-    """The receiver's bytes are the spool record only when they are plain protobuf."""
-    return body if media == PROTOBUF and encoding.strip().lower() in ("", "identity") else None
 
 
 def available_cpus() -> int:

@@ -29,6 +29,7 @@ __all__ = [
     "OUTPUT_TEXT_EXPR",
     "PIPELINE_COLUMNS",
     "SPAN_COLUMNS",
+    "TEXT_FALLBACKS",
     "column_defaults",
 ]
 
@@ -120,8 +121,9 @@ SPAN_COLUMNS: Final[list[tuple[str, str, pa.DataType | None]]] = [
 PIPELINE_COLUMNS: Final[frozenset[str]] = frozenset({"tenant", "ingested_at"})
 NORMALIZED_COLUMNS: Final[list[str]] = [c for c, _, _ in SPAN_COLUMNS if c not in PIPELINE_COLUMNS]
 ARROW_SCHEMA: Final[pa.Schema] = pa.schema([pa.field(n, t, nullable=True) for n, _, t in SPAN_COLUMNS if t is not None])
-# Stored only to be read through an ALIAS column.
-FALLBACK_COLUMNS: Final = frozenset({"input_text_fallback", "output_text_fallback"})
+# Stored only to be read through an ALIAS column: fallback column -> the text column it serves.
+TEXT_FALLBACKS: Final = {"input_text_fallback": "input_text", "output_text_fallback": "output_text"}
+FALLBACK_COLUMNS: Final = frozenset(TEXT_FALLBACKS)
 
 
 def column_defaults() -> dict[str, object]:
