@@ -87,6 +87,11 @@ class _Base(BaseSettings):
         return init_settings, env_settings
 
 
+def _json_text(v: Any) -> Any:
+    """A mapping setting given as text (an environment variable) is JSON."""
+    return json.loads(v) if isinstance(v, str) else v
+
+
 class PriceOverride(BaseModel):
     """A model's price in USD per million tokens, for models the price table lacks or prices wrong."""
 
@@ -163,6 +168,8 @@ class CommonSettings(_Base):
         from driftline.pricing import ModelPrice
 
         return {k: ModelPrice(**v.model_dump()) for k, v in self.price_overrides.items()}
+
+    _price_overrides_json = field_validator("price_overrides", mode="before")(_json_text)
 
     @property
     def effective_clickhouse_url(self) -> str:
@@ -298,10 +305,7 @@ class ScorerSettings(CommonSettings):
         0.1, ge=0, description="Drift: smallest distribution shift (KS D+) for latency and cost."
     )
 
-    @field_validator("scorers", mode="before")
-    @classmethod
-    def _scorers_json(cls, v: Any) -> Any:
-        return json.loads(v) if isinstance(v, str) else v
+    _scorers_json = field_validator("scorers", mode="before")(_json_text)
 
     @model_validator(mode="after")
     def _replica(self) -> ScorerSettings:

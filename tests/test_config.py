@@ -49,6 +49,10 @@ def test_env_values_parse() -> None:
         ({"DRIFTLINE_RETENTION_DAYS": "0"}, "DRIFTLINE_RETENTION_DAYS"),
         ({"DRIFTLINE_LOG_LEVEL": "chatty"}, "DRIFTLINE_LOG_LEVEL"),
         ({"DRIFTLINE_HTTP_PROT": "4318"}, "DRIFTLINE_HTTP_PROT"),
+        ({"DRIFTLINE_DECODE_WORKERS": "-2"}, "DRIFTLINE_DECODE_WORKERS"),
+        ({"DRIFTLINE_PRICE_OVERRIDES": "not json"}, "DRIFTLINE_PRICE_OVERRIDES"),
+        ({"DRIFTLINE_PRICE_OVERRIDES": '{"m": {"input_mtok": -1, "output_mtok": 1}}'}, "DRIFTLINE_PRICE_OVERRIDES"),
+        ({"DRIFTLINE_PRICE_OVERRIDES": '{"m": {"input_mtok": 1, "output": 1}}'}, "DRIFTLINE_PRICE_OVERRIDES"),
     ],
 )
 def test_bad_env_value_names_the_variable(env: dict[str, str], named: str) -> None:
@@ -153,3 +157,9 @@ def test_one_file_for_every_service_and_show_with_scorers(tmp_path: Path) -> Non
     assert common.retention_days == 7
     up = load_settings(UpSettings, f, environ={})
     assert masked_dump(up)["scorers"] == {"hallucination": up.scorers["hallucination"].model_dump(mode="json")}
+
+
+def test_price_overrides_from_the_environment() -> None:
+    env = {"DRIFTLINE_PRICE_OVERRIDES": '{"vllm/llama-3-8b": {"input_mtok": 0.1, "output_mtok": 0.2}}'}
+    prices = load_settings(CollectorSettings, environ=env).model_prices()
+    assert prices["vllm/llama-3-8b"].input_mtok == 0.1 and prices["vllm/llama-3-8b"].cache_read_mtok is None
