@@ -2,7 +2,8 @@
 
 Whatever convention produced the span (GenAI semconv, OpenInference, OpenLLMetry, Vercel AI
 SDK, Langfuse, Logfire, OpenLIT), the row has the same LLM columns, each filled by the fallback
-chain documented in docs/columns.md. Every original attribute is kept in `attributes`.
+chain documented in docs/columns.md. The original attributes are kept in `attributes`, but a
+message attribute that input_messages / output_messages hold whole (docs/columns.md).
 Row shape: driftline/store/columns.py (NORMALIZED_COLUMNS); OTLP: opentelemetry-proto trace.proto.
 
 Cost matters here (the collector must store >= 25k spans/s on 2 cores): each attribute is read

@@ -3,6 +3,7 @@
 Every convention writes into one `Fields` dict keyed by `spans` column names, plus a few
 private keys (leading underscore) that `derive.finish` turns into columns:
   _in, _out        list[Message]: normalized input / output messages
+  _in_key, _out_key str: the attribute _in / _out came from, when they hold all of it
   _input_raw       str: input text when a convention has no messages (input.value, ...)
   _output_raw      str: output text when a convention has no messages
   _tool_calls      list[ToolCall]: tool calls the model asked for, when given outside messages

@@ -10,6 +10,8 @@ The rules here are the convention-independent ones of docs/columns.md:
 - input_text_fallback / output_text_fallback: the text again, unless it is exactly the last
   user / assistant message's content inside input_messages / output_messages, which the
   `input_text` / `output_text` ALIAS columns read back (so message text is not stored twice).
+- attributes: a message attribute that input_messages / output_messages hold whole (plain text
+  messages, nothing cut: `_in_key` / `_out_key`) is left out, for the same reason.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ JSON_BUDGET_FACTOR: Final = 4
 def finish(f: Fields, limit: int, small: bool = False) -> None:
     in_msgs = f.pop("_in", None)
     out_msgs = f.pop("_out", None)
+    in_key = f.pop("_in_key", None)
+    out_key = f.pop("_out_key", None)
     ins: list[Message] = in_msgs if isinstance(in_msgs, list) else []
     outs: list[Message] = out_msgs if isinstance(out_msgs, list) else []
     input_raw = f.pop("_input_raw", None)
@@ -70,12 +74,18 @@ def finish(f: Fields, limit: int, small: bool = False) -> None:
     if calls:
         f["tool_calls"] = _dump_list(calls, limit)
     if ins:
-        f["input_messages"] = _dump_list(ins, limit)
+        stored = f["input_messages"] = _dump_list(ins, limit)
         # The ALIAS reads the message back only from a list stored whole (nothing cut or dropped).
-        in_from_messages = in_from_messages and len(f["input_messages"]) <= limit  # type: ignore[arg-type]
+        whole = len(stored) <= limit
+        in_from_messages = in_from_messages and whole
+        if whole and in_key:
+            _consumed(f, in_key)
     if outs:
-        f["output_messages"] = _dump_list(outs, limit)
-        out_from_messages = out_from_messages and len(f["output_messages"]) <= limit  # type: ignore[arg-type]
+        stored = f["output_messages"] = _dump_list(outs, limit)
+        whole = len(stored) <= limit
+        out_from_messages = out_from_messages and whole
+        if whole and out_key:
+            _consumed(f, out_key)
     docs = f.pop("_docs", None)
     if isinstance(docs, list) and docs:
         f["retrieved_documents"] = _dump_list(docs, limit)
@@ -97,6 +107,13 @@ def finish(f: Fields, limit: int, small: bool = False) -> None:
         f["input_text_fallback"] = "" if in_from_messages else f["input_text"]
     if "output_text" in f:
         f["output_text_fallback"] = "" if out_from_messages else f["output_text"]
+
+
+def _consumed(f: Fields, key: object) -> None:
+    """Leave attribute `key` out of `attributes`: a messages column holds all of it."""
+    attrs = f.get("attributes")
+    if isinstance(attrs, dict) and isinstance(key, str):
+        attrs.pop(key, None)
 
 
 def fix_tokens(f: Fields) -> None:

@@ -26,7 +26,7 @@ from driftline.collector.conventions._common import (
     put,
     to_float,
 )
-from driftline.collector.conventions.messages import messages, text_of
+from driftline.collector.conventions.messages import messages, plain, text_of
 from driftline.collector.conventions.providers import normalize_operation, normalize_provider
 
 __all__ = ["MARKERS", "TEXT_KEYS", "TOKEN_KEYS", "TOOL_KEYS", "clean_error_type", "extract"]
@@ -125,11 +125,11 @@ def extract(a: Attrs, f: Fields) -> None:
 def _content(a: Attrs, f: Fields) -> None:
     raw_in = a.get("gen_ai.input.messages")
     if raw_in is not None and "_in" not in f:
-        put(f, "_in", messages(raw_in))
+        _take(f, "_in", "gen_ai.input.messages", maybe_json(raw_in), "user")
     raw_out = a.get("gen_ai.output.messages")
     if raw_out is not None and "_out" not in f:
         parsed = maybe_json(raw_out)
-        put(f, "_out", messages(parsed, "assistant"))
+        _take(f, "_out", "gen_ai.output.messages", parsed, "assistant")
         # Older semconv drafts carried the finish reason on each output message.
         if isinstance(parsed, list) and parsed and isinstance(parsed[-1], dict):
             reason = parsed[-1].get("finish_reason")
@@ -143,16 +143,26 @@ def _content(a: Attrs, f: Fields) -> None:
     if prompt is not None and "_in" not in f:
         parsed = maybe_json(prompt)
         if isinstance(parsed, list | dict):
-            put(f, "_in", messages(parsed))
+            _take(f, "_in", "gen_ai.prompt", parsed, "user")
         else:
             put(f, "_input_raw", text_of(parsed))
     completion = a.get("gen_ai.completion")
     if completion is not None and "_out" not in f:
         parsed = maybe_json(completion)
         if isinstance(parsed, list | dict):
-            put(f, "_out", messages(parsed, "assistant"))
+            _take(f, "_out", "gen_ai.completion", parsed, "assistant")
         else:
             put(f, "_output_raw", text_of(parsed))
+
+
+def _take(f: Fields, slot: str, key: str, parsed: object, role: str) -> None:
+    """Messages of attribute `key` into `slot` (_in / _out, still unset). When they hold all of
+    the attribute, `<slot>_key` names it so `derive.finish` can leave it out of `attributes`."""
+    msgs = messages(parsed, role)
+    if msgs:
+        f[slot] = msgs
+        if plain(parsed):
+            f[slot + "_key"] = key
 
 
 def _document(d: dict[str, object]) -> dict[str, object]:

@@ -1,8 +1,11 @@
 """One message normalizer for every convention's message shape, and the text of a content value.
 
-Output shape (docs/columns.md): {"role", "content"[, "tool_calls"][, "tool_call_id"]}, content
-being the text parts newline-joined, tool calls as {"id", "name", "arguments"} with the
-arguments as JSON text.
+Output shape (docs/columns.md): {"role", "content"[, "tool_calls"][, "tool_call_id"]
+[, "finish_reason"]}, content being the text parts newline-joined, tool calls as {"id", "name",
+"arguments"} with the arguments as JSON text, finish_reason as the message gave it.
+
+`plain` tells when a message list is text messages only, which the normalized form holds
+without losing anything: its source attribute then need not be stored again (docs/columns.md).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from typing import Final
 
 from driftline.collector.conventions._common import Message, ToolCall, as_text, maybe_json
 
-__all__ = ["message", "messages", "text_of", "tool_call"]
+__all__ = ["message", "messages", "plain", "text_of", "tool_call"]
 
 
 def tool_call(call_id: object, name: object, arguments: object) -> ToolCall:
@@ -108,6 +111,9 @@ def message(raw: object, default_role: str = "user") -> Message | None:
     out["content"] = "\n".join(t for t in texts if t)
     if calls:
         out["tool_calls"] = calls
+    reason = raw.get("finish_reason")
+    if type(reason) is str:
+        out["finish_reason"] = reason
     return out
 
 
@@ -117,18 +123,22 @@ def _text_only(raw: dict[str, object], default_role: str) -> Message | None:
     if type(role) is not str or not role:
         role = default_role
     parts = raw.get("parts")
+    out: Message | None = None
     if parts is None:
         content = raw.get("content")
         if type(content) is str and "tool_calls" not in raw and "tool_call_id" not in raw:
-            return {"role": role, "content": content}
-        return None
-    if type(parts) is list and len(parts) == 1:
+            out = {"role": role, "content": content}
+    elif type(parts) is list and len(parts) == 1:
         part = parts[0]
         if type(part) is dict and part.get("type") == "text":
             content = part.get("content")
             if type(content) is str:
-                return {"role": role, "content": content}
-    return None
+                out = {"role": role, "content": content}
+    if out is not None:
+        reason = raw.get("finish_reason")
+        if type(reason) is str:
+            out["finish_reason"] = reason
+    return out
 
 
 def _first_present(d: dict[str, object], keys: tuple[str, ...]) -> object:
@@ -154,3 +164,41 @@ def messages(raw: object, default_role: str = "user") -> list[Message] | None:
         if m is not None:
             out.append(m)
     return out or None
+
+
+def plain(value: object) -> bool:
+    """Whether `messages(value)` keeps everything in `value`: a non-empty list of messages that are
+    each exactly {"role", "content": text} or {"role", "parts": [{"type": "text", "content": text}]},
+    optionally with a text "finish_reason", the role a non-empty string.
+
+    Anything else (other part types, tool calls, names, missing roles, a lone message object)
+    loses something in the normalized form, so its source attribute stays stored as it came.
+    """
+    if type(value) is not list or not value:
+        return False
+    for item in value:
+        if type(item) is not dict:
+            return False
+        role = item.get("role")
+        if type(role) is not str or not role:
+            return False
+        keys = 2
+        if "finish_reason" in item:
+            if type(item["finish_reason"]) is not str:
+                return False
+            keys = 3
+        if len(item) != keys:
+            return False
+        if "content" in item:
+            if type(item["content"]) is not str:
+                return False
+            continue
+        parts = item.get("parts")
+        if type(parts) is not list or len(parts) != 1:
+            return False
+        part = parts[0]
+        if type(part) is not dict or len(part) != 2 or part.get("type") != "text":
+            return False
+        if type(part.get("content")) is not str:
+            return False
+    return True
