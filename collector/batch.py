@@ -13,6 +13,9 @@ __all__ = ["rows_to_table"]
 
 _DEFAULTS = column_defaults()
 _MAP_TYPE = pa.map_(pa.string(), pa.string())
+# (column, rows) -> the column all default: most spans leave a dozen columns out (tool fields on a
+# chat, messages on a tool call), and Arrow arrays are immutable, so one array serves every batch.
+_ABSENT: dict[tuple[str, int], pa.Array] = {}
 
 
 def rows_to_table(tenant: str, rows: list[dict[str, Any]], ingested_at_ms: int | None = None) -> pa.Table:
@@ -35,8 +38,23 @@ def rows_to_table(tenant: str, rows: list[dict[str, Any]], ingested_at_ms: int |
             arrays.append(pa.array([r.get(name, r.get(text, "")) for r in rows], type=typ))
         else:
             d = _DEFAULTS[name]
-            arrays.append(pa.array([r.get(name, d) for r in rows], type=typ))
+            for r in rows:
+                if name in r:
+                    arrays.append(pa.array([r.get(name, d) for r in rows], type=typ))
+                    break
+            else:
+                arrays.append(_absent(name, typ, n))
     return pa.Table.from_arrays(arrays, schema=ARROW_SCHEMA)
+
+
+def _absent(name: str, typ: pa.DataType, n: int) -> pa.Array:
+    key = (name, n)
+    arr = _ABSENT.get(key)
+    if arr is None:
+        arr = pa.array([_DEFAULTS[name]] * n, type=typ)
+        if len(_ABSENT) < 4096:  # bounded: a few batch sizes recur
+            _ABSENT[key] = arr
+    return arr
 
 
 def _map_array(rows: list[dict[str, Any]], name: str) -> pa.Array:

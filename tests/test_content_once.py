@@ -125,7 +125,7 @@ def test_a_cut_message_list_keeps_its_attribute() -> None:
     turns = [_text("user", f"turn {i} " + "x" * 200) for i in range(40)]
     res, scope, span = record_span("chat", _chat(turns, [_text("assistant", "ok")]), start_ns=START_NS)
     norm = Normalizer(pricer=Pricer(), max_value_bytes=limit)
-    row = norm.span(span, norm.resource(res), scope)
+    row: dict[str, Any] = norm.span(span, norm.resource(res), scope)
     assert "truncated" in row["input_messages"]  # cut: the stored list does not hold it all
     assert IN in row["attributes"]  # so the (itself cut) attribute stays
     assert OUT not in row["attributes"]
@@ -135,7 +135,7 @@ _role = st.sampled_from(["user", "assistant", "system", "tool", ""])
 _content = st.text(max_size=30)
 _plain = st.one_of(
     st.builds(lambda r, c: {"role": r, "content": c}, _role, _content),
-    st.builds(lambda r, c: _text(r, c), _role, _content),
+    st.builds(_text, _role, _content),
     st.builds(lambda r, c, f: _text(r, c, finish_reason=f), _role, _content, st.sampled_from(["stop", "length"])),
 )
 _other = st.one_of(

@@ -65,6 +65,19 @@ def test_insert_and_read_back_scoped_by_tenant(store: Store) -> None:
     assert store.get_trace("nobody", trace) == []
 
 
+def test_a_column_no_row_sets_gets_its_default() -> None:
+    trace = "ef" * 16
+    rows = [_row(trace, "01" * 8), _row(trace, "02" * 8, tool_name="search", ttft_ms=12.5)]
+    for _ in range(2):  # the second time from the cached all-default arrays
+        table = rows_to_table("acme", rows)
+        assert table["tool_name"].to_pylist() == ["", "search"]  # set in the last row only
+        assert table["ttft_ms"].to_pylist() == [None, 12.5]
+        assert table["tool_error"].to_pylist() == ["", ""]  # in no row
+        assert table["reasoning_tokens"].to_pylist() == [None, None]  # Nullable: NULL, not 0
+        alone = rows_to_table("acme", rows[:1])
+        assert alone["tool_name"].to_pylist() == [""] and alone["ttft_ms"].to_pylist() == [None]
+
+
 def test_reads_without_tenant_are_refused(store: Store) -> None:
     with pytest.raises(ValueError, match="tenant"):
         store.query("SELECT count() FROM {db}.spans", {})
