@@ -11,9 +11,11 @@ collector's peak RSS.
 from __future__ import annotations
 
 import argparse
+import atexit
 import http.client
 import os
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -73,12 +75,15 @@ def main() -> int:
         metavar="SAMPLE_RATE",
         help="also run the scorers at this sample rate and report their lag (default: scorers off)",
     )
+    ap.add_argument("--keep-data", action="store_true", help="keep the collector's data directory (default: removed)")
     args = ap.parse_args()
 
     bodies = [llm_request(args.spans, seed=i).SerializeToString() for i in range(args.distinct)]
     print(f"payload: {args.spans} spans/request, {statistics.mean(map(len, bodies)) / 1024:.0f} KiB/request")
 
     data = tempfile.mkdtemp(prefix="driftline-bench-")
+    if not args.keep_data:  # ~0.5 GB a run: repeated runs would otherwise fill the disk
+        atexit.register(shutil.rmtree, data, True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
     env.update(
         DRIFTLINE_DATA_DIR=data, DRIFTLINE_HTTP_PORT="0", DRIFTLINE_GRPC_PORT="0",
@@ -182,6 +187,8 @@ def main() -> int:
     print(f"stored spans/s:   {accepted / t_stored:,.0f}  (all {accepted:,} stored after {t_stored:.1f}s)")
     print(f"request latency:  p50 {p(0.5):.1f} ms  p99 {p(0.99):.1f} ms")
     print(f"collector peak RSS: {rss:.0f} MiB")
+    if args.keep_data:
+        print(f"data kept in {data}")
     return 0
 
 

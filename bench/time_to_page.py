@@ -13,7 +13,9 @@ traces/s; at t0 the release's answers turn 60% ungrounded.
 from __future__ import annotations
 
 import argparse
+import atexit
 import random
+import shutil
 import sys
 import tempfile
 import threading
@@ -64,6 +66,7 @@ def main() -> int:
     args = ap.parse_args()
     prod = args.mode == "production"
     work = Path(tempfile.mkdtemp(prefix="driftline-ttp-"))
+    atexit.register(shutil.rmtree, work, True)  # the store, Prometheus and Alertmanager data of this run
     s = load_settings(
         UpSettings, environ={}, data_dir=work / "data", api_keys=f"{KEY}=bench", grpc_enabled=False
     )
