@@ -73,19 +73,11 @@ def finish(f: Fields, limit: int, small: bool = False) -> None:
     calls: list[ToolCall] = given if isinstance(given, list) else [c for m in outs for c in _calls(m)]
     if calls:
         f["tool_calls"] = _dump_list(calls, limit)
+    # The ALIAS reads the message back only from a list stored whole (nothing cut or dropped).
     if ins:
-        stored = f["input_messages"] = _dump_list(ins, limit)
-        # The ALIAS reads the message back only from a list stored whole (nothing cut or dropped).
-        whole = len(stored) <= limit
-        in_from_messages = in_from_messages and whole
-        if whole and in_key:
-            _consumed(f, in_key)
+        in_from_messages = _store_messages(f, "input_messages", ins, in_key, limit) and in_from_messages
     if outs:
-        stored = f["output_messages"] = _dump_list(outs, limit)
-        whole = len(stored) <= limit
-        out_from_messages = out_from_messages and whole
-        if whole and out_key:
-            _consumed(f, out_key)
+        out_from_messages = _store_messages(f, "output_messages", outs, out_key, limit) and out_from_messages
     docs = f.pop("_docs", None)
     if isinstance(docs, list) and docs:
         f["retrieved_documents"] = _dump_list(docs, limit)
@@ -109,11 +101,15 @@ def finish(f: Fields, limit: int, small: bool = False) -> None:
         f["output_text_fallback"] = "" if out_from_messages else f["output_text"]
 
 
-def _consumed(f: Fields, key: object) -> None:
-    """Leave attribute `key` out of `attributes`: a messages column holds all of it."""
+def _store_messages(f: Fields, column: str, msgs: list[Message], source_key: object, limit: int) -> bool:
+    """Store `msgs` as JSON in `column`; True when the list is stored whole. Then the attribute the
+    messages came from (`source_key`, set only when they hold all of it) leaves `attributes`."""
+    stored = f[column] = _dump_list(msgs, limit)
+    whole = len(stored) <= limit
     attrs = f.get("attributes")
-    if isinstance(attrs, dict) and isinstance(key, str):
-        attrs.pop(key, None)
+    if whole and isinstance(source_key, str) and isinstance(attrs, dict):
+        attrs.pop(source_key, None)
+    return whole
 
 
 def fix_tokens(f: Fields) -> None:
