@@ -123,9 +123,13 @@ class DecodeWorkers:
         return pool
 
     def pipe_sizes(self) -> list[int]:
-        """Bytes the task and result pipes hold (PIPE_BYTES unless the kernel refused)."""
+        """Bytes the task and result pipes hold (PIPE_BYTES unless the kernel refused); [] where the
+        size cannot be read (not Linux)."""
         pool = self._pool
-        return [fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ) for fd in _pipe_fds(pool)] if pool is not None else []
+        get = getattr(fcntl, "F_GETPIPE_SZ", None)
+        if pool is None or get is None:
+            return []
+        return [fcntl.fcntl(fd, get) for fd in _pipe_fds(pool)]
 
     def worker_pids(self) -> list[int]:
         pool = self._pool
@@ -193,9 +197,13 @@ def _pipe_fds(pool: Executor) -> list[int]:
 
 def _widen_pipes(pool: Executor) -> None:
     """PIPE_BYTES pipes (measured: ~4% more stored spans/s in bench/ingest_bench.py). Best effort:
-    a kernel without F_SETPIPE_SZ, or a user over its pipe quota, keeps the default size."""
+    a system without F_SETPIPE_SZ (Python has it on Linux only), or a user over its pipe quota,
+    keeps the default size."""
+    setsz = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if setsz is None:
+        return
     for fd in _pipe_fds(pool):
         try:
-            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+            fcntl.fcntl(fd, setsz, PIPE_BYTES)
         except OSError as e:
             log.info("decode workers: pipe stays at its default size (%s)", e)
