@@ -23,7 +23,6 @@ import pyarrow as pa
 
 __all__ = [
     "ARROW_SCHEMA",
-    "FALLBACK_COLUMNS",
     "INPUT_TEXT_EXPR",
     "NORMALIZED_COLUMNS",
     "OUTPUT_TEXT_EXPR",
@@ -123,7 +122,6 @@ NORMALIZED_COLUMNS: Final[list[str]] = [c for c, _, _ in SPAN_COLUMNS if c not i
 ARROW_SCHEMA: Final[pa.Schema] = pa.schema([pa.field(n, t, nullable=True) for n, _, t in SPAN_COLUMNS if t is not None])
 # Stored only to be read through an ALIAS column: fallback column -> the text column it serves.
 TEXT_FALLBACKS: Final = {"input_text_fallback": "input_text", "output_text_fallback": "output_text"}
-FALLBACK_COLUMNS: Final = frozenset(TEXT_FALLBACKS)
 
 
 def column_defaults() -> dict[str, object]:

@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
-from driftline.store.columns import FALLBACK_COLUMNS, SPAN_COLUMNS
+from driftline.store.columns import SPAN_COLUMNS, TEXT_FALLBACKS
 from driftline.store.connection import ClientPool, StoreConfig, open_client
 from driftline.store.schema import MIGRATIONS, TTL_TABLES, Guarded
 
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 # Merged-away parts linger 480 s by default; on a laptop's embedded store that is wasted disk.
 _EMBEDDED_OLD_PARTS_LIFETIME_S = 30
 
-SPAN_READ_COLUMNS = [name for name, _, _ in SPAN_COLUMNS if name != "tenant" and name not in FALLBACK_COLUMNS]
+SPAN_READ_COLUMNS = [name for name, _, _ in SPAN_COLUMNS if name != "tenant" and name not in TEXT_FALLBACKS]
 
 
 class Store:
