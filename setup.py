@@ -1,40 +1,23 @@
-"""Build hook: with DRIFTLINE_COMPILE=1 the collector's normalize path is compiled with mypyc.
+"""Package layout: the repository's top-level `collector/` and `scorers/` folders are the
+`driftline.collector` and `driftline.scorers` packages.
 
-The same typed Python, compiled to C: the normalizer runs ~1.4x faster (bench/normalize_bench.py),
-and it is most of a decode worker's CPU. Without the variable the package stays pure Python, so the
-app-side SDK never needs a compiler. `make up` / `make test` (and CI) build it compiled.
+The folders stay at the top level (the project's layout), while their import names stay inside the
+one `driftline` namespace, so the app-side install never drops a generic top-level `collector`
+module into an application's environment. The mapping is setuptools' `package_dir`; an editable
+install (`pip install -e .`) maps the same names to the same folders, so there is no link in the tree.
 """
 
-import os
+from setuptools import find_packages, setup
 
-from setuptools import setup
+ROOTS = {"driftline": "driftline", "driftline.collector": "collector", "driftline.scorers": "scorers"}
 
-ext_modules = []
-if os.environ.get("DRIFTLINE_COMPILE") == "1":
-    from mypyc.build import mypycify
 
-    ext_modules = mypycify(
-        [
-            "--config-file=scripts/mypyc.ini",
-            "driftline/collector/otlp_values.py",
-            "driftline/collector/normalize.py",
-            "driftline/collector/batch.py",
-            "driftline/collector/conventions/__init__.py",
-            "driftline/collector/conventions/_common.py",
-            "driftline/collector/conventions/derive.py",
-            "driftline/collector/conventions/events.py",
-            "driftline/collector/conventions/genai.py",
-            "driftline/collector/conventions/langfuse.py",
-            "driftline/collector/conventions/logfire.py",
-            "driftline/collector/conventions/messages.py",
-            "driftline/collector/conventions/openinference.py",
-            "driftline/collector/conventions/openlit.py",
-            "driftline/collector/conventions/providers.py",
-            "driftline/collector/conventions/traceloop.py",
-            "driftline/collector/conventions/vercel.py",
-        ],
-        opt_level="3",
-        group_name="driftline_native",
-    )
+def _packages() -> list[str]:
+    out: list[str] = []
+    for name, folder in ROOTS.items():
+        out.append(name)
+        out.extend(f"{name}.{sub}" for sub in find_packages(folder))
+    return out
 
-setup(ext_modules=ext_modules)
+
+setup(packages=_packages(), package_dir=ROOTS)

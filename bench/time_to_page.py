@@ -52,9 +52,7 @@ def send(
         if spread_min:
             a, b = spread_min
             at = now - int((a - (a - b) * i / max(1, n - 1)) * 60e9)
-        send_rag_trace(
-            tp, PASSAGE, "What is the capital of Australia?", BAD if rng.random() < bad else GOOD, at_ns=at
-        )
+        send_rag_trace(tp, PASSAGE, "What is the capital of Australia?", BAD if rng.random() < bad else GOOD, at_ns=at)
     tp.shutdown()
 
 
@@ -67,9 +65,7 @@ def main() -> int:
     prod = args.mode == "production"
     work = Path(tempfile.mkdtemp(prefix="driftline-ttp-"))
     atexit.register(shutil.rmtree, work, True)  # the store, Prometheus and Alertmanager data of this run
-    s = load_settings(
-        UpSettings, environ={}, data_dir=work / "data", api_keys=f"{KEY}=bench", grpc_enabled=False
-    )
+    s = load_settings(UpSettings, environ={}, data_dir=work / "data", api_keys=f"{KEY}=bench", grpc_enabled=False)
     if not prod:
         s = s.model_copy(update={"sli_interval_s": 0.5, "scorer_interval_s": 0.5, "drift_current_window_s": 20,
                                  "drift_min_current": 25, "drift_min_baseline": 60, "drift_alpha": 1e-3,

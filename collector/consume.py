@@ -91,9 +91,7 @@ class Preparer:
         self._filter = row_filter
         self._max_bytes = max_request_bytes
 
-    def prepare_body(
-        self, tenant: str, body: bytes, encoding: str, media: str, ingested_at_ms: int
-    ) -> Prepared:
+    def prepare_body(self, tenant: str, body: bytes, encoding: str, media: str, ingested_at_ms: int) -> Prepared:
         """An OTLP request body as received (maybe gzip, protobuf or JSON). Raises BadRequest /
         PayloadTooLarge for a body that cannot be decoded at all."""
         raw = decompress(body, encoding, self._max_bytes)
@@ -121,8 +119,10 @@ class Preparer:
                 first_error = first_error or msg
                 continue
             rows.append(row)
-            if row.get("cost_usd") is None and row.get("operation", "") in PRICED_OPERATIONS and (
-                "input_tokens" in row or "output_tokens" in row
+            if (
+                row.get("cost_usd") is None
+                and row.get("operation", "") in PRICED_OPERATIONS
+                and ("input_tokens" in row or "output_tokens" in row)
             ):
                 unpriced += 1
         table = None
@@ -216,16 +216,12 @@ class TraceConsumer:
         with self._accept_lock:
             if not self._queue.has_room(n):
                 self._m.spans_refused.labels("queue_full").inc(n)
-                raise Refused(
-                    "queue_full", "write queue is full, retry later", retry_after_s=1, http_status=429
-                )
+                raise Refused("queue_full", "write queue is full, retry later", retry_after_s=1, http_status=429)
             try:
                 pos = self._spool.append_raw(tenant, raw) if raw is not None else self._spool.append_table(table)
             except SpoolFull as e:
                 self._m.spans_refused.labels("spool_full").inc(n)
-                raise Refused(
-                    "spool_full", f"store unavailable and {e}; retry later", retry_after_s=5
-                ) from None
+                raise Refused("spool_full", f"store unavailable and {e}; retry later", retry_after_s=5) from None
             # has_room was checked under the same lock, so this cannot fail for capacity.
             if not self._queue.offer(Batch(table, pos, self._spool.head)):
                 # Closed for shutdown: the batch is in the spool and is replayed at next start.

@@ -53,9 +53,7 @@ class CollectorMetrics:
             "Times the decode worker pool was rebuilt after a worker process died.",
             registry=registry,
         )
-        self.queue_spans = Gauge(
-            p + "queue_spans", "Spans waiting in memory to be written.", registry=registry
-        )
+        self.queue_spans = Gauge(p + "queue_spans", "Spans waiting in memory to be written.", registry=registry)
         self.queue_capacity = Gauge(
             p + "queue_capacity_spans", "Capacity of the in-memory write queue.", registry=registry
         )
@@ -65,9 +63,7 @@ class CollectorMetrics:
             ["outcome"],
             registry=registry,
         )
-        self.written_spans = Counter(
-            p + "written_spans_total", "Spans written to ClickHouse.", registry=registry
-        )
+        self.written_spans = Counter(p + "written_spans_total", "Spans written to ClickHouse.", registry=registry)
         self.write_seconds = Histogram(
             p + "write_duration_seconds",
             "Duration of one span INSERT.",
@@ -82,9 +78,7 @@ class CollectorMetrics:
             "Age of the oldest spooled batch (0 when empty).",
             registry=registry,
         )
-        self.spooled_spans = Counter(
-            p + "spooled_spans_total", "Spans written to the spool.", registry=registry
-        )
+        self.spooled_spans = Counter(p + "spooled_spans_total", "Spans written to the spool.", registry=registry)
         self.replayed_spans = Counter(
             p + "replayed_spans_total", "Spans replayed from the spool into ClickHouse.", registry=registry
         )

@@ -26,9 +26,7 @@ from driftline.pricing import Pricer
 
 __all__ = ["INVALID_REASONS", "PRICED_OPERATIONS", "InvalidSpan", "Normalizer", "ResourceContext"]
 
-INVALID_REASONS: Final = frozenset(
-    {"missing_trace_id", "missing_span_id", "bad_parent_span_id", "bad_timestamp"}
-)
+INVALID_REASONS: Final = frozenset({"missing_trace_id", "missing_span_id", "bad_parent_span_id", "bad_timestamp"})
 
 # Span.SpanKind / Status.StatusCode numbers (trace.proto). UNSPECIFIED kind is read as INTERNAL,
 # as the OTLP spec allows.

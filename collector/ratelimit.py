@@ -11,9 +11,7 @@ __all__ = ["TenantRateLimiter"]
 
 
 class TenantRateLimiter:
-    def __init__(
-        self, spans_per_s: float, burst_s: float = 2.0, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, spans_per_s: float, burst_s: float = 2.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate = spans_per_s
         self.capacity = spans_per_s * burst_s
         self._clock = clock

@@ -85,9 +85,7 @@ class OtlpGrpcServer:
             detail = status_pb2.Status(code=st.grpc.value[0], message=str(e))
             if st.retry_after_s is not None:
                 info = any_pb2.Any()
-                info.Pack(
-                    error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=st.retry_after_s))
-                )
+                info.Pack(error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=st.retry_after_s)))
                 detail.details.append(info)
             context.set_trailing_metadata((("grpc-status-details-bin", detail.SerializeToString()),))
             context.abort(st.grpc, str(e))

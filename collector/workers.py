@@ -163,9 +163,7 @@ class DecodeWorkers:
         except BrokenProcessPool:
             raise self._broken(pool) from None
 
-    async def prepare_async(
-        self, tenant: str, body: bytes, encoding: str, media: str, ingested_at_ms: int
-    ) -> Prepared:
+    async def prepare_async(self, tenant: str, body: bytes, encoding: str, media: str, ingested_at_ms: int) -> Prepared:
         pool = self._pool
         try:
             return await asyncio.wrap_future(self.submit(tenant, body, encoding, media, ingested_at_ms))

@@ -59,9 +59,7 @@ class DemoTraffic:
                 }
             )
         )
-        exporter = OTLPSpanExporter(
-            endpoint=f"{base_url}/v1/traces", headers={"Authorization": f"Bearer {api_key}"}
-        )
+        exporter = OTLPSpanExporter(endpoint=f"{base_url}/v1/traces", headers={"Authorization": f"Bearer {api_key}"})
         self._provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=1000))
         self._tracer = self._provider.get_tracer("driftline.demo")
         self._rng = random.Random(seed)

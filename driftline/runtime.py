@@ -130,17 +130,13 @@ class Runtime:
         prepared = self.decoders.prepare(tenant, body, encoding, media, self._now_ms())
         return self.consumer.keep(tenant, prepared, protocol, body)
 
-    async def ingest_async(
-        self, tenant: str, body: bytes, encoding: str, media: str, protocol: str
-    ) -> ExportResult:
+    async def ingest_async(self, tenant: str, body: bytes, encoding: str, media: str, protocol: str) -> ExportResult:
         """`ingest` for the event loop: waits for the worker and the keeper without blocking it."""
         consumer, keeper = self.consumer, self._keeper
         if consumer is None or keeper is None:
             raise RuntimeError("runtime not started")
         prepared: Prepared = await self.decoders.prepare_async(tenant, body, encoding, media, self._now_ms())
-        return await asyncio.get_running_loop().run_in_executor(
-            keeper, consumer.keep, tenant, prepared, protocol, body
-        )
+        return await asyncio.get_running_loop().run_in_executor(keeper, consumer.keep, tenant, prepared, protocol, body)
 
     def flush(self, timeout_s: float = 30.0) -> bool:
         return self.writer.flush(timeout_s) if self.writer is not None else True

@@ -128,9 +128,7 @@ class HallucinationJudgeScorer:
         tenant = str(span.get("tenant", ""))
         context = grounding_context(span, trace)[: self.cfg.max_context_chars]
         if not context:
-            return Score(
-                0.5, "no_context", "no retrieved documents, tool results or system prompt in the trace"
-            )
+            return Score(0.5, "no_context", "no retrieved documents, tool results or system prompt in the trace")
         if self.offline is not None and self.cfg.prefilter:
             pre = self.offline.score(span, trace)
             if pre is not None and pre.details.get("confident"):
@@ -208,6 +206,4 @@ class HallucinationJudgeScorer:
                          {"source": "judge"})  # fmt: skip
         self.m.judge_calls.labels("ok").inc()
         value = conf if verdict == "hallucinated" else 1.0 - conf
-        return Score(
-            value, verdict, str(doc.get("reason", ""))[:500], {"source": "judge", "model": self.cfg.model}
-        )
+        return Score(value, verdict, str(doc.get("reason", ""))[:500], {"source": "judge", "model": self.cfg.model})

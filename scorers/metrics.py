@@ -10,17 +10,13 @@ __all__ = ["ScorerMetrics"]
 class ScorerMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         p = "driftline_scorer_"
-        self.runs = Counter(
-            p + "runs_total", "Scorer job runs by outcome.", ["scorer", "outcome"], registry=registry
-        )
+        self.runs = Counter(p + "runs_total", "Scorer job runs by outcome.", ["scorer", "outcome"], registry=registry)
         self.duration = Histogram(
             p + "run_duration_seconds", "Duration of one scorer job run.", ["scorer"],
             buckets=(0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120), registry=registry,
         )  # fmt: skip
         self.scored = Counter(p + "scored_spans_total", "Spans scored.", ["scorer"], registry=registry)
-        self.failed = Counter(
-            p + "failed_spans_total", "Spans a scorer raised on.", ["scorer"], registry=registry
-        )
+        self.failed = Counter(p + "failed_spans_total", "Spans a scorer raised on.", ["scorer"], registry=registry)
         self.lag = Gauge(
             p + "lag_seconds",
             "How far behind ingestion the scorer's watermark is.",
@@ -41,9 +37,7 @@ class ScorerMetrics:
         self.judge_tokens = Counter(
             j + "tokens_total", "Tokens the judge used.", ["tenant", "direction"], registry=registry
         )
-        self.judge_spend = Counter(
-            j + "spend_usd_total", "USD the judge spent.", ["tenant"], registry=registry
-        )
+        self.judge_spend = Counter(j + "spend_usd_total", "USD the judge spent.", ["tenant"], registry=registry)
         self.judge_exhausted = Gauge(
             j + "budget_exhausted", "1 while the tenant's hourly judge budget is used up.", ["tenant"],
             registry=registry,

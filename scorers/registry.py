@@ -23,9 +23,7 @@ from driftline.store import Store
 __all__ = ["build_jobs", "build_scorers"]
 
 
-def build_scorers(
-    settings: ScorerSettings, metrics: ScorerMetrics, pricer: Pricer | None = None
-) -> list[Scorer]:
+def build_scorers(settings: ScorerSettings, metrics: ScorerMetrics, pricer: Pricer | None = None) -> list[Scorer]:
     offline = OfflineHallucinationScorer()
     out: list[Scorer] = [
         offline,

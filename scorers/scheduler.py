@@ -72,9 +72,7 @@ class ScoringService:
 
     def start(self) -> None:
         for name, fn, interval in self._periodic:
-            self._sched.add_job(
-                self._run_periodic, IntervalTrigger(seconds=interval), args=[name, fn], id=name
-            )
+            self._sched.add_job(self._run_periodic, IntervalTrigger(seconds=interval), args=[name, fn], id=name)
         for sj in self.jobs:
             self._sched.add_job(
                 self.run, IntervalTrigger(seconds=sj.interval_s), args=[sj.job], id=sj.job.scorer.name,

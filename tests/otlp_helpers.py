@@ -36,9 +36,7 @@ def grpc_exporter(port: int, key: str, gzip: bool = False) -> GrpcExporter:
     )
 
 
-def provider_for(
-    exporter: SpanExporter, service: str = "checkout-bot", release: str = "1.2.3"
-) -> TracerProvider:
+def provider_for(exporter: SpanExporter, service: str = "checkout-bot", release: str = "1.2.3") -> TracerProvider:
     tp = TracerProvider(
         resource=Resource.create(
             {"service.name": service, "service.version": release, "deployment.environment.name": "test"}

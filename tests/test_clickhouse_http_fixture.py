@@ -154,9 +154,7 @@ def test_insert_and_query_back_in_every_compression(
 
 def test_insert_arrow_and_query_arrow(server: ClickHouseHTTPServer, db: str) -> None:
     client = client_for(server, db, compress="lz4")  # Arrow IPC with lz4 buffers inside
-    client.command(
-        f"CREATE TABLE {db}.t (id UInt64, name String, score Float64) ENGINE = MergeTree ORDER BY id"
-    )
+    client.command(f"CREATE TABLE {db}.t (id UInt64, name String, score Float64) ENGINE = MergeTree ORDER BY id")
     table = pa.table({
         "id": pa.array(range(1000), pa.uint64()),
         "name": [f"n{i}" for i in range(1000)],
@@ -183,9 +181,7 @@ def test_output_formats(server: ClickHouseHTTPServer) -> None:
     as_json = json.loads(client.raw_query(sql, fmt="JSON"))
     assert as_json["meta"] == [{"name": "n", "type": "UInt64"}, {"name": "s", "type": "String"}]
     assert as_json["data"][2]["s"] == "2"
-    assert client.raw_query(sql, fmt="RowBinaryWithNamesAndTypes").startswith(
-        b"\x02\x01n\x01s\x06UInt64\x06String"
-    )
+    assert client.raw_query(sql, fmt="RowBinaryWithNamesAndTypes").startswith(b"\x02\x01n\x01s\x06UInt64\x06String")
     stream = pa.ipc.open_stream(client.raw_query(sql, fmt="ArrowStream")).read_all()
     assert stream.column("n").to_pylist() == [0, 1, 2]
     arrow_file = pa.ipc.open_file(pa.BufferReader(client.raw_query(sql, fmt="Arrow"))).read_all()
@@ -193,9 +189,7 @@ def test_output_formats(server: ClickHouseHTTPServer) -> None:
 
 
 def test_response_headers_are_the_servers(server: ClickHouseHTTPServer) -> None:
-    status, headers, body = raw_request(
-        server, {"query": "SELECT 1 AS x FORMAT JSONEachRow", "query_id": "q-123"}
-    )
+    status, headers, body = raw_request(server, {"query": "SELECT 1 AS x FORMAT JSONEachRow", "query_id": "q-123"})
     assert (status, body) == (200, b'{"x":1}\n')
     assert headers["X-ClickHouse-Format"] == "JSONEachRow"
     assert headers["X-ClickHouse-Query-Id"] == "q-123"
@@ -269,9 +263,7 @@ def test_get_default_format_and_length_required(server: ClickHouseHTTPServer) ->
     # POST with neither Content-Length nor chunked encoding: the server wants a length.
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         token = b64encode(f"{USER}:{PASSWORD}".encode()).decode()
-        sock.sendall(
-            f"POST /?query=SELECT+1 HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {token}\r\n\r\n".encode()
-        )
+        sock.sendall(f"POST /?query=SELECT+1 HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {token}\r\n\r\n".encode())
         head = sock.recv(65536)
     assert head.startswith(b"HTTP/1.1 411 ")
     assert b"X-ClickHouse-Exception-Code: 381" in head
@@ -362,9 +354,7 @@ def test_concurrent_clients(server: ClickHouseHTTPServer, db: str) -> None:
     assert client_for(server, db).command("SELECT uniqExact(id) FROM t") == written == 2000
 
 
-def test_stop_refuses_connections_and_start_serves_the_same_data(
-    server: ClickHouseHTTPServer, db: str
-) -> None:
+def test_stop_refuses_connections_and_start_serves_the_same_data(server: ClickHouseHTTPServer, db: str) -> None:
     # A second fixture on the module's engine: chDB hosts one engine path per process.
     restartable = ClickHouseHTTPServer(data_dir=server.data_dir, username=USER, password=PASSWORD)
     with restartable:
@@ -421,9 +411,7 @@ def test_engine_is_shared_with_the_embedded_chdb_client(server: ClickHouseHTTPSe
         embedded.close()
 
 
-def test_a_second_engine_path_is_refused_while_one_is_open(
-    server: ClickHouseHTTPServer, tmp_path: Any
-) -> None:
+def test_a_second_engine_path_is_refused_while_one_is_open(server: ClickHouseHTTPServer, tmp_path: Any) -> None:
     engine: Any = chdb  # untyped module
     with pytest.raises(RuntimeError, match="already initialized with path"):
         engine.connect(str(tmp_path))

@@ -19,14 +19,10 @@ PB = {"Content-Type": "application/x-protobuf", "Authorization": f"Bearer {KEY_A
 JS = {"Content-Type": "application/json", "Authorization": f"Bearer {KEY_A}"}
 VALID = llm_request(3, seed=11).SerializeToString()
 
-_json_leaf = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=20)
-)
+_json_leaf = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=20))
 _json = st.recursive(
     _json_leaf,
-    lambda kids: st.one_of(
-        st.lists(kids, max_size=4), st.dictionaries(st.text(max_size=12), kids, max_size=4)
-    ),
+    lambda kids: st.one_of(st.lists(kids, max_size=4), st.dictionaries(st.text(max_size=12), kids, max_size=4)),
     max_leaves=30,
 )
 _otlp_keys = st.sampled_from(

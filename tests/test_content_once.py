@@ -52,7 +52,7 @@ def _rebuilt(stored: str, like: list[Any]) -> list[dict[str, Any]]:
 
 
 def test_plain_text_messages_are_stored_once_and_come_back_whole() -> None:
-    inp = [_text("system", "You are terse."), {"role": "user", "content": "Where is order A-1? \u00e9\u4e2d\"\\"}]
+    inp = [_text("system", "You are terse."), {"role": "user", "content": 'Where is order A-1? \u00e9\u4e2d"\\'}]
     out = [_text("assistant", "It shipped on Monday.", finish_reason="stop")]
     row = normalize("chat gpt-4o", _chat(inp, out))
     attrs = row["attributes"]
@@ -60,7 +60,7 @@ def test_plain_text_messages_are_stored_once_and_come_back_whole() -> None:
     assert attrs["app.feature"] == "refunds" and attrs["gen_ai.request.model"] == "gpt-4o"
     assert _rebuilt(row["input_messages"], inp) == inp
     assert _rebuilt(row["output_messages"], out) == out
-    assert row["input_text"] == "Where is order A-1? \u00e9\u4e2d\"\\"
+    assert row["input_text"] == 'Where is order A-1? \u00e9\u4e2d"\\'
     assert row["output_text"] == "It shipped on Monday."
 
 

@@ -88,9 +88,7 @@ def test_unspecified_kind_reads_as_internal() -> None:
 
 def test_resource_environment_fallbacks() -> None:
     norm = Normalizer()
-    res, _, _ = record_span(
-        "x", {"k": 1}, resource={"service.name": "a", "deployment.environment": "old-key"}
-    )
+    res, _, _ = record_span("x", {"k": 1}, resource={"service.name": "a", "deployment.environment": "old-key"})
     ctx = norm.resource(res)
     assert (ctx.service, ctx.release, ctx.environment) == ("a", "", "old-key")
     res, _, _ = record_span(
@@ -127,9 +125,7 @@ def test_oversized_values_are_truncated_with_a_marker() -> None:
 
 def test_long_message_lists_drop_oldest_items_visibly() -> None:
     limit = 256
-    turns = [
-        {"role": "user", "parts": [{"type": "text", "content": f"turn {i} " + "x" * 200}]} for i in range(40)
-    ]
+    turns = [{"role": "user", "parts": [{"type": "text", "content": f"turn {i} " + "x" * 200}]} for i in range(40)]
     res, scope, span = record_span(
         "chat", {"gen_ai.operation.name": "chat", "gen_ai.input.messages": json.dumps(turns)}
     )

@@ -86,10 +86,7 @@ def test_time_of_day_prices_follow_the_span_time() -> None:
         m
         for _, m in _all_models()
         if isinstance(m.prices, list)
-        and any(
-            isinstance(c, ConditionalPrice) and isinstance(c.constraint, TimeOfDateConstraint)
-            for c in m.prices
-        )
+        and any(isinstance(c, ConditionalPrice) and isinstance(c.constraint, TimeOfDateConstraint) for c in m.prices)
     )
     provider_id = next(p.id for p in providers if model in p.models)
     pricer = Pricer()

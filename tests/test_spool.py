@@ -11,9 +11,7 @@ from driftline.collector.wal import SpanLog, SpoolFull
 
 
 def _table(start: int, n: int) -> pa.Table:
-    return pa.table(
-        {"i": list(range(start, start + n)), "s": [f"v{i}" * 10 for i in range(start, start + n)]}
-    )
+    return pa.table({"i": list(range(start, start + n)), "s": [f"v{i}" * 10 for i in range(start, start + n)]})
 
 
 def _values(log: SpanLog, pos: int | None = None) -> list[int]:

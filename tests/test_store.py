@@ -96,9 +96,7 @@ def test_retention_follows_config(store: Store, store_url: str, database: str) -
     again.migrate()
     with again.readers.client() as c:
         ddl = str(
-            c.command(
-                f"SELECT create_table_query FROM system.tables WHERE database='{database}' AND name='spans'"
-            )
+            c.command(f"SELECT create_table_query FROM system.tables WHERE database='{database}' AND name='spans'")
         )
     again.close()
     assert "toIntervalDay(7)" in ddl

@@ -109,7 +109,7 @@ def test_old_layout_migrates_without_changing_what_reads_see(store_url: str, dat
         c.command(
             f"INSERT INTO {database}.spans (tenant, trace_id, span_id, start_time, end_time, input_text, "
             f"output_text, input_messages) VALUES ('acme', '{TRACE}', 'old', now64(9), now64(9), 'old question', "
-            "'old answer', '[{\"role\":\"user\",\"content\":\"something else\"}]')"
+            '\'old answer\', \'[{"role":"user","content":"something else"}]\')'
         )
         c.command(
             f"CREATE TABLE {database}.schema_migrations (version UInt32, name String, applied_at DateTime64(3, 'UTC')) "

@@ -30,7 +30,12 @@ __all__ = ["JSON_BUDGET_FACTOR", "TEXT_COLUMNS", "finish", "fix_tokens"]
 
 # Text columns truncated to max_value_bytes with a visible marker.
 TEXT_COLUMNS: Final = (
-    "input_text", "output_text", "system_prompt", "tool_arguments", "tool_result", "tool_error",
+    "input_text",
+    "output_text",
+    "system_prompt",
+    "tool_arguments",
+    "tool_result",
+    "tool_error",
     "status_message",
 )
 _SYSTEM_ROLES: Final = ("system", "developer")

@@ -39,12 +39,14 @@ _ROLE_BY_EVENT: Final[dict[str, str]] = {
     "gen_ai.assistant.message": "assistant",
     "gen_ai.tool.message": "tool",
 }
-_FIRST_CHUNK: Final = frozenset({
-    "First Token Stream Event",
-    "ai.stream.firstChunk",
-    "gen_ai.content.completion.chunk",
-    "llm.content.completion.chunk",
-})
+_FIRST_CHUNK: Final = frozenset(
+    {
+        "First Token Stream Event",
+        "ai.stream.firstChunk",
+        "gen_ai.content.completion.chunk",
+        "llm.content.completion.chunk",
+    }
+)
 
 
 def apply(events: list[Event], f: Fields, start_ns: int) -> None:

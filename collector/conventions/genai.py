@@ -167,5 +167,8 @@ def _take(f: Fields, slot: str, key: str, parsed: object, role: str) -> None:
 
 def _document(d: dict[str, object]) -> dict[str, object]:
     doc_id = d.get("id")
-    return {"id": "" if doc_id is None else str(doc_id), "content": text_of(d.get("content")),
-            "score": to_float(d.get("score"))}
+    return {
+        "id": "" if doc_id is None else str(doc_id),
+        "content": text_of(d.get("content")),
+        "score": to_float(d.get("score")),
+    }

@@ -90,11 +90,13 @@ def message(raw: object, default_role: str = "user") -> Message | None:
             elif part.get("type") in _CALL_TYPES:
                 fn = part.get("function")
                 fn = fn if isinstance(fn, dict) else {}
-                calls.append(tool_call(
-                    part.get("id") or part.get("toolCallId") or part.get("call_id") or "",
-                    part.get("name") or part.get("toolName") or fn.get("name") or "",
-                    _first_present(part, ("arguments", "args", "input")) or fn.get("arguments") or "",
-                ))
+                calls.append(
+                    tool_call(
+                        part.get("id") or part.get("toolCallId") or part.get("call_id") or "",
+                        part.get("name") or part.get("toolName") or fn.get("name") or "",
+                        _first_present(part, ("arguments", "args", "input")) or fn.get("arguments") or "",
+                    )
+                )
             else:
                 call_id = _first_present(part, ("id", "toolCallId", "tool_use_id", "call_id"))
                 if call_id:

@@ -189,9 +189,11 @@ def _documents(a: Attrs, prefix: str) -> list[dict[str, object]] | None:
         doc_id = a.get(base + "id")
         if content is None and doc_id is None:
             break
-        docs.append({
-            "id": "" if doc_id is None else str(doc_id),
-            "content": content if isinstance(content, str) else "",
-            "score": to_float(a.get(base + "score")),
-        })
+        docs.append(
+            {
+                "id": "" if doc_id is None else str(doc_id),
+                "content": content if isinstance(content, str) else "",
+                "score": to_float(a.get(base + "score")),
+            }
+        )
     return docs or None

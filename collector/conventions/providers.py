@@ -89,10 +89,21 @@ def normalize_provider(raw: str) -> str:
 
 # The `operation` vocabulary (docs/columns.md): GenAI semconv gen_ai.operation.name values, plus
 # rerank / workflow / guardrail for the span kinds other conventions have and semconv lacks.
-OPERATIONS: Final = frozenset({
-    "chat", "text_completion", "embeddings", "execute_tool", "invoke_agent", "create_agent",
-    "retrieval", "rerank", "workflow", "guardrail", "other",
-})
+OPERATIONS: Final = frozenset(
+    {
+        "chat",
+        "text_completion",
+        "embeddings",
+        "execute_tool",
+        "invoke_agent",
+        "create_agent",
+        "retrieval",
+        "rerank",
+        "workflow",
+        "guardrail",
+        "other",
+    }
+)
 
 _OPERATION_ALIASES: Final[dict[str, str]] = {
     "generate_content": "chat",

@@ -220,9 +220,7 @@ class ClickHouseError(Exception):
 
 _WORD_RE = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")
 _SPACE = frozenset(b" \t\r\n\f\v")
-_RESULT_KINDS = frozenset(
-    {"SELECT", "WITH", "SHOW", "DESC", "DESCRIBE", "EXISTS", "EXPLAIN", "CHECK", "VALUES"}
-)
+_RESULT_KINDS = frozenset({"SELECT", "WITH", "SHOW", "DESC", "DESCRIBE", "EXISTS", "EXPLAIN", "CHECK", "VALUES"})
 # What a server still runs when GET has made the request readonly=2 (settings may change).
 _READONLY_KINDS = _RESULT_KINDS | {"SET", "USE"}
 
@@ -664,9 +662,7 @@ class _Engine:
         return _Outcome(result.bytes(), output_format if produces_result else None, summary)
 
 
-def _summary(
-    read_rows: int, read_bytes: int, written_rows: int, written_bytes: int, started: int
-) -> dict[str, str]:
+def _summary(read_rows: int, read_bytes: int, written_rows: int, written_bytes: int, started: int) -> dict[str, str]:
     """The X-ClickHouse-Summary fields (the server sends numbers as strings). result_rows is the
     written rows for an INSERT; chDB does not report it for a SELECT, so it is left out."""
     summary = {
@@ -747,9 +743,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, message.encode(), {})
             return
         params = parse_qsl(url.query, keep_blank_values=True)
-        query_id = (
-            dict(params).get("query_id") or self.headers.get("X-ClickHouse-Query-Id") or str(uuid.uuid4())
-        )
+        query_id = dict(params).get("query_id") or self.headers.get("X-ClickHouse-Query-Id") or str(uuid.uuid4())
         try:
             self._query(params, body, query_id)
         except ClickHouseError as ex:
@@ -835,20 +829,14 @@ class _Handler(BaseHTTPRequestHandler):
                 f"{user}: Authentication failed: password is incorrect, or there is no user with such name",
             )
         if _truthy(params.get("compress")) or _truthy(params.get("decompress")):
-            raise ClickHouseError(
-                _NOT_IMPLEMENTED, "compress/decompress (native block compression): not emulated"
-            )
+            raise ClickHouseError(_NOT_IMPLEMENTED, "compress/decompress (native block compression): not emulated")
         query = _Query(
             sql=sql,
             user=user,
             readonly=self.command != "POST",
             database=self.headers.get("X-ClickHouse-Database") or params.get("database") or None,
-            default_format=(
-                self.headers.get("X-ClickHouse-Format") or params.get("default_format") or "TabSeparated"
-            ),
-            settings={
-                k: v for k, v in params.items() if k not in _TRANSPORT_PARAMS and not k.startswith("param_")
-            },
+            default_format=(self.headers.get("X-ClickHouse-Format") or params.get("default_format") or "TabSeparated"),
+            settings={k: v for k, v in params.items() if k not in _TRANSPORT_PARAMS and not k.startswith("param_")},
             params={k[6:]: v for k, v in params.items() if k.startswith("param_")},
             session_id=params.get("session_id") or None,
             session_check=_truthy(params.get("session_check")),

@@ -161,8 +161,7 @@ def _embeddings(body: dict[str, Any]) -> dict[str, Any]:
     return {
         "object": "list",
         "data": [
-            {"object": "embedding", "index": i, "embedding": [0.1 * (i + 1), 0.2, -0.3]}
-            for i in range(len(inputs))
+            {"object": "embedding", "index": i, "embedding": [0.1 * (i + 1), 0.2, -0.3]} for i in range(len(inputs))
         ],
         "model": body["model"],
         "usage": {"prompt_tokens": EMBEDDING_TOKENS, "total_tokens": EMBEDDING_TOKENS},
