@@ -72,7 +72,8 @@ class DemoTraffic:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        if self._thread.ident is not None:  # started: `one_trace` may also be driven by hand
+            self._thread.join(timeout=5)
         self._provider.shutdown()
 
     def _run(self) -> None:

@@ -44,6 +44,8 @@ MARKERS: Final[tuple[str, ...]] = (
     "gen_ai.input.messages",
     "gen_ai.agent.name",
     "gen_ai.conversation.id",
+    "gen_ai.retrieval.documents",
+    "gen_ai.retrieval.query.text",
 )
 
 # (column, attribute) in fallback order, current name first.
@@ -119,6 +121,7 @@ def extract(a: Attrs, f: Fields) -> None:
         docs = maybe_json(get("gen_ai.retrieval.documents"))
         if isinstance(docs, list):
             put(f, "_docs", [_document(d) for d in docs if isinstance(d, dict)])
+        put(f, "operation", "retrieval")  # these attributes belong to retrieval spans only
         put(f, "_input_raw", first_text(a, ("gen_ai.retrieval.query.text",)))
 
 

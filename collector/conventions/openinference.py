@@ -28,7 +28,18 @@ from driftline.collector.conventions.providers import normalize_provider
 
 __all__ = ["MARKERS", "OPERATION_BY_KIND", "extract"]
 
-MARKERS: Final[tuple[str, ...]] = ("openinference.span.kind", "llm.model_name", "llm.input_messages.0.message.role")
+# The indexed document keys are markers too: emitters that speak GenAI semconv for the operation
+# (gen_ai.operation.name=retrieval) often list documents the OpenInference way with no
+# openinference.span.kind, and those documents must not be lost.
+MARKERS: Final[tuple[str, ...]] = (
+    "openinference.span.kind",
+    "llm.model_name",
+    "llm.input_messages.0.message.role",
+    "retrieval.documents.0.document.content",
+    "retrieval.documents.0.document.id",
+    "reranker.output_documents.0.document.content",
+    "reranker.output_documents.0.document.id",
+)
 
 # openinference.span.kind -> operation (docs/columns.md).
 OPERATION_BY_KIND: Final[dict[str, str]] = {
@@ -99,8 +110,7 @@ def extract(a: Attrs, f: Fields) -> None:
         put(f, "finish_reason", finish_reason(reason))
     _io(a, f, kind)
     if "_docs" not in f and kind in ("RETRIEVER", "RERANKER", ""):
-        docs = _documents(a, "retrieval.documents.") or _documents(a, "reranker.output_documents.")
-        put(f, "_docs", docs)
+        _take_documents(a, f, kind)
     if kind == "AGENT":
         put(f, "agent_name", f.get("name"))
 
@@ -179,6 +189,18 @@ def _tool_calls(a: Attrs, prefix: str) -> list[ToolCall]:
             break
         calls.append(tool_call(a.get(base + "id") or "", name, a.get(base + "function.arguments") or ""))
     return calls
+
+
+def _take_documents(a: Attrs, f: Fields, kind: str) -> None:
+    """Retrieved (or reranked) documents; without a span kind, they also say what the span did."""
+    docs = _documents(a, "retrieval.documents.")
+    operation = "retrieval"
+    if docs is None:
+        docs = _documents(a, "reranker.output_documents.")
+        operation = "rerank"
+    put(f, "_docs", docs)
+    if docs and not kind:
+        put(f, "operation", operation)
 
 
 def _documents(a: Attrs, prefix: str) -> list[dict[str, object]] | None:
