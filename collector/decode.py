@@ -3,6 +3,13 @@
 OTLP/JSON differs from protobuf's canonical JSON mapping in one way that matters: trace and span
 ids are hex, not base64 (https://opentelemetry.io/docs/specs/otlp/#json-protobuf-encoding). Enums
 may be integers and unknown fields must be ignored, which `json_format.ParseDict` handles.
+
+Nesting is bounded by the decoders, never by our own recursion: protobuf (upb) refuses messages
+nested deeper than 100 levels, `json_format` likewise, and the JSON parser raises RecursionError
+past Python's recursion limit. A body past any of these cannot be decoded at all, so it is bad
+data for the whole request (400, never retried: https://opentelemetry.io/docs/specs/otlp/#failures-1);
+there are no spans yet whose neighbours could be kept. Whatever decodes is at most ~48 AnyValue
+levels deep, which the normalizer reads without coming near the recursion limit.
 """
 
 from __future__ import annotations
@@ -20,6 +27,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from driftline.collector.errors import BadRequest, PayloadTooLarge
 
 __all__ = ["decode_json", "decode_protobuf", "decompress"]
+
+# upb's default limit on message nesting (upb_DecodeOptions_MaxDepth), named in error messages.
+_MAX_PROTOBUF_DEPTH = 100
 
 
 def decompress(body: bytes, encoding: str, max_bytes: int) -> bytes:
@@ -49,7 +59,11 @@ def decode_protobuf(body: bytes) -> ExportTraceServiceRequest:
     try:
         req.ParseFromString(body)
     except (ProtobufDecodeError, RuntimeError, ValueError) as e:
-        raise BadRequest(f"body is not a valid OTLP ExportTraceServiceRequest protobuf: {e}") from None
+        # upb says only "Error parsing message" for most faults, so the one limit we know is named.
+        raise BadRequest(
+            f"body is not a valid OTLP ExportTraceServiceRequest protobuf (malformed, or messages nested "
+            f"more than {_MAX_PROTOBUF_DEPTH} levels deep): {e}"
+        ) from None
     return req
 
 
@@ -96,6 +110,8 @@ def decode_json(body: bytes) -> ExportTraceServiceRequest:
         doc = json.loads(body)
     except (UnicodeDecodeError, ValueError) as e:
         raise BadRequest(f"body is not valid JSON: {e}") from None
+    except RecursionError:
+        raise BadRequest("body is JSON nested deeper than the parser allows") from None
     _fix_ids(doc)
     req = ExportTraceServiceRequest()
     try:
