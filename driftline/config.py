@@ -24,6 +24,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -415,6 +416,26 @@ def _mask_url(url: str) -> str:
     return f"{scheme}{sep}{user}:***@{host}"
 
 
+def _default_text(f: FieldInfo) -> str:
+    """A field's default as it would be written in the environment (a test sets each one back),
+    or "(none)" when it is empty. Defaults built by a factory are built here: `f.default` holds
+    pydantic's "undefined" sentinel for them."""
+    if f.is_required():
+        return "(required)"
+    value = f.get_default(call_default_factory=True, validated_data={})
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    if value is None or value in ("", [], {}):
+        return "(none)"
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, dict | list):
+        text = json.dumps(value)
+    else:
+        text = str(value)
+    return f"`{text}`"
+
+
 def config_markdown() -> str:
     """docs/config.md, generated from the settings classes (a test keeps the file in step)."""
     lines = [
@@ -434,10 +455,7 @@ def config_markdown() -> str:
         lines += ["| variable | default | description |", "|---|---|---|"]
         for name in own:
             f = cls.model_fields[name]
-            default = f.default
-            if isinstance(default, SecretStr):
-                default = ""
-            lines.append(f"| `{_env_name(name)}` | `{default}` | {f.description} |")
+            lines.append(f"| `{_env_name(name)}` | {_default_text(f)} | {f.description} |")
             seen.add(name)
         lines.append("")
     return "\n".join(lines)

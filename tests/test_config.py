@@ -5,8 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from driftline.config import (
     CollectorSettings,
@@ -136,6 +138,36 @@ def test_docs_list_every_setting() -> None:
 
     doc = (Path(__file__).parent.parent / "docs" / "config.md").read_text()
     assert doc == config_markdown(), "regenerate: python -m driftline.config > docs/config.md"
+
+
+def _plain(value: object) -> object:
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+
+def test_docs_defaults_are_real_values() -> None:
+    """Every default docs/config.md shows, set back through the environment, is the default."""
+    import driftline.config as config
+
+    checked = 0
+    cls: Any = None
+    for line in config.config_markdown().splitlines():
+        if line.startswith("## "):
+            cls = getattr(config, line[3:])
+            continue
+        if not line.startswith("| `DRIFTLINE_"):
+            continue
+        var, shown = (cell.strip() for cell in line.split("|")[1:3])
+        var = var.strip("`")
+        name = var.removeprefix("DRIFTLINE_").lower()
+        default = _plain(getattr(load_settings(cls, environ={}), name))
+        assert "Undefined" not in shown, var
+        if shown == "(none)":
+            assert default in ("", None, [], {}), var
+        else:
+            assert shown.startswith("`") and shown.endswith("`"), var
+            assert _plain(getattr(load_settings(cls, environ={var: shown.strip("`")}), name)) == default, var
+        checked += 1
+    assert checked == len(config._known_fields())
 
 
 def test_nested_scorer_config_error_names_the_key() -> None:
