@@ -401,6 +401,22 @@ def test_retrieval_records_query_and_documents(mem: InMemorySpanExporter) -> Non
     ]
 
 
+def test_current_call_without_a_kind_is_the_innermost_call(mem: InMemorySpanExporter) -> None:
+    @dl.llm_call(model="m", provider="openai")
+    def ask(messages: list[dict[str, str]]) -> str:
+        call = dl.current_call()
+        assert isinstance(call, dl.LLMCall)
+        call.set_attribute("app.step", "ask")
+        with dl.tool_call("lookup") as tool:
+            assert dl.current_call() is tool and dl.current_call(dl.LLMCall) is call
+        assert dl.current_call() is call
+        return "ok"
+
+    ask([{"role": "user", "content": "hi"}])
+    assert dl.current_call() is None
+    assert attrs(by_name(mem)["chat m"])["app.step"] == "ask"
+
+
 def test_agent_step_parents_the_spans_inside_and_current_call_finds_them(mem: InMemorySpanExporter) -> None:
     @dl.tool_call()
     def refund(order_id: str) -> str:
@@ -417,7 +433,7 @@ def test_agent_step_parents_the_spans_inside_and_current_call_finds_them(mem: In
         refund("A-1")
         return "Refunded."
 
-    assert dl.current_call(dl.GenAISpan) is None
+    assert dl.current_call(dl.GenAISpan) is None and dl.current_call() is None
     support_agent("Refund order A-1")
     spans = by_name(mem)
     agent = spans["invoke_agent support_agent"]

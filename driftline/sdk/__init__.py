@@ -12,6 +12,11 @@
         ...
         call.set_usage(input_tokens=812, output_tokens=64)
 
+    @dl.llm_call(model="gpt-4o", provider="openai")
+    def ask(messages: list[dict[str, str]]) -> str:
+        call = dl.current_call(dl.LLMCall)  # this function's span (None while tracing is off)
+        ...
+
 Spans follow the OpenTelemetry GenAI semantic conventions
 (https://opentelemetry.io/docs/specs/semconv/gen-ai/). This package depends only on the
 OpenTelemetry API, SDK and OTLP exporters: nothing from Driftline's server side is imported.
