@@ -7,12 +7,15 @@ speed (spans per second, one core) for HaluEval QA and SummEdits; the paths defa
 ../shared/data beside the repository. A third row, "faithful", scores long answers that are all
 faithful (hand-written from HaluEval dev passages, some close to the passage and some paraphrased,
 shipped in grounding/data/faithful_answers.jsonl): its accuracy is the share labelled grounded, the
-check that the scorer does not flag an answer for being long.
+check that the scorer does not flag an answer for being long. A metric a set cannot define prints
+as n/a: recall, F1 and AUROC need hallucinated answers (the faithful set has none), precision needs
+at least one flagged answer; a note under the table says so for each such set.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -49,18 +52,25 @@ class ScorerLike(Protocol):
     def score(self, answer: str, context: str, question: str = "") -> ScoredLike: ...
 
 
+NAN = float("nan")
+
+
 @dataclass(frozen=True)
 class Metrics:
+    """Classifier metrics of the hallucinated class; NaN where the set cannot define one."""
+
     n: int
     accuracy: float
     balanced_accuracy: float
-    precision: float  # of the hallucinated class
-    recall: float
-    f1: float
-    auroc: float
+    precision: float  # NaN when nothing was flagged
+    recall: float  # NaN when no answer is hallucinated
+    f1: float  # NaN when precision or recall is
+    auroc: float  # NaN unless both classes occur
     threshold: float
     spans_per_second: float = 0.0
     balanced_accuracy_by_domain: dict[str, float] = field(default_factory=dict)
+    hallucinated: int = 0  # answers labelled hallucinated
+    flagged: int = 0  # answers the scorer labelled hallucinated
 
 
 def auroc(labels: Sequence[bool], scores: Sequence[float]) -> float:
@@ -78,13 +88,18 @@ def auroc(labels: Sequence[bool], scores: Sequence[float]) -> float:
     n_pos = sum(1 for y in labels if y)
     n_neg = len(labels) - n_pos
     if n_pos == 0 or n_neg == 0:
-        return float("nan")
+        return NAN
     rank_sum = sum(r for r, y in zip(ranks, labels, strict=True) if y)
     return (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
 
 
 def _ratio(a: float, b: float) -> float:
     return a / b if b else 0.0
+
+
+def _defined_ratio(a: float, b: float) -> float:
+    """A ratio with nothing to count from is undefined, not 0."""
+    return a / b if b else NAN
 
 
 def _balanced(labels: Sequence[bool], predicted: Sequence[bool]) -> float:
@@ -109,7 +124,8 @@ def compute_metrics(
     fp = sum(1 for y, p in zip(labels, predicted, strict=True) if not y and p)
     fn = sum(1 for y, p in zip(labels, predicted, strict=True) if y and not p)
     correct = sum(1 for y, p in zip(labels, predicted, strict=True) if y == p)
-    precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
+    precision, recall = _defined_ratio(tp, tp + fp), _defined_ratio(tp, tp + fn)
+    f1 = NAN if math.isnan(precision) or math.isnan(recall) else _ratio(2 * precision * recall, precision + recall)
     by_domain: dict[str, float] = {}
     if domains is not None and any(domains):
         for domain in sorted(set(domains)):
@@ -121,11 +137,13 @@ def compute_metrics(
         balanced_accuracy=_balanced(labels, predicted),
         precision=precision,
         recall=recall,
-        f1=_ratio(2 * precision * recall, precision + recall),
+        f1=f1,
         auroc=auroc(labels, scores),
         threshold=threshold,
         spans_per_second=spans_per_second,
         balanced_accuracy_by_domain=by_domain,
+        hallucinated=tp + fn,
+        flagged=tp + fp,
     )
 
 
@@ -149,14 +167,41 @@ def evaluate(scorer: ScorerLike, dataset_path: Path | str) -> Metrics:
     )
 
 
+def _cell(value: float, width: int) -> str:
+    return f"{'n/a':>{width}}" if math.isnan(value) else f"{value:>{width}.3f}"
+
+
+def _note(name: str, m: Metrics) -> str | None:
+    """What an n/a in the row means, in the set's own numbers."""
+    if m.n == 0:
+        return f"{name}: no answers"
+    if m.hallucinated == 0:
+        grounded = m.n - m.flagged
+        flags = f"; the {m.flagged} flagged are false alarms (prec {m.precision:.3f})" if m.flagged else ""
+        return (
+            f"{name}: all answers faithful: acc = share labelled grounded ({grounded} of {m.n}){flags};"
+            " recall, F1, AUROC need hallucinated answers (n/a)"
+        )
+    if m.hallucinated == m.n:
+        return f"{name}: every answer is hallucinated, so acc is recall and AUROC is n/a"
+    if m.flagged == 0:
+        return f"{name}: no answer was flagged, so precision and F1 are n/a"
+    return None
+
+
 def format_table(rows: Sequence[tuple[str, Metrics]]) -> str:
     head = f"{'set':<12}{'n':>5}{'acc':>7}{'bal.acc':>9}{'prec':>7}{'recall':>8}{'F1':>7}{'AUROC':>7}{'spans/s':>9}"
     lines = [head, "-" * len(head)]
     for name, m in rows:
         lines.append(
-            f"{name:<12}{m.n:>5}{m.accuracy:>7.3f}{m.balanced_accuracy:>9.3f}{m.precision:>7.3f}"
-            f"{m.recall:>8.3f}{m.f1:>7.3f}{m.auroc:>7.3f}{m.spans_per_second:>9.0f}"
+            f"{name:<12}{m.n:>5}{_cell(m.accuracy, 7)}{_cell(m.balanced_accuracy, 9)}{_cell(m.precision, 7)}"
+            f"{_cell(m.recall, 8)}{_cell(m.f1, 7)}{_cell(m.auroc, 7)}{m.spans_per_second:>9.0f}"
         )
+    lines.append("prec, recall, F1: of the hallucinated class; AUROC: of the score, whatever the threshold")
+    for name, m in rows:
+        note = _note(name, m)
+        if note:
+            lines.append(note)
     for name, m in rows:
         if m.balanced_accuracy_by_domain:
             parts = ", ".join(f"{d} {v:.3f}" for d, v in m.balanced_accuracy_by_domain.items())

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.test_judge import FakeJudge
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -42,3 +44,47 @@ def test_eval_reports_offline_and_judge(tmp_path: Path) -> None:
     assert "halueval-qa     6" in out.stdout
     assert len(judge.requests) == 12
     assert all(json.dumps(r["body"]["model"]) == '"fake-judge"' for r in judge.requests)
+
+
+def test_eval_table_explains_what_a_set_cannot_measure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The faithful set has no hallucinated answer: its recall, F1 and AUROC are undefined and print
+    as n/a (never nan or a made-up 0.000), with a note in the set's own numbers."""
+    from driftline.scorers import evaluate
+    from driftline.scorers.grounding import GroundednessScorer
+    from driftline.scorers.grounding.dataset import load_examples
+
+    passage = "The Eiffel Tower was completed in March 1889 for the World's Fair in Paris."
+    pairs = [("right", "In March 1889."), ("wrong", "In 1925, in Berlin.")]
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "id": f"q{i}-{tag}",
+                    "knowledge": passage,
+                    "question": "When?",
+                    "answer": answer,
+                    "hallucinated": tag == "wrong",
+                }
+            )
+            + "\n"
+            for i, (tag, answer) in enumerate(pairs)
+        )
+    )
+    assert evaluate.main(["--halueval", str(mixed), "--summedits", str(mixed)]) == 0
+    out = capsys.readouterr().out
+    assert "nan" not in out.lower()
+    cells = [line.split() for line in out.splitlines()]
+    rows = {c[0]: c[1:] for c in cells if len(c) == 9 and c[0] in ("halueval-qa", "summedits", "faithful")}
+    n, acc, _bal_acc, prec, recall, f1, auroc, _speed = rows["faithful"]
+    examples = load_examples(evaluate.FAITHFUL_PATH)
+    assert int(n) == len(examples) and not any(e.hallucinated for e in examples)
+    assert (recall, f1, auroc) == ("n/a", "n/a", "n/a")
+    scorer = GroundednessScorer()
+    flagged = sum(scorer.score(e.answer, e.context, e.question).label == "hallucinated" for e in examples)
+    grounded = len(examples) - flagged
+    assert float(acc) == pytest.approx(grounded / len(examples), abs=5e-4)
+    assert prec == ("n/a" if flagged == 0 else "0.000")  # a flag on a faithful answer is always wrong
+    assert f"faithful: all answers faithful: acc = share labelled grounded ({grounded} of {len(examples)})" in out
+    assert "recall, F1, AUROC need hallucinated answers (n/a)" in out
+    assert "n/a" not in rows["halueval-qa"]  # a set with both classes defines every metric
