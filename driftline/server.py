@@ -15,6 +15,7 @@ from driftline import __version__
 from driftline.api import api_router
 from driftline.collector.receiver_http import otlp_http_router
 from driftline.runtime import Runtime
+from driftline.web import mount_web
 
 __all__ = ["create_app"]
 
@@ -35,7 +36,8 @@ def create_app(rt: Runtime, manage_runtime: bool = False) -> FastAPI:
             if manage_runtime:
                 rt.stop()
 
-    app = FastAPI(title="Driftline", version=__version__, lifespan=lifespan)
+    # /docs is served by the web package from local assets (no CDN); ReDoc has none, so it is off.
+    app = FastAPI(title="Driftline", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
 
     @app.exception_handler(OperationalError)
     async def store_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
@@ -46,6 +48,7 @@ def create_app(rt: Runtime, manage_runtime: bool = False) -> FastAPI:
     otlp = otlp_http_router(rt.ingest_async, rt.auth, rt.metrics, rt.settings.max_request_bytes)
     app.include_router(otlp, tags=["otlp"])
     app.include_router(api_router(rt.store, rt.auth), tags=["api"])
+    mount_web(app, rt.store, rt.auth, rt.registry)  # the UI at /, drawn from the API above
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

@@ -1,0 +1,83 @@
+"""Sign in with an API key, sign out; and the guard every page uses."""
+
+# No `from __future__ import annotations`: FastAPI reads these annotations at definition time.
+
+import hmac
+from typing import Annotated
+
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from driftline.auth import Authenticator
+from driftline.collector.errors import Unauthenticated
+from driftline.web.filters import render
+from driftline.web.sessions import COOKIE, Session, SessionStore
+
+__all__ = ["LoginRequired", "auth_router", "safe_next", "session_of"]
+
+
+class LoginRequired(Exception):
+    """A page asked for without a session: the app answers with the login page's address."""
+
+    def __init__(self, next_url: str) -> None:
+        self.next_url = next_url
+
+
+def safe_next(url: str | None) -> str:
+    """Only a path on this site: never an open redirect to another host."""
+    if not url or not url.startswith("/") or url.startswith("//") or "\\" in url:
+        return "/"
+    return url
+
+
+def session_of(request: Request, sessions: SessionStore) -> Session:
+    session = sessions.get(request.cookies.get(COOKIE))
+    if session is None:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise LoginRequired(target)
+    return session
+
+
+def check_csrf(session: Session, token: str) -> None:
+    if not hmac.compare_digest(session.csrf, token):
+        raise HTTPException(403, "stale form: reload the page and try again")
+
+
+def auth_router(auth: Authenticator, sessions: SessionStore, templates: Jinja2Templates) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/login", response_class=HTMLResponse)
+    def login_form(request: Request, next: str = "/") -> Response:
+        return render(templates, request, "login.html", {"next": safe_next(next), "error": ""})
+
+    @router.post("/login", response_class=HTMLResponse)
+    def login(request: Request, key: Annotated[str, Form()], next: Annotated[str, Form()] = "/") -> Response:
+        try:
+            tenant = auth.tenant_for(f"Bearer {key.strip()}")
+        except Unauthenticated:
+            ctx = {"next": safe_next(next), "error": "That API key is not valid."}
+            return render(templates, request, "login.html", ctx, status_code=401)
+        sid = sessions.create(key.strip(), tenant)
+        resp = RedirectResponse(safe_next(next), status_code=303)
+        resp.set_cookie(
+            COOKIE,
+            sid,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            path="/",
+        )
+        return resp
+
+    @router.post("/logout")
+    def logout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
+        session = sessions.get(request.cookies.get(COOKIE))
+        if session is not None:
+            check_csrf(session, csrf)
+            sessions.drop(request.cookies.get(COOKIE))
+        resp = RedirectResponse("/login", status_code=303)
+        resp.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+        return resp
+
+    return router

@@ -1,0 +1,149 @@
+"""Shapes the JSON API's answers for the templates: the span tree as waterfall rows, messages and
+documents parsed from their stored JSON. Presentation only: no data the API did not return."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+__all__ = ["TRACE_FILTERS", "documents", "messages", "pretty_json", "waterfall"]
+
+# The trace list's filters, in the order the form shows them (names are the API's parameters).
+TRACE_FILTERS = (
+    "since", "until", "service", "release", "environment", "model", "operation", "status",
+    "session_id", "user_id", "scorer", "label", "min_score", "max_score", "feedback", "q",
+    "sort", "order", "limit",
+)  # fmt: skip
+
+
+def _ts(v: Any) -> float:
+    try:
+        return datetime.fromisoformat(str(v)).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def waterfall(spans: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], float]:
+    """Spans in tree order (children after their parent, by start time) with depth and their
+    offset and width as a share of the trace's span; and the trace's duration in ms."""
+    if not spans:
+        return [], 0.0
+    ids = {s.get("span_id") for s in spans}
+    children: dict[str, list[dict[str, Any]]] = {}
+    roots: list[dict[str, Any]] = []
+    for s in sorted(spans, key=lambda s: (_ts(s.get("start_time")), str(s.get("span_id")))):
+        parent = s.get("parent_span_id") or ""
+        # A parent that never arrived (or a cycle) leaves its children at the top, not lost.
+        if parent and parent in ids and parent != s.get("span_id"):
+            children.setdefault(parent, []).append(s)
+        else:
+            roots.append(s)
+    t0 = min(_ts(s.get("start_time")) for s in spans)
+    t1 = max(_ts(s.get("end_time")) or _ts(s.get("start_time")) for s in spans)
+    total_ms = max((t1 - t0) * 1000, 0.001)
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+
+    def walk(s: dict[str, Any], depth: int) -> None:
+        sid = str(s.get("span_id"))
+        if sid in seen:
+            return
+        seen.add(sid)
+        offset = (_ts(s.get("start_time")) - t0) * 1000
+        dur = float(s.get("duration_ms") or 0)
+        rows.append(
+            {
+                "span": s,
+                "depth": min(depth, 12),
+                "offset_ms": offset,
+                "left_pct": min(100.0, 100 * offset / total_ms),
+                "width_pct": max(0.4, min(100.0, 100 * dur / total_ms)),
+            }
+        )
+        for c in children.get(sid, []):
+            walk(c, depth + 1)
+
+    for r in roots:
+        walk(r, 0)
+    for s in spans:  # anything a cycle kept out of the walk
+        if str(s.get("span_id")) not in seen:
+            walk(s, 0)
+    return rows, total_ms
+
+
+def _parse(raw: Any) -> Any:
+    if isinstance(raw, str):
+        if not raw.strip():
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw
+    return raw
+
+
+def messages(raw: Any) -> list[dict[str, Any]]:
+    """GenAI messages (`[{role, parts: [{type, content}]}]`, or OpenAI's `{role, content}`) as
+    role + text blocks + other parts (tool calls and results) as JSON."""
+    value = _parse(raw)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        return [{"role": "", "texts": [str(value)], "others": []}]
+    out = []
+    for m in value:
+        if not isinstance(m, dict):
+            out.append({"role": "", "texts": [str(m)], "others": []})
+            continue
+        texts: list[str] = []
+        others: list[str] = []
+        parts = m.get("parts")
+        if isinstance(parts, list):
+            for p in parts:
+                if isinstance(p, dict) and p.get("type", "text") == "text" and "content" in p:
+                    texts.append(str(p["content"]))
+                else:
+                    others.append(pretty_json(p))
+        elif "content" in m:
+            c = m["content"]
+            texts.append(c if isinstance(c, str) else pretty_json(c))
+        for extra in ("tool_calls", "tool_call_id"):
+            if m.get(extra):
+                others.append(pretty_json({extra: m[extra]}))
+        out.append({"role": str(m.get("role", "")), "texts": texts, "others": others})
+    return out
+
+
+def documents(raw: Any) -> list[dict[str, Any]]:
+    """Retrieved documents as id, score and content."""
+    value = _parse(raw)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        value = [value]
+    out = []
+    for i, d in enumerate(value):
+        if isinstance(d, dict):
+            content = d.get("content", d.get("text", d.get("page_content", "")))
+            out.append(
+                {
+                    "id": str(d.get("id", d.get("document_id", i))),
+                    "score": d.get("score"),
+                    "content": content if isinstance(content, str) else pretty_json(content),
+                }
+            )
+        else:
+            out.append({"id": str(i), "score": None, "content": str(d)})
+    return out
+
+
+def pretty_json(raw: Any) -> str:
+    """JSON (or a JSON string) indented for reading; anything else as it is."""
+    value = _parse(raw) if isinstance(raw, str) else raw
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False)
+    except (TypeError, ValueError):
+        return str(value)

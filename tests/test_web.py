@@ -1,0 +1,192 @@
+"""The web UI over HTTP: sign-in sessions, pages drawn from the JSON API, offline /docs.
+
+Runs the real app under uvicorn on loopback with the real store (the browser test drives the
+same pages in Chromium)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+from driftline.web.overview import overview_series
+from driftline.web.sessions import COOKIE, SessionStore
+from tests.conftest import KEY_A, KEY_B, TENANT_A, LiveServer
+
+
+class _Refs(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.refs: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if name in ("src", "href") and value:
+                self.refs.append(value)
+
+
+def refs(html: str) -> list[str]:
+    p = _Refs()
+    p.feed(html)
+    return p.refs
+
+
+@pytest.fixture
+def client(live: LiveServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=live.url, follow_redirects=False, timeout=30) as c:
+        yield c
+
+
+def sign_in(c: httpx.Client, key: str = KEY_A) -> None:
+    r = c.post("/login", data={"key": key, "next": "/traces"})
+    assert r.status_code == 303, r.text
+    assert r.headers["location"] == "/traces"
+
+
+def send_trace(live: LiveServer, key: str, service: str) -> str:
+    provider = TracerProvider(resource=Resource.create({"service.name": service, "service.version": "2.0"}))
+    provider.add_span_processor(
+        SimpleSpanProcessor(
+            OTLPSpanExporter(endpoint=f"{live.url}/v1/traces", headers={"Authorization": f"Bearer {key}"})
+        )
+    )
+    with provider.get_tracer("t").start_as_current_span("chat m") as span:
+        span.set_attribute("gen_ai.operation.name", "chat")
+        span.set_attribute("gen_ai.request.model", "m")
+        trace_id = format(span.get_span_context().trace_id, "032x")
+    provider.shutdown()
+    assert live.runtime.flush()
+    return trace_id
+
+
+def test_docs_render_offline(client: httpx.Client) -> None:
+    r = client.get("/docs")
+    assert r.status_code == 200
+    found = refs(r.text) + re.findall(r"url: *['\"]([^'\"]+)['\"]", r.text)
+    assert found, "the docs page references its assets"
+    assets = [u for u in found if u.endswith((".js", ".css", ".svg"))]
+    assert {a.rsplit("/", 1)[-1] for a in assets} >= {"swagger-ui-bundle.js", "swagger-ui.css"}
+    for url in found:
+        assert not urlsplit(url).netloc, f"/docs loads {url} from another host"
+    assert "cdn" not in r.text.lower()
+    for url in [*assets, "/openapi.json"]:
+        assert client.get(url).status_code == 200, url
+
+
+def test_pages_need_a_session_and_keep_the_target(client: httpx.Client) -> None:
+    r = client.get("/traces?service=a%20b&release=1")
+    assert r.status_code == 303
+    assert r.headers["location"] == "/login?next=%2Ftraces%3Fservice%3Da%2520b%26release%3D1"
+    assert client.get("/traces", headers={"accept": "application/json"}).status_code == 401
+
+
+def test_sign_in_keeps_only_a_session_id_in_an_httponly_strict_cookie(client: httpx.Client) -> None:
+    r = client.post("/login", data={"key": "not-a-key", "next": "/"})
+    assert r.status_code == 401
+    assert "not valid" in r.text
+    assert COOKIE not in r.cookies
+
+    r = client.post("/login", data={"key": KEY_A, "next": "/traces"})
+    assert r.status_code == 303
+    cookie = r.headers["set-cookie"]
+    assert cookie.startswith(f"{COOKIE}=")
+    assert "httponly" in cookie.lower()
+    assert "samesite=strict" in cookie.lower()
+    assert KEY_A not in cookie  # the key stays on the server
+    assert KEY_A not in r.headers["location"]
+
+    page = client.get("/traces")
+    assert page.status_code == 200
+    assert f'data-testid="tenant">{TENANT_A}<' in page.text
+    assert "Content-Security-Policy" in page.headers
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf is not None
+
+    # A sign-out form from elsewhere (no token) is refused; with it, the session ends.
+    assert client.post("/logout", data={"csrf": "forged"}).status_code == 403
+    assert client.get("/traces").status_code == 200
+    assert client.post("/logout", data={"csrf": csrf.group(1)}).status_code == 303
+    client.cookies.clear()
+    client.cookies.set(COOKIE, cookie.split(";")[0].split("=", 1)[1])  # replaying the old id
+    assert client.get("/traces").status_code == 303
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "/\\evil.example"])
+def test_sign_in_never_redirects_off_site(client: httpx.Client, target: str) -> None:
+    r = client.post("/login", data={"key": KEY_A, "next": target})
+    assert r.status_code == 303
+    assert r.headers["location"] == "/"
+
+
+def test_a_page_is_drawn_from_its_json_twin(live: LiveServer, client: httpx.Client) -> None:
+    mine = send_trace(live, KEY_A, "svc-web")
+    theirs = send_trace(live, KEY_B, "svc-web")
+    sign_in(client)
+    api = client.get("/api/v1/traces", params={"limit": 5}, headers={"authorization": f"Bearer {KEY_A}"})
+    twin = client.get("/traces", params={"limit": 5}, headers={"accept": "application/json"})
+    assert twin.status_code == 200
+    assert twin.json() == api.json()
+    assert [t["trace_id"] for t in twin.json()["traces"]] == [mine]
+    assert client.get("/traces", params={"limit": 5, "format": "json"}).json() == api.json()
+    page = client.get("/traces")
+    assert mine in page.text
+    assert theirs not in page.text  # tenant B's trace, same service name
+    assert client.get(f"/traces/{theirs}").status_code == 404
+    view = client.get(f"/traces/{mine}")
+    assert view.status_code == 200
+    assert "chat m" in view.text
+
+
+def test_alert_links_for_another_tenant_say_so(client: httpx.Client) -> None:
+    sign_in(client)
+    r = client.get("/traces", params={"tenant": "someone-else", "limit": 5})
+    assert r.status_code == 200
+    assert "This link is for tenant <strong>someone-else</strong>" in r.text
+
+
+def test_overview_series_per_service_and_release(live: LiveServer, client: httpx.Client) -> None:
+    send_trace(live, KEY_A, "svc-o")
+    send_trace(live, KEY_A, "svc-o")
+    now = datetime.now(UTC)
+    series = overview_series(live.runtime.store, TENANT_A, now - timedelta(hours=1), now, 3600)
+    assert [(s["service"], s["release"]) for s in series] == [("svc-o", "2.0")]
+    assert sum(p["requests"] for p in series[0]["points"]) == 2
+    assert all(p["error_rate"] == 0 for p in series[0]["points"])
+    r = client.get("/api/v1/overview", params={"hours": 1}, headers={"authorization": f"Bearer {KEY_A}"})
+    assert r.status_code == 200
+    got = r.json()["series"]
+    assert [(s["service"], s["release"], sum(p["requests"] for p in s["points"])) for s in got] == [("svc-o", "2.0", 2)]
+    assert r.json()["drift_firing"] == []
+    assert (
+        client.get("/api/v1/overview", params={"hours": 0}, headers={"authorization": f"Bearer {KEY_A}"}).status_code
+        == 422
+    )
+    b = client.get("/api/v1/overview", params={"hours": 1}, headers={"authorization": f"Bearer {KEY_B}"})
+    assert b.json()["series"] == []
+
+
+def test_sessions_expire_when_idle_and_stay_bounded() -> None:
+    now = [0.0]
+    store = SessionStore(idle_timeout_s=60, capacity=2, clock=lambda: now[0])
+    a = store.create("k1", "t1")
+    now[0] = 59
+    assert store.get(a) is not None  # use renews
+    now[0] = 118
+    session = store.get(a)
+    assert session is not None
+    assert (session.key, session.tenant) == ("k1", "t1")
+    now[0] = 179
+    assert store.get(a) is None
+    b, c, d = store.create("k", "t"), store.create("k", "t"), store.create("k", "t")
+    assert store.get(b) is None  # the least recently used went first
+    assert store.get(c) is not None and store.get(d) is not None
+    assert len(store) == 2
