@@ -55,9 +55,9 @@ class AlertThresholds(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     review_base_url: str = Field(
-        default="https://driftline.example/review",
-        description="Review UI base URL; alerts link to it filtered by tenant, service, model, "
-        "release and environment.",
+        default="http://127.0.0.1:4318/traces",
+        description="Trace list of the web UI (`driftline up` serves it at /traces); alerts link to it "
+        "filtered by tenant, service, model, release and environment, and by the alert's own signal.",
     )
     runbook_base_url: str = Field(
         default="https://driftline.example/runbooks/alerts",
@@ -228,14 +228,28 @@ def _query_value(metric: str, extra: str = "", fmt: str = "%.4g") -> str:
     )
 
 
-def _annotations(t: AlertThresholds, alert: str, summary: str, description: str, review: bool) -> dict[str, str]:
+# What each SLI's alert should open on the trace list, beside its labels: the failing traces first.
+_REVIEW_FILTERS = {
+    "hallucination_rate": "&scorer=hallucination&label=hallucinated",
+    "refusal_rate": "&scorer=refusal&label=refused",
+    "tool_failure_rate": "&scorer=tool_failure&sort=score",
+    "error_rate": "&status=error",
+    "latency": "&sort=duration",
+    "latency_ms": "&sort=duration",
+    "cost_per_request": "&sort=cost",
+}
+
+
+def _annotations(
+    t: AlertThresholds, alert: str, summary: str, description: str, review: bool, sli: str = ""
+) -> dict[str, str]:
     out = {
         "summary": summary,
         "description": description,
         "runbook_url": f"{t.runbook_base_url}#{alert.lower()}",
     }
     if review:
-        out["review_url"] = _review_url(t.review_base_url, SLI_LABELS)
+        out["review_url"] = _review_url(t.review_base_url, SLI_LABELS) + _REVIEW_FILTERS.get(sli, "")
     return out
 
 
@@ -282,7 +296,7 @@ def _drift_alert(t: AlertThresholds, sli: str) -> dict[str, Any]:
         "for": t.drift_for,
         "keep_firing_for": t.keep_firing_for,
         "labels": {"severity": "page"},
-        "annotations": _annotations(t, name, summary, description, review=True),
+        "annotations": _annotations(t, name, summary, description, review=True, sli=sli),
     }
 
 
@@ -370,6 +384,7 @@ def _threshold_rules(t: AlertThresholds) -> list[dict[str, Any]]:
                     f"{spec.title} for {_which()}",
                     f"{value} {spec.what} for {_where()}, held for {t.threshold_for}.",
                     review=True,
+                    sli=spec.sli,
                 ),
             }
         )

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Debian packages the tests drive for real: Prometheus, promtool, Alertmanager, amtool.
+# Debian packages the tests drive for real: Prometheus, promtool, Alertmanager, amtool, and
+# Chromium for the web UI's browser test (Playwright drives it; it downloads no browser).
 # Installs what is missing when run as root; otherwise says what is missing (those tests then
 # skip on a laptop, and fail in CI, where CI=true).
 set -euo pipefail
@@ -8,6 +9,7 @@ command -v prometheus >/dev/null || need+=(prometheus)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
 command -v amtool >/dev/null || need+=(prometheus-alertmanager)
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

@@ -67,7 +67,7 @@ def test_every_alert_has_severity_timing_and_annotations() -> None:
     assert {r["labels"]["severity"] for r in thresholds.values()} == {"warning"}
     for name, rule in {**drift, **thresholds}.items():
         url = rule["annotations"]["review_url"]
-        assert url.startswith("https://driftline.example/review?tenant={{ $labels.tenant | urlquery }}"), name
+        assert url.startswith("http://127.0.0.1:4318/traces?tenant={{ $labels.tenant | urlquery }}"), name
         for label in ("service", "model", "release", "environment"):
             assert f"{label}={{{{ $labels.{label} | urlquery }}}}" in url, name
 
