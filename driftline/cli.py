@@ -201,6 +201,7 @@ def _store_for(s: CommonSettings) -> Iterator[Store]:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     from driftline.config import CommonSettings, ConfigError, load_settings
+    from driftline.progress import steps
     from driftline.store import DataDirInUse
 
     try:
@@ -208,8 +209,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     except ConfigError as e:
         return _fail(str(e))
     try:
-        with _store_for(s) as store:
-            applied = store.migrate()
+        with _store_for(s) as store, steps("migrate", unit="statement") as step:
+            applied = store.migrate(on_step=step)
             print(f"schema at version {max(store.schema_versions(), default=0)}; applied now: {applied or 'none'}")
     except DataDirInUse as e:
         return _fail(str(e), 1)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from driftline.progress import bar
 from driftline.scorers.grounding.dataset import load_examples
 
 __all__ = [
@@ -147,12 +148,15 @@ def compute_metrics(
     )
 
 
-def evaluate(scorer: ScorerLike, dataset_path: Path | str) -> Metrics:
-    examples = load_examples(Path(dataset_path))
+def evaluate(scorer: ScorerLike, dataset_path: Path | str, name: str = "") -> Metrics:
+    """`scorer` on every example of a labelled set, behind a progress bar named `name` (stderr,
+    terminals only: a judge takes seconds per answer)."""
+    path = Path(dataset_path)
+    examples = load_examples(path)
     scores: list[float] = []
     predicted: list[bool] = []
     start = time.perf_counter()
-    for ex in examples:
+    for ex in bar(examples, desc=name or path.stem, unit="answer"):
         result = scorer.score(ex.answer, ex.context, ex.question)
         scores.append(result.value)
         predicted.append(result.label == "hallucinated")
@@ -223,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     scorer = GroundednessScorer(LogisticModel.load(args.model) if args.model else None)
     scorer.score("warm-up", "warm-up")  # the first call reads the lexicon: keep it out of the timing
     sets = (("halueval-qa", args.halueval), ("summedits", args.summedits), ("faithful", args.faithful))
-    rows = [(name, evaluate(scorer, path)) for name, path in sets]
+    rows = [(name, evaluate(scorer, path, name)) for name, path in sets]
     print(f"{scorer.name} v{scorer.version}, model {args.model or 'default'}, threshold {scorer.threshold:.3f}")
     print(format_table(rows))
     return 0

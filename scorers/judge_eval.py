@@ -67,7 +67,7 @@ def evaluate_judge(
     )
     judge = HallucinationJudgeScorer(cfg, ScorerMetrics(CollectorRegistry()))
     clf = JudgeAsClassifier(judge)
-    return [(name, evaluate(clf, _limited(path, limit, tmp))) for name, path in sets]
+    return [(name, evaluate(clf, _limited(path, limit, tmp), f"judge {name}")) for name, path in sets]
 
 
 def print_judge_table(rows: list[tuple[str, Metrics]], model: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,8 +40,12 @@ class Store:
         self.readers = ClientPool(cfg, size=readers)
 
     # -- lifecycle -----------------------------------------------------------------------
-    def migrate(self) -> list[int]:
-        """Run pending migrations; return the versions applied now. Safe to run again."""
+    def migrate(self, on_step: Callable[[int, int, str], None] | None = None) -> list[int]:
+        """Run pending migrations; return the versions applied now. Safe to run again.
+
+        `on_step(done, total, migration)` hears of each statement before it runs (an ALTER on a big
+        table can take minutes), and once more when all are done: `driftline migrate`'s bar.
+        """
         db = self.cfg.database
         with self.readers.client() as c:
             c.command(
@@ -50,10 +55,14 @@ class Store:
             )
             done = {int(r[0]) for r in c.query(f"SELECT version FROM {db}.schema_migrations").result_rows}
             applied: list[int] = []
-            for m in MIGRATIONS:
-                if m.version in done:
-                    continue
+            pending = [m for m in MIGRATIONS if m.version not in done]
+            total = sum(len(m.statements) for m in pending)
+            step = 0
+            for m in pending:
                 for stmt in m.statements:
+                    if on_step is not None:
+                        on_step(step, total, f"{m.version}: {m.name}")
+                    step += 1
                     if isinstance(stmt, Guarded) and not int(c.command(stmt.when.format(db=db))):  # type: ignore[arg-type]
                         continue
                     sql = stmt.sql if isinstance(stmt, Guarded) else stmt
@@ -65,6 +74,8 @@ class Store:
                 )
                 log.info("applied migration %d: %s", m.version, m.name)
                 applied.append(m.version)
+            if on_step is not None:
+                on_step(total, total, "done")
             self._apply_retention(c)
             if self.cfg.embedded:
                 for table in ("spans", "scores", "review_items"):
