@@ -38,6 +38,7 @@ class SpanQueue:
         self._items: deque[Batch] = deque()
         self._size = 0
         self._in_flight = 0  # spans taken by the writer and not yet stored or spooled
+        self._taken_from: int | None = None  # spool position of the oldest batch the writer holds
         self._cond = threading.Condition()
         self._closed = False
         self._on_change = on_change
@@ -51,6 +52,15 @@ class SpanQueue:
 
     def oldest_position(self) -> int | None:
         with self._cond:
+            return self._items[0].position if self._items else None
+
+    def held_from(self) -> int | None:
+        """Spool position of the oldest batch still in memory (queued, or taken by the writer and
+        not yet done); None when memory holds none. Spool records before it are backlog: only on
+        disk, waiting for a replay."""
+        with self._cond:
+            if self._taken_from is not None:
+                return self._taken_from
             return self._items[0].position if self._items else None
 
     def has_room(self, spans: int) -> bool:
@@ -85,8 +95,10 @@ class SpanQueue:
                 elif self._closed:
                     return []
                 else:
+                    # Nothing queued: hand control back after `max_wait_s`, so the writer's own
+                    # timer (probes, replays) runs even when no span arrives.
                     self._cond.wait(timeout=max_wait_s)
-                    if force is not None and force.is_set() and not self._items:
+                    if not self._items:
                         return []
             # Whole batches only (a batch is one spool record); at least one, even if large.
             out: list[Batch] = []
@@ -97,6 +109,8 @@ class SpanQueue:
                 taken += b.spans
             self._size -= taken
             self._in_flight += taken
+            if self._taken_from is None:
+                self._taken_from = out[0].position
             self._changed()
             return out
 
@@ -104,17 +118,9 @@ class SpanQueue:
         """The writer stored (or spooled) `spans` it took."""
         with self._cond:
             self._in_flight -= spans
-            self._cond.notify_all()
-
-    def put_back(self, batches: list[Batch]) -> None:
-        """Return batches the writer could not place, to the front, in order."""
-        with self._cond:
-            n = sum(b.spans for b in batches)
-            for b in reversed(batches):
-                self._items.appendleft(b)
-            self._size += n
-            self._in_flight -= n
-            self._changed()
+            if self._in_flight <= 0:
+                self._in_flight = 0
+                self._taken_from = None
             self._cond.notify_all()
 
     def wait_empty(self, timeout_s: float) -> bool:

@@ -27,7 +27,7 @@ from driftline.collector.normalize import PRICED_OPERATIONS, InvalidSpan, Normal
 from driftline.collector.ratelimit import TenantRateLimiter
 from driftline.collector.wal import SpanLog, SpoolFull
 
-__all__ = ["JSON", "PROTOBUF", "ExportResult", "Prepared", "Preparer", "RowFilter", "TraceConsumer"]
+__all__ = ["JSON", "PROTOBUF", "ExportResult", "Prepared", "Preparer", "Rejection", "RowFilter", "TraceConsumer"]
 
 PROTOBUF: Final = "application/x-protobuf"
 JSON: Final = "application/json"
@@ -83,6 +83,15 @@ def _prepared_from_ipc(
     return Prepared(table, rejected, first_error, unpriced, body, redacted)
 
 
+@dataclass(frozen=True)
+class Rejection:
+    """One span the normalizer refused: a metrics label from REJECT_REASONS and the message for
+    partial_success."""
+
+    reason: str
+    message: str
+
+
 class Preparer:
     """decode -> normalize -> redact -> one Arrow table. Stateless: safe in any thread or process."""
 
@@ -107,16 +116,17 @@ class Preparer:
         return replace(out, body=spool_body)
 
     def prepare(self, tenant: str, request: ExportTraceServiceRequest, ingested_at_ms: int) -> Prepared:
+        """The per-span rules, for a live request and a replayed one alike: a span the normalizer
+        refuses, or whose values no column can hold, is left out and counted; its neighbours go on."""
         rows: list[dict[str, Any]] = []
         rejected: dict[str, int] = {}
         first_error = ""
         unpriced = 0
-        for row, err in self._normalize(request):
-            if row is None:
-                reason, _, msg = err.partition("\x00")
-                reason = reason if reason in REJECT_REASONS else "invalid"
+        for row in self._normalize(request):
+            if isinstance(row, Rejection):
+                reason = row.reason if row.reason in REJECT_REASONS else "invalid"
                 rejected[reason] = rejected.get(reason, 0) + 1
-                first_error = first_error or msg
+                first_error = first_error or row.message
                 continue
             rows.append(row)
             if (
@@ -142,14 +152,13 @@ class Preparer:
                 table = rows_to_table(tenant, good, ingested_at_ms) if good else None
         return Prepared(table, rejected, first_error, unpriced, redacted=self._filter is not None)
 
-    def rebuild(self, tenant: str, body: bytes, ingested_at_ms: int) -> pa.Table:
-        """A spooled raw request back into rows (for replay). Rejected spans were counted the
-        first time; here they are only left out."""
-        req = ExportTraceServiceRequest.FromString(body)
-        rows = [row for row, _ in self._normalize(req) if row is not None]
-        return rows_to_table(tenant, rows, ingested_at_ms)
+    def rebuild(self, tenant: str, body: bytes, ingested_at_ms: int) -> pa.Table | None:
+        """A spooled raw request back into rows (for replay), through exactly the rules `prepare`
+        applied when it was accepted. Rejected spans were counted then; here they are only left
+        out. None when no span is left."""
+        return self.prepare(tenant, ExportTraceServiceRequest.FromString(body), ingested_at_ms).table
 
-    def _normalize(self, request: ExportTraceServiceRequest) -> Iterator[tuple[dict[str, Any] | None, str]]:
+    def _normalize(self, request: ExportTraceServiceRequest) -> Iterator[dict[str, Any] | Rejection]:
         for rs in request.resource_spans:
             res = self.normalizer.resource(rs.resource)
             for ss in rs.scope_spans:
@@ -159,9 +168,9 @@ class Preparer:
                         if self._filter is not None:
                             self._filter(row)
                     except InvalidSpan as e:
-                        yield None, e.reason + "\x00" + str(e)
+                        yield Rejection(e.reason, str(e))
                         continue
-                    yield row, ""
+                    yield row
 
 
 class TraceConsumer:
@@ -217,8 +226,12 @@ class TraceConsumer:
             if not self._queue.has_room(n):
                 self._m.spans_refused.labels("queue_full").inc(n)
                 raise Refused("queue_full", "write queue is full, retry later", retry_after_s=1, http_status=429)
+            held = self._queue.held_from()
             try:
-                pos = self._spool.append_raw(tenant, raw) if raw is not None else self._spool.append_table(table)
+                if raw is not None:
+                    pos = self._spool.append_raw(tenant, raw, held)
+                else:
+                    pos = self._spool.append_table(table, held)
             except SpoolFull as e:
                 self._m.spans_refused.labels("spool_full").inc(n)
                 raise Refused("spool_full", f"store unavailable and {e}; retry later", retry_after_s=5) from None

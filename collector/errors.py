@@ -9,8 +9,11 @@ Classification is by exception type only, never by message text.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 import grpc
+import pyarrow as pa
+from clickhouse_connect.driver.exceptions import DatabaseError, DataError, OperationalError
 
 __all__ = [
     "BadRequest",
@@ -21,6 +24,7 @@ __all__ = [
     "Unauthenticated",
     "UnsupportedMediaType",
     "status_for",
+    "store_error_is_permanent",
 ]
 
 
@@ -74,3 +78,44 @@ def status_for(exc: BaseException) -> Status:
         return Status(401, grpc.StatusCode.UNAUTHENTICATED, None)
     # Anything else is our fault and may pass: retryable, never a silent drop.
     return Status(503, grpc.StatusCode.UNAVAILABLE, 5)
+
+
+# ClickHouse error codes that name the data, not the store: the same rows fail the same way on any
+# retry (src/Common/ErrorCodes.cpp). Codes not listed (UNKNOWN_TABLE during a migration,
+# TOO_MANY_PARTS backpressure, MEMORY_LIMIT_EXCEEDED, timeouts, ...) are retried.
+PERMANENT_STORE_CODES: Final = frozenset(
+    {
+        6,  # CANNOT_PARSE_TEXT
+        27,  # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+        38,  # CANNOT_PARSE_DATE
+        41,  # CANNOT_PARSE_DATETIME
+        43,  # ILLEGAL_TYPE_OF_ARGUMENT
+        44,  # ILLEGAL_COLUMN
+        53,  # TYPE_MISMATCH
+        69,  # ARGUMENT_OUT_OF_BOUND
+        70,  # CANNOT_CONVERT_TYPE
+        72,  # CANNOT_PARSE_NUMBER
+        117,  # INCORRECT_DATA
+        131,  # TOO_LARGE_STRING_SIZE
+        190,  # SIZES_OF_ARRAYS_DONT_MATCH
+        321,  # VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+        349,  # CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
+        395,  # FUNCTION_THROW_IF_VALUE_IS_NON_ZERO
+        407,  # DECIMAL_OVERFLOW
+    }
+)
+
+
+def store_error_is_permanent(exc: BaseException) -> bool:
+    """True when an INSERT failed because of the rows themselves (retrying cannot help: the writer
+    isolates and quarantines them); False for the store's own trouble (retry, spool meanwhile).
+    By exception type and ClickHouse error code, as the OpenTelemetry Collector's
+    consumererror.IsPermanent: never by message text."""
+    if isinstance(exc, OperationalError):  # connection lost, server gone: the store's trouble
+        return False
+    if isinstance(exc, DataError):  # clickhouse-connect could not encode a value
+        return True
+    if isinstance(exc, DatabaseError):
+        return exc.code in PERMANENT_STORE_CODES
+    # Rows Arrow or the driver cannot convert (an Int64 overflow, a wrong type) fail before sending.
+    return isinstance(exc, pa.ArrowException | OverflowError | TypeError | ValueError)

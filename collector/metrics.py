@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["REFUSE_REASONS", "REJECT_REASONS", "CollectorMetrics"]
+__all__ = ["DROP_REASONS", "REFUSE_REASONS", "REJECT_REASONS", "CollectorMetrics"]
 
 # Why a whole request was refused (retryable) and why one span was rejected (permanent).
 REFUSE_REASONS = ("queue_full", "spool_full", "rate_limited", "store_unavailable")
 REJECT_REASONS = ("missing_trace_id", "missing_span_id", "bad_parent_span_id", "bad_timestamp", "invalid")
+# Why accepted spans went to the quarantine instead of the store (collector/quarantine.py).
+DROP_REASONS = ("store_rejected", "unreadable")
 
 
 class CollectorMetrics:
@@ -59,7 +61,7 @@ class CollectorMetrics:
         )
         self.write_batches = Counter(
             p + "write_batches_total",
-            "INSERT batches by outcome (ok, retry, spooled, failed).",
+            "INSERT batches by outcome (ok, retry, spooled, failed, rejected).",
             ["outcome"],
             registry=registry,
         )
@@ -71,7 +73,9 @@ class CollectorMetrics:
             registry=registry,
         )
         self.write_retries = Counter(p + "write_retries_total", "Retried INSERTs.", registry=registry)
-        self.spool_bytes = Gauge(p + "spool_bytes", "Bytes held in the on-disk spool.", registry=registry)
+        self.spool_bytes = Gauge(
+            p + "spool_bytes", "Bytes in the on-disk spool not yet in the store.", registry=registry
+        )
         self.spool_capacity = Gauge(p + "spool_capacity_bytes", "Capacity of the spool.", registry=registry)
         self.spool_oldest_age = Gauge(
             p + "spool_oldest_age_seconds",
@@ -82,6 +86,15 @@ class CollectorMetrics:
         self.replayed_spans = Counter(
             p + "replayed_spans_total", "Spans replayed from the spool into ClickHouse.", registry=registry
         )
+        self.dropped_spans = Counter(
+            p + "dropped_spans_total",
+            "Accepted spans the store refused for good (or a spool record that no longer reads): "
+            "kept in the quarantine, not stored.",
+            ["reason"],
+            registry=registry,
+        )
+        for r in DROP_REASONS:
+            self.dropped_spans.labels(r)
         for r in REFUSE_REASONS:
             self.spans_refused.labels(r)
         for r in REJECT_REASONS:

@@ -33,8 +33,10 @@ INVALID_REASONS: Final = frozenset({"missing_trace_id", "missing_span_id", "bad_
 _KINDS: Final = ("internal", "internal", "server", "client", "producer", "consumer")
 _STATUS: Final = ("unset", "ok", "error")
 _ZERO_TRACE: Final = bytes(16)
-# OTLP times are fixed64; DateTime64(9) and Arrow's timestamp[ns] stop at 2^63 - 1 ns.
-_MAX_NS: Final = 2**63 - 1
+# Span times the store keeps: its TTL (toDateTime(start) + retention) lies in the past for a span
+# from the 1970s (deleted on arrival) and wraps past 2106 (DateTime's end). 2000-01-01 .. 2100-01-01.
+_MIN_NS: Final = 946_684_800 * 10**9
+_MAX_NS: Final = 4_102_444_800 * 10**9
 _ZERO_SPAN: Final = bytes(8)
 # Only model calls are priced from the table: agent / workflow spans aggregate their children's
 # usage, and pricing them too would count the same tokens twice.
@@ -96,9 +98,10 @@ class Normalizer:
             )
         start = span.start_time_unix_nano
         end = span.end_time_unix_nano
-        if start == 0 or end < start or end > _MAX_NS:
+        if start < _MIN_NS or end < start or end >= _MAX_NS:
             raise InvalidSpan(
-                "bad_timestamp", f"need 0 < start_time <= end_time < 2^63 ns (year 2262), got {start}, {end}"
+                "bad_timestamp",
+                f"need 2000-01-01 <= start_time <= end_time < 2100-01-01 (unix ns), got {start}, {end}",
             )
         limit = self.max_value_bytes
         flat, text, total = read_attributes(span.attributes, limit)

@@ -8,6 +8,11 @@ when the store comes back or the process restarts. So an accepted span is in Cli
 this log, across a store outage, a crash or a SIGKILL (the page cache outlives the process;
 `fsync` on segment roll and on close bounds what a power loss could take).
 
+`max_bytes` bounds the *backlog*: records the store refused or has not been offered, which only
+the disk holds. Records whose batches are still in memory (queued for the next flush) do not
+count, so a small spool in front of a healthy store keeps accepting. The spool holds every
+tenant's prompts: its directory is 0700 and its files 0600.
+
 Record: magic u32 | payload length u32 | crc32 u32 | payload. Payload: kind u8, then for kind 1
 (raw OTLP protobuf) tenant length u16 | tenant | body, for kind 2 an Arrow IPC stream. A record
 torn by a crash fails its length or CRC check and ends the log there.
@@ -28,7 +33,7 @@ from typing import BinaryIO
 
 import pyarrow as pa
 
-__all__ = ["LogRecord", "SpanLog", "SpoolFull"]
+__all__ = ["LogRecord", "SpanLog", "SpoolFull", "private_dir", "write_private"]
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +44,28 @@ _IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
 
 
 class SpoolFull(Exception):
-    """The spool holds `max_bytes` not yet written to the store: answer retry-later."""
+    """The spool's backlog (not in memory, not in the store) reached `max_bytes`: retry later."""
 
 
 _RAW, _ARROW = 1, 2
 _TENANT_LEN = struct.Struct("<H")
+DIR_MODE, FILE_MODE = 0o700, 0o600
+
+
+def private_dir(path: Path) -> Path:
+    """Create `path` (and parents) readable by this user only."""
+    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    os.chmod(path, DIR_MODE)  # mkdir's mode is masked by umask, and an old directory keeps its own
+    return path
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a whole file atomically (tmp + rename), mode 0600."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
 
 
 @dataclass(frozen=True)
@@ -76,8 +98,7 @@ def _record(pos: int, nxt: int, payload: bytes) -> LogRecord:
 
 class SpanLog:
     def __init__(self, directory: Path, max_bytes: int) -> None:
-        self.dir = directory
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir = private_dir(directory)
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._checkpoint_path = self.dir / "checkpoint"
@@ -105,6 +126,8 @@ class SpanLog:
     def _recover(self) -> list[int]:
         """Find segments; cut a torn tail record left by a crash."""
         starts = sorted(int(p.stem) for p in self.dir.glob("*.wal"))
+        for start in starts:  # files of an older version were 0644
+            os.chmod(self._seg_path(start), FILE_MODE)
         if starts:
             last = self._seg_path(starts[-1])
             good = 0
@@ -127,20 +150,28 @@ class SpanLog:
     def pending_bytes(self) -> int:
         return self.head - self.checkpoint
 
-    def append_table(self, table: pa.Table) -> int:
-        """Append normalized rows; return the record's position. Raises SpoolFull past max_bytes."""
-        return self._append(bytes([_ARROW]) + encode_table(table))
+    def backlog_bytes(self, held_from: int | None) -> int:
+        """Bytes between the checkpoint and `held_from`, the oldest record memory still holds
+        (None: memory holds none, so everything pending is backlog)."""
+        end = self.head if held_from is None else min(held_from, self.head)
+        return max(0, end - self.checkpoint)
 
-    def append_raw(self, tenant: str, body: bytes) -> int:
+    def append_table(self, table: pa.Table, held_from: int | None = None) -> int:
+        """Append normalized rows; return the record's position. Raises SpoolFull when the backlog
+        before `held_from` (see backlog_bytes) and this record exceed max_bytes."""
+        return self._append(bytes([_ARROW]) + encode_table(table), held_from)
+
+    def append_raw(self, tenant: str, body: bytes, held_from: int | None = None) -> int:
         """Append an OTLP request body as received (decompressed)."""
         t = tenant.encode()
-        return self._append(bytes([_RAW]) + _TENANT_LEN.pack(len(t)) + t + body)
+        return self._append(bytes([_RAW]) + _TENANT_LEN.pack(len(t)) + t + body, held_from)
 
-    def _append(self, payload: bytes) -> int:
+    def _append(self, payload: bytes, held_from: int | None) -> int:
         rec = _HEADER.pack(_MAGIC, len(payload), zlib.crc32(payload)) + payload
         with self._lock:
-            if self.head - self.checkpoint + len(rec) > self.max_bytes:
-                raise SpoolFull(f"spool holds {self.head - self.checkpoint} bytes of {self.max_bytes}")
+            backlog = self.backlog_bytes(held_from)
+            if backlog + len(rec) > self.max_bytes:
+                raise SpoolFull(f"spool holds {backlog} bytes the store has not taken, of {self.max_bytes}")
             if self._fh is None or self.head - self._segments[-1] >= _SEGMENT_BYTES:
                 self._roll()
             assert self._fh is not None
@@ -157,7 +188,8 @@ class SpanLog:
             self._fh.close()
         if not self._segments or self.head - self._segments[-1] >= _SEGMENT_BYTES:
             self._segments.append(self.head)
-        self._fh = self._seg_path(self._segments[-1]).open("ab")
+        fd = os.open(self._seg_path(self._segments[-1]), os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+        self._fh = os.fdopen(fd, "ab")
 
     # -- read side -----------------------------------------------------------------------
     def read_from(self, position: int, until: int | None = None) -> Iterator[LogRecord]:
@@ -197,9 +229,7 @@ class SpanLog:
             if position <= self.checkpoint:
                 return
             self.checkpoint = position
-            tmp = self._checkpoint_path.with_suffix(".tmp")
-            tmp.write_text(str(position))
-            os.replace(tmp, self._checkpoint_path)
+            write_private(self._checkpoint_path, str(position).encode())
             for p in [p for p in self._times if p < position]:
                 del self._times[p]
             # A segment is done when the next one starts at or before the checkpoint.

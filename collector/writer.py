@@ -1,11 +1,22 @@
-"""The writer: batches from the queue into ClickHouse, in spool-log order, one INSERT per flush.
+"""The writer: batches from the queue into ClickHouse, in spool-log order.
 
 The queue is an in-memory copy of the spool log's tail. The writer keeps one invariant: the log's
-checkpoint only moves past a batch once ClickHouse has it. When an INSERT keeps failing, the writer
-drops the in-memory copies (the log still holds them), keeps the queue draining so receivers keep
-accepting until the spool is full, probes the store, and on recovery replays the log from the
-checkpoint in order. Batches the replay already covered are skipped when they come off the queue.
-A replayed batch that was in fact stored before a crash is collapsed by ReplacingMergeTree.
+checkpoint only moves past a batch once ClickHouse has it, or the quarantine has the spans the
+store refused for good. Nothing may stop the checkpoint for ever:
+
+- A retryable failure (collector/errors.py store_error_is_permanent) is retried a few times; then
+  the writer is degraded: it lets go of the in-memory copies (the log still holds them), keeps the
+  queue draining so receivers keep accepting until the spool's backlog is full, probes the store on
+  its own timer (no new span needs to arrive) and on recovery replays the log from the checkpoint.
+- A permanent failure is bisected down to the spans at fault, which go to the quarantine
+  (collector/quarantine.py) and `dropped_spans_total{reason}`; the rest is stored.
+- A replayed raw request is rebuilt through the same per-span rules as a live one
+  (Preparer.rebuild); a record that cannot be rebuilt at all is quarantined whole.
+- One INSERT never spans more than MAX_DAYS_PER_INSERT days, so a backfill or a bad client clock
+  never meets ClickHouse's partitions-per-INSERT limit (the spans table is partitioned by day).
+
+Batches the replay already covered are skipped when they come off the queue. A replayed batch that
+was in fact stored before a crash is collapsed by ReplacingMergeTree.
 """
 
 from __future__ import annotations
@@ -13,31 +24,54 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Final
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from driftline.collector.buffer import Batch, SpanQueue
+from driftline.collector.errors import store_error_is_permanent
 from driftline.collector.metrics import CollectorMetrics
-from driftline.collector.wal import SpanLog
+from driftline.collector.quarantine import Quarantine
+from driftline.collector.wal import LogRecord, SpanLog
+from driftline.config import CollectorSettings
 
-__all__ = ["SpanWriter", "WriterOptions"]
+__all__ = ["MAX_DAYS_PER_INSERT", "SpanWriter", "WriterOptions"]
 
 log = logging.getLogger(__name__)
 
 InsertFn = Callable[[pa.Table], None]
-# Turns a raw spooled request (tenant, OTLP protobuf body) back into rows, as the receiver did.
-RebuildFn = Callable[[str, bytes], pa.Table]
+# Turns a raw spooled request (tenant, OTLP protobuf body) back into rows, as the receiver did
+# (None when every span is rejected).
+RebuildFn = Callable[[str, bytes], pa.Table | None]
+
+# ClickHouse refuses an INSERT touching more than 100 partitions (max_partitions_per_insert_block);
+# 50 UTC days stay under it in any server time zone (toDate shifts a day boundary by < 1 day).
+MAX_DAYS_PER_INSERT: Final = 50
+_NS_PER_DAY: Final = 86_400 * 10**9
+
+
+def _default(field: str) -> object:
+    return CollectorSettings.model_fields[field].default
 
 
 @dataclass(frozen=True)
 class WriterOptions:
-    batch_max_spans: int = 20_000
-    flush_interval_s: float = 0.5
-    retries: int = 3
+    """Defaults are the settings' defaults (one source); `from_settings` is what runs."""
+
+    batch_max_spans: int = int(_default("batch_max_spans"))  # type: ignore[call-overload]
+    flush_interval_s: float = int(_default("flush_interval_ms")) / 1000  # type: ignore[call-overload]
+    retries: int = int(_default("write_retries"))  # type: ignore[call-overload]
     retry_backoff_s: float = 0.2
     probe_interval_s: float = 1.0
+
+    @classmethod
+    def from_settings(cls, s: CollectorSettings) -> WriterOptions:
+        return cls(
+            batch_max_spans=s.batch_max_spans, flush_interval_s=s.flush_interval_ms / 1000, retries=s.write_retries
+        )
 
 
 class SpanWriter:
@@ -50,7 +84,9 @@ class SpanWriter:
         metrics: CollectorMetrics,
         options: WriterOptions = WriterOptions(),
         clock: Callable[[], float] = time.monotonic,
+        quarantine: Quarantine | None = None,
     ) -> None:
+        """`quarantine`: defaults to `quarantine/` beside the spool directory (in the data dir)."""
         self._q = queue
         self._log = spool
         self._insert = insert
@@ -58,12 +94,17 @@ class SpanWriter:
         self._m = metrics
         self._opt = options
         self._clock = clock
+        self.quarantine = quarantine if quarantine is not None else Quarantine(spool.dir.parent / "quarantine")
         self._force = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.degraded = False  # the store refused writes; spool holds the backlog
+        self.stalled = ""  # the loop's last error, while its passes keep failing
         self._next_probe = 0.0
         self.last_error: str = ""
+        # Read at scrape time, so they are right whatever the writer is doing.
+        metrics.spool_bytes.set_function(lambda: spool.pending_bytes)
+        metrics.spool_oldest_age.set_function(self._oldest_age)
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
@@ -87,84 +128,129 @@ class SpanWriter:
             self._force.clear()
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        """Drain the queue (to the store or the spool), then stop."""
+        """Drain the queue to the store, or let go of it when the store refuses (the spool keeps
+        it for the next start); then stop. A degraded or stalled writer does not wait on the store."""
         self._q.close()
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=timeout_s)
         self._log.close()
 
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def backlog_bytes(self) -> int:
+        """Spool bytes the store has not taken and memory does not hold (what max_bytes bounds)."""
+        return self._log.backlog_bytes(self._q.held_from())
+
     # -- the loop ------------------------------------------------------------------------
     def _run(self) -> None:
         while True:
             try:
-                if self._log.pending_bytes and not self.degraded and self._q_is_behind():
-                    self._replay()
-                batches = self._q.take(self._opt.batch_max_spans, self._opt.flush_interval_s, self._force)
-                if not batches:
-                    if self._stop.is_set() and not len(self._q):
-                        return
-                    if self.degraded:
-                        self._probe()
-                    continue
-                self._handle(batches)
-            except Exception:  # the writer thread must never die
+                if not self.step():
+                    return
+                self.stalled = ""
+            except Exception as e:  # the writer thread must never die
+                self.stalled = f"{type(e).__name__}: {str(e)[:200]}"
                 log.exception("writer loop error")
-                time.sleep(self._opt.retry_backoff_s)
+                if self._stop.is_set():
+                    return  # the spool holds what is left; the next start replays it
+                self._stop.wait(self._opt.retry_backoff_s)
+
+    def step(self) -> bool:
+        """One pass: probe or replay the backlog when due, then write what the queue hands over
+        (waiting at most a flush interval). False once stopped and drained."""
+        if not self._stop.is_set():
+            if self.degraded:
+                self._probe()
+            elif self._q_is_behind():
+                self._replay()
+        batches = self._q.take(self._opt.batch_max_spans, self._opt.flush_interval_s, self._force)
+        if not batches:
+            return not (self._stop.is_set() and not len(self._q))
+        try:
+            self._handle(batches)
+        finally:
+            self._q.done(sum(b.spans for b in batches))
+        return True
 
     def _q_is_behind(self) -> bool:
         """True when the log holds records before the queue's oldest batch (a gap to replay)."""
+        if not self._log.pending_bytes:
+            return False
         oldest = self._q.oldest_position()
         return oldest is None or oldest > self._log.checkpoint
 
     def _handle(self, batches: list[Batch]) -> None:
-        n = sum(b.spans for b in batches)
-        fresh = [b for b in batches if b.position >= self._log.checkpoint]
-        if len(fresh) != len(batches):  # already written by a replay
-            self._q.done(sum(b.spans for b in batches if b.position < self._log.checkpoint))
-            batches = fresh
-            n = sum(b.spans for b in batches)
+        batches = [b for b in batches if b.position >= self._log.checkpoint]  # others: replayed already
         if not batches:
             return
+        if not self.degraded and batches[0].position > self._log.checkpoint:
+            self._replay(until=batches[0].position)
+        n = sum(b.spans for b in batches)
         if self.degraded:
             # The spool log holds these; memory must stay bounded while the store is down.
-            self._handle_degraded(batches, n)
-            self._probe()
+            self._let_go(n)
             return
-        if batches[0].position > self._log.checkpoint:
-            self._replay(until=batches[0].position)
-            if self.degraded:
-                self._handle_degraded(batches, n)
-                return
-        table = pa.concat_tables([b.table for b in batches])
-        if self._write(table):
-            self._log.advance(batches[-1].next_position)
-            self._m.written_spans.inc(n)
-        else:
-            self._handle_degraded(batches, n)
+        stored = self._store(pa.concat_tables([b.table for b in batches]))
+        if stored is None:
+            self._let_go(n)
             return
-        self._q.done(n)
-        self._update_gauges()
+        self._log.advance(batches[-1].next_position)
+        self._m.written_spans.inc(stored)
 
-    def _handle_degraded(self, batches: list[Batch], n: int) -> None:
-        """Let go of batches the store refused: the spool log keeps them for the replay."""
+    def _let_go(self, spans: int) -> None:
+        """Batches the store refused leave memory: the spool log keeps them for the replay."""
         self._m.write_batches.labels("spooled").inc()
-        self._m.spooled_spans.inc(n)
-        self._q.done(n)
-        self._update_gauges()
+        self._m.spooled_spans.inc(spans)
 
-    def _write(self, table: pa.Table) -> bool:
-        """INSERT with bounded retries; False (and degraded) if the store keeps refusing."""
-        for attempt in range(self._opt.retries + 1):
+    # -- storing -------------------------------------------------------------------------
+    def _store(self, table: pa.Table) -> int | None:
+        """Store `table` (quarantining rows the store refuses for good); the spans stored, or
+        None when the store is unavailable (then degraded)."""
+        stored = 0
+        for part in _by_days(table, MAX_DAYS_PER_INSERT):
+            n = self._store_part(part)
+            if n is None:
+                return None
+            stored += n
+        return stored
+
+    def _store_part(self, table: pa.Table) -> int | None:
+        err = self._insert_retrying(table)
+        if err is None:
+            return int(table.num_rows)
+        if not store_error_is_permanent(err):
+            return None
+        if table.num_rows == 1:
+            self._quarantine_rows(table, err)
+            return 0
+        # Bisect: the spans at fault end up alone; their neighbours are stored.
+        mid = table.num_rows // 2
+        first = self._store_part(table.slice(0, mid))
+        if first is None:
+            return None
+        second = self._store_part(table.slice(mid))
+        return None if second is None else first + second
+
+    def _insert_retrying(self, table: pa.Table) -> Exception | None:
+        """INSERT with bounded retries of retryable errors. None when stored; else the last error
+        (and degraded, when it was retryable)."""
+        attempts = 1 if self.degraded else self._opt.retries + 1  # a probe tries once
+        for attempt in range(attempts):
             t0 = time.perf_counter()
             try:
                 self._insert(table)
-            except Exception as e:  # any store failure is retryable here; data stays in the spool
+            except Exception as e:
                 self.last_error = f"{type(e).__name__}: {str(e)[:200]}"
-                if attempt < self._opt.retries:
+                if store_error_is_permanent(e):
+                    self._m.write_batches.labels("rejected").inc()
+                    return e
+                if attempt + 1 < attempts and not self._stop.is_set():
                     self._m.write_retries.inc()
                     self._m.write_batches.labels("retry").inc()
-                    time.sleep(self._opt.retry_backoff_s * (2**attempt))
+                    self._stop.wait(self._opt.retry_backoff_s * (2**attempt))
                     continue
                 log.warning(
                     "store refused %d spans after %d attempts (%s); spooling until it is back",
@@ -175,49 +261,110 @@ class SpanWriter:
                 self._m.write_batches.labels("failed").inc()
                 self.degraded = True
                 self._next_probe = self._clock() + self._opt.probe_interval_s
-                return False
+                return e
             self._m.write_seconds.observe(time.perf_counter() - t0)
             self._m.write_batches.labels("ok").inc()
             if self.last_error:
                 log.info("store accepts writes again")
             self.last_error = ""
-            return True
-        return False
+            self.degraded = False
+            return None
+        raise AssertionError("unreachable")  # pragma: no cover
 
+    def _quarantine_rows(self, table: pa.Table, err: Exception) -> None:
+        for entry in self.quarantine.put_rows(table, "store_rejected", f"{type(err).__name__}: {err}"):
+            log.error(
+                "store refused span(s) %s of tenant %s for good (%s); quarantined as %s",
+                ",".join(entry.span_ids),
+                entry.tenant,
+                type(err).__name__,
+                entry.id,
+            )
+        self._m.dropped_spans.labels("store_rejected").inc(table.num_rows)
+
+    # -- the backlog ---------------------------------------------------------------------
     def _probe(self) -> None:
-        """While degraded: try the oldest spooled batch now and then; success ends the outage."""
+        """While degraded: replay from the checkpoint now and then (one attempt per INSERT); the
+        first INSERT the store takes ends the outage."""
         if self._clock() < self._next_probe:
             return
         self._next_probe = self._clock() + self._opt.probe_interval_s
-        self.degraded = False
+        if not self._log.pending_bytes:
+            self.degraded = False
+            return
         self._replay()
 
     def _replay(self, until: int | None = None) -> None:
         """Write spooled records from the checkpoint, in order, batch by batch."""
         pending: list[pa.Table] = []
         rows = 0
-        end = self._log.checkpoint
-        for rec in self._log.read_from(self._log.checkpoint, until):
-            table = rec.table if rec.table is not None else self._rebuild(rec.tenant, rec.body)
-            pending.append(table)
-            rows += table.num_rows
+        start = end = self._log.checkpoint
+        for rec in self._log.read_from(start, until):
+            if self._stop.is_set():
+                return  # the next start replays the rest
+            table = self._table_of(rec)
+            if table is not None and table.num_rows:
+                pending.append(table)
+                rows += table.num_rows
             end = rec.next_position
             if rows >= self._opt.batch_max_spans:
-                if not self._replay_write(pending, rows, end):
+                if not self._replay_write(pending, end):
                     return
                 pending, rows = [], 0
-        if pending:
-            self._replay_write(pending, rows, end)
-        self._update_gauges()
+        if end > self._log.checkpoint:
+            self._replay_write(pending, end)
 
-    def _replay_write(self, tables: list[pa.Table], rows: int, end: int) -> bool:
-        if not self._write(pa.concat_tables(tables)):
+    def _table_of(self, rec: LogRecord) -> pa.Table | None:
+        if rec.table is not None:
+            return rec.table
+        try:
+            return self._rebuild(rec.tenant, rec.body)
+        except Exception as e:  # a body no rule can read: keep it aside, never block the spool
+            entry = self.quarantine.put_raw(rec.tenant, rec.body, "unreadable", f"{type(e).__name__}: {e}")
+            log.error(
+                "spool record at %d of tenant %s cannot be read (%s); quarantined as %s",
+                rec.position,
+                rec.tenant,
+                e,
+                entry.id,
+            )
+            self._m.dropped_spans.labels("unreadable").inc(entry.spans)
+            return None
+
+    def _replay_write(self, tables: list[pa.Table], end: int) -> bool:
+        stored = self._store(pa.concat_tables(tables)) if tables else 0
+        if stored is None:
             return False
         self._log.advance(end)
-        self._m.replayed_spans.inc(rows)
-        self._m.written_spans.inc(rows)
+        self._m.replayed_spans.inc(stored)
+        self._m.written_spans.inc(stored)
         return True
 
-    def _update_gauges(self) -> None:
-        self._m.spool_bytes.set(self._log.pending_bytes)
-        self._m.spool_oldest_age.set(self._log.oldest_age_s())
+    def _oldest_age(self) -> float:
+        try:
+            return self._log.oldest_age_s()
+        except OSError:  # a segment deleted under us by a checkpoint move: nothing that old
+            return 0.0
+
+
+def _by_days(table: pa.Table, max_days: int) -> Iterator[pa.Table]:
+    """`table` as-is when its spans start on at most `max_days` UTC days; else sorted by day and
+    cut into parts of at most `max_days` days each."""
+    if table.num_rows == 0:
+        return
+    days = pc.divide(table.column("start_time").cast(pa.int64()), _NS_PER_DAY)
+    distinct = pc.unique(days)
+    if len(distinct) <= max_days:
+        yield table
+        return
+    order = pc.sort_indices(days)
+    table, days = table.take(order), days.take(order)
+    bounds = pc.sort_indices(distinct).to_pylist()
+    sorted_days = distinct.take(pa.array(bounds)).to_pylist()
+    day_list = days.to_pylist()
+    start = 0
+    for i in range(max_days, len(sorted_days), max_days):
+        end = day_list.index(sorted_days[i], start)
+        yield table.slice(start, end - start)
+        start = end
+    yield table.slice(start)

@@ -79,6 +79,8 @@ class Runtime:
         s = self.settings
         self.lock.acquire()
         try:
+            # Every tenant's prompts live here (store, spool, quarantine): this user only.
+            os.chmod(s.data_dir, 0o700)
             self.store.migrate()
             # The spool lives beside the lock, so two processes can never share one.
             self.spool = SpanLog(s.data_dir / "spool", s.spool_max_bytes)
@@ -96,11 +98,7 @@ class Runtime:
                 self._insert,
                 lambda tenant, body: self.preparer.rebuild(tenant, body, self._now_ms()),
                 self.metrics,
-                WriterOptions(
-                    batch_max_spans=s.batch_max_spans,
-                    flush_interval_s=s.flush_interval_ms / 1000,
-                    retries=s.write_retries,
-                ),
+                WriterOptions.from_settings(s),
             )
             self.writer.start()
             self.decoders.start()
@@ -149,8 +147,11 @@ class Runtime:
         notes: list[str] = []
         if not self.started:
             problems.append("not started")
-        if self.spool is not None and self.spool.pending_bytes >= self.spool.max_bytes * 0.95:
-            problems.append("spool full")
+        if self.spool is not None and self.writer is not None:
+            if self.writer.backlog_bytes() >= self.spool.max_bytes * 0.95:
+                problems.append("spool full")
+            if self.writer.stalled:
+                problems.append(f"writer stalled: {self.writer.stalled}")
         if self.writer is not None and self.writer.degraded:
             notes.append("store refuses writes; spooling")
         elif not self.store.ping():

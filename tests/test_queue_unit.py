@@ -1,0 +1,81 @@
+"""The write queue and the tenant rate limiter, alone: bounds, hand-over, idle return, fake clock."""
+
+from __future__ import annotations
+
+import threading
+
+import pyarrow as pa
+
+from driftline.collector.buffer import Batch, SpanQueue
+from driftline.collector.ratelimit import TenantRateLimiter
+
+
+def _batch(pos: int, n: int) -> Batch:
+    return Batch(pa.table({"i": list(range(n))}), pos, pos + 10)
+
+
+def test_offer_is_all_or_nothing_within_capacity() -> None:
+    q = SpanQueue(10)
+    assert q.offer(_batch(0, 6))
+    assert not q.offer(_batch(10, 5))  # would be 11
+    assert q.offer(_batch(10, 4)) and len(q) == 10
+    q.close()
+    assert not q.offer(_batch(20, 0))
+
+
+def test_take_hands_whole_batches_up_to_the_limit_and_tracks_what_memory_holds() -> None:
+    q = SpanQueue(100)
+    for i in range(4):
+        q.offer(_batch(i * 10, 5))
+    assert q.held_from() == 0
+    out = q.take(12, 0.0)
+    assert [b.position for b in out] == [0, 10] and len(q) == 10
+    assert q.held_from() == 0  # taken, not yet done: still in memory
+    q.done(10)
+    assert q.held_from() == 20
+    q.done(0)
+    assert [b.position for b in q.take(1, 0.0)] == [20]  # at least one batch, even past the limit
+    q.done(5)
+    assert [b.position for b in q.take(100, 0.0)] == [30]
+    q.done(5)
+    assert q.held_from() is None and q.wait_empty(0)
+
+
+def test_take_returns_when_idle_so_the_writer_timer_runs() -> None:
+    q = SpanQueue(100)
+    assert q.take(10, 0.01) == []  # before: waited for a span for ever
+
+
+def test_take_returns_what_is_left_once_closed() -> None:
+    q = SpanQueue(100)
+    q.offer(_batch(0, 3))
+    q.close()
+    assert [b.position for b in q.take(10, 3600)] == [0]
+    assert q.take(10, 3600) == []
+
+
+def test_force_hands_over_a_young_batch() -> None:
+    q = SpanQueue(100)
+    q.offer(_batch(0, 3))
+    force = threading.Event()
+    force.set()
+    assert [b.position for b in q.take(10, 3600, force)] == [0]
+
+
+class _Clock:
+    t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_rate_limiter_refills_per_tenant_with_the_clock() -> None:
+    clock = _Clock()
+    rl = TenantRateLimiter(10, burst_s=2, clock=clock)
+    assert rl.try_take("a", 20) == 0  # the burst
+    assert rl.try_take("a", 5) >= 1  # empty
+    assert rl.try_take("b", 20) == 0  # another tenant has its own bucket
+    clock.t += 1.0
+    assert rl.try_take("a", 10) == 0  # refilled at 10/s
+    assert rl.try_take("a", 1) >= 1
+    assert rl.try_take("a", 50) >= 2  # larger than the burst: waits for a full bucket
