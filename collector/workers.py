@@ -14,7 +14,6 @@ on one thread of the receiving process (small machines, or one core).
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import gc
 import logging
 import multiprocessing
@@ -36,11 +35,6 @@ from driftline.pricing import ModelPrice, Pricer
 __all__ = ["DecodeWorkers", "PrepareOptions", "build_preparer"]
 
 log = logging.getLogger(__name__)
-
-# A request body (~200 KiB for 100 chat spans) goes down the pool's task pipe and its Arrow table
-# comes back up the result pipe. Through Linux's default 64 KiB pipes each crossing takes several
-# wake-ups of both processes; a 1 MiB pipe (the unprivileged maximum) carries one in a single write.
-PIPE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -116,26 +110,17 @@ class DecodeWorkers:
             initializer=_init_worker,
             initargs=(self._opts, os.getpid()),
         )
-        _widen_pipes(pool)
         # Start every worker now, so the first requests do not wait for interpreters to boot.
         for f in [pool.submit(_ready) for _ in range(self.workers)]:
             f.result(timeout=120)
         return pool
 
-    def pipe_sizes(self) -> list[int]:
-        """Bytes the task and result pipes hold (PIPE_BYTES unless the kernel refused); [] where the
-        size cannot be read (not Linux)."""
-        pool = self._pool
-        get = getattr(fcntl, "F_GETPIPE_SZ", None)
-        if pool is None or get is None:
-            return []
-        return [fcntl.fcntl(fd, get) for fd in _pipe_fds(pool)]
-
     def worker_pids(self) -> list[int]:
-        pool = self._pool
-        if not isinstance(pool, ProcessPoolExecutor):
+        """The decode worker processes' ids (the pool's are this process's only multiprocessing
+        children; the stdlib keeps no public list per pool)."""
+        if not isinstance(self._pool, ProcessPoolExecutor):
             return []
-        return list(pool._processes or {})  # the stdlib keeps no public list of its workers
+        return sorted(p.pid for p in multiprocessing.active_children() if p.pid is not None)
 
     def stop(self) -> None:
         with self._lock:
@@ -179,29 +164,3 @@ class DecodeWorkers:
                 broken.shutdown(wait=False, cancel_futures=True)
                 self._pool = self._new_pool()
         return Refused("decode_unavailable", "a decode worker restarted, retry later", retry_after_s=1)
-
-
-def _pipe_fds(pool: Executor) -> list[int]:
-    """The write ends of a ProcessPoolExecutor's task and result pipes. The stdlib has no public
-    handle on them, so this looks them up and returns none if they are not where they were."""
-    fds = []
-    for name in ("_call_queue", "_result_queue"):
-        writer = getattr(getattr(pool, name, None), "_writer", None)
-        fileno = getattr(writer, "fileno", None)
-        if callable(fileno):
-            fds.append(int(fileno()))
-    return fds
-
-
-def _widen_pipes(pool: Executor) -> None:
-    """PIPE_BYTES pipes (measured: ~4% more stored spans/s in bench/ingest_bench.py). Best effort:
-    a system without F_SETPIPE_SZ (Python has it on Linux only), or a user over its pipe quota,
-    keeps the default size."""
-    setsz = getattr(fcntl, "F_SETPIPE_SZ", None)
-    if setsz is None:
-        return
-    for fd in _pipe_fds(pool):
-        try:
-            fcntl.fcntl(fd, setsz, PIPE_BYTES)
-        except OSError as e:
-            log.info("decode workers: pipe stays at its default size (%s)", e)

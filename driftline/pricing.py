@@ -135,28 +135,6 @@ class Pricer:
         )
         return self.price_counts(provider, model, counts, at)
 
-    def price_at_ns(
-        self,
-        provider: str,
-        model: str,
-        at_unix_nano: int,
-        *,
-        input_tokens: int | None,
-        output_tokens: int | None,
-        cache_read_tokens: int | None = None,
-        cache_creation_tokens: int | None = None,
-        reasoning_tokens: int | None = None,
-    ) -> tuple[float | None, str]:
-        """`price()` with the time as OTLP nanoseconds (what the normalizer has)."""
-        counts = (
-            input_tokens or 0,
-            output_tokens or 0,
-            cache_read_tokens or 0,
-            cache_creation_tokens or 0,
-            reasoning_tokens or 0,
-        )
-        return self.price_counts(provider, model, counts, at_unix_nano or None)
-
     def price_counts(
         self, provider: str, model: str, counts: tuple[int, int, int, int, int], at: datetime | int | None
     ) -> tuple[float | None, str]:

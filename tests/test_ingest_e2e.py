@@ -16,7 +16,6 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from driftline.collector.workers import PIPE_BYTES
 from driftline.loadgen import llm_request
 from tests.conftest import KEY_A, KEY_B, TENANT_A, LiveServer, make_settings, serve
 from tests.otlp_helpers import grpc_exporter, http_exporter, provider_for, send_chat_trace
@@ -304,7 +303,6 @@ def test_a_dead_decode_worker_costs_one_retry_not_the_collector(live: LiveServer
     export is stored, and the restart is counted."""
     pids = live.runtime.decoders.worker_pids()
     assert pids
-    assert live.runtime.decoders.pipe_sizes() == [PIPE_BYTES, PIPE_BYTES]  # task and result pipes
     os.kill(pids[0], signal.SIGKILL)
     statuses: list[int] = []
     for _ in range(20):  # the exporter would retry the 503s; do what it does
@@ -319,7 +317,6 @@ def test_a_dead_decode_worker_costs_one_retry_not_the_collector(live: LiveServer
         assert r.status_code == 503 and r.headers["Retry-After"] == "1", r.text
     assert statuses[-1] == 200, statuses
     assert set(live.runtime.decoders.worker_pids()).isdisjoint(pids[:1])
-    assert live.runtime.decoders.pipe_sizes() == [PIPE_BYTES, PIPE_BYTES]  # the new pool's too
     assert live.runtime.flush(10)
     metrics = httpx.get(f"{live.url}/metrics").text
     assert "driftline_collector_decode_worker_restarts_total 1.0" in metrics
