@@ -143,6 +143,9 @@ class AlertThresholds(BaseModel):
         default=120, gt=0, description="Warn when the SLIs were last computed longer ago than this."
     )
     sli_stale_for: str = Field(default="2m", description="How long the SLIs must be stale.")
+    dropped_for: str = Field(
+        default="1m", description="How long collectors must have quarantined spans (in the last 10m) to warn."
+    )
 
     @field_validator(
         "evaluation_interval",
@@ -154,6 +157,7 @@ class AlertThresholds(BaseModel):
         "refusals_for",
         "spool_for",
         "sli_stale_for",
+        "dropped_for",
     )
     @classmethod
     def _duration(cls, v: str) -> str:
@@ -475,6 +479,15 @@ def _pipeline_rules(t: AlertThresholds) -> list[dict[str, Any]]:
             f"The oldest spooled batch on {_t('$labels.instance')} is {_t('$value | humanizeDuration')} old "
             f"and still ageing (limit {t.spool_oldest_age_max_seconds:g}s): replay into ClickHouse is "
             "stuck, so those spans are missing from SLIs and the review queue.",
+        ),
+        alert(
+            "DriftlineSpansDropped",
+            "sum by (reason) (increase(driftline_collector_dropped_spans_total[10m])) > 0",
+            t.dropped_for,
+            f"Collectors quarantined spans the store refused ({_t('$labels.reason')})",
+            f"Collectors moved {_t('$value | printf `%.0f`')} accepted spans to the quarantine in the last "
+            f"10m (reason {_t('$labels.reason')}): they are not stored. `driftline quarantine list` shows "
+            "them and the store's error; fix the cause, then `driftline quarantine reinject`.",
         ),
     ]
 

@@ -53,7 +53,7 @@ def test_committed_rules_are_the_default_rendering() -> None:
 
 def test_every_alert_has_severity_timing_and_annotations() -> None:
     alerts = _alerts()
-    assert len(alerts) == 6 + 4 + 6  # drift pages, threshold warnings, pipeline warnings
+    assert len(alerts) == 6 + 4 + 7  # drift pages, threshold warnings, pipeline warnings
     for name, rule in alerts.items():
         assert rule["labels"]["severity"] in {"page", "warning"}, name
         assert duration_seconds(rule["for"]) > 0 and rule["keep_firing_for"] == "5m", name
@@ -189,6 +189,8 @@ def test_every_rule_is_unit_tested_firing_quiet_and_resolving() -> None:
         ("DriftlineSpoolFilling", "for", "5m", "0s", "pipeline"),
         ("driftline:collector_spool_usage:ratio", "expr", " > 0", " >= 0", "pipeline"),
         ("DriftlineSpoolNotDraining", "expr", "deriv(", "abs(deriv(", "pipeline"),
+        ("DriftlineSpansDropped", "expr", "increase(", "delta(", "pipeline"),
+        ("DriftlineSpansDropped", "for", "1m", "0s", "pipeline"),
     ],
 )
 def test_unit_tests_catch_a_weakened_rule(
