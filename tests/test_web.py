@@ -18,7 +18,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from driftline.web.overview import overview_series
+from driftline.sli import SLIJob, SLISnapshot
+from driftline.web.overview import drift_firing, overview_series
 from driftline.web.sessions import COOKIE, SessionStore
 from tests.conftest import KEY_A, KEY_B, TENANT_A, LiveServer
 
@@ -190,3 +191,29 @@ def test_sessions_expire_when_idle_and_stay_bounded() -> None:
     assert store.get(b) is None  # the least recently used went first
     assert store.get(c) is not None and store.get(d) is not None
     assert len(store) == 2
+
+
+def test_a_bad_parameter_shows_the_apis_message(client: httpx.Client) -> None:
+    sign_in(client)
+    r = client.get("/traces", params={"limit": "0"})
+    assert r.status_code == 422
+    assert re.search(r'role="alert"><strong>422</strong>[^<]*limit', r.text)
+
+
+def test_drift_firing_comes_from_the_sli_jobs_last_run(live: LiveServer, client: httpx.Client) -> None:
+    job = SLIJob(live.runtime.store)
+    live.runtime.registry.register(job.collector)
+    snap = SLISnapshot()
+    labels = {"tenant": TENANT_A, "service": "svc", "model": "m", "release": "2.0", "environment": "prod"}
+    snap.add("driftline_drift_detected", {"sli": "hallucination_rate", **labels}, 1.0)
+    snap.add("driftline_drift_detected", {"sli": "error_rate", **labels}, 0.0)
+    snap.add("driftline_drift_detected", {"sli": "error_rate", **labels, "tenant": "tenant-b"}, 1.0)
+    job.snapshot = snap
+    expected = [{"sli": "hallucination_rate", **{k: v for k, v in labels.items() if k != "tenant"}}]
+    assert drift_firing(live.runtime.registry, TENANT_A) == expected
+    r = client.get("/api/v1/overview", headers={"authorization": f"Bearer {KEY_A}"})
+    assert r.json()["drift_firing"] == expected
+    sign_in(client)
+    page = client.get("/")
+    assert 'data-testid="drift-firing"' in page.text
+    assert "hallucination_rate" in page.text
