@@ -1,17 +1,12 @@
-"""The one command line: `driftline up | migrate | version | config show`."""
+"""The one command line: parse, load settings, call. `driftline up | collector | scorer | api |
+migrate | score backfill | eval | config show | version`."""
 
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import logging
-import os
-import secrets
-import signal
-import socket
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,31 +21,6 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 log = logging.getLogger("driftline")
-
-
-class _JsonFormatter(logging.Formatter):
-    """One JSON object a line: what log pipelines expect from a service."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {
-            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, ensure_ascii=False)
-
-
-def _setup_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_JsonFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    for noisy in ("uvicorn.access",):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -69,118 +39,35 @@ def _fail(msg: str, code: int = 2) -> int:
     return code
 
 
-def _dev_key(data_dir: Path) -> str:
-    """With no keys configured, `driftline up` makes one for tenant 'default' and keeps it in a
-    file only the owner can read: it is never printed or logged."""
-    path = data_dir / "dev-api-key"
-    if path.exists():
-        return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    key = "dl_" + secrets.token_urlsafe(24)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(key + "\n")
-    return key
+def _serve(cls_name: str, run: str, args: argparse.Namespace) -> int:
+    """Load one service's settings (a bad value stops here, naming it), then hand over to its run()."""
+    import importlib
+
+    from driftline import config
+
+    try:
+        settings = config.load_settings(getattr(config, cls_name), args.config, **_overrides(args))
+    except config.ConfigError as e:
+        return _fail(str(e))
+    module, _, func = run.rpartition(".")
+    rc: int = getattr(importlib.import_module(module), func)(settings)
+    return rc
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    import uvicorn
+    return _serve("UpSettings", "driftline.up.run", args)
 
-    from driftline.config import ConfigError, UpSettings, load_settings
-    from driftline.runtime import Runtime
-    from driftline.server import create_app
-    from driftline.store import DataDirInUse
 
-    try:
-        settings = load_settings(UpSettings, args.config, **_overrides(args))
-    except ConfigError as e:
-        return _fail(str(e))
-    _setup_logging(settings.log_level)
-    rt = Runtime(settings)
-    dev_key = ""
-    if not settings.tenants_by_key_hash():
-        dev_key = _dev_key(settings.data_dir)
-        rt.auth.add_key(dev_key, "default")
-        print(
-            f"No API keys configured: tenant 'default' uses the key in {settings.data_dir / 'dev-api-key'}",
-            file=sys.stderr,
-        )
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((settings.http_host, settings.http_port))
-    except OSError as e:
-        return _fail(f"cannot listen on {settings.http_host}:{settings.http_port}: {e.strerror}", 1)
-    try:
-        rt.start()
-    except DataDirInUse as e:
-        sock.close()
-        return _fail(str(e), 1)
-    from driftline.scorers.metrics import ScorerMetrics
-    from driftline.scorers.registry import build_jobs
-    from driftline.scorers.scheduler import ScoringService
+def cmd_collector(args: argparse.Namespace) -> int:
+    return _serve("CollectorSettings", "driftline.collector.service.run", args)
 
-    scorer_metrics = ScorerMetrics(rt.registry)
-    try:
-        scoring = ScoringService(build_jobs(settings, rt.store, scorer_metrics, rt.normalizer.pricer), scorer_metrics)
-    except ValueError as e:
-        rt.stop()
-        sock.close()
-        return _fail(str(e))
-    from driftline.sli import SLIJob, options_from
 
-    if settings.scorers_enabled:
-        if settings.replica_index == 0:  # one replica serves SLIs, so each series exists once
-            sli = SLIJob(rt.store, options_from(settings))
-            rt.registry.register(sli.collector)  # only where the job runs: a stale SLI must show
-            scoring.add_periodic("sli", sli.run_once, settings.sli_interval_s)
-        scoring.start()
-    port = sock.getsockname()[1]
-    base = f"http://{settings.http_host}:{port}"
-    demo = None
-    if settings.demo:
-        from driftline.demo import DemoTraffic
+def cmd_scorer(args: argparse.Namespace) -> int:
+    return _serve("ScorerSettings", "driftline.scorers.service.run", args)
 
-        # Demo traffic lands where the user can read it: the dev key's tenant when there is one.
-        demo_key = dev_key or "dl_demo_" + secrets.token_urlsafe(16)
-        if not dev_key:
-            rt.auth.add_key(demo_key, "demo")
-        demo = DemoTraffic(base, demo_key)
-        demo.start()
-    # Start-up objects (price tables, lexicons, the app) live for the whole process: freezing them
-    # keeps the cyclic GC from walking them on every collection (measured 5-8% of ingest CPU).
-    gc.collect()
-    gc.freeze()
-    server = uvicorn.Server(uvicorn.Config(create_app(rt), log_config=None, access_log=False))
-    # uvicorn re-raises SIGINT/SIGTERM after its own shutdown, which would kill the process before
-    # the runtime flushes. So the main thread owns the signals and uvicorn runs beside it.
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    web = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="driftline-http")
-    web.start()
-    while not server.started and web.is_alive():  # the banner means "send now": wait until true
-        stop.wait(0.02)
-    print(
-        f"Driftline {__version__} up: OTLP/HTTP {base}/v1/traces, API {base}/api/v1, "
-        f"metrics {base}/metrics, OTLP/gRPC {settings.http_host}:{rt.grpc.port if rt.grpc else 'off'}, "
-        f"data {settings.data_dir.resolve()}",
-        file=sys.stderr,
-    )
-    try:
-        while not stop.wait(0.5):
-            if not web.is_alive():  # uvicorn failed on its own
-                break
-    finally:
-        log.info("shutting down: stop accepting, flush, close")
-        if demo is not None:  # a client of this server: its last batch must land before HTTP stops
-            demo.stop()
-        server.should_exit = True  # 1. stop accepting HTTP; in-flight requests finish
-        web.join(settings.shutdown_timeout_s)
-        scoring.stop(wait=True)  # 2. let a running scorer finish, start no other
-        rt.stop()  # 3. stop gRPC, 4. flush the queue, 5. close the store, release the lock
-        sock.close()
-    return 0
+
+def cmd_api(args: argparse.Namespace) -> int:
+    return _serve("ApiSettings", "driftline.api_service.run", args)
 
 
 @contextmanager
@@ -305,13 +192,21 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--data-dir", dest="data_dir", type=Path, help="overrides DRIFTLINE_DATA_DIR")
         sp.add_argument("--clickhouse-url", dest="clickhouse_url", help="overrides DRIFTLINE_CLICKHOUSE_URL")
 
-    up = sub.add_parser("up", help="run everything in one process on the embedded store")
-    common(up)
-    up.add_argument("--host", dest="http_host", help="overrides DRIFTLINE_HTTP_HOST")
-    up.add_argument("--http-port", dest="http_port", type=int, help="overrides DRIFTLINE_HTTP_PORT")
-    up.add_argument("--grpc-port", dest="grpc_port", type=int, help="overrides DRIFTLINE_GRPC_PORT")
+    def server(name: str, help_: str, func: Any, grpc: bool = False) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_)
+        common(sp)
+        sp.add_argument("--host", dest="http_host", help="overrides DRIFTLINE_HTTP_HOST")
+        sp.add_argument("--http-port", dest="http_port", type=int, help="overrides DRIFTLINE_HTTP_PORT")
+        if grpc:
+            sp.add_argument("--grpc-port", dest="grpc_port", type=int, help="overrides DRIFTLINE_GRPC_PORT")
+        sp.set_defaults(func=func)
+        return sp
+
+    up = server("up", "run the collector, scorer and API in one process on the embedded store", cmd_up, grpc=True)
     up.add_argument("--demo", action="store_true", help="send demo LLM traffic to tenant 'demo'")
-    up.set_defaults(func=cmd_up)
+    server("collector", "run a collector: OTLP/HTTP and OTLP/gRPC in, spans to the store", cmd_collector, grpc=True)
+    server("scorer", "run a scorer replica: scorers, SLIs and drift on a schedule", cmd_scorer)
+    server("api", "run the API: traces, releases, feedback", cmd_api)
 
     mig = sub.add_parser("migrate", help="create or upgrade the schema")
     common(mig)

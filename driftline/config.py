@@ -32,11 +32,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENV_PREFIX",
+    "ApiSettings",
     "CollectorSettings",
     "CommonSettings",
     "ConfigError",
     "ScorerJobConfig",
     "ScorerSettings",
+    "ServerSettings",
     "UpSettings",
     "hash_api_key",
     "load_settings",
@@ -184,11 +186,19 @@ class CommonSettings(_Base):
         return _parse_api_keys(self.api_keys.get_secret_value())
 
 
-class CollectorSettings(CommonSettings):
-    """The collector and API: OTLP receivers, the write path, the HTTP API."""
+class ServerSettings(CommonSettings):
+    """Every long-running service (collector, scorer, api): its HTTP listener and its shutdown."""
 
     http_host: str = Field("127.0.0.1", description="Address the HTTP server (OTLP/HTTP, API, UI, /metrics) binds.")
     http_port: int = Field(4318, ge=0, le=65535, description="Port of the HTTP server; 0 picks a free one.")
+    shutdown_timeout_s: float = Field(
+        30.0, gt=0, description="Longest a clean shutdown takes: stop accepting, stop jobs, flush, close."
+    )
+
+
+class CollectorSettings(ServerSettings):
+    """The collector: OTLP receivers and the write path (receive -> decode -> normalize -> buffer -> write)."""
+
     grpc_port: int = Field(4317, ge=0, le=65535, description="Port of the OTLP/gRPC receiver; 0 picks a free one.")
     grpc_enabled: bool = Field(True, description="Serve OTLP/gRPC.")
     max_request_bytes: int = Field(
@@ -213,7 +223,6 @@ class CollectorSettings(CommonSettings):
         ge=0,
         description="Disk the spool may use while the store is down; beyond it, 503.",
     )
-    shutdown_timeout_s: float = Field(30.0, gt=0, description="Longest a clean shutdown waits to flush.")
     tenant_rate_limit_spans_per_s: float = Field(
         0.0, ge=0, description="Spans per second one tenant may send (bursts of 2 s allowed); 0 turns it off."
     )
@@ -271,8 +280,8 @@ class ScorerJobConfig(BaseModel):
     error_only: bool = Field(False, description="Only spans with error status.")
 
 
-class ScorerSettings(CommonSettings):
-    """The scorers: scheduled jobs that sample stored spans and write scores."""
+class ScorerSettings(ServerSettings):
+    """The scorer: scheduled jobs that sample stored spans and write scores, SLIs and drift."""
 
     scorers_enabled: bool = Field(True, description="Run the scorers and the SLI job in this process.")
     scorer_interval_s: float = Field(15.0, gt=0, description="Default seconds between a scorer's runs.")
@@ -315,7 +324,11 @@ class ScorerSettings(CommonSettings):
         return self
 
 
-class UpSettings(CollectorSettings, ScorerSettings):
+class ApiSettings(ServerSettings):
+    """The API: the read API, feedback, review and the web UI."""
+
+
+class UpSettings(CollectorSettings, ScorerSettings, ApiSettings):
     """`driftline up`: every component in one process on the embedded store."""
 
     demo: bool = Field(
@@ -323,7 +336,14 @@ class UpSettings(CollectorSettings, ScorerSettings):
     )
 
 
-_ALL_CLASSES: list[type[CommonSettings]] = [CommonSettings, CollectorSettings, ScorerSettings, UpSettings]
+_ALL_CLASSES: list[type[CommonSettings]] = [
+    CommonSettings,
+    ServerSettings,
+    CollectorSettings,
+    ScorerSettings,
+    ApiSettings,
+    UpSettings,
+]
 
 
 def _known_fields() -> set[str]:

@@ -1,0 +1,44 @@
+"""The API service: the read API (traces, releases), and the routes feedback, review and the web UI
+add. It holds no background work: its stop is the HTTP server's. Its readiness is the HTTP server's
+too: a read while the store is down answers 503 + Retry-After on its own."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+from prometheus_client import CollectorRegistry
+
+from driftline.api import api_router
+from driftline.auth import Authenticator
+from driftline.config import ApiSettings
+from driftline.service import Service
+from driftline.store import Store
+
+__all__ = ["ApiService", "run"]
+
+
+class ApiService(Service):
+    name = "api"
+
+    def __init__(self, store: Store, auth: Authenticator, registry: CollectorRegistry) -> None:
+        self.store = store
+        self.auth = auth
+        self.registry = registry
+
+    def routers(self) -> list[APIRouter]:
+        return [api_router(self.store, self.auth)]
+
+    def mount(self, app: FastAPI) -> None:
+        from driftline.web import mount_web
+
+        super().mount(app)
+        mount_web(app, self.store, self.auth, self.registry)  # the UI at /, drawn from the API above
+
+    def describe(self, base_url: str) -> list[str]:
+        return [f"UI {base_url}/", f"API {base_url}/api/v1"]
+
+
+def run(settings: ApiSettings) -> int:
+    """`driftline api`: the read API (and later the UI) over a ClickHouse server."""
+    from driftline.process import run_services
+
+    return run_services("api", settings, lambda ctx: [ApiService(ctx.store, ctx.auth, ctx.registry)])

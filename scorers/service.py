@@ -1,0 +1,72 @@
+"""The scorer service: scheduled scorer jobs, the SLI and drift job, assembled from settings.
+
+It reads stored spans and writes scores; it never receives OTLP, so it starts no decode worker and
+no receiver. Stop: the scheduler starts no run and a running one may finish, up to the deadline.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from prometheus_client import CollectorRegistry
+
+from driftline.config import ConfigError, ScorerSettings
+from driftline.pricing import Pricer
+from driftline.scorers.metrics import ScorerMetrics
+from driftline.scorers.registry import build_jobs
+from driftline.scorers.scheduler import ScoringService
+from driftline.service import Service
+from driftline.sli import SLIJob, options_from
+from driftline.store import Store
+
+__all__ = ["ScorerService", "run"]
+
+log = logging.getLogger(__name__)
+
+
+class ScorerService(Service):
+    name = "scorer"
+
+    def __init__(
+        self, settings: ScorerSettings, store: Store, registry: CollectorRegistry, pricer: Pricer | None = None
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.metrics = ScorerMetrics(registry)
+        self.pricer = pricer or Pricer(settings.model_prices())
+        try:
+            jobs = build_jobs(settings, store, self.metrics, self.pricer)
+        except ValueError as e:  # a scorer name in `scorers` that does not exist
+            raise ConfigError(f"invalid scorers: {e}") from None
+        self.scoring = ScoringService(jobs, self.metrics)
+        self.sli: SLIJob | None = None
+        if settings.scorers_enabled and settings.replica_index == 0:
+            # One replica serves SLIs, so each series exists once; registered only where the job
+            # runs, so a stale SLI shows as missing rather than frozen.
+            self.sli = SLIJob(store, options_from(settings))
+            registry.register(self.sli.collector)
+            self.scoring.add_periodic("sli", self.sli.run_once, settings.sli_interval_s)
+
+    def start(self) -> None:
+        if self.settings.scorers_enabled:
+            self.scoring.start()
+            log.info("scorer started: %d jobs, replica %d of %d", len(self.scoring.jobs),
+                     self.settings.replica_index, self.settings.replica_count)  # fmt: skip
+
+    def describe(self, base_url: str) -> list[str]:
+        s = self.settings
+        if not s.scorers_enabled:
+            return ["scorers off"]
+        return [f"{len(self.scoring.jobs)} scorers, shard {s.replica_index} of {s.replica_count}"]
+
+    def stop_jobs(self, deadline: float) -> None:
+        if not self.scoring.stop(wait=True, timeout_s=max(0.1, deadline - time.monotonic())):
+            log.warning("a scorer run was still going at the shutdown deadline")
+
+
+def run(settings: ScorerSettings) -> int:
+    """`driftline scorer`: one scorer replica (its shard of the scorers; SLIs on replica 0)."""
+    from driftline.process import run_services
+
+    return run_services("scorer", settings, lambda ctx: [ScorerService(settings, ctx.store, ctx.registry)])
