@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from driftline.sli import SLIJob, SLISnapshot
 from driftline.web.overview import drift_firing, overview_series
 from driftline.web.sessions import COOKIE, SessionStore
+from driftline.web.view import messages, waterfall
 from tests.conftest import KEY_A, KEY_B, TENANT_A, LiveServer
 
 
@@ -217,3 +218,50 @@ def test_drift_firing_comes_from_the_sli_jobs_last_run(live: LiveServer, client:
     page = client.get("/")
     assert 'data-testid="drift-firing"' in page.text
     assert "hallucination_rate" in page.text
+
+
+def _span(sid: str, parent: str, start_ms: int, dur_ms: int) -> dict[str, object]:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    return {
+        "span_id": sid,
+        "parent_span_id": parent,
+        "start_time": (t0 + timedelta(milliseconds=start_ms)).isoformat(),
+        "end_time": (t0 + timedelta(milliseconds=start_ms + dur_ms)).isoformat(),
+        "duration_ms": float(dur_ms),
+    }
+
+
+def test_waterfall_orders_the_tree_and_keeps_orphans() -> None:
+    spans = [
+        _span("c2", "root", 60, 40),
+        _span("root", "", 0, 200),
+        _span("c1", "root", 10, 30),
+        _span("g1", "c1", 15, 10),
+        _span("orphan", "never-arrived", 150, 50),
+    ]
+    rows, total = waterfall(spans)
+    assert total == 200
+    assert [(r["span"]["span_id"], r["depth"]) for r in rows] == [
+        ("root", 0),
+        ("c1", 1),
+        ("g1", 2),
+        ("c2", 1),
+        ("orphan", 0),
+    ]
+    c2 = rows[3]
+    assert (c2["offset_ms"], c2["left_pct"], c2["width_pct"]) == (60, 30, 20)
+    # a cycle loses no span
+    rows, _ = waterfall([_span("a", "b", 0, 1), _span("b", "a", 0, 1)])
+    assert sorted(r["span"]["span_id"] for r in rows) == ["a", "b"]
+
+
+def test_messages_read_both_message_shapes() -> None:
+    genai = '[{"role": "user", "parts": [{"type": "text", "content": "hi"}, {"type": "tool_call", "name": "f"}]}]'
+    assert messages(genai) == [
+        {"role": "user", "texts": ["hi"], "others": ['{\n  "type": "tool_call",\n  "name": "f"\n}']}
+    ]
+    assert messages('[{"role": "assistant", "content": "yes"}]') == [
+        {"role": "assistant", "texts": ["yes"], "others": []}
+    ]
+    assert messages("") == []
+    assert messages("not json") == [{"role": "", "texts": ["not json"], "others": []}]

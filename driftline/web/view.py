@@ -4,7 +4,7 @@ documents parsed from their stored JSON. Presentation only: no data the API did 
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 __all__ = ["TRACE_FILTERS", "documents", "messages", "pretty_json", "waterfall"]
@@ -17,11 +17,18 @@ TRACE_FILTERS = (
 )  # fmt: skip
 
 
-def _ts(v: Any) -> float:
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _ms_since_epoch(v: Any) -> float:
+    """Milliseconds by datetime arithmetic (exact to the microsecond, unlike float timestamps)."""
     try:
-        return datetime.fromisoformat(str(v)).timestamp()
+        t = datetime.fromisoformat(str(v))
     except ValueError:
         return 0.0
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    return (t - _EPOCH) / timedelta(milliseconds=1)
 
 
 def waterfall(spans: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], float]:
@@ -32,16 +39,16 @@ def waterfall(spans: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], float]
     ids = {s.get("span_id") for s in spans}
     children: dict[str, list[dict[str, Any]]] = {}
     roots: list[dict[str, Any]] = []
-    for s in sorted(spans, key=lambda s: (_ts(s.get("start_time")), str(s.get("span_id")))):
+    for s in sorted(spans, key=lambda s: (_ms_since_epoch(s.get("start_time")), str(s.get("span_id")))):
         parent = s.get("parent_span_id") or ""
         # A parent that never arrived (or a cycle) leaves its children at the top, not lost.
         if parent and parent in ids and parent != s.get("span_id"):
             children.setdefault(parent, []).append(s)
         else:
             roots.append(s)
-    t0 = min(_ts(s.get("start_time")) for s in spans)
-    t1 = max(_ts(s.get("end_time")) or _ts(s.get("start_time")) for s in spans)
-    total_ms = max((t1 - t0) * 1000, 0.001)
+    t0 = min(_ms_since_epoch(s.get("start_time")) for s in spans)
+    t1 = max(_ms_since_epoch(s.get("end_time")) or _ms_since_epoch(s.get("start_time")) for s in spans)
+    total_ms = max(t1 - t0, 0.001)
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
 
@@ -50,7 +57,7 @@ def waterfall(spans: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], float]
         if sid in seen:
             return
         seen.add(sid)
-        offset = (_ts(s.get("start_time")) - t0) * 1000
+        offset = _ms_since_epoch(s.get("start_time")) - t0
         dur = float(s.get("duration_ms") or 0)
         rows.append(
             {
