@@ -13,6 +13,7 @@
 from driftline.sdk import (
     AgentStep,
     Driftline,
+    FeedbackError,
     GenAISpan,
     LLMCall,
     Operation,
@@ -20,6 +21,8 @@ from driftline.sdk import (
     ToolCall,
     agent_step,
     current_call,
+    feedback,
+    feedback_batch,
     flush,
     init,
     llm_call,
@@ -32,6 +35,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AgentStep",
     "Driftline",
+    "FeedbackError",
     "GenAISpan",
     "LLMCall",
     "Operation",
@@ -40,6 +44,8 @@ __all__ = [
     "__version__",
     "agent_step",
     "current_call",
+    "feedback",
+    "feedback_batch",
     "flush",
     "init",
     "llm_call",

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from driftline.sdk.bootstrap import Driftline, flush, init, shutdown
 from driftline.sdk.decorators import agent_step, llm_call, retrieval, tool_call
+from driftline.sdk.feedback import FeedbackError, feedback, feedback_batch
 from driftline.sdk.llm_spans import AgentStep, LLMCall
 from driftline.sdk.operation import Operation
 from driftline.sdk.spans import GenAISpan, Retrieval, ToolCall, current_call
@@ -33,6 +34,7 @@ from driftline.sdk.spans import GenAISpan, Retrieval, ToolCall, current_call
 __all__ = [
     "AgentStep",
     "Driftline",
+    "FeedbackError",
     "GenAISpan",
     "LLMCall",
     "Operation",
@@ -40,6 +42,8 @@ __all__ = [
     "ToolCall",
     "agent_step",
     "current_call",
+    "feedback",
+    "feedback_batch",
     "flush",
     "init",
     "llm_call",

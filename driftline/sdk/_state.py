@@ -15,10 +15,13 @@ if TYPE_CHECKING:
 
     from driftline.sdk.bootstrap import Driftline
 
-__all__ = ["atexit_registered", "capture_content", "enabled", "handle", "tracer"]
+__all__ = ["api_target", "atexit_registered", "capture_content", "enabled", "handle", "tracer"]
 
 enabled: bool = False
 capture_content: bool = True
 tracer: Tracer | None = None
 handle: Driftline | None = None  # the live setup, which flush()/shutdown() act on
 atexit_registered: bool = False
+# Where `driftline.feedback()` posts: the collector's HTTP base URL and the headers `init()` was
+# given (the API key among them). Kept here, not on the handle, so the handle's repr shows no secret.
+api_target: tuple[str, dict[str, str]] = ("http://localhost:4318", {})

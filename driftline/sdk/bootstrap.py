@@ -181,9 +181,14 @@ def init(
 
     capture = capture_content if capture_content is not None else _capture_from_env(environ)
     capture = True if capture is None else capture
+    chosen_protocol = exporters.resolve_protocol(protocol, environ)
+    _state.api_target = (
+        exporters.api_base_url(endpoint, chosen_protocol, environ),
+        exporters.resolve_headers(api_key, headers, environ),
+    )
     exporter = span_exporter or exporters.build_exporter(
         endpoint=endpoint,
-        protocol=exporters.resolve_protocol(protocol, environ),
+        protocol=chosen_protocol,
         api_key=api_key,
         headers=headers,
         timeout_s=timeout_s,

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PROTOCOLS",
+    "api_base_url",
     "build_exporter",
     "grpc_endpoint",
     "http_traces_url",
@@ -50,6 +51,17 @@ def http_traces_url(endpoint: str) -> str:
     """A base URL (as OTEL_EXPORTER_OTLP_ENDPOINT) gets the signal path /v1/traces appended."""
     base = endpoint.rstrip("/")
     return base if base.endswith(_TRACES_PATH) else base + _TRACES_PATH
+
+
+def api_base_url(endpoint: str | None, protocol: str, environ: Mapping[str, str]) -> str:
+    """The collector's HTTP base URL, where its API (feedback) listens: the OTLP/HTTP endpoint
+    without the signal path; with gRPC, the same host on the OTLP/HTTP port 4318."""
+    if protocol == "grpc":
+        host = urlsplit(grpc_endpoint(endpoint)).hostname if endpoint else None
+        return f"http://{host or 'localhost'}:4318"
+    chosen = endpoint or environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    base = (chosen or "http://localhost:4318").rstrip("/")
+    return base.removesuffix(_TRACES_PATH)
 
 
 def grpc_endpoint(endpoint: str) -> str:

@@ -125,11 +125,42 @@ _TEXT_ALIASES = (
     f"ADD COLUMN IF NOT EXISTS output_text String ALIAS {OUTPUT_TEXT_EXPR}",
 )
 
+# Feedback from end users, apps and external evaluators: the shape scores and review labels share
+# (name, value, label, comment, source, author, version). The client's id is the key, so posting the
+# same item again replaces it. No partition: a replacing key must never span two partitions.
+_FEEDBACK = """
+CREATE TABLE IF NOT EXISTS {db}.feedback (
+    tenant LowCardinality(String),
+    id String,
+    trace_id String,
+    span_id String,  -- '' for feedback on the whole trace
+    name LowCardinality(String),
+    value Nullable(Float64),
+    label LowCardinality(String),
+    comment String CODEC(ZSTD(3)),
+    source LowCardinality(String),
+    author String,
+    version LowCardinality(String),
+    negative UInt8,
+    created_at DateTime64(3, 'UTC'),
+    updated_at DateTime64(3, 'UTC'),
+    INDEX idx_trace_id trace_id TYPE bloom_filter(0.001) GRANULARITY 1
+)
+ENGINE = ReplacingMergeTree(updated_at)
+ORDER BY (tenant, id)
+TTL toDateTime(created_at) + INTERVAL {ttl_days} DAY
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "spans, scores, review_items", (_SPANS, _SCORES, _REVIEW_ITEMS)),
     Migration(2, "scorer_state", (_SCORER_STATE,)),
     Migration(3, "message texts stored once: input_text / output_text as ALIAS columns", _TEXT_ALIASES),
+    Migration(4, "feedback", (_FEEDBACK,)),
 )
 
 # Tables whose TTL follows `retention_days`: (table, TTL expression column).
-TTL_TABLES: tuple[tuple[str, str], ...] = (("spans", "start_time"), ("scores", "span_start_time"))
+TTL_TABLES: tuple[tuple[str, str], ...] = (
+    ("spans", "start_time"),
+    ("scores", "span_start_time"),
+    ("feedback", "created_at"),
+)
