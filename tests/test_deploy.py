@@ -24,7 +24,15 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
-from driftline.config import ENV_PREFIX, CommonSettings, UpSettings, load_settings
+from driftline.config import (
+    ENV_PREFIX,
+    ApiSettings,
+    CollectorSettings,
+    CommonSettings,
+    ScorerSettings,
+    UpSettings,
+    load_settings,
+)
 from tests.conftest import IN_CI, require_tool
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +42,15 @@ DEPLOY = ROOT / "deploy"
 COMPOSE = DEPLOY / "docker-compose.yml"
 
 # Set by the chart per component, never from values.
-RESERVED_FIELDS = {"scorers_enabled", "replica_index", "replica_count"}
+RESERVED_FIELDS = {"replica_index", "replica_count"}
+# The settings class each `driftline <command>` loads.
+COMMAND_SETTINGS: dict[str, type[CommonSettings]] = {
+    "collector": CollectorSettings,
+    "scorer": ScorerSettings,
+    "api": ApiSettings,
+    "up": UpSettings,
+    "migrate": CommonSettings,
+}
 # Kubernetes versions the manifests must be valid for: the chart's kubeVersion floor, and the newest
 # schemas kubernetes-validate ships.
 KUBE_MIN = "1.25"
@@ -171,12 +187,14 @@ RENDERS: dict[str, dict[str, Any]] = {
         config={**yaml.safe_load((CHART / "values.yaml").read_text())["config"], **RICH_CONFIG},
         collector={"replicas": 3, "config": {"queue_capacity_spans": 100000}},
         scorer={"replicas": 4, "config": {"scorer_interval_s": 30}},
+        api={"replicas": 3, "config": {"log_level": "WARNING"}},
     ),
     # No `scorers` mapping here: `driftline config show` cannot print one yet (masked_dump leaves
     # ScorerJobConfig objects that json.dumps refuses).
     "sharded": _secrets(scorer={"replicas": 4, "config": {"scorer_interval_s": 30}}),
     "existing": {"existingSecret": "my-driftline"},
     "persistent": _secrets(collector={"persistence": {"enabled": True, "size": "5Gi"}}),
+    "no-api": _secrets(api={"replicas": 0}),
     "no-secrets": {},
     "chdb-url": _secrets(secretConfig={"api_keys": API_KEYS, "clickhouse_url": "chdb:///data"}),
     "unknown-key": _secrets(config={"http_host": "0.0.0.0", "retention_dayz": 7}),
@@ -311,7 +329,7 @@ def test_values_config_keys_are_settings() -> None:
     settable = set(UpSettings.model_fields) - RESERVED_FIELDS - secret_fields()
     assert set(values["config"]) <= settable, set(values["config"]) - settable
     assert set(values["secretConfig"]) == secret_fields()
-    for part in ("collector", "scorer"):
+    for part in ("collector", "scorer", "api"):
         assert set(values[part]["config"]) <= settable
     # Every default the chart sets must load as-is.
     env = {env_name(k): str(v) for k, v in values["config"].items()}
@@ -358,18 +376,30 @@ def test_collector_and_migrate_env_load(helm_results: dict[str, Any]) -> None:
     docs = _docs(helm_results, "rich")
     collector = _one(docs, "Deployment", "driftline-collector")
     assert collector["spec"]["replicas"] == 3
-    assert _container(collector)["command"] == ["driftline", "up"]
-    s = load_settings(UpSettings, environ=_pod_env(docs, collector, "driftline-collector-7d9f-x2"))
-    assert s.scorers_enabled is False
+    assert _container(collector)["command"] == ["driftline", "collector"]
+    assert {p["name"] for p in _container(collector)["ports"]} >= {"http", "grpc"}
+    env = _pod_env(docs, collector, "driftline-collector-7d9f-x2")
+    assert "DRIFTLINE_SCORERS_ENABLED" not in env  # `driftline collector` runs no scorer to turn off
+    assert load_settings(CollectorSettings, environ=env).queue_capacity_spans == 100000
+    # Every pod gets every setting of `config`; each loads: values of every shape arrive intact.
+    s = load_settings(UpSettings, environ=env)
     assert s.http_host == "0.0.0.0" and s.clickhouse_url == CH_URL and not s.embedded
     assert s.tenants_by_key_hash() and s.judge_api_key.get_secret_value() == JUDGE_KEY
-    # Values of every shape arrive intact: big whole numbers, small floats, lists, mappings.
     assert s.spool_max_bytes == 1073741824 and s.max_request_bytes == 33554432
     assert s.drift_alpha == 1e-05 and s.scorer_sample_rate == 0.25 and s.log_level == "DEBUG"
     assert s.redact == ["email", "api_key"]
     assert s.scorers["hallucination"].sample_rate == 0.2 and s.scorers["hallucination"].services == ["chat"]
     assert s.scorers["pii"].enabled is False
     assert s.queue_capacity_spans == 100000  # collector.config over config
+
+    api = _one(docs, "Deployment", "driftline-api")
+    assert api["spec"]["replicas"] == 3 and _container(api)["command"] == ["driftline", "api"]
+    assert [p["name"] for p in _container(api)["ports"]] == ["http"]
+    a = load_settings(ApiSettings, environ=_pod_env(docs, api, "driftline-api-5c8d-k2"))
+    assert a.log_level == "WARNING" and a.clickhouse_url == CH_URL  # api.config over config
+    service = _one(docs, "Service", "driftline-api")
+    assert service["spec"]["selector"] == api["spec"]["selector"]["matchLabels"]
+    assert "Deployment" not in {d["kind"] for d in _docs(helm_results, "no-api") if "api" in d["metadata"]["name"]}
 
     migrate = _one(docs, "Job", "driftline-migrate")
     assert _container(migrate)["command"] == ["driftline", "migrate"]
@@ -385,7 +415,9 @@ def test_scorer_statefulset_shards_by_pod_ordinal(helm_results: dict[str, Any], 
     sts = _one(docs, "StatefulSet", "driftline-scorer")
     assert sts["spec"]["replicas"] == 4 and sts["spec"]["serviceName"] == "driftline-scorer"
     container = _container(sts)
-    assert container["command"][0] == "/bin/sh" and container["args"] == ["up"]
+    assert container["command"][0] == "/bin/sh" and container["args"] == ["scorer"]
+    # A scorer receives no OTLP: no gRPC port.
+    assert [p["name"] for p in container["ports"]] == ["http"]
     driftline = shutil.which("driftline", path=str(Path(sys.executable).parent)) or shutil.which("driftline")
     assert driftline, "the driftline command is not installed (pip install -e .)"
 
@@ -407,6 +439,7 @@ def test_scorer_statefulset_shards_by_pod_ordinal(helm_results: dict[str, Any], 
     shown = json.loads(proc.stdout)
     assert shown["replica_index"] == 3 and shown["replica_count"] == 4
     assert shown["scorers_enabled"] is True and shown["scorer_interval_s"] == 30  # scorer.config
+    assert "DRIFTLINE_SCORERS_ENABLED" not in _pod_env(docs, sts, "driftline-scorer-3")
     assert JUDGE_KEY not in proc.stdout and "sekret-ch-pw" not in proc.stdout
 
     bad = run("driftline-scorer")
@@ -432,7 +465,8 @@ def test_probes_resources_and_security(helm_results: dict[str, Any]) -> None:
         if workload["kind"] == "Job":
             continue
         ports = {p["name"]: p["containerPort"] for p in c["ports"]}
-        assert ports == {"http": 4318, "grpc": 4317}
+        component = workload["metadata"]["labels"]["app.kubernetes.io/component"]
+        assert ports == ({"http": 4318, "grpc": 4317} if component == "collector" else {"http": 4318}), name
         assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
         assert c["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
         assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
@@ -485,20 +519,20 @@ def test_existing_secret_is_referenced_not_rendered(helm_results: dict[str, Any]
     docs.append({"kind": "Secret", "metadata": {"name": "my-driftline"},
                  "stringData": {"DRIFTLINE_API_KEYS": API_KEYS, "DRIFTLINE_CLICKHOUSE_URL": CH_URL}})  # fmt: skip
     for w in _workloads(docs):
-        cls = CommonSettings if w["kind"] == "Job" else UpSettings
+        cls = COMMAND_SETTINGS[w["metadata"]["labels"].get("app.kubernetes.io/component", "migrate")]
         assert load_settings(cls, environ=_pod_env(docs, w, "driftline-scorer-0")).clickhouse_url == CH_URL
 
 
 def test_persistent_collectors_keep_their_spool_on_a_claim(helm_results: dict[str, Any]) -> None:
     docs = _docs(helm_results, "persistent")
-    assert _kind(docs, "Deployment") == []
+    assert _kind(docs, "Deployment", "driftline-collector") == []
     sts = _one(docs, "StatefulSet", "driftline-collector")
     claims = sts["spec"]["volumeClaimTemplates"]
     assert [c["metadata"]["name"] for c in claims] == ["data"]
     assert claims[0]["spec"]["resources"]["requests"]["storage"] == "5Gi"
     assert "data" not in {v["name"] for v in sts["spec"]["template"]["spec"]["volumes"]}
     env = _pod_env(docs, sts, "driftline-collector-0")
-    assert "DRIFTLINE_REPLICA_INDEX" not in env and env["DRIFTLINE_SCORERS_ENABLED"] == "false"
+    assert "DRIFTLINE_REPLICA_INDEX" not in env and "DRIFTLINE_SCORERS_ENABLED" not in env
 
 
 def test_monitoring_resources(helm_results: dict[str, Any]) -> None:
@@ -518,7 +552,7 @@ def test_monitoring_resources(helm_results: dict[str, Any]) -> None:
         if selector["matchLabels"].items() <= s["metadata"]["labels"].items()
         and s["metadata"]["labels"]["app.kubernetes.io/component"] in selector["matchExpressions"][0]["values"]
     ]
-    assert {s["metadata"]["name"] for s in scraped} == {"driftline-collector", "driftline-scorer"}
+    assert {s["metadata"]["name"] for s in scraped} == {"driftline-collector", "driftline-scorer", "driftline-api"}
     for s in scraped:
         assert "http" in {p["name"] for p in s["spec"]["ports"]}
     # Without the operator's CRDs the chart must install: both are off by default.
@@ -584,7 +618,7 @@ def test_compose_file_matches_the_compose_spec() -> None:
 def test_compose_driftline_services_load_their_settings() -> None:
     services = _compose()["services"]
     driftline = {n: s for n, s in services.items() if s.get("command", [""])[0] == "driftline"}
-    assert set(driftline) == {"migrate", "collector", "scorer"}
+    assert set(driftline) == {"migrate", "collector", "scorer", "api"}
     loaded: dict[str, CommonSettings] = {}
     for name, svc in driftline.items():
         env = {k: str(v) for k, v in svc["environment"].items()}
@@ -595,20 +629,21 @@ def test_compose_driftline_services_load_their_settings() -> None:
             target = args[args.index("--config") + 1]
             sources = {v.split(":")[1]: v.split(":")[0] for v in svc["volumes"]}
             config_file = DEPLOY / sources[target]
-        cls = UpSettings if args[0] == "up" else CommonSettings
-        loaded[name] = load_settings(cls, config_file, environ=env)
+        assert args[0] == name or name == "migrate", (name, args)  # each service runs its own command
+        loaded[name] = load_settings(COMMAND_SETTINGS[args[0]], config_file, environ=env)
         assert loaded[name].clickhouse_url.startswith("http://") and not loaded[name].embedded, name
         assert svc["image"] == _example_env()["DL_IMAGE"] and svc["read_only"] is True
-    collector, scorer = loaded["collector"], loaded["scorer"]
-    assert isinstance(collector, UpSettings) and isinstance(scorer, UpSettings)
-    assert collector.scorers_enabled is False and scorer.scorers_enabled is True
-    assert scorer.replica_index == 0 and scorer.replica_count == 1
+    collector, scorer, api = loaded["collector"], loaded["scorer"], loaded["api"]
+    assert isinstance(collector, CollectorSettings) and isinstance(scorer, ScorerSettings)
+    assert isinstance(api, ApiSettings) and api.tenants_by_key_hash()
+    assert scorer.scorers_enabled is True and scorer.replica_index == 0 and scorer.replica_count == 1
+    assert "ports" not in driftline["scorer"]  # nothing to publish: no OTLP, no API
     assert collector.http_host == "0.0.0.0" and collector.tenants_by_key_hash()
     # The schema's TTL: migrate and the servers must agree on the store settings.
-    for s in (collector, scorer):
+    for s in (collector, scorer, api):
         assert (s.database, s.retention_days) == (loaded["migrate"].database, loaded["migrate"].retention_days)
     # The spool is on a named volume, so a restart keeps it.
-    for name in ("collector", "scorer"):
+    for name in ("collector", "scorer", "api"):
         volumes = {v.split(":")[1]: v.split(":")[0] for v in driftline[name]["volumes"]}
         assert volumes[str(loaded[name].data_dir)] in _compose()["volumes"], name
         assert driftline[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
@@ -637,7 +672,7 @@ def test_compose_prometheus_scrapes_driftline_and_loads_the_rules() -> None:
     assert [mounts[f] for f in prom["rule_files"]] == ["../alerts/rules.yml"]
     assert (DEPLOY / "../alerts/rules.yml").is_file()
     targets = {t for job in prom["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
-    assert {"collector:4318", "scorer:4318", "alertmanager:9093"} <= targets
+    assert {"collector:4318", "scorer:4318", "api:4318", "alertmanager:9093"} <= targets
     am = compose["alertmanager"]
     config = next(a.split("=", 1)[1] for a in am["command"] if a.startswith("--config.file="))
     am_mounts = {v.split(":")[1]: v.split(":")[0] for v in am["volumes"]}

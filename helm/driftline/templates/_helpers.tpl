@@ -42,7 +42,7 @@ Settings the chart decides per component (never from values) and settings that a
 `secretConfig` or `existingSecret`, never rendered as plain env values).
 */}}
 {{- define "driftline.reservedFields" -}}
-scorers_enabled replica_index replica_count
+replica_index replica_count
 {{- end -}}
 {{- define "driftline.secretFields" -}}
 api_keys clickhouse_url judge_api_key
@@ -50,7 +50,7 @@ api_keys clickhouse_url judge_api_key
 
 {{/*
 The effective `config` of one component: `config` with `<component>.config` over it.
-Args: dict "root" $ "component" ("collector" | "scorer" | "migrate"). Returns YAML.
+Args: dict "root" $ "component" ("collector" | "scorer" | "api" | "migrate"). Returns YAML.
 */}}
 {{- define "driftline.config" -}}
 {{- $root := .root -}}
