@@ -18,6 +18,7 @@ through the normal path, or quarantines them again if the store still refuses th
 from __future__ import annotations
 
 import json
+import sys
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -25,13 +26,14 @@ from pathlib import Path
 from typing import Final
 
 import pyarrow as pa
+from google.protobuf.json_format import MessageToJson
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from driftline.collector.metrics import DROP_REASONS
 from driftline.collector.wal import SpanLog, decode_table, encode_table, private_dir, write_private
 
-__all__ = ["Entry", "Quarantine", "reinject"]
+__all__ = ["Entry", "Quarantine", "reinject", "run_command"]
 
 _KINDS: Final = {"rows": ".arrow", "otlp": ".otlp"}
 
@@ -129,3 +131,46 @@ def reinject(quarantine: Quarantine, spool: SpanLog, entries: list[Entry]) -> in
         quarantine.remove(entry)
         spans += entry.spans
     return spans
+
+
+def run_command(action: str, data_dir: Path, ids: list[str], every: bool, spool_max_bytes: int) -> int:
+    """`driftline quarantine list|show|reinject` (driftline/cli.py wires the arguments)."""
+    from driftline.store import DataDirInUse, DataDirLock
+
+    q = Quarantine(data_dir / "quarantine")
+    try:
+        chosen = q.entries() if every else [q.get(i) for i in ids]
+    except KeyError as missing:
+        print(f"driftline: error: {missing.args[0]}", file=sys.stderr)
+        return 2
+    if action == "list":
+        for e in q.entries():
+            print(f"{e.id}  {e.tenant}  {e.reason}  {e.spans} span(s)  {e.time}  {e.error[:100]}")
+        return 0
+    if action == "show":
+        for e in chosen:
+            print(json.dumps(asdict(e), indent=1))
+            rows = q.rows(e)
+            if rows is not None:
+                for row in rows.to_pylist():
+                    print(json.dumps(row, default=str))
+            else:
+                print(MessageToJson(ExportTraceServiceRequest.FromString(q.body(e))))
+        return 0
+    # reinject: into the spool, which only the collector that holds the data dir may write.
+    lock = DataDirLock(data_dir)
+    try:
+        lock.acquire()
+    except DataDirInUse as held:
+        print(f"driftline: error: {held}; stop the collector first (its next start writes them)", file=sys.stderr)
+        return 1
+    try:
+        spool = SpanLog(data_dir / "spool", spool_max_bytes)
+        try:
+            spans = reinject(q, spool, chosen)
+        finally:
+            spool.close()
+    finally:
+        lock.release()
+    print(f"re-injected {spans} span(s) of {len(chosen)} entr{'y' if len(chosen) == 1 else 'ies'} into the spool")
+    return 0

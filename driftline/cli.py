@@ -183,6 +183,19 @@ def cmd_config_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    from driftline.collector.quarantine import run_command
+    from driftline.config import CollectorSettings, ConfigError, load_settings
+
+    if args.quarantine_command != "list" and not (args.ids or args.all):
+        return _fail("name entry ids (driftline quarantine list shows them) or pass --all")
+    try:
+        s = load_settings(CollectorSettings, args.config, **_overrides(args))
+    except ConfigError as e:
+        return _fail(str(e))
+    return run_command(args.quarantine_command, s.data_dir, args.ids, args.all, s.spool_max_bytes)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="driftline", description="Monitoring for LLM applications in production.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -230,6 +243,20 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--summedits", type=Path, help="SummEdits JSONL (default: ../shared/data/summedits/dev.jsonl)")
     ev.add_argument("--judge-limit", type=int, default=200, help="rows per set sent to the judge (0: all)")
     ev.set_defaults(func=cmd_eval)
+
+    qua = sub.add_parser("quarantine", help="spans the store refused for good (collector/quarantine.py)")
+    qua_sub = qua.add_subparsers(dest="quarantine_command", required=True)
+    for name, help_ in (
+        ("list", "one line per entry: id, tenant, reason, spans, time, error"),
+        ("show", "an entry's sidecar and its spans as JSON"),
+        ("reinject", "append entries to the spool (collector stopped); its next start writes them"),
+    ):
+        qp = qua_sub.add_parser(name, help=help_)
+        common(qp)
+        if name != "list":
+            qp.add_argument("ids", nargs="*", help="entry ids")
+            qp.add_argument("--all", action="store_true", help="every entry")
+        qp.set_defaults(func=cmd_quarantine, ids=[], all=False)
 
     cfg = sub.add_parser("config", help="configuration")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True)
