@@ -33,6 +33,7 @@ DRIFT_SLIS = (
     "error_rate",
     "latency",
     "cost_per_request",
+    "negative_feedback_rate",
 )
 SLI_WINDOW_SECONDS = 300  # the "5m" window the threshold alerts read
 
@@ -241,6 +242,7 @@ _REVIEW_FILTERS = {
     "latency": "&sort=duration",
     "latency_ms": "&sort=duration",
     "cost_per_request": "&sort=cost",
+    "negative_feedback_rate": "&feedback=negative",
 }
 
 
@@ -272,6 +274,7 @@ _SLI_TITLES = {
     "error_rate": ("ErrorRate", "error rate"),
     "latency": ("Latency", "latency"),
     "cost_per_request": ("CostPerRequest", "cost per request"),
+    "negative_feedback_rate": ("NegativeFeedbackRate", "negative feedback rate"),
 }
 
 

@@ -21,6 +21,7 @@ from prometheus_client.registry import Collector
 
 from driftline.drift import DISTRIBUTION_POLICY, RATE_POLICY, DriftPolicy, DriftResult, ks_drift, rate_drift
 from driftline.store import Store
+from driftline.store.queries.feedback import feedback_counts
 
 __all__ = ["LLM_OPS", "SLIJob", "SLIOptions", "SLISnapshot", "options_from"]
 
@@ -63,6 +64,8 @@ _HELP = {
     "driftline_sli_hallucination_rate": "Share of scored answers labeled hallucinated.",
     "driftline_sli_tool_failure_rate": "Share of tool calls that failed, by failure class.",
     "driftline_sli_refusal_rate": "Share of answers that refused.",
+    "driftline_sli_feedback": "Feedback items recorded in the window, on traces of this label set.",
+    "driftline_sli_negative_feedback_rate": "Share of feedback items that were negative.",
     "driftline_sli_error_rate": "Share of LLM requests with error status.",
     "driftline_sli_latency_seconds": "LLM request latency quantiles.",
     "driftline_sli_ttft_seconds": "Time to first token quantiles.",
@@ -212,6 +215,24 @@ class SLIJob:
             snap.add("driftline_sli_tokens_per_second", lab | {"direction": "input"}, a["tin"] / secs)
             snap.add("driftline_sli_tokens_per_second", lab | {"direction": "output"}, a["tout"] / secs)
         self._score_rates(snap, tenant, w, since, until, keep)
+        self._feedback_rates(snap, tenant, w, since, until, keep)
+
+    def _feedback_counts(self, tenant: str, since: datetime, until: datetime, keep: Keep) -> dict[Key, tuple[int, int]]:
+        """Label set -> (negative, all) feedback items recorded in (since, until]."""
+        out: dict[Key, tuple[int, int]] = {}
+        for r in feedback_counts(self.store, tenant, since, until, LLM_OPS):
+            k = self._key(tenant, r, keep)
+            bad, n = out.get(k, (0, 0))
+            out[k] = (bad + int(r["bad"]), n + int(r["n"]))
+        return out
+
+    def _feedback_rates(
+        self, snap: SLISnapshot, tenant: str, w: str, since: datetime, until: datetime, keep: Keep
+    ) -> None:
+        for k, (bad, n) in self._feedback_counts(tenant, since, until, keep).items():
+            lab = dict(zip(L, k, strict=True)) | {"window": w}
+            snap.add("driftline_sli_feedback", lab, n)
+            snap.add("driftline_sli_negative_feedback_rate", lab, bad / n)
 
     def _score_counts(self, tenant: str, since: datetime, until: datetime) -> list[dict[str, Any]]:
         return self.store.query(
@@ -289,6 +310,8 @@ class SLIJob:
             else:
                 sli = "hallucination_rate" if r["scorer"] == "hallucination" else "refusal_rate"
                 add(k, sli, r["n"] if r["label"] == RATE_SCORERS[r["scorer"]] else 0, r["n"])
+        for k, (bad, n) in self._feedback_counts(tenant, since, until, keep).items():
+            add(k, "negative_feedback_rate", bad, n)
         rows = self.store.query(
             "SELECT service, if(response_model != '', response_model, request_model) AS model, release, environment, "
             "count() AS n, countIf(status_code = 'error') AS bad FROM {db}.spans FINAL WHERE tenant = {tenant:String} "

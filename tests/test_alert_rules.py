@@ -53,7 +53,7 @@ def test_committed_rules_are_the_default_rendering() -> None:
 
 def test_every_alert_has_severity_timing_and_annotations() -> None:
     alerts = _alerts()
-    assert len(alerts) == 6 + 4 + 7  # drift pages, threshold warnings, pipeline warnings
+    assert len(alerts) == 7 + 4 + 7  # drift pages, threshold warnings, pipeline warnings
     for name, rule in alerts.items():
         assert rule["labels"]["severity"] in {"page", "warning"}, name
         assert duration_seconds(rule["for"]) > 0 and rule["keep_firing_for"] == "5m", name
@@ -176,6 +176,7 @@ def test_every_rule_is_unit_tested_firing_quiet_and_resolving() -> None:
         ("DriftlineRefusalRateDrift", "expr", ">= 150", ">= 50", "drift"),
         ("DriftlineToolFailureRateDrift", "expr", ">= 1000", ">= 100", "drift"),
         ("DriftlineLatencyDrift", "for", "45s", "15s", "drift"),
+        ("DriftlineNegativeFeedbackRateDrift", "expr", ">= 150", ">= 50", "drift"),
         ("DriftlineHallucinationRateDrift", "keep_firing_for", "5m", "1m", "drift"),
         ("DriftlineHallucinationRateHigh", "for", "10m", "5m", "thresholds"),
         ("driftline:hallucination_rate_5m:guarded", "expr", ">= 50", ">= 10", "thresholds"),

@@ -16,7 +16,7 @@ import pyarrow as pa
 if TYPE_CHECKING:
     from driftline.store.store import Store
 
-__all__ = ["FEEDBACK_SCHEMA", "FeedbackRecord", "feedback_for_trace", "insert_feedback"]
+__all__ = ["FEEDBACK_SCHEMA", "FeedbackRecord", "feedback_counts", "feedback_for_trace", "insert_feedback"]
 
 _MS = pa.timestamp("ms", tz="UTC")
 FEEDBACK_SCHEMA = pa.schema(
@@ -69,4 +69,29 @@ def feedback_for_trace(store: Store, tenant: str, trace_id: str) -> list[dict[st
         "FROM {db}.feedback FINAL WHERE tenant = {tenant:String} AND trace_id = {trace_id:String} "
         "ORDER BY created_at, id",
         {"tenant": tenant, "trace_id": trace_id},
+    )
+
+
+def feedback_counts(
+    store: Store, tenant: str, since: datetime, until: datetime, llm_ops: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Feedback recorded in (since, until] per service, model, release and environment of its trace
+    (the root span's service, release and environment; the model of its first LLM call), with how
+    much of it was negative. Feedback on a trace the store does not hold is not counted."""
+    in_window = (
+        "SELECT trace_id, negative FROM {db}.feedback FINAL WHERE tenant = {tenant:String} "
+        "AND created_at > {since:DateTime64(3)} AND created_at <= {until:DateTime64(3)}"
+    )
+    root = "(parent_span_id != '', start_time)"
+    return store.query(
+        "SELECT s.service AS service, s.model AS model, s.release AS release, s.environment AS environment, "
+        "count() AS n, sum(f.negative) AS bad "
+        f"FROM ({in_window}) AS f INNER JOIN (SELECT trace_id, argMin(service, {root}) AS service, "
+        "argMinIf(if(response_model != '', response_model, request_model), start_time, "
+        "operation IN {ops:Array(String)}) AS model, "
+        f"argMin(release, {root}) AS release, argMin(environment, {root}) AS environment "
+        "FROM {db}.spans WHERE tenant = {tenant:String} "
+        f"AND trace_id IN (SELECT trace_id FROM ({in_window})) GROUP BY trace_id) AS s ON f.trace_id = s.trace_id "
+        "GROUP BY service, model, release, environment",
+        {"tenant": tenant, "since": since, "until": until, "ops": list(llm_ops)},
     )

@@ -1,0 +1,88 @@
+"""Feedback as an SLI: the negative-feedback rate per service/model/release, and its drift."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from driftline.collector.batch import rows_to_table
+from driftline.drift import DriftPolicy
+from driftline.sli import SLIJob, SLIOptions, SLISnapshot
+from driftline.store import Store, StoreConfig
+from driftline.store.queries.feedback import FeedbackRecord, insert_feedback
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.fixture
+def store(chdb_path: Path, database: str) -> Iterator[Store]:
+    s = Store(StoreConfig(f"chdb://{chdb_path}", database), retention_days=30)
+    s.migrate()
+    yield s
+    with s.readers.client() as c:
+        c.command(f"DROP DATABASE IF EXISTS {database}")
+    s.close()
+
+
+def _traces(store: Store, tenant: str, release: str, n: int, bad_every: int, minutes_ago: tuple[float, float]) -> None:
+    """`n` one-span chat traces spread over the window, each with one feedback item; every
+    `bad_every`-th item negative (a thumbs down), the others a thumbs up."""
+    rows, items = [], []
+    start, end = minutes_ago
+    for i in range(n):
+        at = NOW - timedelta(minutes=start - (start - end) * i / max(1, n - 1))
+        tid = f"{tenant[-1:]}{release[0]}{i:030x}"
+        ns = int(at.timestamp() * 1e9)
+        rows.append({
+            "trace_id": tid, "span_id": f"{i:016x}", "start_time": ns, "end_time": ns + 10**9, "duration_ms": 1000.0,
+            "name": "chat gpt-4o", "service": "bot", "release": release, "environment": "prod", "operation": "chat",
+            "request_model": "gpt-4o",
+        })  # fmt: skip
+        bad = i % bad_every == 0
+        items.append(FeedbackRecord(
+            id=f"fb-{tid}", trace_id=tid, span_id="", name="thumbs", value=0.0 if bad else 1.0, label="",
+            comment="", source="user", author="", version="", negative=bad, created_at=at + timedelta(seconds=2),
+        ))  # fmt: skip
+    store.insert_arrow("spans", rows_to_table(tenant, rows))
+    insert_feedback(store, tenant, items, NOW)
+
+
+def _series(snap: SLISnapshot, name: str, **match: str) -> list[float]:
+    return [v for lab, v in snap.gauges[name] if all(lab.get(k) == x for k, x in match.items())]
+
+
+def _job(store: Store) -> SLIJob:
+    small = DriftPolicy(alpha=0.01, min_current=20, min_baseline=30, min_effect=0.2)
+    opts = SLIOptions(drift_current=timedelta(minutes=10), drift_baseline=timedelta(hours=2), rate_policy=small)
+    return SLIJob(store, opts, clock=lambda: NOW)
+
+
+def test_negative_feedback_rate_per_release_and_its_drift(store: Store) -> None:
+    _traces(store, "tenant-a", "1.0", 60, bad_every=10, minutes_ago=(100, 15))  # baseline: 10% negative
+    _traces(store, "tenant-a", "1.0", 30, bad_every=10, minutes_ago=(9, 0.5))  # same release, same rate
+    _traces(store, "tenant-a", "2.0", 30, bad_every=2, minutes_ago=(9, 0.5))  # new release: 50% negative
+    _traces(store, "tenant-b", "2.0", 30, bad_every=1, minutes_ago=(4, 0.5))  # another tenant: all negative
+    snap = _job(store).run_once()
+    a = {"tenant": "tenant-a", "service": "bot", "model": "gpt-4o", "environment": "prod"}
+    assert _series(snap, "driftline_sli_feedback", **a, release="2.0", window="1h") == [30]
+    assert _series(snap, "driftline_sli_negative_feedback_rate", **a, release="2.0", window="1h") == [0.5]
+    assert _series(snap, "driftline_sli_negative_feedback_rate", **a, release="1.0", window="1h") == [0.1]
+    assert _series(snap, "driftline_sli_negative_feedback_rate", tenant="tenant-b", window="1h") == [1.0]
+    assert _series(snap, "driftline_drift_detected", **a, sli="negative_feedback_rate", release="2.0") == [1.0]
+    assert _series(snap, "driftline_drift_detected", **a, sli="negative_feedback_rate", release="1.0") == [0.0]
+    assert _series(snap, "driftline_drift_current", **a, sli="negative_feedback_rate", release="2.0") == [0.5]
+    assert _series(snap, "driftline_drift_baseline", **a, sli="negative_feedback_rate", release="2.0") == [0.1]
+    assert _series(
+        snap, "driftline_drift_samples", **a, sli="negative_feedback_rate", release="2.0", side="current"
+    ) == [30]
+
+
+def test_feedback_replaced_by_its_id_counts_once_with_its_new_value(store: Store) -> None:
+    _traces(store, "tenant-a", "1.0", 10, bad_every=1, minutes_ago=(4, 1))  # all negative
+    _traces(store, "tenant-a", "1.0", 10, bad_every=10**6, minutes_ago=(4, 1))  # same ids, now 1 negative (i=0)
+    snap = _job(store).run_once()
+    assert _series(snap, "driftline_sli_feedback", tenant="tenant-a", window="5m") == [10]
+    assert _series(snap, "driftline_sli_negative_feedback_rate", tenant="tenant-a", window="5m") == [0.1]
