@@ -6,6 +6,7 @@ same pages in Chromium)."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
@@ -18,11 +19,15 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from driftline.sli import SLIJob, SLISnapshot
-from driftline.web.overview import drift_firing, overview_series
+from driftline.scorers.hallucination import OfflineHallucinationScorer
+from driftline.scorers.runner import JobOptions, ScorerJob
+from driftline.sli import LLM_OPS, SLIJob, SLISnapshot
+from driftline.store.queries.overview import overview_series
+from driftline.web.overview import drift_firing
 from driftline.web.sessions import COOKIE, SessionStore
 from driftline.web.view import messages, waterfall
 from tests.conftest import KEY_A, KEY_B, TENANT_A, LiveServer
+from tests.otlp_helpers import http_exporter, provider_for, send_rag_trace
 
 
 class _Refs(HTMLParser):
@@ -159,7 +164,7 @@ def test_overview_series_per_service_and_release(live: LiveServer, client: httpx
     send_trace(live, KEY_A, "svc-o")
     send_trace(live, KEY_A, "svc-o")
     now = datetime.now(UTC)
-    series = overview_series(live.runtime.store, TENANT_A, now - timedelta(hours=1), now, 3600)
+    series = overview_series(live.runtime.store, TENANT_A, now - timedelta(hours=1), now, 3600, LLM_OPS)
     assert [(s["service"], s["release"]) for s in series] == [("svc-o", "2.0")]
     assert sum(p["requests"] for p in series[0]["points"]) == 2
     assert all(p["error_rate"] == 0 for p in series[0]["points"])
@@ -265,3 +270,25 @@ def test_messages_read_both_message_shapes() -> None:
     ]
     assert messages("") == []
     assert messages("not json") == [{"role": "", "texts": ["not json"], "others": []}]
+
+
+def test_overview_rates_match_the_scores(live: LiveServer) -> None:
+    """8 answers, 2 of them not grounded (the real offline scorer decides), 1 of the 8 calls an
+    error, all in one minute: that minute reads 25% hallucinated and 12.5% errors."""
+    tp = provider_for(http_exporter(live.url, KEY_A), release="3.1")
+    at = (time.time_ns() // 60_000_000_000 - 2) * 60_000_000_000 + 1_000_000_000  # 2 minutes ago, one bucket
+    for i in range(8):
+        answer = "The capital is Sydney." if i % 4 == 0 else "The capital is Canberra."
+        send_rag_trace(tp, "Canberra is the capital city of Australia.", "Capital?", answer, error=i == 1, at_ns=at)
+    tp.shutdown()
+    assert live.runtime.flush(20)
+    ScorerJob(OfflineHallucinationScorer(), live.runtime.store, JobOptions(settle=timedelta(0))).run_once()
+    now = datetime.now(UTC)
+    series = overview_series(live.runtime.store, TENANT_A, now - timedelta(hours=1), now, 60, LLM_OPS)
+    assert len(series) == 1
+    (point,) = series[0]["points"]
+    assert point["t"] == at // 1_000_000_000 - 1
+    assert point["requests"] == 8
+    assert point["error_rate"] == 1 / 8
+    assert point["hallucination_rate"] == 2 / 8
+    assert point["tool_failure_rate"] is None  # no tool calls: no rate, not a zero

@@ -3,7 +3,6 @@ and the drift tests firing now: the data of the UI's overview page, for scripts 
 
 # No `from __future__ import annotations`: FastAPI reads these annotations at definition time.
 
-from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -15,10 +14,9 @@ from driftline.auth import Authenticator
 from driftline.collector.errors import Unauthenticated
 from driftline.sli import LLM_OPS
 from driftline.store import Store
+from driftline.store.queries.overview import OVERVIEW_METRICS, overview_series
 
-__all__ = ["drift_firing", "overview_router", "overview_series"]
-
-_METRICS = ("requests", "error_rate", "hallucination_rate", "tool_failure_rate", "cost_usd", "latency_p95_ms")
+__all__ = ["drift_firing", "overview_router"]
 
 
 def _step_s(hours: float) -> int:
@@ -27,49 +25,6 @@ def _step_s(hours: float) -> int:
         if hours * 3600 / step <= 90:
             return step
     return 86400
-
-
-def overview_series(store: Store, tenant: str, since: datetime, until: datetime, step_s: int) -> list[dict[str, Any]]:
-    """One series per (service, release): points of every metric in `_METRICS`, oldest first."""
-    p = {"tenant": tenant, "since": since, "until": until, "step": step_s, "ops": list(LLM_OPS)}
-    points: dict[tuple[str, str], dict[int, dict[str, Any]]] = defaultdict(dict)
-    for r in store.query(
-        "SELECT service, release, toUnixTimestamp(toStartOfInterval(start_time, INTERVAL {step:UInt32} SECOND)) AS t, "
-        "count() AS n, countIf(status_code = 'error') AS errors, sum(ifNull(cost_usd, 0)) AS cost, "
-        "quantile(0.95)(duration_ms) AS p95 FROM {db}.spans FINAL WHERE tenant = {tenant:String} "
-        "AND start_time > {since:DateTime64(3)} AND start_time <= {until:DateTime64(3)} "
-        "AND operation IN {ops:Array(String)} GROUP BY service, release, t",
-        p,
-    ):
-        points[(r["service"], r["release"])][int(r["t"])] = {
-            "requests": r["n"],
-            "error_rate": r["errors"] / r["n"],
-            "cost_usd": r["cost"],
-            "latency_p95_ms": r["p95"],
-        }
-    # The same rate definitions as the SLIs: hallucinated among scored answers with context,
-    # any failure class among tool calls.
-    for r in store.query(
-        "SELECT service, release, toUnixTimestamp(toStartOfInterval(span_start_time, INTERVAL {step:UInt32} SECOND)) "
-        "AS t, scorer, countIf(scorer = 'hallucination' AND label = 'hallucinated') + "
-        "countIf(scorer = 'tool_failure' AND label != 'ok') AS bad, count() AS n FROM {db}.scores FINAL "
-        "WHERE tenant = {tenant:String} AND span_start_time > {since:DateTime64(3)} "
-        "AND span_start_time <= {until:DateTime64(3)} AND scorer IN ('hallucination', 'tool_failure') "
-        "AND label NOT IN ('no_context', 'error') GROUP BY service, release, t, scorer",
-        p,
-    ):
-        point = points[(r["service"], r["release"])].setdefault(int(r["t"]), {})
-        point[f"{r['scorer']}_rate"] = r["bad"] / r["n"]
-    out = []
-    for (service, release), by_t in sorted(points.items()):
-        out.append(
-            {
-                "service": service,
-                "release": release,
-                "points": [{"t": t, **{m: v.get(m) for m in _METRICS}} for t, v in sorted(by_t.items())],
-            }
-        )
-    return out
 
 
 def drift_firing(registry: CollectorRegistry, tenant: str) -> list[dict[str, str]]:
@@ -104,12 +59,12 @@ def overview_router(
     ) -> dict[str, Any]:
         until = now()
         step = _step_s(hours)
-        series = overview_series(store, t, until - timedelta(hours=hours), until, step)
+        series = overview_series(store, t, until - timedelta(hours=hours), until, step, LLM_OPS)
         return {
             "since": (until - timedelta(hours=hours)).isoformat(),
             "until": until.isoformat(),
             "step_s": step,
-            "metrics": list(_METRICS),
+            "metrics": list(OVERVIEW_METRICS),
             "series": series,
             "drift_firing": drift_firing(registry, t),
         }

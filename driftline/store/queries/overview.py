@@ -1,0 +1,62 @@
+"""The overview's series: quality, errors, cost and latency over time per service and release,
+with the same rate definitions as the SLIs."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from driftline.store.store import Store
+
+__all__ = ["OVERVIEW_METRICS", "overview_series"]
+
+OVERVIEW_METRICS = ("requests", "error_rate", "hallucination_rate", "tool_failure_rate", "cost_usd", "latency_p95_ms")
+
+
+def overview_series(
+    store: Store, tenant: str, since: datetime, until: datetime, step_s: int, llm_ops: Sequence[str]
+) -> list[dict[str, Any]]:
+    """One series per (service, release): points of every metric in `OVERVIEW_METRICS`, oldest first.
+    Requests, errors, cost and latency count the spans of `llm_ops` (the SLIs' LLM calls)."""
+    p = {"tenant": tenant, "since": since, "until": until, "step": step_s, "ops": list(llm_ops)}
+    points: dict[tuple[str, str], dict[int, dict[str, Any]]] = defaultdict(dict)
+    for r in store.query(
+        "SELECT service, release, toUnixTimestamp(toStartOfInterval(start_time, INTERVAL {step:UInt32} SECOND)) AS t, "
+        "count() AS n, countIf(status_code = 'error') AS errors, sum(ifNull(cost_usd, 0)) AS cost, "
+        "quantile(0.95)(duration_ms) AS p95 FROM {db}.spans FINAL WHERE tenant = {tenant:String} "
+        "AND start_time > {since:DateTime64(3)} AND start_time <= {until:DateTime64(3)} "
+        "AND operation IN {ops:Array(String)} GROUP BY service, release, t",
+        p,
+    ):
+        points[(r["service"], r["release"])][int(r["t"])] = {
+            "requests": r["n"],
+            "error_rate": r["errors"] / r["n"],
+            "cost_usd": r["cost"],
+            "latency_p95_ms": r["p95"],
+        }
+    # The same rate definitions as the SLIs: hallucinated among scored answers with context,
+    # any failure class among tool calls.
+    for r in store.query(
+        "SELECT service, release, toUnixTimestamp(toStartOfInterval(span_start_time, INTERVAL {step:UInt32} SECOND)) "
+        "AS t, scorer, countIf(scorer = 'hallucination' AND label = 'hallucinated') + "
+        "countIf(scorer = 'tool_failure' AND label != 'ok') AS bad, count() AS n FROM {db}.scores FINAL "
+        "WHERE tenant = {tenant:String} AND span_start_time > {since:DateTime64(3)} "
+        "AND span_start_time <= {until:DateTime64(3)} AND scorer IN ('hallucination', 'tool_failure') "
+        "AND label NOT IN ('no_context', 'error') GROUP BY service, release, t, scorer",
+        p,
+    ):
+        point = points[(r["service"], r["release"])].setdefault(int(r["t"]), {})
+        point[f"{r['scorer']}_rate"] = r["bad"] / r["n"]
+    out = []
+    for (service, release), by_t in sorted(points.items()):
+        out.append(
+            {
+                "service": service,
+                "release": release,
+                "points": [{"t": t, **{m: v.get(m) for m in OVERVIEW_METRICS}} for t, v in sorted(by_t.items())],
+            }
+        )
+    return out
