@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: up test lint typecheck pytest install-server install-dev system-deps bench
+.PHONY: up test lint typecheck pytest install-server install-dev system-deps bench dashboards grounding-model grounding-lexicon
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -40,3 +40,13 @@ test: system-deps install-dev
 	$(VENV)/bin/ruff format --check .
 	$(PY) scripts/typecheck.py
 	$(VENV)/bin/pytest
+
+# Development tools (tools/, never installed): regenerate what the repository ships.
+dashboards: install-dev
+	$(PY) -m tools.dashboards
+
+grounding-model: install-dev
+	$(PY) -m tools.grounding.train
+
+grounding-lexicon: install-dev
+	$(PY) -m tools.grounding.build_lexicon

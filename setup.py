@@ -7,16 +7,18 @@ module into an application's environment. The mapping is setuptools' `package_di
 install (`pip install -e .`) maps the same names to the same folders, so there is no link in the tree.
 """
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 ROOTS = {"driftline": "driftline", "driftline.collector": "collector", "driftline.scorers": "scorers"}
 
 
 def _packages() -> list[str]:
+    # Namespace discovery also lists the data folders (scorers/grounding/data, web/templates, ...),
+    # so package-data ships their files and setuptools does not warn that it would drop them.
     out: list[str] = []
     for name, folder in ROOTS.items():
         out.append(name)
-        out.extend(f"{name}.{sub}" for sub in find_packages(folder))
+        out.extend(f"{name}.{sub}" for sub in find_namespace_packages(folder, exclude=["__pycache__", "*.__pycache__"]))
     return out
 
 

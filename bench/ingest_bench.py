@@ -26,7 +26,9 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from driftline.loadgen import llm_request
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tools/ sits beside bench/, not installed
+
+from tools.loadgen import llm_request
 
 KEY = "bench-key"
 

@@ -16,16 +16,20 @@ import gc
 import json
 import random
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tools/ sits beside bench/, not installed
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from driftline.collector.normalize import Normalizer
-from driftline.loadgen import filler_text
 from driftline.pricing import Pricer
+from tools.loadgen import filler_text
 
 _rng = random.Random(7)
 

@@ -26,6 +26,7 @@ LAYOUT = {
     "scorers": "driftline/scorers",
     "tests": "tests",
     "bench": "bench",
+    "tools": "tools",
 }
 KINDS = (".py", ".pyi", "py.typed")
 

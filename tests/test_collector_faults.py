@@ -17,10 +17,10 @@ import pyarrow as pa
 import pytest
 
 from driftline.collector.wal import SpanLog
-from driftline.loadgen import llm_request, span_ids
 from driftline.runtime import Runtime
 from tests.conftest import KEY_A, TENANT_A, make_settings, serve
 from tests.support.clickhouse_http import ClickHouseHTTPServer
+from tools.loadgen import llm_request, span_ids
 
 PB = {"Content-Type": "application/x-protobuf", "Authorization": f"Bearer {KEY_A}"}
 

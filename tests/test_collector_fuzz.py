@@ -9,10 +9,10 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from driftline.loadgen import llm_request
 from driftline.runtime import Runtime
 from driftline.server import create_app
 from tests.conftest import KEY_A
+from tools.loadgen import llm_request
 
 ALLOWED = {200, 400, 413}
 PB = {"Content-Type": "application/x-protobuf", "Authorization": f"Bearer {KEY_A}"}

@@ -1,4 +1,4 @@
-"""deploy/grafana/: the committed dashboards are the rendering of driftline/dashboards.py, every
+"""deploy/grafana/: the committed dashboards are the rendering of tools/dashboards.py, every
 PromQL expression parses (the real promtool), names only metrics Driftline exports, reads through
 the `datasource` variable, and uses only template variables the dashboard defines."""
 
@@ -16,10 +16,10 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from driftline.collector.metrics import CollectorMetrics
-from driftline.dashboards import build_all, main
 from driftline.scorers.metrics import ScorerMetrics
 from driftline.sli import _HELP
 from tests.conftest import require_tool
+from tools.dashboards import build_all, main
 
 ROOT = Path(__file__).resolve().parents[1]
 GRAFANA = ROOT / "deploy" / "grafana"
@@ -79,7 +79,7 @@ def models() -> dict[str, dict[str, Any]]:
 
 def test_committed_json_is_a_fresh_build() -> None:
     committed = {p.name: p.read_text(encoding="utf-8") for p in DASHBOARDS.glob("*.json")}
-    assert committed == BUILT, "regenerate: .venv/bin/python -m driftline.dashboards"
+    assert committed == BUILT, "regenerate: .venv/bin/python -m tools.dashboards"
 
 
 def test_main_writes_the_same_files(tmp_path: Path) -> None:

@@ -16,9 +16,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from driftline.loadgen import llm_request
 from tests.conftest import KEY_A, KEY_B, TENANT_A, LiveServer, make_settings, serve
 from tests.otlp_helpers import grpc_exporter, http_exporter, provider_for, send_chat_trace
+from tools.loadgen import llm_request
 
 
 def _get_trace(live: LiveServer, trace_id: str, key: str = KEY_A) -> httpx.Response:

@@ -166,7 +166,10 @@ def _already_instrumented(c: Candidate) -> bool:
 
 
 def _library_missing(c: Candidate) -> bool:
-    from opentelemetry.instrumentation.dependencies import get_dist_dependency_conflicts
+    try:  # every instrumentor package depends on it; without it the instrumentor cannot load either
+        from opentelemetry.instrumentation.dependencies import get_dist_dependency_conflicts
+    except ImportError:
+        return True
 
     dist = c.entry_point.dist
     return dist is not None and get_dist_dependency_conflicts(dist) is not None

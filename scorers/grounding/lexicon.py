@@ -1,6 +1,6 @@
 """The shipped WordNet-derived lexicon: lemmas, senses, related senses and antonyms of a word.
 
-Read from `data/wordnet.tsv.gz` (built by `build_lexicon.py`); nothing is fetched at run time.
+Read from `data/wordnet.tsv.gz` (built by `tools/grounding/build_lexicon.py`); nothing is fetched at run time.
 Word look-ups are memoised per `Lexicon` instance, since the same few thousand words recur.
 """
 

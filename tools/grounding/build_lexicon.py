@@ -1,8 +1,8 @@
 """Build the compact lexicon the scorer ships, from the WordNet 3.0 database files.
 
-Dev-time only: `python -m driftline.scorers.grounding.build_lexicon [/usr/share/wordnet]` (Debian's
+Dev-time only: `python -m tools.grounding.build_lexicon [/usr/share/wordnet]` (Debian's
 `wordnet-base` package puts the files there). The scorer never reads WordNet itself, only the
-`data/wordnet.tsv.gz` written here, so nothing has to be installed or downloaded at run time.
+`scorers/grounding/data/wordnet.tsv.gz` written here, so nothing has to be installed or downloaded at run time.
 
 What is kept is only what the scorer asks: for single-word lemmas, their most frequent senses
 (a rare sense would let almost any word "paraphrase" any other), the senses they are related to
@@ -18,6 +18,8 @@ import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from driftline.scorers.grounding.lexicon import DEFAULT_LEXICON_PATH
 
 __all__ = ["SENSES_KEPT", "build", "main"]
 
@@ -185,7 +187,7 @@ def build(root: Path, out_path: Path) -> dict[str, int]:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     root = Path(args[0]) if args else Path("/usr/share/wordnet")
-    out = Path(__file__).with_name("data") / "wordnet.tsv.gz"
+    out = DEFAULT_LEXICON_PATH
     stats = build(root, out)
     print(f"wrote {out}: {stats}")
     return 0

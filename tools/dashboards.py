@@ -7,7 +7,7 @@ JSON (sorted keys, fixed uids and panel ids) to deploy/grafana/dashboards/, wher
 provisioning (deploy/grafana/provisioning/) loads them; tests/test_dashboards.py checks the files
 match a fresh build and that every expression parses and names only metrics Driftline exports.
 
-    .venv/bin/python -m driftline.dashboards                      # regenerate deploy/grafana/dashboards
+    .venv/bin/python -m tools.dashboards                      # regenerate deploy/grafana/dashboards
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Fit the scorer's logistic model on the dev sets and estimate how well it holds up on unseen data.
 
-    python -m driftline.scorers.grounding.train [--halueval PATH] [--summedits PATH] [--dry-run]
+    python -m tools.grounding.train [--halueval PATH] [--summedits PATH] [--dry-run]
 
-Writes `data/model.json`. (Version 1 also shipped a variant that used answer length as evidence when a
+Writes `scorers/grounding/data/model.json`. (Version 1 also shipped a variant that used answer length as evidence when a
 question was given; with the relational features it added under a point on HaluEval while it
 flagged long answers for their length, so it is gone.)
 
