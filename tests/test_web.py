@@ -292,3 +292,20 @@ def test_overview_rates_match_the_scores(live: LiveServer) -> None:
     assert point["error_rate"] == 1 / 8
     assert point["hallucination_rate"] == 2 / 8
     assert point["tool_failure_rate"] is None  # no tool calls: no rate, not a zero
+
+
+def test_forms_are_escaped_and_need_their_token(live: LiveServer, client: httpx.Client) -> None:
+    r = client.get("/login", params={"next": '/"><script>alert(1)</script>'})
+    assert r.status_code == 200
+    assert "<script>alert(1)" not in r.text
+    trace_id = send_trace(live, KEY_A, "svc-csrf")
+    sign_in(client)
+    forged = client.post(f"/traces/{trace_id}/feedback", data={"csrf": "forged", "label": "thumbs_down"})
+    assert forged.status_code == 403
+    page = client.get(f"/traces/{trace_id}")
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert token is not None
+    ok = client.post(f"/traces/{trace_id}/feedback", data={"csrf": token.group(1), "label": "thumbs_down"})
+    assert ok.status_code == 303
+    detail = client.get(f"/api/v1/traces/{trace_id}", headers={"authorization": f"Bearer {KEY_A}"}).json()
+    assert [(f["label"], f["negative"]) for f in detail["feedback"]] == [("thumbs_down", True)]
