@@ -207,31 +207,35 @@ class SpanWriter:
 
     # -- storing -------------------------------------------------------------------------
     def _store(self, table: pa.Table) -> int | None:
-        """Store `table` (quarantining rows the store refuses for good); the spans stored, or
-        None when the store is unavailable (then degraded)."""
+        """Store `table`, quarantining rows the store refuses for good; the spans stored, or None
+        when the store is unavailable (then degraded, and nothing is quarantined: the replay finds
+        the same rows again)."""
+        refused: list[tuple[pa.Table, Exception]] = []
         stored = 0
         for part in _by_days(table, MAX_DAYS_PER_INSERT):
-            n = self._store_part(part)
+            n = self._store_part(part, refused)
             if n is None:
                 return None
             stored += n
+        if refused:
+            self._quarantine_rows(refused)
         return stored
 
-    def _store_part(self, table: pa.Table) -> int | None:
+    def _store_part(self, table: pa.Table, refused: list[tuple[pa.Table, Exception]]) -> int | None:
         err = self._insert_retrying(table)
         if err is None:
             return int(table.num_rows)
         if not store_error_is_permanent(err):
             return None
         if table.num_rows == 1:
-            self._quarantine_rows(table, err)
+            refused.append((table, err))
             return 0
         # Bisect: the spans at fault end up alone; their neighbours are stored.
         mid = table.num_rows // 2
-        first = self._store_part(table.slice(0, mid))
+        first = self._store_part(table.slice(0, mid), refused)
         if first is None:
             return None
-        second = self._store_part(table.slice(mid))
+        second = self._store_part(table.slice(mid), refused)
         return None if second is None else first + second
 
     def _insert_retrying(self, table: pa.Table) -> Exception | None:
@@ -271,7 +275,10 @@ class SpanWriter:
             return None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _quarantine_rows(self, table: pa.Table, err: Exception) -> None:
+    def _quarantine_rows(self, refused: list[tuple[pa.Table, Exception]]) -> None:
+        """One entry per tenant for the rows one batch lost; the first error names the cause."""
+        table = pa.concat_tables([t for t, _ in refused])
+        err = refused[0][1]
         for entry in self.quarantine.put_rows(table, "store_rejected", f"{type(err).__name__}: {err}"):
             log.error(
                 "store refused span(s) %s of tenant %s for good (%s); quarantined as %s",

@@ -47,7 +47,7 @@ def test_list_show_and_reinject(
 
     assert main(["quarantine", "list", "--data-dir", str(s.data_dir)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 3 and all(line.split()[1:3] == [TENANT_A, "store_rejected"] for line in lines)
+    assert len(lines) == 1 and lines[0].split()[1:4] == [TENANT_A, "store_rejected", "3"]  # one per batch
     ids = [line.split()[0] for line in lines]
     assert main(["quarantine", "show", *ids, "--data-dir", str(s.data_dir)]) == 0
     out = capsys.readouterr().out
