@@ -126,8 +126,9 @@ class SpanLog:
     def _recover(self) -> list[int]:
         """Find segments; cut a torn tail record left by a crash."""
         starts = sorted(int(p.stem) for p in self.dir.glob("*.wal"))
-        for start in starts:  # files of an older version were 0644
-            os.chmod(self._seg_path(start), FILE_MODE)
+        for path in [self._seg_path(start) for start in starts] + [self._checkpoint_path]:
+            if path.exists():  # files of an older version were 0644
+                os.chmod(path, FILE_MODE)
         if starts:
             last = self._seg_path(starts[-1])
             good = 0

@@ -97,3 +97,16 @@ def test_raw_and_arrow_records_mix_in_order(tmp_path: Path) -> None:
     ]
     assert recs[1].table is not None and recs[1].table.column("i").to_pylist() == [0, 1, 2]
     log.close()
+
+
+def test_files_of_an_older_version_become_private(tmp_path: Path) -> None:
+    log = SpanLog(tmp_path, max_bytes=10**9)
+    log.append_table(_table(0, 3))
+    log.advance(log.head)
+    log.append_table(_table(3, 3))
+    log.close()
+    for p in [tmp_path, *tmp_path.iterdir()]:
+        p.chmod(0o755 if p.is_dir() else 0o644)  # what an older version left
+    SpanLog(tmp_path, max_bytes=10**9).close()
+    assert oct(tmp_path.stat().st_mode & 0o777) == "0o700"
+    assert {oct(p.stat().st_mode & 0o777) for p in tmp_path.iterdir()} == {"0o600"}
