@@ -89,7 +89,7 @@ def main() -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
     env.update(
         DRIFTLINE_DATA_DIR=data, DRIFTLINE_HTTP_PORT="0", DRIFTLINE_GRPC_PORT="0",
-        DRIFTLINE_API_KEYS=f"{KEY}=bench", DRIFTLINE_LOG_LEVEL="WARNING",
+        DRIFTLINE_METRICS_PORT="-1", DRIFTLINE_API_KEYS=f"{KEY}=bench", DRIFTLINE_LOG_LEVEL="WARNING",
     )  # fmt: skip
     for kv in args.set:
         name, _, value = kv.partition("=")

@@ -8,6 +8,7 @@ from fastapi import APIRouter, FastAPI
 from prometheus_client import CollectorRegistry
 
 from driftline.api import api_router
+from driftline.api_metrics import ApiMetrics
 from driftline.auth import Authenticator
 from driftline.config import ApiSettings
 from driftline.service import Service
@@ -19,10 +20,15 @@ __all__ = ["ApiService", "run"]
 class ApiService(Service):
     name = "api"
 
-    def __init__(self, store: Store, auth: Authenticator, registry: CollectorRegistry) -> None:
+    def __init__(
+        self, store: Store, auth: Authenticator, registry: CollectorRegistry, metrics: ApiMetrics | None = None
+    ) -> None:
+        """`registry`: the process's, which the UI's overview reads (drift firing); `metrics`: the
+        API's own, registered there unless given."""
         self.store = store
         self.auth = auth
         self.registry = registry
+        self.metrics = metrics or ApiMetrics(registry)
 
     def routers(self) -> list[APIRouter]:
         return [api_router(self.store, self.auth)]
@@ -31,6 +37,7 @@ class ApiService(Service):
         from driftline.web import mount_web
 
         super().mount(app)
+        self.metrics.instrument(app)
         mount_web(app, self.store, self.auth, self.registry)  # the UI at /, drawn from the API above
 
     def describe(self, base_url: str) -> list[str]:

@@ -73,6 +73,10 @@ def _parse_api_keys(raw: str) -> dict[str, str]:
     return out
 
 
+def _is_loopback(host: str) -> bool:
+    return host in {"localhost", "::1"} or host.startswith("127.")
+
+
 class _Base(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
 
@@ -194,6 +198,36 @@ class ServerSettings(CommonSettings):
     shutdown_timeout_s: float = Field(
         30.0, gt=0, description="Longest a clean shutdown takes: stop accepting, stop jobs, flush, close."
     )
+
+    # /metrics names every tenant, service and model: its own listener and its own token.
+    metrics_host: str = Field(
+        "127.0.0.1",
+        description="Address the /metrics listener binds. Anything but loopback requires metrics_token.",
+    )
+    metrics_port: int = Field(
+        9464,
+        ge=-1,
+        le=65535,
+        description="Port of the /metrics listener (Prometheus scrapes it); 0 picks a free one; -1 serves "
+        "/metrics on the HTTP port instead (then a non-loopback http_host requires metrics_token).",
+    )
+    metrics_token: SecretStr = Field(
+        SecretStr(""),
+        description="Bearer token Prometheus must send to read /metrics ('Authorization: Bearer <token>'); "
+        "empty: none, allowed only while /metrics listens on loopback.",
+    )
+
+    @model_validator(mode="after")
+    def _metrics_exposure(self) -> ServerSettings:
+        host = self.http_host if self.metrics_port == -1 else self.metrics_host
+        if not _is_loopback(host) and not self.metrics_token.get_secret_value():
+            raise ValueError(
+                f"metrics_token is required: /metrics would listen on {host}, not loopback, and it names "
+                "every tenant, service and model"
+            )
+        if self.metrics_port == self.http_port and self.http_port != 0:
+            raise ValueError("metrics_port must differ from http_port (-1 serves /metrics on the HTTP port)")
+        return self
 
 
 class CollectorSettings(ServerSettings):

@@ -95,7 +95,7 @@ def run_services(
 ) -> int:
     """Run until SIGINT/SIGTERM; the exit code (0 clean, 1 cannot start, 2 bad configuration)."""
     from driftline.collector.service import ListenError
-    from driftline.server import build_app
+    from driftline.server import build_app, by_listener, metrics_app
 
     s = settings
     setup_logging(s.log_level)
@@ -103,11 +103,20 @@ def run_services(
         sock = _bind(s.http_host, s.http_port)
     except OSError as e:
         return _fail(f"cannot listen on {s.http_host}:{s.http_port}: {e.strerror}", 1)
+    msock: socket.socket | None = None
+    if s.metrics_port >= 0:
+        try:
+            msock = _bind(s.metrics_host, s.metrics_port)
+        except OSError as e:
+            sock.close()
+            return _fail(f"cannot listen for /metrics on {s.metrics_host}:{s.metrics_port}: {e.strerror}", 1)
+    sockets = [sock] if msock is None else [sock, msock]
     lock = DataDirLock(s.data_dir)
     try:
         lock.acquire()
     except DataDirInUse as e:
-        sock.close()
+        for x in sockets:
+            x.close()
         return _fail(str(e), 1)
     # Every tenant's prompts can live here (embedded store, spool, quarantine): this user only.
     os.chmod(s.data_dir, 0o700)
@@ -118,7 +127,8 @@ def run_services(
     def close() -> None:
         store.close()
         lock.release()
-        sock.close()
+        for x in sockets:
+            x.close()
 
     try:
         store.migrate()
@@ -139,21 +149,24 @@ def run_services(
     # keeps the cyclic GC from walking them on every collection (measured 5-8% of ingest CPU).
     gc.collect()
     gc.freeze()
-    server = uvicorn.Server(uvicorn.Config(build_app(services, ctx.registry), log_config=None, access_log=False))
+    token = s.metrics_token.get_secret_value()
+    app: Any = build_app(services, ctx.registry, metrics=msock is None, metrics_token=token)
+    if msock is not None:
+        app = by_listener(app, metrics_app(ctx.registry, token), msock.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False))
     # uvicorn re-raises SIGINT/SIGTERM after its own shutdown, which would kill the process before
     # the services drain. So the main thread owns the signals and uvicorn runs beside it.
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    web = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="driftline-http")
+    web = threading.Thread(target=server.run, kwargs={"sockets": sockets}, name="driftline-http")
     web.start()
     while not server.started and web.is_alive():  # the banner means "send now": wait until true
         stop.wait(0.02)
-    host, port = sock.getsockname()[:2]
-    base = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
+    base = _url(sock)
     stoppers = [hook(base) for hook in ctx.on_serving]
     parts = [p for svc in services for p in svc.describe(base)]
-    parts += [f"metrics {base}/metrics", f"data {s.data_dir.resolve()}"]
+    parts += [f"metrics {_url(msock or sock)}/metrics", f"data {s.data_dir.resolve()}"]
     print(f"Driftline {__version__} {command}: {', '.join(parts)}", file=sys.stderr)
     try:
         while not stop.wait(0.5):
@@ -169,6 +182,11 @@ def run_services(
         _shutdown(services, deadline)
         close()  # 4. close the store, release the data directory
     return 0
+
+
+def _url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
 
 
 def _shutdown(services: Sequence[Service], deadline: float) -> None:

@@ -1,13 +1,16 @@
-"""The HTTP app of a process: each service's routes, health, readiness and /metrics."""
+"""The HTTP app of a process: each service's routes, health, readiness; and /metrics, on its own
+listener (metrics_host:metrics_port, loopback by default) or on the HTTP port, behind a bearer
+token when one is set."""
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from clickhouse_connect.driver.exceptions import OperationalError
-from fastapi import FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -17,12 +20,54 @@ from driftline.service import Service
 if TYPE_CHECKING:
     from driftline.collector.service import CollectorService
 
-__all__ = ["build_app", "create_app"]
+__all__ = ["build_app", "by_listener", "create_app", "metrics_app"]
 
 log = logging.getLogger(__name__)
 
 
-def build_app(services: Sequence[Service], registry: CollectorRegistry) -> FastAPI:
+def _metrics_router(registry: CollectorRegistry, token: str) -> APIRouter:
+    router = APIRouter()
+    expected = f"Bearer {token}".encode()
+
+    @router.get("/metrics", tags=["ops"])
+    def metrics(request: Request) -> Response:
+        if token:
+            sent = request.headers.get("authorization", "").encode()
+            if not hmac.compare_digest(sent, expected):  # constant time: no guessing by timing
+                return Response("scrape token required\n", status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def metrics_app(registry: CollectorRegistry, token: str = "") -> FastAPI:
+    """The /metrics listener's app: /metrics and nothing else."""
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app.include_router(_metrics_router(registry, token))
+    return app
+
+
+ASGIApp = Any  # (scope, receive, send) -> awaitable; Starlette's type needs its private module
+
+
+def by_listener(main: ASGIApp, metrics: ASGIApp, metrics_port: int) -> ASGIApp:
+    """One uvicorn server, two listeners: a request reaching the metrics port gets `metrics`,
+    every other one (and the lifespan) `main`."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        server = scope.get("server")
+        if scope["type"] == "http" and server and server[1] == metrics_port:
+            await metrics(scope, receive, send)
+        else:
+            await main(scope, receive, send)
+
+    return app
+
+
+def build_app(
+    services: Sequence[Service], registry: CollectorRegistry, *, metrics: bool = True, metrics_token: str = ""
+) -> FastAPI:
+    """`metrics`: serve /metrics on this app too (false when it has a listener of its own)."""
     # /docs is served by the web package from local assets (no CDN); ReDoc has none, so it is off.
     app = FastAPI(title="Driftline", version=__version__, docs_url=None, redoc_url=None)
 
@@ -54,15 +99,17 @@ def build_app(services: Sequence[Service], registry: CollectorRegistry) -> FastA
             out.update(s.status())
         return out
 
-    @app.get("/metrics", tags=["ops"])
-    def metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
-
+    if metrics:
+        app.include_router(_metrics_router(registry, metrics_token))
     return app
 
 
 def create_app(rt: CollectorService) -> FastAPI:
-    """A collector and the API over its store, in one app: how tests drive the real routes in-process."""
+    """A collector and the API over its store, with /metrics, in one app: how tests drive the real
+    routes in-process."""
+    from driftline.api_metrics import ApiMetrics
     from driftline.api_service import ApiService
 
-    return build_app([rt, ApiService(rt.store, rt.auth, rt.registry)], rt.registry)
+    # Tests build many apps over one collector: the API's request metrics get a registry per app.
+    api = ApiService(rt.store, rt.auth, rt.registry, metrics=ApiMetrics(CollectorRegistry()))
+    return build_app([rt, api], rt.registry)

@@ -56,9 +56,8 @@ class ScorerService(Service):
 
     def describe(self, base_url: str) -> list[str]:
         s = self.settings
-        if not s.scorers_enabled:
-            return ["scorers off"]
-        return [f"{len(self.scoring.jobs)} scorers, shard {s.replica_index} of {s.replica_count}"]
+        work = f"{len(self.scoring.jobs)} scorers, shard {s.replica_index} of {s.replica_count}"
+        return [f"health {base_url}/healthz", work if s.scorers_enabled else "scorers off"]
 
     def stop_jobs(self, deadline: float) -> None:
         if not self.scoring.stop(wait=True, timeout_s=max(0.1, deadline - time.monotonic())):

@@ -90,6 +90,7 @@ def test_chaos_every_accepted_span_is_stored_or_quarantined(
         DRIFTLINE_DATABASE=database,
         DRIFTLINE_HTTP_PORT="0",
         DRIFTLINE_GRPC_PORT="0",
+        DRIFTLINE_METRICS_PORT="0",
         DRIFTLINE_DECODE_WORKERS="0",
         DRIFTLINE_FLUSH_INTERVAL_MS="300",
         DRIFTLINE_WRITE_RETRIES="0",

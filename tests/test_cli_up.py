@@ -26,6 +26,7 @@ def _env(tmp: Path) -> dict[str, str]:
         "DRIFTLINE_DATA_DIR": str(tmp / "data"),
         "DRIFTLINE_HTTP_PORT": "0",
         "DRIFTLINE_GRPC_PORT": "0",
+        "DRIFTLINE_METRICS_PORT": "0",
     }
 
 

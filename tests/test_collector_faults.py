@@ -136,6 +136,7 @@ def test_sigkill_with_data_in_spool_loses_nothing(tmp_path: Path) -> None:
         DRIFTLINE_DATA_DIR=str(tmp_path / "data"),
         DRIFTLINE_HTTP_PORT="0",
         DRIFTLINE_GRPC_PORT="0",
+        DRIFTLINE_METRICS_PORT="0",
         DRIFTLINE_API_KEYS=f"{KEY_A}={TENANT_A}",
     )
 

@@ -29,7 +29,9 @@ from driftline.config import (
     ApiSettings,
     CollectorSettings,
     CommonSettings,
+    ConfigError,
     ScorerSettings,
+    ServerSettings,
     UpSettings,
     load_settings,
 )
@@ -58,7 +60,8 @@ KUBE_MIN = "1.25"
 API_KEYS = "sekret-key-a1=acme,sekret-key-b2=beta"
 CH_URL = "http://driftline:sekret-ch-pw@clickhouse.db.svc:8123"
 JUDGE_KEY = "sekret-judge-key"
-SECRET_VALUES = {"sekret-key-a1", "sekret-key-b2", "sekret-ch-pw", JUDGE_KEY}
+METRICS_TOKEN = "sekret-scrape-token"
+SECRET_VALUES = {"sekret-key-a1", "sekret-key-b2", "sekret-ch-pw", JUDGE_KEY, METRICS_TOKEN}
 
 
 def secret_fields() -> set[str]:
@@ -161,7 +164,12 @@ def _require_package(module: str, package: str) -> None:
 
 def _secrets(**extra: Any) -> dict[str, Any]:
     values: dict[str, Any] = {
-        "secretConfig": {"api_keys": API_KEYS, "clickhouse_url": CH_URL, "judge_api_key": JUDGE_KEY},
+        "secretConfig": {
+            "api_keys": API_KEYS,
+            "clickhouse_url": CH_URL,
+            "judge_api_key": JUDGE_KEY,
+            "metrics_token": METRICS_TOKEN,
+        },
         "serviceMonitor": {"enabled": True},
         "prometheusRule": {"enabled": True},
     }
@@ -196,7 +204,10 @@ RENDERS: dict[str, dict[str, Any]] = {
     "persistent": _secrets(collector={"persistence": {"enabled": True, "size": "5Gi"}}),
     "no-api": _secrets(api={"replicas": 0}),
     "no-secrets": {},
-    "chdb-url": _secrets(secretConfig={"api_keys": API_KEYS, "clickhouse_url": "chdb:///data"}),
+    "chdb-url": _secrets(
+        secretConfig={"api_keys": API_KEYS, "clickhouse_url": "chdb:///data", "metrics_token": METRICS_TOKEN}
+    ),
+    "no-metrics-token": _secrets(secretConfig={"api_keys": API_KEYS, "clickhouse_url": CH_URL}),
     "unknown-key": _secrets(config={"http_host": "0.0.0.0", "retention_dayz": 7}),
     "secret-in-config": _secrets(config={"api_keys": API_KEYS}),
     "bad-value": _secrets(config={"retention_days": 0}),
@@ -302,6 +313,7 @@ def test_helm_lint_passes(helm_results: dict[str, Any], key: str) -> None:
 def test_chart_refuses_to_render_without_secrets(helm_results: dict[str, Any]) -> None:
     assert "secretConfig.api_keys is required" in _error(helm_results, "no-secrets")
     assert "embedded chdb engine cannot be shared" in _error(helm_results, "chdb-url")
+    assert "secretConfig.metrics_token is required" in _error(helm_results, "no-metrics-token")
 
 
 @pytest.mark.parametrize(
@@ -331,8 +343,11 @@ def test_values_config_keys_are_settings() -> None:
     assert set(values["secretConfig"]) == secret_fields()
     for part in ("collector", "scorer", "api"):
         assert set(values[part]["config"]) <= settable
-    # Every default the chart sets must load as-is.
+    # Every default the chart sets must load as-is (with the token its Secret must hold).
     env = {env_name(k): str(v) for k, v in values["config"].items()}
+    with pytest.raises(ConfigError, match="metrics_token is required"):  # /metrics on the pod's address
+        load_settings(UpSettings, environ=env)
+    env["DRIFTLINE_METRICS_TOKEN"] = METRICS_TOKEN
     assert load_settings(UpSettings, environ=env).http_host == "0.0.0.0"
 
 
@@ -394,7 +409,7 @@ def test_collector_and_migrate_env_load(helm_results: dict[str, Any]) -> None:
 
     api = _one(docs, "Deployment", "driftline-api")
     assert api["spec"]["replicas"] == 3 and _container(api)["command"] == ["driftline", "api"]
-    assert [p["name"] for p in _container(api)["ports"]] == ["http"]
+    assert [p["name"] for p in _container(api)["ports"]] == ["http", "metrics"]
     a = load_settings(ApiSettings, environ=_pod_env(docs, api, "driftline-api-5c8d-k2"))
     assert a.log_level == "WARNING" and a.clickhouse_url == CH_URL  # api.config over config
     service = _one(docs, "Service", "driftline-api")
@@ -417,7 +432,7 @@ def test_scorer_statefulset_shards_by_pod_ordinal(helm_results: dict[str, Any], 
     container = _container(sts)
     assert container["command"][0] == "/bin/sh" and container["args"] == ["scorer"]
     # A scorer receives no OTLP: no gRPC port.
-    assert [p["name"] for p in container["ports"]] == ["http"]
+    assert [p["name"] for p in container["ports"]] == ["http", "metrics"]
     driftline = shutil.which("driftline", path=str(Path(sys.executable).parent)) or shutil.which("driftline")
     assert driftline, "the driftline command is not installed (pip install -e .)"
 
@@ -466,7 +481,11 @@ def test_probes_resources_and_security(helm_results: dict[str, Any]) -> None:
             continue
         ports = {p["name"]: p["containerPort"] for p in c["ports"]}
         component = workload["metadata"]["labels"]["app.kubernetes.io/component"]
-        assert ports == ({"http": 4318, "grpc": 4317} if component == "collector" else {"http": 4318}), name
+        expected = {"http": 4318, "metrics": 9464} | ({"grpc": 4317} if component == "collector" else {})
+        assert ports == expected, name
+        settings = load_settings(COMMAND_SETTINGS[component], environ=_pod_env(docs, workload, "x-0"))
+        assert isinstance(settings, ServerSettings) and settings.metrics_port == ports["metrics"]
+        assert settings.metrics_token.get_secret_value() == METRICS_TOKEN
         assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
         assert c["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
         assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
@@ -496,6 +515,7 @@ def test_secrets_only_in_secrets(helm_results: dict[str, Any]) -> None:
         "DRIFTLINE_API_KEYS": API_KEYS,
         "DRIFTLINE_CLICKHOUSE_URL": CH_URL,
         "DRIFTLINE_JUDGE_API_KEY": JUDGE_KEY,
+        "DRIFTLINE_METRICS_TOKEN": METRICS_TOKEN,
     }
     # The migration runs before the release's Secret exists: it gets a hook Secret of its own.
     hook = _one(docs, "Secret", "driftline-migrate")
@@ -517,7 +537,8 @@ def test_existing_secret_is_referenced_not_rendered(helm_results: dict[str, Any]
     assert refs == {"my-driftline"}
     # With the Secret an operator made, every pod's env loads.
     docs.append({"kind": "Secret", "metadata": {"name": "my-driftline"},
-                 "stringData": {"DRIFTLINE_API_KEYS": API_KEYS, "DRIFTLINE_CLICKHOUSE_URL": CH_URL}})  # fmt: skip
+                 "stringData": {"DRIFTLINE_API_KEYS": API_KEYS, "DRIFTLINE_CLICKHOUSE_URL": CH_URL,
+                                "DRIFTLINE_METRICS_TOKEN": METRICS_TOKEN}})  # fmt: skip
     for w in _workloads(docs):
         cls = COMMAND_SETTINGS[w["metadata"]["labels"].get("app.kubernetes.io/component", "migrate")]
         assert load_settings(cls, environ=_pod_env(docs, w, "driftline-scorer-0")).clickhouse_url == CH_URL
@@ -542,9 +563,16 @@ def test_monitoring_resources(helm_results: dict[str, Any]) -> None:
     assert rule["spec"] == yaml.safe_load((ROOT / "alerts" / "rules.yml").read_text())
 
     monitor = _one(docs, "ServiceMonitor", "driftline")
+    # The metrics listener, with the token the pods read from the same Secret key.
+    token_ref = {"name": "driftline-config", "key": "DRIFTLINE_METRICS_TOKEN"}
     assert monitor["spec"]["endpoints"] == [
-        {"port": "http", "path": "/metrics", "interval": "15s", "scrapeTimeout": "10s"}
-    ]
+        {"port": "metrics", "path": "/metrics", "interval": "15s", "scrapeTimeout": "10s",
+         "authorization": {"type": "Bearer", "credentials": token_ref}}
+    ]  # fmt: skip
+    for w in _workloads(docs):
+        if w["kind"] != "Job":
+            env_ref = next(e for e in _container(w)["env"] if e["name"] == "DRIFTLINE_METRICS_TOKEN")
+            assert {k: env_ref["valueFrom"]["secretKeyRef"][k] for k in ("name", "key")} == token_ref
     selector = monitor["spec"]["selector"]
     scraped = [
         s
@@ -554,7 +582,7 @@ def test_monitoring_resources(helm_results: dict[str, Any]) -> None:
     ]
     assert {s["metadata"]["name"] for s in scraped} == {"driftline-collector", "driftline-scorer", "driftline-api"}
     for s in scraped:
-        assert "http" in {p["name"] for p in s["spec"]["ports"]}
+        assert "metrics" in {p["name"] for p in s["spec"]["ports"]}
     # Without the operator's CRDs the chart must install: both are off by default.
     assert "PrometheusRule" not in {d["kind"] for d in _docs(helm_results, "existing")}
     assert "ServiceMonitor" not in {d["kind"] for d in _docs(helm_results, "existing")}
@@ -652,7 +680,9 @@ def test_compose_driftline_services_load_their_settings() -> None:
 
 
 def test_compose_example_config_loads() -> None:
-    s = load_settings(UpSettings, DEPLOY / "driftline.yaml", environ={})
+    with pytest.raises(ConfigError, match="metrics_token is required"):  # metrics beyond loopback
+        load_settings(UpSettings, DEPLOY / "driftline.yaml", environ={})
+    s = load_settings(UpSettings, DEPLOY / "driftline.yaml", environ={"DRIFTLINE_METRICS_TOKEN": "t"})
     assert s.http_host == "0.0.0.0" and s.redact and s.scorers["hallucination"].sample_rate == 0.5
 
 
@@ -672,7 +702,25 @@ def test_compose_prometheus_scrapes_driftline_and_loads_the_rules() -> None:
     assert [mounts[f] for f in prom["rule_files"]] == ["../alerts/rules.yml"]
     assert (DEPLOY / "../alerts/rules.yml").is_file()
     targets = {t for job in prom["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
-    assert {"collector:4318", "scorer:4318", "api:4318", "alertmanager:9093"} <= targets
+    assert "alertmanager:9093" in targets
+    # Driftline's metrics listeners, with the token the services require, through a compose secret.
+    job = next(j for j in prom["scrape_configs"] if j["job_name"] == "driftline")
+    services = _compose()["services"]
+    for sc in job["static_configs"]:
+        (target,) = sc["targets"]
+        name, port = target.split(":")
+        env = {k: str(v) for k, v in services[name]["environment"].items()}
+        s = load_settings(COMMAND_SETTINGS[name], DEPLOY / "driftline.yaml", environ=env)
+        assert isinstance(s, ServerSettings) and int(port) == s.metrics_port
+        assert (
+            s.metrics_host == "0.0.0.0"
+            and s.metrics_token.get_secret_value() == _example_env()["DRIFTLINE_METRICS_TOKEN"]
+        )
+        assert f"{s.metrics_port}:{s.metrics_port}" not in str(services[name].get("ports", []))  # not published
+    assert {sc["labels"]["component"] for sc in job["static_configs"]} == {"collector", "scorer", "api"}
+    secret_file = job["authorization"]["credentials_file"]
+    assert secret_file == "/run/secrets/metrics_token" and "metrics_token" in compose["prometheus"]["secrets"]
+    assert _compose()["secrets"]["metrics_token"] == {"environment": "DRIFTLINE_METRICS_TOKEN"}
     am = compose["alertmanager"]
     config = next(a.split("=", 1)[1] for a in am["command"] if a.startswith("--config.file="))
     am_mounts = {v.split(":")[1]: v.split(":")[0] for v in am["volumes"]}

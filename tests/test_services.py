@@ -17,6 +17,7 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
+from driftline.config import ApiSettings, ConfigError, load_settings
 from driftline.scorers.metrics import ScorerMetrics
 from driftline.scorers.scheduler import ScoringService
 from tests.otlp_helpers import http_exporter, provider_for, send_chat_trace
@@ -70,14 +71,15 @@ KEY = "svc-test-key"
 
 
 def _service_env(tmp: Path, **extra: str) -> dict[str, str]:
-    env = {**_env(tmp), "DRIFTLINE_API_KEYS": f"{KEY}=acme"}
+    env = {**_env(tmp), "DRIFTLINE_API_KEYS": f"{KEY}=acme"}  # _env: every port 0
     env.update({f"DRIFTLINE_{k.upper()}": v for k, v in extra.items()})
     return env
 
 
 @contextmanager
 def service(tmp: Path, command: str, **extra: str) -> Iterator[tuple[subprocess.Popen[str], str, list[str]]]:
-    """`driftline <command>` as a real process: yields it, its HTTP base URL and its stderr lines."""
+    """`driftline <command>` as a real process: yields it, its HTTP base URL and its stderr lines
+    (the first is the banner, which names the /metrics URL)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "driftline.cli", command],
         env=_service_env(tmp, **extra),
@@ -85,18 +87,19 @@ def service(tmp: Path, command: str, **extra: str) -> Iterator[tuple[subprocess.
         text=True,
     )
     assert proc.stderr is not None
-    banner = re.compile(rf"Driftline \S+ {command}: .*metrics (http://127\.0\.0\.1:\d+)/metrics")
+    banner = re.compile(rf"Driftline \S+ {command}: \S+ (http://127\.0\.0\.1:\d+)/.*metrics (http://\S+)/metrics")
     lines: list[str] = []
     url = ""
     for line in proc.stderr:  # blocks until the banner (or the process ends)
         lines.append(line)
         m = banner.search(line)
         if m:
-            url = m.group(1)
+            url, metrics_url = m.group(1), m.group(2)
             break
     assert url, "".join(lines)
     drain = threading.Thread(target=lambda: lines.extend(proc.stderr or []), daemon=True)
     drain.start()
+    assert metrics_url
     try:
         yield proc, url, lines
     finally:
@@ -105,6 +108,12 @@ def service(tmp: Path, command: str, **extra: str) -> Iterator[tuple[subprocess.
             proc.wait(60)
         drain.join(5)
         proc.stderr.close()
+
+
+def _metrics_url(lines: list[str]) -> str:
+    m = re.search(r"metrics (http://\S+)/metrics", "".join(lines))
+    assert m
+    return m.group(1)
 
 
 def _children(pid: int) -> list[int]:
@@ -130,7 +139,7 @@ def test_collector_then_scorer_then_api_each_serve_only_their_part(tmp_path: Pat
         ids = send_chat_trace(tp)
         tp.shutdown()
         assert httpx.get(f"{url}/api/v1/traces", headers=auth).status_code == 404
-        assert "driftline_collector_queue_capacity_spans" in httpx.get(f"{url}/metrics").text
+        assert "driftline_collector_queue_capacity_spans" in httpx.get(f"{_metrics_url(lines)}/metrics").text
         assert httpx.get(f"{url}/readyz").json()["ready"] is True
         proc.send_signal(signal.SIGTERM)  # the shutdown drains the queue into the store
         assert proc.wait(60) == 0
@@ -141,7 +150,7 @@ def test_collector_then_scorer_then_api_each_serve_only_their_part(tmp_path: Pat
         assert "OTLP" not in "".join(lines)  # no receiver announced ...
         r = httpx.post(f"{url}/v1/traces", content=b"", headers={**auth, "Content-Type": PB})
         assert r.status_code == 404  # ... nor served
-        metrics = httpx.get(f"{url}/metrics").text
+        metrics = httpx.get(f"{_metrics_url(lines)}/metrics").text
         assert "driftline_scorer_runs_total" in metrics and "driftline_collector_" not in metrics
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0
@@ -166,3 +175,45 @@ def test_bad_scorer_name_stops_start_up_cleanly(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2 and "unknown scorer 'halucination'" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_metrics_listen_apart_on_loopback_and_want_the_scrape_token(tmp_path: Path) -> None:
+    """/metrics names every tenant, service and model: it is not on the HTTP port (which may face
+    the network), its own listener binds loopback by default, and with a token set it wants it."""
+    token = "scrape-token-0123456789"
+    with service(tmp_path, "api", metrics_token=token) as (_, url, lines):
+        metrics = _metrics_url(lines)
+        assert metrics.startswith("http://127.0.0.1:") and metrics != url
+        assert httpx.get(f"{url}/metrics").status_code == 404  # not on the HTTP port
+        assert httpx.get(f"{metrics}/metrics").status_code == 401
+        wrong = httpx.get(f"{metrics}/metrics", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401 and wrong.headers["WWW-Authenticate"] == "Bearer"
+        ok = httpx.get(f"{metrics}/metrics", headers={"Authorization": f"Bearer {token}"})
+        assert ok.status_code == 200 and "python_gc_objects_collected_total" not in ok.text
+        assert "driftline_api_requests_total" in ok.text
+        # The metrics listener serves nothing else.
+        assert httpx.get(f"{metrics}/api/v1/traces", headers={"Authorization": f"Bearer {KEY}"}).status_code == 404
+    assert token not in "".join(lines)
+
+
+def test_metrics_on_the_http_port_want_the_token_too(tmp_path: Path) -> None:
+    token = "scrape-token-abcdefghij"
+    with service(tmp_path, "scorer", metrics_port="-1", metrics_token=token) as (_, url, lines):
+        assert _metrics_url(lines) == url
+        assert httpx.get(f"{url}/metrics").status_code == 401
+        ok = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {token}"})
+        assert ok.status_code == 200 and "driftline_scorer_runs_total" in ok.text
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"DRIFTLINE_METRICS_HOST": "0.0.0.0"},
+        {"DRIFTLINE_METRICS_PORT": "-1", "DRIFTLINE_HTTP_HOST": "0.0.0.0"},
+    ],
+)
+def test_metrics_off_loopback_without_a_token_stop_start_up(env: dict[str, str]) -> None:
+    with pytest.raises(ConfigError, match="metrics_token is required"):
+        load_settings(ApiSettings, environ=env)
+    token = {**env, "DRIFTLINE_METRICS_TOKEN": "t0ken"}
+    assert load_settings(ApiSettings, environ=token).metrics_token.get_secret_value() == "t0ken"

@@ -45,7 +45,7 @@ Settings the chart decides per component (never from values) and settings that a
 replica_index replica_count
 {{- end -}}
 {{- define "driftline.secretFields" -}}
-api_keys clickhouse_url judge_api_key
+api_keys clickhouse_url judge_api_key metrics_token
 {{- end -}}
 
 {{/*
@@ -114,6 +114,12 @@ optionally "secretName" and "secretFields" (default: the chart's Secret, every s
 {{- define "driftline.httpPort" -}}
 {{- $cfg := include "driftline.config" . | fromYaml -}}
 {{- include "driftline.envValue" (get $cfg "http_port" | default 4318) -}}
+{{- end -}}
+
+{{/* The /metrics listener's port (Prometheus scrapes it, with the metrics token). */}}
+{{- define "driftline.metricsPort" -}}
+{{- $cfg := include "driftline.config" . | fromYaml -}}
+{{- include "driftline.envValue" (get $cfg "metrics_port" | default 9464) -}}
 {{- end -}}
 
 {{- define "driftline.grpcPort" -}}
