@@ -6,7 +6,8 @@ stored. A spool record that can no longer be read back into rows lands here whol
 dropped without a trace: each entry is two files in `<data dir>/quarantine/`,
 
 - `<id>.arrow`: the normalized (and, when redaction is on, redacted) rows as an Arrow IPC stream,
-  or `<id>.otlp`: the OTLP ExportTraceServiceRequest protobuf as it was spooled;
+  or `<id>.otlp`: the OTLP ExportTraceServiceRequest protobuf as it was spooled, or `<id>.spool`:
+  spool bytes that failed their checksum (kept for forensics; reinject skips them);
 - `<id>.json`: the sidecar: tenant, reason, error, time, span count and span ids.
 
 `driftline quarantine list|show|reinject` reads them; reinject appends entries back to the spool
@@ -35,7 +36,7 @@ from driftline.collector.wal import SpanLog, decode_table, encode_table, private
 
 __all__ = ["Entry", "Quarantine", "reinject", "run_command"]
 
-_KINDS: Final = {"rows": ".arrow", "otlp": ".otlp"}
+_KINDS: Final = {"rows": ".arrow", "otlp": ".otlp", "spool": ".spool"}
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,11 @@ class Quarantine:
             out.append(self._put(tenant, "rows", encode_table(rows), reason, error, span_ids))
         return out
 
-    def put_raw(self, tenant: str, body: bytes, reason: str, error: str) -> Entry:
-        """Keep a spooled request that can no longer be turned into rows, as it was spooled."""
+    def put_raw(self, tenant: str, body: bytes, reason: str, error: str, kind: str = "otlp") -> Entry:
+        """Keep a spooled request that can no longer be turned into rows, as it was spooled
+        (`kind` "spool": raw spool bytes that failed their checksum, tenant unknown)."""
+        if kind == "spool":
+            return self._put(tenant, kind, body, reason, error, [])
         try:
             req = ExportTraceServiceRequest.FromString(body)
             span_ids = [s.span_id.hex() for rs in req.resource_spans for ss in rs.scope_spans for s in ss.spans]
@@ -123,6 +127,8 @@ def reinject(quarantine: Quarantine, spool: SpanLog, entries: list[Entry]) -> in
     the collector's next start writes them. Returns the spans re-injected."""
     spans = 0
     for entry in entries:
+        if entry.kind == "spool":
+            continue  # bytes the disk changed: nothing to write
         rows = quarantine.rows(entry)
         if rows is not None:
             spool.append_table(rows)
@@ -154,6 +160,8 @@ def run_command(action: str, data_dir: Path, ids: list[str], every: bool, spool_
             if rows is not None:
                 for row in rows.to_pylist():
                     print(json.dumps(row, default=str))
+            elif e.kind == "spool":
+                print(f"({len(q.body(e))} bytes of a corrupt spool record)")
             else:
                 print(MessageToJson(ExportTraceServiceRequest.FromString(q.body(e))))
         return 0

@@ -33,7 +33,7 @@ from typing import BinaryIO
 
 import pyarrow as pa
 
-__all__ = ["LogRecord", "SpanLog", "SpoolFull", "private_dir", "write_private"]
+__all__ = ["CorruptRecord", "LogRecord", "SpanLog", "SpoolFull", "private_dir", "write_private"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,18 @@ _MAGIC = 0x44464C31  # "DFL1"
 _HEADER = struct.Struct("<III")
 _SEGMENT_BYTES = 64 * 1024 * 1024
 _IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
+
+
+class CorruptRecord(OSError):
+    """A record in the middle of the log fails its checks (the disk changed it). `data` holds the
+    bytes from `position` up to `resume_at`, the next record that passes them (or the end of its
+    segment, or the `until` of the read)."""
+
+    def __init__(self, position: int, resume_at: int, data: bytes) -> None:
+        super().__init__(f"spool record at {position} is corrupt; the next good one is at {resume_at}")
+        self.position = position
+        self.resume_at = resume_at
+        self.data = data
 
 
 class SpoolFull(Exception):
@@ -86,6 +98,19 @@ def encode_table(table: pa.Table) -> bytes:
 
 def decode_table(payload: bytes) -> pa.Table:
     return pa.ipc.open_stream(pa.py_buffer(payload)).read_all()
+
+
+def _next_good_record(data: bytes) -> int:
+    """Offset in `data` (which starts with a bad record) of the next record whose magic, length and
+    CRC hold; len(data) when none does."""
+    magic = struct.pack("<I", _MAGIC)
+    i = 0
+    while (i := data.find(magic, i + 1)) >= 0 and i + _HEADER.size <= len(data):
+        _, n, crc = _HEADER.unpack_from(data, i)
+        body = data[i + _HEADER.size : i + _HEADER.size + n]
+        if len(body) == n and zlib.crc32(body) == crc:
+            return i
+    return len(data)
 
 
 def _record(pos: int, nxt: int, payload: bytes) -> LogRecord:
@@ -210,7 +235,10 @@ class SpanLog:
                     magic, n, crc = _HEADER.unpack(header)
                     payload = fh.read(n)
                     if magic != _MAGIC or len(payload) != n or zlib.crc32(payload) != crc:
-                        raise OSError(f"spool record at {off} is corrupt")
+                        fh.seek(off - start)
+                        rest = fh.read(min(seg_end, end) - off)
+                        skip = _next_good_record(rest)
+                        raise CorruptRecord(off, off + skip, rest[:skip])
                     nxt = off + _HEADER.size + n
                     yield _record(off, nxt, payload)
                     off = nxt

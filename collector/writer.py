@@ -11,7 +11,8 @@ store refused for good. Nothing may stop the checkpoint for ever:
 - A permanent failure is bisected down to the spans at fault, which go to the quarantine
   (collector/quarantine.py) and `dropped_spans_total{reason}`; the rest is stored.
 - A replayed raw request is rebuilt through the same per-span rules as a live one
-  (Preparer.rebuild); a record that cannot be rebuilt at all is quarantined whole.
+  (Preparer.rebuild); a record that cannot be rebuilt at all is quarantined whole, and so are
+  bytes the disk corrupted (the replay resumes at the next good record).
 - One INSERT never spans more than MAX_DAYS_PER_INSERT days, so a backfill or a bad client clock
   never meets ClickHouse's partitions-per-INSERT limit (the spans table is partitioned by day).
 
@@ -35,7 +36,7 @@ from driftline.collector.buffer import Batch, SpanQueue
 from driftline.collector.errors import store_error_is_permanent
 from driftline.collector.metrics import CollectorMetrics
 from driftline.collector.quarantine import Quarantine
-from driftline.collector.wal import LogRecord, SpanLog
+from driftline.collector.wal import CorruptRecord, LogRecord, SpanLog
 from driftline.config import CollectorSettings
 
 __all__ = ["MAX_DAYS_PER_INSERT", "SpanWriter", "WriterOptions"]
@@ -306,18 +307,27 @@ class SpanWriter:
         pending: list[pa.Table] = []
         rows = 0
         start = end = self._log.checkpoint
-        for rec in self._log.read_from(start, until):
-            if self._stop.is_set():
-                return  # the next start replays the rest
-            table = self._table_of(rec)
-            if table is not None and table.num_rows:
-                pending.append(table)
-                rows += table.num_rows
-            end = rec.next_position
-            if rows >= self._opt.batch_max_spans:
-                if not self._replay_write(pending, end):
-                    return
-                pending, rows = [], 0
+        try:
+            for rec in self._log.read_from(start, until):
+                if self._stop.is_set():
+                    return  # the next start replays the rest
+                table = self._table_of(rec)
+                if table is not None and table.num_rows:
+                    pending.append(table)
+                    rows += table.num_rows
+                end = rec.next_position
+                if rows >= self._opt.batch_max_spans:
+                    if not self._replay_write(pending, end):
+                        return
+                    pending, rows = [], 0
+        except CorruptRecord as bad:
+            # Bytes the disk changed: what came before is written, the bad bytes are kept aside,
+            # and the replay goes on from the next good record.
+            if self._replay_write(pending, end):
+                entry = self.quarantine.put_raw("", bad.data, "unreadable", str(bad), kind="spool")
+                log.error("%s; %d bytes quarantined as %s", bad, len(bad.data), entry.id)
+                self._log.advance(bad.resume_at)
+            return
         if end > self._log.checkpoint:
             self._replay_write(pending, end)
 

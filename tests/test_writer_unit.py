@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from clickhouse_connect.driver.exceptions import OperationalError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from driftline.collector.errors import Refused
@@ -221,31 +222,75 @@ def test_writer_options_defaults_are_the_settings_defaults(tmp_path: Path) -> No
     assert WriterOptions() == WriterOptions.from_settings(s)
 
 
-def test_writer_thread_survives_and_reports_a_failing_pass(new_path: Callable[..., WritePath], store: Store) -> None:
-    """A pass that raises (here: a spool record corrupted on disk) is reported, not fatal."""
-    wp = new_path(flush_interval_s=0.01)
+def test_a_corrupt_spool_record_is_quarantined_and_the_replay_goes_on(
+    new_path: Callable[..., WritePath], store: Store
+) -> None:
+    wp = new_path()
+    reqs = [chat_request(5, 30 + i) for i in range(3)]
     wp.gate.down = True
-    wp.send(A, chat_request(5, 8))
-    wp.send(A, chat_request(5, 9))
+    for r in reqs:
+        wp.send(A, r)
     wp.steps(1)
+    middle = list(wp.spool.read_from(0))[1]
     seg = next(wp.spool.dir.glob("*.wal"))
     data = bytearray(seg.read_bytes())
-    data[20] ^= 0xFF  # inside the first record's payload: its CRC no longer matches
+    data[middle.position + 20] ^= 0xFF  # inside its payload: its CRC no longer matches
     seg.write_bytes(bytes(data))
     wp.gate.down = False
     wp.clock.t += 10
-    stalled = threading.Event()
-    wp.writer.start()
+    wp.steps(2)
+    assert wp.writer.stalled == "" and wp.spool.pending_bytes == 0
+    assert sorted(stored_ids(store, A)) == sorted(ids_of(reqs[0]) | ids_of(reqs[2]))
+    [entry] = wp.writer.quarantine.entries()
+    assert (entry.reason, entry.kind) == ("unreadable", "spool")
+    assert len(wp.writer.quarantine.body(entry)) == middle.next_position - middle.position
+
+
+def test_a_failing_pass_is_reported_on_readyz_and_the_thread_survives(
+    tmp_path: Path, chdb_path: Path, database: str
+) -> None:
+    """A pass that raises (here: the spool's segment file deleted under the collector) makes the
+    collector not ready, naming the error; the writer thread stays up and stop() ends it."""
+    import httpx
+
+    from driftline.runtime import Runtime
+    from tests.conftest import make_settings, serve
+
+    rt = Runtime(make_settings(tmp_path / "data", f"chdb://{chdb_path}", database, write_retries=0))
+    real = rt._insert
+    down = threading.Event()
+    down.set()
+
+    def insert(table: object) -> None:
+        if down.is_set():
+            raise OperationalError("connection refused (test: store down)")
+        real(table)
+
+    rt._insert = insert
+    rt.start()
+    server, thread, url = serve(rt)
     try:
-        for _ in range(500):
-            if wp.writer.stalled:
-                stalled.set()
+        assert rt.consumer is not None and rt.writer is not None
+        body = chat_request(5, 40).SerializeToString()
+        rt.consumer.keep(A, rt.preparer.prepare_body(A, body, "", "application/x-protobuf", 0), "http", body)
+        assert not rt.flush(0.5) and rt.writer.degraded
+        for seg in (tmp_path / "data" / "spool").glob("*.wal"):
+            seg.unlink()
+        down.clear()
+        ready = httpx.get(f"{url}/readyz")
+        for _ in range(300):  # the next probe (1 s) fails its pass
+            if ready.status_code == 503:
                 break
-            stalled.wait(0.01)
-        assert "corrupt" in wp.writer.stalled and wp.writer.alive
+            threading.Event().wait(0.05)
+            ready = httpx.get(f"{url}/readyz")
+        assert ready.status_code == 503, ready.text
+        assert any("writer stalled: FileNotFoundError" in p for p in ready.json()["problems"])
+        assert rt.writer.alive
     finally:
-        wp.writer.stop(5)
-    assert not wp.writer.alive
+        server.should_exit = True
+        thread.join(10)
+        rt.stop()
+    assert not rt.writer.alive
 
 
 def test_data_dir_spool_and_quarantine_are_private(tmp_path: Path, chdb_path: Path, database: str) -> None:
