@@ -19,12 +19,15 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
+from driftline.auth import Authenticator
+from driftline.collector.errors import Unauthenticated
+from driftline.config import hash_api_key
 from driftline.scorers.hallucination import OfflineHallucinationScorer
 from driftline.scorers.runner import JobOptions, ScorerJob
 from driftline.sli import LLM_OPS, SLIJob, SLISnapshot
 from driftline.store.queries.overview import overview_series
 from driftline.web.overview import drift_firing
-from driftline.web.sessions import COOKIE, SessionStore
+from driftline.web.sessions import COOKIE, SessionCodec
 from driftline.web.view import messages, waterfall
 from tests.conftest import KEY_A, KEY_B, TENANT_A, LiveServer
 from tests.otlp_helpers import http_exporter, provider_for, send_rag_trace
@@ -181,22 +184,37 @@ def test_overview_series_per_service_and_release(live: LiveServer, client: httpx
     assert b.json()["series"] == []
 
 
-def test_sessions_expire_when_idle_and_stay_bounded() -> None:
-    now = [0.0]
-    store = SessionStore(idle_timeout_s=60, capacity=2, clock=lambda: now[0])
-    a = store.create("k1", "t1")
-    now[0] = 59
-    assert store.get(a) is not None  # use renews
-    now[0] = 118
-    session = store.get(a)
+def test_session_tokens_are_signed_expire_and_hold_no_key() -> None:
+    now = [1_000_000.0]
+    keys = {hash_api_key("k1"): "t1", hash_api_key("k2"): "t2"}
+    codec = SessionCodec(Authenticator(keys), ttl_s=60, clock=lambda: now[0])
+    token = codec.issue("k1")
+    assert "k1" not in token
+    session = codec.read(token)
     assert session is not None
-    assert (session.key, session.tenant) == ("k1", "t1")
-    now[0] = 179
-    assert store.get(a) is None
-    b, c, d = store.create("k", "t"), store.create("k", "t"), store.create("k", "t")
-    assert store.get(b) is None  # the least recently used went first
-    assert store.get(c) is not None and store.get(d) is not None
-    assert len(store) == 2
+    assert session.tenant == "t1"
+    # Another replica with the same keys accepts it; one with other keys does not.
+    assert SessionCodec(Authenticator(dict(keys)), clock=lambda: now[0]).read(token) is not None
+    assert SessionCodec(Authenticator({hash_api_key("k1"): "t1"}), clock=lambda: now[0]).read(token) is None
+    with pytest.raises(Unauthenticated):
+        codec.issue("not-a-key")
+    body, _, mac = token.partition(".")
+    forged = body[:-2] + ("AA" if body[-2:] != "AA" else "BB")
+    assert codec.read(f"{forged}.{mac}") is None
+    assert codec.read("garbage") is None
+    now[0] += 61
+    assert codec.read(token) is None  # expired
+    now[0] -= 61
+    codec.revoke(token)
+    assert codec.read(token) is None  # signed out
+    # The API takes the token as a credential for the same tenant, and refuses it once revoked.
+    fresh = codec.issue("k2")
+    auth = Authenticator(keys)
+    codec2 = SessionCodec(auth, clock=lambda: now[0])
+    assert auth.tenant_for(f"Session {fresh}") == "t2"
+    codec2.revoke(fresh)
+    with pytest.raises(Unauthenticated):
+        auth.tenant_for(f"Session {fresh}")
 
 
 def test_a_bad_parameter_shows_the_apis_message(client: httpx.Client) -> None:

@@ -23,7 +23,7 @@ from driftline.web.auth_routes import LoginRequired, auth_router
 from driftline.web.filters import install_filters
 from driftline.web.overview import overview_router
 from driftline.web.pages import pages_router
-from driftline.web.sessions import SessionStore
+from driftline.web.sessions import SessionCodec
 
 __all__ = ["STATIC_DIR", "mount_web"]
 
@@ -31,15 +31,15 @@ _HERE = Path(__file__).parent
 STATIC_DIR = _HERE / "static"
 
 
-def mount_web(app: FastAPI, store: Store, auth: Authenticator, registry: CollectorRegistry) -> SessionStore:
+def mount_web(app: FastAPI, store: Store, auth: Authenticator, registry: CollectorRegistry) -> SessionCodec:
     """Add the UI, its JSON overview endpoint and offline /docs to `app` (built with
     `docs_url=None`). Returns the sign-in sessions."""
     templates = Jinja2Templates(directory=str(_HERE / "templates"))
     install_filters(templates.env)
-    sessions = SessionStore()
+    sessions = SessionCodec(auth)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.include_router(overview_router(store, auth, registry), tags=["api"])
-    app.include_router(auth_router(auth, sessions, templates))
+    app.include_router(auth_router(sessions, templates))
     app.include_router(pages_router(sessions, templates))
 
     @app.exception_handler(LoginRequired)
@@ -59,6 +59,7 @@ def mount_web(app: FastAPI, store: Store, auth: Authenticator, registry: Collect
             swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
             swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
             swagger_favicon_url="/static/favicon.svg",
+            swagger_ui_parameters={"validatorUrl": None},  # no call to validator.swagger.io
         )
 
     @app.get("/docs/oauth2-redirect", include_in_schema=False)

@@ -43,7 +43,7 @@ class ApiAnswer:
 
 async def call_api(
     request: Request,
-    key: str,
+    token: str,
     method: str,
     path: str,
     params: list[tuple[str, str]] | None = None,
@@ -53,7 +53,7 @@ async def call_api(
     query = httpx.QueryParams(list(params or []))
     transport = httpx.ASGITransport(app=request.app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://driftline.internal") as client:
-        r = await client.request(method, path, params=query, json=json, headers={"Authorization": f"Bearer {key}"})
+        r = await client.request(method, path, params=query, json=json, headers={"Authorization": f"Session {token}"})
     try:
         body = r.json()
     except ValueError:

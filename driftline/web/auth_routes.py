@@ -9,10 +9,9 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from driftline.auth import Authenticator
 from driftline.collector.errors import Unauthenticated
 from driftline.web.filters import render
-from driftline.web.sessions import COOKIE, Session, SessionStore
+from driftline.web.sessions import COOKIE, Session, SessionCodec
 
 __all__ = ["LoginRequired", "auth_router", "safe_next", "session_of"]
 
@@ -31,8 +30,8 @@ def safe_next(url: str | None) -> str:
     return url
 
 
-def session_of(request: Request, sessions: SessionStore) -> Session:
-    session = sessions.get(request.cookies.get(COOKIE))
+def session_of(request: Request, sessions: SessionCodec) -> Session:
+    session = sessions.read(request.cookies.get(COOKIE))
     if session is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired(target)
@@ -44,7 +43,7 @@ def check_csrf(session: Session, token: str) -> None:
         raise HTTPException(403, "stale form: reload the page and try again")
 
 
-def auth_router(auth: Authenticator, sessions: SessionStore, templates: Jinja2Templates) -> APIRouter:
+def auth_router(sessions: SessionCodec, templates: Jinja2Templates) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
     @router.get("/login", response_class=HTMLResponse)
@@ -52,17 +51,18 @@ def auth_router(auth: Authenticator, sessions: SessionStore, templates: Jinja2Te
         return render(templates, request, "login.html", {"next": safe_next(next), "error": ""})
 
     @router.post("/login", response_class=HTMLResponse)
-    def login(request: Request, key: Annotated[str, Form()], next: Annotated[str, Form()] = "/") -> Response:
+    def login(
+        request: Request, key: Annotated[str, Form(max_length=512)], next: Annotated[str, Form()] = "/"
+    ) -> Response:
         try:
-            tenant = auth.tenant_for(f"Bearer {key.strip()}")
+            token = sessions.issue(key.strip())
         except Unauthenticated:
             ctx = {"next": safe_next(next), "error": "That API key is not valid."}
             return render(templates, request, "login.html", ctx, status_code=401)
-        sid = sessions.create(key.strip(), tenant)
         resp = RedirectResponse(safe_next(next), status_code=303)
         resp.set_cookie(
             COOKIE,
-            sid,
+            token,
             httponly=True,
             samesite="strict",
             secure=request.url.scheme == "https",
@@ -72,10 +72,10 @@ def auth_router(auth: Authenticator, sessions: SessionStore, templates: Jinja2Te
 
     @router.post("/logout")
     def logout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
-        session = sessions.get(request.cookies.get(COOKIE))
+        session = sessions.read(request.cookies.get(COOKIE))
         if session is not None:
             check_csrf(session, csrf)
-            sessions.drop(request.cookies.get(COOKIE))
+            sessions.revoke(session.token)
         resp = RedirectResponse("/login", status_code=303)
         resp.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
         return resp

@@ -14,7 +14,7 @@ from fastapi.templating import Jinja2Templates
 from driftline.web.apicall import ApiAnswer, call_api
 from driftline.web.auth_routes import check_csrf, session_of
 from driftline.web.filters import render
-from driftline.web.sessions import Session, SessionStore
+from driftline.web.sessions import Session, SessionCodec
 from driftline.web.view import TRACE_FILTERS, documents, messages, waterfall
 
 __all__ = ["pages_router"]
@@ -42,7 +42,7 @@ def _summary_of(spans: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def pages_router(sessions: SessionStore, templates: Jinja2Templates) -> APIRouter:
+def pages_router(sessions: SessionCodec, templates: Jinja2Templates) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
     def page(request: Request, session: Session, template: str, answer: ApiAnswer, **ctx: Any) -> Response:
@@ -57,14 +57,14 @@ def pages_router(sessions: SessionStore, templates: Jinja2Templates) -> APIRoute
     @router.get("/", response_class=HTMLResponse)
     async def overview(request: Request) -> Response:
         s = session_of(request, sessions)
-        answer = await call_api(request, s.key, "GET", "/api/v1/overview", _params(request, ("hours",)))
+        answer = await call_api(request, s.token, "GET", "/api/v1/overview", _params(request, ("hours",)))
         return page(request, s, "overview.html", answer, hours=request.query_params.get("hours", "24"))
 
     @router.get("/traces", response_class=HTMLResponse)
     async def traces(request: Request) -> Response:
         s = session_of(request, sessions)
         params = _params(request, (*TRACE_FILTERS, "cursor"))
-        answer = await call_api(request, s.key, "GET", "/api/v1/traces", params)
+        answer = await call_api(request, s.token, "GET", "/api/v1/traces", params)
         # Alerts link here with their tenant label: a link for another tenant says so.
         linked_tenant = request.query_params.get("tenant", "")
         filters = {k: v for k, v in params if k != "cursor"}
@@ -85,7 +85,7 @@ def pages_router(sessions: SessionStore, templates: Jinja2Templates) -> APIRoute
     @router.get("/traces/{trace_id}", response_class=HTMLResponse)
     async def trace(request: Request, trace_id: str, span: str = "", feedback_error: str = "") -> Response:
         s = session_of(request, sessions)
-        answer = await call_api(request, s.key, "GET", f"/api/v1/traces/{quote(trace_id, safe='')}")
+        answer = await call_api(request, s.token, "GET", f"/api/v1/traces/{quote(trace_id, safe='')}")
         return _trace_page(request, s, answer, span, feedback_error)
 
     def _trace_page(request: Request, s: Session, answer: ApiAnswer, span: str, feedback_error: str) -> Response:
@@ -149,9 +149,9 @@ def pages_router(sessions: SessionStore, templates: Jinja2Templates) -> APIRoute
             "source": "user",
             "author": f"ui:{s.tenant}",
         }
-        answer = await call_api(request, s.key, "POST", "/api/v1/feedback", json=item)
+        answer = await call_api(request, s.token, "POST", "/api/v1/feedback", json=item)
         if not answer.ok:
-            again = await call_api(request, s.key, "GET", f"/api/v1/traces/{quote(trace_id, safe='')}")
+            again = await call_api(request, s.token, "GET", f"/api/v1/traces/{quote(trace_id, safe='')}")
             return _trace_page(request, s, again, span_id, answer.error)
         suffix = f"?span={quote(span_id, safe='')}" if span_id else ""
         return RedirectResponse(f"/traces/{quote(trace_id, safe='')}{suffix}#feedback", status_code=303)
@@ -160,13 +160,13 @@ def pages_router(sessions: SessionStore, templates: Jinja2Templates) -> APIRoute
     async def session_list(request: Request) -> Response:
         s = session_of(request, sessions)
         params = _params(request, ("since", "until", "service", "user_id", "limit", "cursor"))
-        answer = await call_api(request, s.key, "GET", "/api/v1/sessions", params)
+        answer = await call_api(request, s.token, "GET", "/api/v1/sessions", params)
         return page(request, s, "sessions.html", answer, filters=dict(params))
 
     @router.get("/sessions/{session_id}", response_class=HTMLResponse)
     async def session_view(request: Request, session_id: str) -> Response:
         s = session_of(request, sessions)
-        answer = await call_api(request, s.key, "GET", f"/api/v1/sessions/{quote(session_id, safe='')}")
+        answer = await call_api(request, s.token, "GET", f"/api/v1/sessions/{quote(session_id, safe='')}")
         return page(request, s, "session.html", answer, session_id=session_id)
 
     @router.get("/compare", response_class=HTMLResponse)
@@ -175,7 +175,7 @@ def pages_router(sessions: SessionStore, templates: Jinja2Templates) -> APIRoute
         params = _params(request, ("service", "baseline", "candidate", "hours"))
         form = dict(params)
         if all(form.get(k) for k in ("service", "baseline", "candidate")):
-            answer = await call_api(request, s.key, "GET", "/api/v1/compare/releases", params)
+            answer = await call_api(request, s.token, "GET", "/api/v1/compare/releases", params)
         else:  # nothing asked yet: the empty form
             answer = ApiAnswer(200, {}, "/api/v1/compare/releases")
         return page(request, s, "compare.html", answer, form=form)
