@@ -110,7 +110,9 @@ def main() -> int:
         # pure scoring: the same candidates, no I/O
         rows = job._candidates("bench", job.clock() - timedelta(days=1), job.clock(), skip_scored=False)
         rows = [x for x in rows if scorer.applies(x)]
-        traces = job._traces("bench", sorted({x["trace_id"] for x in rows})) if scorer.needs_trace else {}
+        traces = (
+            rt.store.scoring.trace_spans("bench", sorted({x["trace_id"] for x in rows})) if scorer.needs_trace else {}
+        )
         t = time.perf_counter()
         for x in rows:
             scorer.score(x, TraceContext(traces.get(x["trace_id"], ())))

@@ -32,33 +32,16 @@ def compare_releases(
 
     Each SLI gets both values and the same one-sided test the drift alerts use (candidate worse).
     """
-    p = {"tenant": tenant, "service": service, "since": since, "until": until, "ops": list(LLM_OPS)}
     out: dict[str, dict[str, Any]] = {}
     rates: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)
-    for r in store.query(
-        "SELECT release, scorer, countIf(label = multiIf(scorer = 'hallucination', 'hallucinated', "
-        "scorer = 'refusal', 'refused', label)) AS raw_bad, countIf(label != 'ok') AS not_ok, count() AS n "
-        "FROM {db}.scores FINAL WHERE tenant = {tenant:String} AND service = {service:String} "
-        "AND span_start_time > {since:DateTime64(3)} AND span_start_time <= {until:DateTime64(3)} "
-        "AND scorer IN ('hallucination', 'refusal', 'tool_failure') AND label NOT IN ('no_context', 'error') "
-        "GROUP BY release, scorer",
-        p,
-    ):
+    for r in store.releases.score_counts(tenant, service, since, until):
         if r["scorer"] == "tool_failure":
             rates["tool_failure_rate"][r["release"]] = (r["not_ok"], r["n"])
         else:
             name = "hallucination_rate" if r["scorer"] == "hallucination" else "refusal_rate"
             rates[name][r["release"]] = (r["raw_bad"], r["n"])
     samples: dict[str, dict[str, list[float]]] = defaultdict(dict)
-    for r in store.query(
-        "SELECT release, count() AS n, countIf(status_code = 'error') AS bad, "
-        "groupArraySample(5000, 7)(duration_ms) AS lat, "
-        "groupArraySampleIf(5000, 7)(assumeNotNull(cost_usd), cost_usd IS NOT NULL) AS cost "
-        "FROM {db}.spans FINAL WHERE tenant = {tenant:String} AND service = {service:String} "
-        "AND start_time > {since:DateTime64(3)} AND start_time <= {until:DateTime64(3)} "
-        "AND operation IN {ops:Array(String)} GROUP BY release",
-        p,
-    ):
+    for r in store.releases.request_samples(tenant, service, since, until, LLM_OPS):
         rates["error_rate"][r["release"]] = (r["bad"], r["n"])
         samples["latency_ms"][r["release"]] = list(r["lat"])
         samples["cost_per_request"][r["release"]] = list(r["cost"])

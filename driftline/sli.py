@@ -131,22 +131,12 @@ class SLIJob:
     # -- helpers ------------------------------------------------------------------------
     def _tenants(self, now: datetime) -> list[str]:
         horizon = now - max([*self.opt.windows.values(), self.opt.drift_current + self.opt.drift_baseline])
-        with self.store.readers.client() as c:
-            res = c.query(
-                f"SELECT DISTINCT tenant FROM {self.store.cfg.database}.spans WHERE start_time > {{h:DateTime64(3)}}",
-                parameters={"h": horizon},
-            )
-        return sorted(str(r[0]) for r in res.result_rows)
+        return self.store.cross_tenant.tenants_with_spans(since=horizon)
 
     def _top_labels(self, tenant: str, now: datetime) -> Keep:
         """(service, model) and (service, release) pairs that keep their names."""
         since = now - max(self.opt.windows.values())
-        rows = self.store.query(
-            "SELECT service, if(response_model != '', response_model, request_model) AS model, release, "
-            "count() AS n FROM {db}.spans WHERE tenant = {tenant:String} AND start_time > {since:DateTime64(3)} "
-            "AND operation IN {ops:Array(String)} GROUP BY service, model, release",
-            {"tenant": tenant, "since": since, "ops": list(LLM_OPS)},
-        )
+        rows = self.store.sli.traffic(tenant, since, LLM_OPS)
         by_model: dict[tuple[str, str], int] = defaultdict(int)
         by_release: dict[tuple[str, str], int] = defaultdict(int)
         for r in rows:
@@ -163,20 +153,7 @@ class SLIJob:
 
     def _window(self, snap: SLISnapshot, tenant: str, w: str, since: datetime, until: datetime, keep: Keep) -> None:
         secs = (until - since).total_seconds()
-        p = {"tenant": tenant, "since": since, "until": until, "ops": list(LLM_OPS)}
-        rows = self.store.query(
-            "SELECT service, if(response_model != '', response_model, request_model) AS model, release, environment, "
-            "count() AS n, countIf(status_code = 'error') AS errors, "
-            "quantilesTDigest(0.5, 0.95, 0.99)(duration_ms) AS lat, "
-            "quantilesTDigestIf(0.5, 0.95, 0.99)(assumeNotNull(ttft_ms), ttft_ms IS NOT NULL) AS ttft, "
-            "countIf(ttft_ms IS NOT NULL) AS n_ttft, sum(ifNull(cost_usd, 0)) AS cost, "
-            "countIf(cost_usd IS NOT NULL) AS priced, "
-            "sum(ifNull(input_tokens, 0)) AS tin, sum(ifNull(output_tokens, 0)) AS tout "
-            "FROM {db}.spans FINAL WHERE tenant = {tenant:String} AND start_time > {since:DateTime64(3)} "
-            "AND start_time <= {until:DateTime64(3)} AND operation IN {ops:Array(String)} "
-            "GROUP BY service, model, release, environment",
-            p,
-        )
+        rows = self.store.sli.request_stats(tenant, since, until, LLM_OPS)
         agg: dict[Key, dict[str, Any]] = {}
         for r in rows:  # several label sets can fold into one `other`: merge counts, keep worst quantiles
             k = self._key(tenant, r, keep)
@@ -235,13 +212,7 @@ class SLIJob:
             snap.add("driftline_sli_negative_feedback_rate", lab, bad / n)
 
     def _score_counts(self, tenant: str, since: datetime, until: datetime) -> list[dict[str, Any]]:
-        return self.store.query(
-            "SELECT service, model, release, environment, scorer, label, count() AS n FROM {db}.scores FINAL "
-            "WHERE tenant = {tenant:String} AND span_start_time > {since:DateTime64(3)} "
-            "AND span_start_time <= {until:DateTime64(3)} AND scorer IN ('hallucination', 'refusal', 'tool_failure') "
-            "AND label NOT IN ('no_context', 'error') GROUP BY service, model, release, environment, scorer, label",
-            {"tenant": tenant, "since": since, "until": until},
-        )
+        return self.store.sli.score_counts(tenant, since, until)
 
     def _score_rates(
         self, snap: SLISnapshot, tenant: str, w: str, since: datetime, until: datetime, keep: Keep
@@ -312,33 +283,13 @@ class SLIJob:
                 add(k, sli, r["n"] if r["label"] == RATE_SCORERS[r["scorer"]] else 0, r["n"])
         for k, (bad, n) in self._feedback_counts(tenant, since, until, keep).items():
             add(k, "negative_feedback_rate", bad, n)
-        rows = self.store.query(
-            "SELECT service, if(response_model != '', response_model, request_model) AS model, release, environment, "
-            "count() AS n, countIf(status_code = 'error') AS bad FROM {db}.spans FINAL WHERE tenant = {tenant:String} "
-            "AND start_time > {since:DateTime64(3)} AND start_time <= {until:DateTime64(3)} "
-            "AND operation IN {ops:Array(String)} GROUP BY service, model, release, environment",
-            {"tenant": tenant, "since": since, "until": until, "ops": list(LLM_OPS)},
-        )
+        rows = self.store.sli.error_counts(tenant, since, until, LLM_OPS)
         for r in rows:
             add(self._key(tenant, r, keep), "error_rate", r["bad"], r["n"])
         return {key: (v[0], v[1]) for key, v in out.items()}
 
     def _samples(self, tenant: str, since: datetime, until: datetime, keep: Keep) -> dict[tuple[Key, str], list[float]]:
-        rows = self.store.query(
-            "SELECT service, if(response_model != '', response_model, request_model) AS model, release, environment, "
-            "groupArraySample({n:UInt32}, 7)(duration_ms) AS lat, "
-            "groupArraySampleIf({n:UInt32}, 7)(assumeNotNull(cost_usd), cost_usd IS NOT NULL) AS cost "
-            "FROM {db}.spans FINAL WHERE tenant = {tenant:String} AND start_time > {since:DateTime64(3)} "
-            "AND start_time <= {until:DateTime64(3)} AND operation IN {ops:Array(String)} "
-            "GROUP BY service, model, release, environment",
-            {
-                "tenant": tenant,
-                "since": since,
-                "until": until,
-                "ops": list(LLM_OPS),
-                "n": self.opt.sample_size,
-            },
-        )
+        rows = self.store.sli.samples(tenant, since, until, LLM_OPS, self.opt.sample_size)
         out: dict[tuple[Key, str], list[float]] = defaultdict(list)
         for r in rows:
             k = self._key(tenant, r, keep)

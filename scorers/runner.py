@@ -24,7 +24,6 @@ import pyarrow as pa
 
 from driftline.scorers.base import Score, Scorer, SpanRow, TraceContext
 from driftline.store import Store
-from driftline.store.store import SPAN_READ_COLUMNS
 
 __all__ = ["SCORE_SCHEMA", "JobOptions", "RunResult", "ScorerJob"]
 
@@ -40,14 +39,6 @@ SCORE_SCHEMA = pa.schema(
         ("scored_at", pa.timestamp("ms", tz="UTC")), ("details", pa.string()),
     ]
 )  # fmt: skip
-
-_TRACE_COLUMNS = [
-    "trace_id", "span_id", "parent_span_id", "name", "operation", "start_time", "end_time", "duration_ms",
-    "status_code", "status_message", "error_type", "tool_name", "tool_call_id", "tool_arguments", "tool_result",
-    "tool_error", "tool_calls", "retrieved_documents", "events", "cost_usd", "cost_source", "input_tokens",
-    "output_tokens", "request_model", "response_model", "provider", "system_prompt", "attributes",
-]  # fmt: skip
-_FILTERS = ("service", "operation", "release", "environment")
 
 
 @dataclass(frozen=True)
@@ -136,24 +127,11 @@ class ScorerJob:
     def _tenants(self, until: datetime | None) -> list[str]:
         if self.opt.tenants:
             return list(self.opt.tenants)
-        with self.store.readers.client() as c:
-            res = c.query(f"SELECT DISTINCT tenant FROM {self.store.cfg.database}.spans")
-            return sorted(str(r[0]) for r in res.result_rows)
+        return self.store.cross_tenant.tenants_with_spans()
 
     def _watermark(self, tenant: str) -> datetime | None:
-        rows = self.store.query(
-            "SELECT max(watermark) AS wm, count() AS n FROM {db}.scorer_state FINAL WHERE tenant = {tenant:String} "
-            "AND scorer = {scorer:String} AND scorer_version = {version:String} AND shard = {shard:String}",
-            {
-                "tenant": tenant,
-                "scorer": self.scorer.name,
-                "version": self.scorer.version,
-                "shard": self.opt.shard,
-            },
-        )
-        if not rows or not rows[0]["n"]:
-            return None
-        return _utc(rows[0]["wm"])
+        wm = self.store.scoring.watermark(tenant, self.scorer.name, self.scorer.version, self.opt.shard)
+        return None if wm is None else _utc(wm)
 
     def _set_watermark(self, tenant: str, wm: datetime) -> None:
         table = pa.table(
@@ -172,69 +150,33 @@ class ScorerJob:
         self, tenant: str, since: datetime, until: datetime, by_start: bool = False, skip_scored: bool = True
     ) -> list[dict[str, Any]]:
         o = self.opt
-        time_col = "start_time" if by_start else "ingested_at"
-        params: dict[str, Any] = {
-            "tenant": tenant,
-            "since": since,
-            "until": until,
-            "shards": o.shard_count,
-            "shard": o.shard_index,
-            "ppm": round(o.sample_rate * 1_000_000),
-            "scorer": self.scorer.name,
-            "version": self.scorer.version,
-            "limit": o.max_spans_per_run,
-        }
-        where = [
-            "tenant = {tenant:String}",
-            f"{time_col} > {{since:DateTime64(3)}}",
-            f"{time_col} <= {{until:DateTime64(3)}}",
-            "cityHash64(trace_id) % {shards:UInt32} = {shard:UInt32}",
-            "(status_code = 'error' OR cityHash64(trace_id, 'driftline-sample') % 1000000 < {ppm:UInt32})",
-        ]
-        if o.error_only:
-            where.append("status_code = 'error'")
-        for col, values in o.filters.items():
-            if col not in _FILTERS:
-                raise ValueError(f"cannot filter scorers on {col!r}")
-            params[f"f_{col}"] = list(values)
-            where.append(f"{col} IN {{f_{col}:Array(String)}}")
-        if o.models:
-            params["models"] = list(o.models)
-            where.append("(request_model IN {models:Array(String)} OR response_model IN {models:Array(String)})")
-        if skip_scored:
-            where.append(
-                "(trace_id, span_id) NOT IN (SELECT trace_id, span_id FROM {db}.scores WHERE "
-                "tenant = {tenant:String} AND scorer = {scorer:String} AND scorer_version = {version:String} "
-                f"AND trace_id IN (SELECT trace_id FROM {{db}}.spans WHERE tenant = {{tenant:String}} "
-                f"AND {time_col} > {{since:DateTime64(3)}}))"
-            )
-        cols = ", ".join(f"`{c}`" for c in [*SPAN_READ_COLUMNS, "tenant"] if c != "ingested_at")
-        sql = (
-            f"SELECT {cols}, ingested_at FROM {{db}}.spans FINAL WHERE {' AND '.join(where)} "
-            f"ORDER BY {time_col}, trace_id, span_id LIMIT {{limit:UInt32}}"
+        return self.store.scoring.candidates(
+            tenant,
+            scorer=self.scorer.name,
+            version=self.scorer.version,
+            since=since,
+            until=until,
+            shard_index=o.shard_index,
+            shard_count=o.shard_count,
+            sample_ppm=round(o.sample_rate * 1_000_000),
+            limit=o.max_spans_per_run,
+            by_start=by_start,
+            skip_scored=skip_scored,
+            error_only=o.error_only,
+            filters=o.filters,
+            models=o.models,
         )
-        return self.store.query(sql, params)
-
-    def _traces(self, tenant: str, trace_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
-        if not trace_ids:
-            return {}
-        cols = ", ".join(f"`{c}`" for c in _TRACE_COLUMNS)
-        rows = self.store.query(
-            f"SELECT {cols} FROM {{db}}.spans FINAL WHERE tenant = {{tenant:String}} "
-            "AND trace_id IN {ids:Array(String)} ORDER BY start_time, span_id",
-            {"tenant": tenant, "ids": trace_ids},
-        )
-        out: dict[str, list[dict[str, Any]]] = {}
-        for r in rows:
-            out.setdefault(r["trace_id"], []).append(r)
-        return out
 
     # -- scoring --------------------------------------------------------------------------
     def _score_and_write(self, tenant: str, rows: list[dict[str, Any]]) -> tuple[int, int]:
         todo = [r for r in rows if self.scorer.applies(r)]
         if not todo:
             return 0, 0
-        traces = self._traces(tenant, sorted({r["trace_id"] for r in todo})) if self.scorer.needs_trace else {}
+        traces = (
+            self.store.scoring.trace_spans(tenant, sorted({r["trace_id"] for r in todo}))
+            if self.scorer.needs_trace
+            else {}
+        )
         out: list[tuple[SpanRow, Score]] = []
         failed = 0
         for r in todo:

@@ -9,6 +9,7 @@ import pytest
 
 from driftline.cli import main
 from tests.conftest import TENANT_A, LiveServer
+from tests.support.sql import admin_rows
 from tests.test_scoring import _ingest
 
 
@@ -28,7 +29,8 @@ def test_backfill_scores_a_window_once(
            "--clickhouse-url", s.effective_clickhouse_url]  # fmt: skip
     assert main(bad) == 2
     assert "unknown scorer 'nope'" in capsys.readouterr().err
-    rows = live.runtime.store.query(
+    rows = admin_rows(
+        live.runtime.store,
         "SELECT span_id, count() AS n FROM {db}.scores FINAL WHERE tenant = {tenant:String} AND scorer = 'cost' "
         "GROUP BY span_id",
         {"tenant": TENANT_A},

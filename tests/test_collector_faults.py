@@ -18,8 +18,10 @@ import pytest
 
 from driftline.collector.wal import SpanLog
 from driftline.runtime import Runtime
+from driftline.store.queries.traces import get_trace
 from tests.conftest import KEY_A, TENANT_A, make_settings, serve
 from tests.support.clickhouse_http import ClickHouseHTTPServer
+from tests.support.sql import admin_client, admin_rows
 from tools.loadgen import llm_request, span_ids
 
 PB = {"Content-Type": "application/x-protobuf", "Authorization": f"Bearer {KEY_A}"}
@@ -31,8 +33,8 @@ def _post(url: str, seed: int, n: int = 20) -> tuple[httpx.Response, list[tuple[
 
 
 def _stored(rt: Runtime) -> tuple[set[tuple[str, str]], int]:
-    rows = rt.store.query(
-        "SELECT trace_id, span_id FROM {db}.spans FINAL WHERE tenant = {tenant:String}", {"tenant": TENANT_A}
+    rows = admin_rows(
+        rt.store, "SELECT trace_id, span_id FROM {db}.spans FINAL WHERE tenant = {tenant:String}", {"tenant": TENANT_A}
     )
     ids = {(r["trace_id"], r["span_id"]) for r in rows}
     return ids, len(rows)
@@ -81,7 +83,7 @@ def test_chdb_store_fails_mid_stream(fast_retry_settings: dict[str, Any], chdb_p
     server, thread, url = serve(rt)
     db = s.database
     try:
-        with rt.store.readers.client() as admin:
+        with admin_client(rt.store) as admin:
             # A real engine failure: the table is gone for writes until attached again.
             _run_outage(
                 rt,
@@ -257,7 +259,7 @@ def test_spool_full_answers_503(tmp_path: Path, chdb_path: Path, database: str) 
     rt.start()
     server, thread, url = serve(rt)
     try:
-        with rt.store.readers.client() as admin:
+        with admin_client(rt.store) as admin:
             admin.command(f"DETACH TABLE {database}.spans")
             codes = [_post(url, seed)[0] for seed in range(12)]
             admin.command(f"ATTACH TABLE {database}.spans")
@@ -304,7 +306,7 @@ def test_redaction_before_storage(tmp_path: Path, chdb_path: Path, database: str
         r = httpx.post(f"{url}/v1/traces", content=req.SerializeToString(), headers=PB)
         assert r.status_code == 200
         assert rt.flush(10)
-        row = rt.store.get_trace(TENANT_A, span.trace_id.hex())[0]
+        row = get_trace(rt.store, TENANT_A, span.trace_id.hex())[0]
         assert row["attributes"]["app.contact"] == "write to [REDACTED:email]"
         assert "sk-abcdefghijklmnop1234" not in str(row) and "[REDACTED:api_key]" in row["input_text"]
     finally:

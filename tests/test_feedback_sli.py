@@ -13,6 +13,7 @@ from driftline.drift import DriftPolicy
 from driftline.sli import SLIJob, SLIOptions, SLISnapshot
 from driftline.store import Store, StoreConfig
 from driftline.store.queries.feedback import FeedbackRecord, insert_feedback
+from tests.support.sql import admin_client
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -22,7 +23,7 @@ def store(chdb_path: Path, database: str) -> Iterator[Store]:
     s = Store(StoreConfig(f"chdb://{chdb_path}", database), retention_days=30)
     s.migrate()
     yield s
-    with s.readers.client() as c:
+    with admin_client(s) as c:
         c.command(f"DROP DATABASE IF EXISTS {database}")
     s.close()
 

@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from tests.conftest import KEY_A, KEY_B, TENANT_A, LiveServer, make_settings, serve
 from tests.otlp_helpers import grpc_exporter, http_exporter, provider_for, send_chat_trace
+from tests.support.sql import admin_rows
 from tools.loadgen import llm_request
 
 
@@ -227,8 +228,10 @@ def test_tenant_isolation(live: LiveServer) -> None:
     ids_b = send_chat_trace(tp_b, answer="B's answer")
     tp_b.shutdown()
     assert live.runtime.flush(10)
-    a_rows = live.runtime.store.query(
-        "SELECT count() AS n FROM {db}.spans FINAL WHERE tenant = {tenant:String}", {"tenant": TENANT_A}
+    a_rows = admin_rows(
+        live.runtime.store,
+        "SELECT count() AS n FROM {db}.spans FINAL WHERE tenant = {tenant:String}",
+        {"tenant": TENANT_A},
     )
     assert a_rows[0]["n"] == 2
     assert _get_trace(live, ids_b["trace_id"], KEY_A).status_code == 404
@@ -285,7 +288,8 @@ def test_price_override_from_config_and_unpriced_spans_counted(tmp_path: Path, c
         chat = next(x for x in r.json()["spans"] if x["span_id"] == ids["span_id"])
         assert chat["cost_usd"] == pytest.approx(120 * 1.0 / 1e6 + 12 * 2.0 / 1e6)
         assert chat["cost_source"] == "override"
-        rows = rt.store.query(
+        rows = admin_rows(
+            rt.store,
             f"SELECT cost_usd FROM {database}.spans WHERE tenant = {{tenant:String}} AND span_id = {{id:String}}",
             {"tenant": TENANT_A, "id": unknown},
         )

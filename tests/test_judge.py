@@ -21,6 +21,7 @@ from driftline.scorers.metrics import ScorerMetrics
 from driftline.scorers.runner import JobOptions, ScorerJob
 from tests.conftest import KEY_A, TENANT_A, LiveServer
 from tests.otlp_helpers import http_exporter, provider_for, send_rag_trace
+from tests.support.sql import admin_rows
 
 
 class FakeJudge:
@@ -115,7 +116,8 @@ def test_verdicts_tokens_and_malformed_reply(live: LiveServer, judge_server: Fak
     job = ScorerJob(_judge(judge_server, m, clock), live.runtime.store, JobOptions(settle=timedelta(0)))
     r = job.run_once()
     assert r.scored == 3 and r.failed == 0
-    rows = live.runtime.store.query(
+    rows = admin_rows(
+        live.runtime.store,
         "SELECT label, value, explanation FROM {db}.scores WHERE tenant = {tenant:String} "
         "AND scorer = 'hallucination_judge' ORDER BY span_start_time",
         {"tenant": TENANT_A},

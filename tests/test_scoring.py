@@ -14,6 +14,7 @@ from driftline.scorers.runner import JobOptions, ScorerJob
 from driftline.scorers.scheduler import ScheduledJob, ScoringService
 from tests.conftest import KEY_A, TENANT_A, LiveServer
 from tests.otlp_helpers import http_exporter, provider_for, send_rag_trace
+from tests.support.sql import admin_rows
 
 FACTS = [
     ("The Eiffel Tower was completed in March 1889 for the World's Fair in Paris.",
@@ -38,7 +39,8 @@ def _ingest(live: LiveServer, n: int, errors_every: int = 0) -> list[dict[str, s
 
 
 def _scores(rt: Runtime, scorer: str) -> list[dict[str, object]]:
-    return rt.store.query(
+    return admin_rows(
+        rt.store,
         "SELECT trace_id, span_id, label, value FROM {db}.scores WHERE tenant = {tenant:String} "
         "AND scorer = {scorer:String}",
         {"tenant": TENANT_A, "scorer": scorer},
@@ -47,7 +49,8 @@ def _scores(rt: Runtime, scorer: str) -> list[dict[str, object]]:
 
 def _expected_sample(rt: Runtime, ids: list[dict[str, str]], rate: float) -> set[str]:
     """What deterministic sampling must pick: the same hash, computed independently here."""
-    rows = rt.store.query(
+    rows = admin_rows(
+        rt.store,
         "SELECT span_id FROM {db}.spans FINAL WHERE tenant = {tenant:String} AND span_id IN {ids:Array(String)} "
         "AND (status_code = 'error' OR cityHash64(trace_id, 'driftline-sample') % 1000000 < {ppm:UInt32})",
         {"tenant": TENANT_A, "ids": [i["span_id"] for i in ids], "ppm": int(rate * 1_000_000)},
@@ -116,7 +119,8 @@ def test_late_span_is_picked_up_by_the_sweep(live: LiveServer) -> None:
     assert job.run_once().scored == 0
     res = job.backfill(datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC) + timedelta(minutes=1))
     assert res.scored == 5  # backfill re-scores the window: replaces, never duplicates
-    rows = rt.store.query(
+    rows = admin_rows(
+        rt.store,
         "SELECT span_id, count() AS n FROM {db}.scores FINAL WHERE tenant = {tenant:String} GROUP BY span_id",
         {"tenant": TENANT_A},
     )

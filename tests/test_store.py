@@ -9,8 +9,13 @@ import pytest
 
 from driftline.collector.batch import rows_to_table
 from driftline.store import Store, StoreConfig
+from driftline.store.connection import ClientPool
+from driftline.store.queries import Reader, Select
+from driftline.store.queries.select import TENANT_TABLES
+from driftline.store.queries.traces import get_trace
 from driftline.store.schema import MIGRATIONS
 from tests.support.clickhouse_http import ClickHouseHTTPServer
+from tests.support.sql import admin_client, admin_rows
 
 T0 = (int(time.time()) - 3600) * 1_000_000_000  # inside the retention window
 
@@ -38,7 +43,7 @@ def store(store_url: str, database: str) -> Iterator[Store]:
     s = Store(StoreConfig(store_url, database), retention_days=30)
     s.migrate()
     yield s
-    with s.readers.client() as c:
+    with admin_client(s) as c:
         c.command(f"DROP DATABASE IF EXISTS {database}")
     s.close()
 
@@ -56,13 +61,13 @@ def test_insert_and_read_back_scoped_by_tenant(store: Store) -> None:
         rows_to_table("acme", [_row(trace, "01" * 8), _row(trace, "02" * 8, parent_span_id="01" * 8)]),
     )
     store.insert_arrow("spans", rows_to_table("other", [_row(trace, "03" * 8)]))
-    got = store.get_trace("acme", trace)
+    got = get_trace(store, "acme", trace)
     assert [r["span_id"] for r in got] == ["01" * 8, "02" * 8]
     assert got[0]["attributes"] == {"k": "v"} and got[0]["input_tokens"] == 10
     assert got[0]["output_tokens"] is None  # unknown stays NULL, not 0
     assert got[1]["parent_span_id"] == "01" * 8
-    assert [r["span_id"] for r in store.get_trace("other", trace)] == ["03" * 8]
-    assert store.get_trace("nobody", trace) == []
+    assert [r["span_id"] for r in get_trace(store, "other", trace)] == ["03" * 8]
+    assert get_trace(store, "nobody", trace) == []
 
 
 def test_a_column_no_row_sets_gets_its_default() -> None:
@@ -78,9 +83,28 @@ def test_a_column_no_row_sets_gets_its_default() -> None:
         assert alone["tool_name"].to_pylist() == [""] and alone["ttft_ms"].to_pylist() == [None]
 
 
-def test_reads_without_tenant_are_refused(store: Store) -> None:
+def test_reads_are_scoped_to_a_tenant_by_the_reader(store: Store) -> None:
+    trace = "aa" * 16
+    store.insert_arrow("spans", rows_to_table("acme", [_row(trace, "01" * 8)]))
+    store.insert_arrow("spans", rows_to_table("other", [_row(trace, "02" * 8)]))
+    pool = ClientPool(store.cfg, size=1)
+    reader = Reader(pool, store.cfg.database)
+    # A condition that would match every tenant's rows stays inside the tenant's.
+    wide = Select("span_id", "spans", ["trace_id = {t:String} OR 1 = 1"])
+    assert [r["span_id"] for r in reader.rows("acme", wide, {"t": trace})] == ["01" * 8]
     with pytest.raises(ValueError, match="tenant"):
-        store.query("SELECT count() FROM {db}.spans", {})
+        reader.rows("", wide, {"t": trace})
+    with pytest.raises(ValueError, match="tenant"):  # the tenant cannot be rebound through the params
+        reader.rows("acme", wide, {"t": trace, "tenant": "other"})
+    with pytest.raises(ValueError, match="why"):
+        reader.rows_across_tenants(wide, {"t": trace}, why="")
+    # A statement that forgets the tenant, in a subquery too, still reads only the tenant's rows:
+    # the engine filters every tenant table by it.
+    forgot = "SELECT span_id FROM {db}.spans WHERE trace_id IN (SELECT trace_id FROM {db}.spans) ORDER BY span_id"
+    assert [r["span_id"] for r in reader.rows("acme", forgot)] == ["01" * 8]
+    assert [r["span_id"] for r in reader.rows("o'th\\er", forgot)] == []  # quoting holds
+    pool.close()
+    assert not hasattr(store, "query")  # no door for caller-supplied SQL
 
 
 def test_duplicate_spans_collapse(store: Store) -> None:
@@ -88,13 +112,13 @@ def test_duplicate_spans_collapse(store: Store) -> None:
     rows = [_row(trace, "0a" * 8)]
     store.insert_arrow("spans", rows_to_table("acme", rows, ingested_at_ms=1))
     store.insert_arrow("spans", rows_to_table("acme", rows, ingested_at_ms=2))  # an OTLP client retry
-    assert len(store.get_trace("acme", trace)) == 1
+    assert len(get_trace(store, "acme", trace)) == 1
 
 
 def test_retention_follows_config(store: Store, store_url: str, database: str) -> None:
     again = Store(StoreConfig(store_url, database), retention_days=7)
     again.migrate()
-    with again.readers.client() as c:
+    with admin_client(again) as c:
         ddl = str(
             c.command(f"SELECT create_table_query FROM system.tables WHERE database='{database}' AND name='spans'")
         )
@@ -105,9 +129,18 @@ def test_retention_follows_config(store: Store, store_url: str, database: str) -
 def test_server_path_uses_lz4_both_ways(ch_http: ClickHouseHTTPServer, database: str) -> None:
     store = Store(StoreConfig(ch_http.url, database))
     store.migrate()
-    with store.readers.client() as c:
+    with admin_client(store) as c:
         assert c.write_compression == "lz4"
     trace = "ef" * 16
     store.insert_arrow("spans", rows_to_table("acme", [_row(trace, "0b" * 8, output_text="x" * 100_000)]))
-    assert store.get_trace("acme", trace)[0]["output_text"] == "x" * 100_000
+    assert get_trace(store, "acme", trace)[0]["output_text"] == "x" * 100_000
     store.close()
+
+
+def test_every_table_with_a_tenant_is_filtered_by_the_engine(store: Store) -> None:
+    rows = admin_rows(
+        store,
+        "SELECT DISTINCT table FROM system.columns WHERE database = {d:String} AND name = 'tenant'",
+        {"d": store.cfg.database},
+    )
+    assert sorted(r["table"] for r in rows) == sorted(TENANT_TABLES)

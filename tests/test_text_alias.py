@@ -17,6 +17,8 @@ from driftline.collector.batch import rows_to_table
 from driftline.collector.normalize import Normalizer
 from driftline.store import Store, StoreConfig
 from driftline.store.columns import SPAN_COLUMNS
+from driftline.store.queries.traces import get_trace
+from tests.support.sql import admin_client, admin_rows
 
 T0 = (int(time.time()) - 600) * 1_000_000_000
 TRACE = "ab" * 16
@@ -73,7 +75,7 @@ def test_alias_reads_back_what_the_normalizer_derived(store: Store) -> None:
     res = norm.resource(Resource())
     rows = [norm.span(_genai(i, ins, outs), res, InstrumentationScope()) for i, (ins, outs) in enumerate(CASES)]
     store.insert_arrow("spans", rows_to_table("acme", rows))
-    stored = {r["span_id"]: r for r in store.get_trace("acme", TRACE)}
+    stored = {r["span_id"]: r for r in get_trace(store, "acme", TRACE)}
     assert len(stored) == len(rows)
     for row in rows:
         got = stored[str(row["span_id"])]
@@ -81,7 +83,8 @@ def test_alias_reads_back_what_the_normalizer_derived(store: Store) -> None:
         assert got["output_text"] == row.get("output_text", ""), row["span_id"]
     # The plain case really is stored once: its fallbacks are empty.
     assert rows[0]["input_text_fallback"] == "" and rows[0]["output_text_fallback"] == ""
-    fallbacks = store.query(
+    fallbacks = admin_rows(
+        store,
         "SELECT span_id, input_text_fallback, output_text_fallback FROM {db}.spans "
         "WHERE tenant = {tenant:String} ORDER BY span_id",
         {"tenant": "acme"},
@@ -99,7 +102,7 @@ def test_old_layout_migrates_without_changing_what_reads_see(store_url: str, dat
             continue
         old_columns.append(f"`{name.removesuffix('_fallback')}` {ch_type}")
     s.migrate()
-    with s.readers.client() as c:  # back to the spans table and migration record of version 2
+    with admin_client(s) as c:  # back to the spans table and migration record of version 2
         c.command(f"DROP TABLE {database}.spans")
         c.command(f"DROP TABLE {database}.schema_migrations")
         c.command(
@@ -122,11 +125,11 @@ def test_old_layout_migrates_without_changing_what_reads_see(store_url: str, dat
         norm = Normalizer()
         row = norm.span(_genai(0, *CASES[0]), norm.resource(Resource()), InstrumentationScope())
         s.insert_arrow("spans", rows_to_table("acme", [row]))
-        got = {r["span_id"]: r for r in s.get_trace("acme", TRACE)}
+        got = {r["span_id"]: r for r in get_trace(s, "acme", TRACE)}
         assert (got["old"]["input_text"], got["old"]["output_text"]) == ("old question", "old answer")
         new = got[str(row["span_id"])]
         assert (new["input_text"], new["output_text"]) == ("What is the capital of France?", "Paris.")
     finally:
-        with s.readers.client() as c:
+        with admin_client(s) as c:
             c.command(f"DROP DATABASE IF EXISTS {database}")
         s.close()

@@ -22,6 +22,7 @@ from driftline.collector.wal import SpanLog
 from driftline.collector.workers import PrepareOptions, build_preparer
 from driftline.collector.writer import SpanWriter, WriterOptions
 from driftline.store import Store
+from tests.support.sql import admin_client
 
 __all__ = ["FakeClock", "StoreGate", "WritePath", "stored_ids"]
 
@@ -61,7 +62,7 @@ class StoreGate:
 
 def stored_ids(store: Store, tenant: str) -> list[str]:
     """Span ids stored for `tenant`, one per stored row (duplicates collapsed by FINAL)."""
-    with store.readers.client() as c:
+    with admin_client(store) as c:
         res = c.query(
             f"SELECT span_id FROM {store.cfg.database}.spans FINAL WHERE tenant = {{tenant:String}}",
             parameters={"tenant": tenant},

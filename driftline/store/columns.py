@@ -28,6 +28,7 @@ __all__ = [
     "OUTPUT_TEXT_EXPR",
     "PIPELINE_COLUMNS",
     "SPAN_COLUMNS",
+    "SPAN_READ_COLUMNS",
     "TEXT_FALLBACKS",
     "column_defaults",
 ]
@@ -122,6 +123,10 @@ NORMALIZED_COLUMNS: Final[list[str]] = [c for c, _, _ in SPAN_COLUMNS if c not i
 ARROW_SCHEMA: Final[pa.Schema] = pa.schema([pa.field(n, t, nullable=True) for n, _, t in SPAN_COLUMNS if t is not None])
 # Stored only to be read through an ALIAS column: fallback column -> the text column it serves.
 TEXT_FALLBACKS: Final = {"input_text_fallback": "input_text", "output_text_fallback": "output_text"}
+# What a span read returns: every column but the tenant (the caller's own) and the fallbacks.
+SPAN_READ_COLUMNS: Final[list[str]] = [
+    name for name, _, _ in SPAN_COLUMNS if name != "tenant" and name not in TEXT_FALLBACKS
+]
 
 
 def column_defaults() -> dict[str, object]:

@@ -1,6 +1,9 @@
-"""The store: migrations, the span write path and the reads the API needs.
+"""The store: migrations, the write path, and the query areas that own every read.
 
-Every read takes a tenant and filters by it; there is no read without one.
+Reads are named methods: `store.scoring`, `store.sli`, `store.releases` and the functions of
+queries/traces.py, sessions.py and feedback.py, each tenant-scoped by construction (see
+queries/select.py), and `store.cross_tenant` (the one deliberate cross-tenant read). The Store has
+no method that runs caller-supplied SQL.
 """
 
 from __future__ import annotations
@@ -10,23 +13,26 @@ import re
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
-from driftline.store.columns import SPAN_COLUMNS, TEXT_FALLBACKS
 from driftline.store.connection import ClientPool, StoreConfig, open_client
+from driftline.store.queries import (
+    CrossTenantQueries,
+    Reader,
+    ReleaseQueries,
+    ScoringQueries,
+    SLIQueries,
+)
 from driftline.store.schema import MIGRATIONS, TTL_TABLES, Guarded
 
-__all__ = ["SPAN_READ_COLUMNS", "Store"]
+__all__ = ["Store"]
 
 log = logging.getLogger(__name__)
 
 # Merged-away parts linger 480 s by default; on a laptop's embedded store that is wasted disk.
 _EMBEDDED_OLD_PARTS_LIFETIME_S = 30
-
-SPAN_READ_COLUMNS = [name for name, _, _ in SPAN_COLUMNS if name != "tenant" and name not in TEXT_FALLBACKS]
 
 
 class Store:
@@ -37,7 +43,12 @@ class Store:
         self.retention_days = retention_days
         self._writer: Client | None = None
         self._writer_lock = threading.Lock()
-        self.readers = ClientPool(cfg, size=readers)
+        self._readers = ClientPool(cfg, size=readers)
+        self._reader = reader = Reader(self._readers, cfg.database)
+        self.scoring = ScoringQueries(reader)
+        self.sli = SLIQueries(reader)
+        self.releases = ReleaseQueries(reader)
+        self.cross_tenant = CrossTenantQueries(reader)
 
     # -- lifecycle -----------------------------------------------------------------------
     def migrate(self, on_step: Callable[[int, int, str], None] | None = None) -> list[int]:
@@ -47,7 +58,7 @@ class Store:
         table can take minutes), and once more when all are done: `driftline migrate`'s bar.
         """
         db = self.cfg.database
-        with self.readers.client() as c:
+        with self._readers.client() as c:
             c.command(
                 f"CREATE TABLE IF NOT EXISTS {db}.schema_migrations "
                 "(version UInt32, name String, applied_at DateTime64(3, 'UTC')) "
@@ -97,13 +108,13 @@ class Store:
                 log.info("retention of %s set to %d days", table, self.retention_days)
 
     def schema_versions(self) -> list[int]:
-        with self.readers.client() as c:
+        with self._readers.client() as c:
             rows = c.query(f"SELECT version FROM {self.cfg.database}.schema_migrations ORDER BY version")
             return [int(r[0]) for r in rows.result_rows]
 
     def ping(self) -> bool:
         try:
-            with self.readers.client() as c:
+            with self._readers.client() as c:
                 return int(c.command("SELECT 1")) == 1  # type: ignore[arg-type]
         except Exception:
             return False
@@ -113,7 +124,7 @@ class Store:
             if self._writer is not None:
                 self._writer.close()
                 self._writer = None
-        self.readers.close()
+        self._readers.close()
 
     # -- writes --------------------------------------------------------------------------
     def insert_arrow(self, table: str, data: pa.Table) -> None:
@@ -140,37 +151,6 @@ class Store:
                 finally:
                     self._writer = None
                 raise
-
-    # -- reads ---------------------------------------------------------------------------
-    def query(self, sql: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
-        """Run a tenant-scoped read. `parameters` must hold `tenant`; the SQL must use it."""
-        if "tenant" not in parameters or "{tenant:String}" not in sql:
-            raise ValueError("every read is scoped to a tenant")
-        with self.readers.client() as c:
-            res = c.query(sql.replace("{db}", self.cfg.database), parameters=parameters)
-            return [dict(zip(res.column_names, row, strict=True)) for row in res.result_rows]
-
-    def recent_traces(self, tenant: str, limit: int, service: str | None = None) -> list[dict[str, Any]]:
-        """The newest traces, one row each: what a trace list in a UI shows."""
-        where = "tenant = {tenant:String}" + (" AND service = {service:String}" if service else "")
-        return self.query(
-            "SELECT trace_id, min(start_time) AS started, "
-            "dateDiff('millisecond', min(start_time), max(end_time)) AS duration_ms, count() AS spans, "
-            "countIf(status_code = 'error') AS errors, any(service) AS service, "
-            "argMin(name, start_time) AS root_name, sum(ifNull(cost_usd, 0)) AS cost_usd, "
-            "groupUniqArrayIf(response_model, response_model != '') AS models "
-            f"FROM {{db}}.spans FINAL WHERE {where} AND start_time > now() - INTERVAL 7 DAY "
-            "GROUP BY trace_id ORDER BY started DESC LIMIT {limit:UInt32}",
-            {"tenant": tenant, "limit": limit, **({"service": service} if service else {})},
-        )
-
-    def get_trace(self, tenant: str, trace_id: str) -> list[dict[str, Any]]:
-        cols = ", ".join(f"`{c}`" for c in SPAN_READ_COLUMNS)
-        return self.query(
-            f"SELECT {cols} FROM {{db}}.spans FINAL "
-            "WHERE tenant = {tenant:String} AND trace_id = {trace_id:String} ORDER BY start_time, span_id",
-            {"tenant": tenant, "trace_id": trace_id},
-        )
 
 
 def _insert_in_place(client: Client, table: str, data: pa.Table) -> None:

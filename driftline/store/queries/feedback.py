@@ -64,7 +64,8 @@ def insert_feedback(store: Store, tenant: str, items: Sequence[FeedbackRecord], 
 
 def feedback_for_trace(store: Store, tenant: str, trace_id: str) -> list[dict[str, Any]]:
     """Every feedback item on the trace or one of its spans, oldest first."""
-    return store.query(
+    return store._reader.rows(
+        tenant,
         "SELECT id, trace_id, span_id, name, value, label, comment, source, author, version, negative, created_at "
         "FROM {db}.feedback FINAL WHERE tenant = {tenant:String} AND trace_id = {trace_id:String} "
         "ORDER BY created_at, id",
@@ -83,7 +84,8 @@ def feedback_counts(
         "AND created_at > {since:DateTime64(3)} AND created_at <= {until:DateTime64(3)}"
     )
     root = "(parent_span_id != '', start_time)"
-    return store.query(
+    return store._reader.rows(
+        tenant,
         "SELECT s.service AS service, s.model AS model, s.release AS release, s.environment AS environment, "
         "count() AS n, sum(f.negative) AS bad "
         f"FROM ({in_window}) AS f INNER JOIN (SELECT trace_id, argMin(service, {root}) AS service, "

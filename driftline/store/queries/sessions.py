@@ -39,7 +39,8 @@ def list_sessions(
     having = ""
     if after is not None:
         having = f" HAVING (k, session_id) < ({w.bind(after[0], 'Int64')}, {w.bind(after[1], 'String')})"
-    page = store.query(
+    page = store._reader.rows(
+        tenant,
         "SELECT session_id, toUnixTimestamp64Nano(max(start_time)) AS k "
         f"FROM {{db}}.spans WHERE {w.sql()} GROUP BY session_id{having} "
         f"ORDER BY k DESC, session_id DESC LIMIT {w.bind(limit + 1, 'UInt32')}",
@@ -56,7 +57,8 @@ def list_sessions(
         "AND session_id IN {ids:Array(String)} AND start_time >= {since:DateTime64(9)} "
         "AND start_time < {until:DateTime64(9)} ORDER BY start_time LIMIT 1 BY trace_id"
     )
-    stats = store.query(
+    stats = store._reader.rows(
+        tenant,
         "SELECT s.session_id AS session_id, min(start_time) AS started, max(end_time) AS ended, "
         "uniqExact(sp.trace_id) AS traces, argMinIf(user_id, start_time, user_id != '') AS user_id, "
         "argMin(service, start_time) AS service, countIf(status_code = 'error') AS errors, "
@@ -76,7 +78,8 @@ def session_trace_ids(
     store: Store, tenant: str, session_id: str, since: datetime, until: datetime, limit: int = 1000
 ) -> list[dict[str, Any]]:
     """(trace_id, started) of the session's traces in [since, until), oldest first."""
-    return store.query(
+    return store._reader.rows(
+        tenant,
         "SELECT trace_id, min(start_time) AS started FROM {db}.spans WHERE tenant = {tenant:String} "
         "AND trace_id IN (SELECT trace_id FROM {db}.spans WHERE tenant = {tenant:String} "
         "AND session_id = {session_id:String} AND start_time >= {since:DateTime64(9)} "

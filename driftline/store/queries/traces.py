@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from driftline.store.columns import SPAN_COLUMNS, TEXT_FALLBACKS
+from driftline.store.columns import SPAN_READ_COLUMNS
 from driftline.store.queries._where import Where
 
 if TYPE_CHECKING:
@@ -29,7 +29,6 @@ TRACE_SPAN: Final = timedelta(hours=1)
 _WINDOWS: Final = (timedelta(hours=1), timedelta(hours=8), timedelta(days=2))
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _SPAN_EQ: Final = ("service", "release", "environment", "operation", "session_id", "user_id")
-SPAN_READ_COLUMNS: Final = [n for n, _, _ in SPAN_COLUMNS if n != "tenant" and n not in TEXT_FALLBACKS]
 
 
 @dataclass(frozen=True)
@@ -164,7 +163,7 @@ def search_traces(store: Store, tenant: str, q: TraceQuery) -> tuple[list[dict[s
     for lo in windows:
         w = Where(tenant)
         _conditions(w, q, lo, hi)
-        rows = store.query(_page_sql(q, w), w.params)
+        rows = store._reader.rows(tenant, _page_sql(q, w), w.params)
         if len(rows) > q.limit:
             break
     more = len(rows) > q.limit
@@ -180,7 +179,8 @@ def trace_summaries(
         return {}
     root = "(parent_span_id != '', start_time)"  # argMin by this picks the root span
     p = {"tenant": tenant, "ids": trace_ids, "lo": lo, "hi": hi}
-    spans = store.query(
+    spans = store._reader.rows(
+        tenant,
         f"SELECT trace_id, argMin(start_time, {root}) AS started, argMin(duration_ms, {root}) AS duration_ms, "
         f"count() AS spans, countIf(status_code = 'error') AS errors, argMin(service, {root}) AS service, "
         f"argMin(release, {root}) AS release, argMin(environment, {root}) AS environment, "
@@ -199,7 +199,8 @@ def trace_summaries(
     for r in out.values():
         r.update(hallucination_score=None, hallucination_label=None, tool_failures=0)
         r.update(feedback_count=0, negative_feedback=0)
-    for r in store.query(
+    for r in store._reader.rows(
+        tenant,
         "SELECT trace_id, countIf(scorer = 'hallucination') AS h, maxIf(value, scorer = 'hallucination') AS hv, "
         "argMaxIf(label, value, scorer = 'hallucination') AS hl, "
         "countIf(scorer = 'tool_failure' AND label NOT IN ('ok', 'error', 'no_context')) AS tf "
@@ -212,7 +213,8 @@ def trace_summaries(
             s["tool_failures"] = r["tf"]
             if r["h"]:
                 s["hallucination_score"], s["hallucination_label"] = r["hv"], r["hl"]
-    for r in store.query(
+    for r in store._reader.rows(
+        tenant,
         "SELECT trace_id, count() AS n, sum(negative) AS neg FROM {db}.feedback FINAL "
         "WHERE tenant = {tenant:String} AND trace_id IN {ids:Array(String)} GROUP BY trace_id",
         {"tenant": tenant, "ids": trace_ids},
@@ -225,7 +227,8 @@ def trace_summaries(
 def get_trace(store: Store, tenant: str, trace_id: str) -> list[dict[str, Any]]:
     """Every span of the trace, by start time."""
     cols = ", ".join(f"`{c}`" for c in SPAN_READ_COLUMNS)
-    return store.query(
+    return store._reader.rows(
+        tenant,
         f"SELECT {cols} FROM {{db}}.spans FINAL "
         "WHERE tenant = {tenant:String} AND trace_id = {trace_id:String} ORDER BY start_time, span_id",
         {"tenant": tenant, "trace_id": trace_id},
@@ -234,7 +237,8 @@ def get_trace(store: Store, tenant: str, trace_id: str) -> list[dict[str, Any]]:
 
 def trace_scores(store: Store, tenant: str, trace_id: str) -> list[dict[str, Any]]:
     """Every score of the trace and of each of its spans."""
-    return store.query(
+    return store._reader.rows(
+        tenant,
         "SELECT trace_id, span_id, scorer, scorer_version, value, label, explanation, details, scored_at "
         "FROM {db}.scores FINAL WHERE tenant = {tenant:String} AND trace_id = {trace_id:String} "
         "ORDER BY span_start_time, span_id, scorer, scorer_version",

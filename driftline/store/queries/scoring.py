@@ -1,0 +1,133 @@
+"""The scorer jobs' reads: candidate spans, the traces around them, the watermark."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from driftline.store.columns import SPAN_READ_COLUMNS
+from driftline.store.queries.select import Reader, Select
+
+__all__ = ["CANDIDATE_FILTERS", "ScoringQueries"]
+
+# Columns a scorer job may be restricted on (config `scorers.<name>.services` etc.).
+CANDIDATE_FILTERS = ("service", "operation", "release", "environment")
+
+# What a scorer sees of the other spans of a candidate's trace.
+_TRACE_COLUMNS = [
+    "trace_id", "span_id", "parent_span_id", "name", "operation", "start_time", "end_time", "duration_ms",
+    "status_code", "status_message", "error_type", "tool_name", "tool_call_id", "tool_arguments", "tool_result",
+    "tool_error", "tool_calls", "retrieved_documents", "events", "cost_usd", "cost_source", "input_tokens",
+    "output_tokens", "request_model", "response_model", "provider", "system_prompt", "attributes",
+]  # fmt: skip
+
+
+class ScoringQueries:
+    def __init__(self, reader: Reader) -> None:
+        self._r = reader
+
+    def watermark(self, tenant: str, scorer: str, version: str, shard: str) -> datetime | None:
+        """How far this scorer version's shard has scored the tenant's spans (by ingested_at)."""
+        rows = self._r.rows(
+            tenant,
+            Select(
+                "max(watermark) AS wm, count() AS n",
+                "scorer_state",
+                ["scorer = {scorer:String}", "scorer_version = {version:String}", "shard = {shard:String}"],
+                final=True,
+            ),
+            {"scorer": scorer, "version": version, "shard": shard},
+        )
+        if not rows or not rows[0]["n"]:
+            return None
+        wm: datetime = rows[0]["wm"]
+        return wm
+
+    def candidates(
+        self,
+        tenant: str,
+        *,
+        scorer: str,
+        version: str,
+        since: datetime,
+        until: datetime,
+        shard_index: int,
+        shard_count: int,
+        sample_ppm: int,
+        limit: int,
+        by_start: bool = False,
+        skip_scored: bool = True,
+        error_only: bool = False,
+        filters: Mapping[str, Sequence[str]] | None = None,
+        models: Sequence[str] = (),
+    ) -> list[dict[str, Any]]:
+        """Spans to score, oldest first: in (since, until] by ingested_at (start_time if `by_start`),
+        in this shard, sampled by trace (errors always), optionally not yet scored by this version."""
+        time_col = "start_time" if by_start else "ingested_at"
+        params: dict[str, Any] = {
+            "since": since,
+            "until": until,
+            "shards": shard_count,
+            "shard": shard_index,
+            "ppm": sample_ppm,
+            "scorer": scorer,
+            "version": version,
+            "limit": limit,
+        }
+        where = [
+            f"{time_col} > {{since:DateTime64(3)}}",
+            f"{time_col} <= {{until:DateTime64(3)}}",
+            "cityHash64(trace_id) % {shards:UInt32} = {shard:UInt32}",
+            "status_code = 'error' OR cityHash64(trace_id, 'driftline-sample') % 1000000 < {ppm:UInt32}",
+        ]
+        if error_only:
+            where.append("status_code = 'error'")
+        for col, values in (filters or {}).items():
+            if col not in CANDIDATE_FILTERS:
+                raise ValueError(f"cannot filter scorers on {col!r}")
+            params[f"f_{col}"] = list(values)
+            where.append(f"{col} IN {{f_{col}:Array(String)}}")
+        if models:
+            params["models"] = list(models)
+            where.append("request_model IN {models:Array(String)} OR response_model IN {models:Array(String)}")
+        if skip_scored:
+            where.append(
+                "(trace_id, span_id) NOT IN (SELECT trace_id, span_id FROM {db}.scores WHERE "
+                "tenant = {tenant:String} AND scorer = {scorer:String} AND scorer_version = {version:String} "
+                f"AND trace_id IN (SELECT trace_id FROM {{db}}.spans WHERE tenant = {{tenant:String}} "
+                f"AND {time_col} > {{since:DateTime64(3)}}))"
+            )
+        cols = ", ".join(f"`{c}`" for c in [*SPAN_READ_COLUMNS, "tenant"] if c != "ingested_at")
+        return self._r.rows(
+            tenant,
+            Select(
+                f"{cols}, ingested_at",
+                "spans",
+                where,
+                order_by=f"{time_col}, trace_id, span_id",
+                limit="{limit:UInt32}",
+                final=True,
+            ),
+            params,
+        )
+
+    def trace_spans(self, tenant: str, trace_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        """The spans of these traces (the columns a scorer grounds on), by trace id, oldest first."""
+        if not trace_ids:
+            return {}
+        rows = self._r.rows(
+            tenant,
+            Select(
+                ", ".join(f"`{c}`" for c in _TRACE_COLUMNS),
+                "spans",
+                ["trace_id IN {ids:Array(String)}"],
+                order_by="start_time, span_id",
+                final=True,
+            ),
+            {"ids": list(trace_ids)},
+        )
+        out: dict[str, list[dict[str, Any]]] = {}
+        for r in rows:
+            out.setdefault(r["trace_id"], []).append(r)
+        return out
