@@ -9,13 +9,13 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from clickhouse_connect.driver.exceptions import OperationalError
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from driftline import __version__
 from driftline.service import Service
+from driftline.store.errors import STORE_ERRORS, StoreUnavailable
 
 if TYPE_CHECKING:
     from driftline.collector.service import CollectorService
@@ -71,11 +71,20 @@ def build_app(
     # /docs is served by the web package from local assets (no CDN); ReDoc has none, so it is off.
     app = FastAPI(title="Driftline", version=__version__, docs_url=None, redoc_url=None)
 
-    @app.exception_handler(OperationalError)
-    async def store_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
-        # The store is down or unreachable: infrastructure, so retry later, never a 500.
-        log.warning("store unavailable for %s: %s", request.url.path, type(exc).__name__)
-        return JSONResponse({"detail": "store unavailable, retry later"}, status_code=503, headers={"Retry-After": "5"})
+    async def store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # Any store failure is infrastructure to the caller: retry later, never a 500.
+        # driftline/store/errors.py classifies the exception types.
+        cause = exc.__cause__ if isinstance(exc, StoreUnavailable) and exc.__cause__ else exc
+        log.warning("store unavailable for %s: %s", request.url.path, type(cause).__name__)
+        return JSONResponse(
+            {"detail": "store unavailable, retry later"},
+            status_code=503,
+            headers={"Retry-After": str(StoreUnavailable.retry_after_s)},
+        )
+
+    store_errors: tuple[type[Exception], ...] = (StoreUnavailable, *STORE_ERRORS)
+    for exc_type in store_errors:
+        app.add_exception_handler(exc_type, store_unavailable)
 
     for service in services:
         service.mount(app)

@@ -15,8 +15,9 @@ from urllib.parse import urlsplit
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import OperationalError, ProgrammingError
 
-__all__ = ["ClientPool", "DataDirInUse", "DataDirLock", "StoreConfig", "open_client"]
+__all__ = ["ClientPool", "DataDirInUse", "DataDirLock", "PoolClosed", "PoolExhausted", "StoreConfig", "open_client"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,14 @@ class DataDirLock:
             fcntl.flock(self._fh, fcntl.LOCK_UN)
             self._fh.close()
             self._fh = None
+
+
+class PoolClosed(ProgrammingError):
+    """A read after the store was closed (a clickhouse-connect error, like a closed client's)."""
+
+
+class PoolExhausted(OperationalError):
+    """Every reader client stayed busy: the store is overloaded, retry later."""
 
 
 class StoreConfig:
@@ -108,10 +117,13 @@ class ClientPool:
         self._size = size
         self._idle: queue.LifoQueue[Client] = queue.LifoQueue()
         self._made = 0
+        self._closed = False
         self._lock = threading.Lock()
 
     @contextmanager
     def client(self) -> Iterator[Client]:
+        if self._closed:  # fail at once: waiting for a client that never comes back helps no one
+            raise PoolClosed("the store is closed")
         try:
             c = self._idle.get_nowait()
         except queue.Empty:
@@ -127,13 +139,17 @@ class ClientPool:
                         self._made -= 1
                     raise
             else:
-                c = self._idle.get(timeout=30)
+                try:
+                    c = self._idle.get(timeout=30)
+                except queue.Empty:
+                    raise PoolExhausted("no reader client came free in 30 s") from None
         try:
             yield c
         finally:
             self._idle.put(c)
 
     def close(self) -> None:
+        self._closed = True
         while True:
             try:
                 self._idle.get_nowait().close()

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
-from driftline.store.connection import ClientPool, StoreConfig, open_client
+from driftline.store.connection import ClientPool, PoolClosed, StoreConfig, open_client
 from driftline.store.queries import (
     CrossTenantQueries,
     Reader,
@@ -43,6 +43,7 @@ class Store:
         self.retention_days = retention_days
         self._writer: Client | None = None
         self._writer_lock = threading.Lock()
+        self._closed = False
         self._readers = ClientPool(cfg, size=readers)
         self._reader = reader = Reader(self._readers, cfg.database)
         self.scoring = ScoringQueries(reader)
@@ -121,6 +122,7 @@ class Store:
 
     def close(self) -> None:
         with self._writer_lock:
+            self._closed = True
             if self._writer is not None:
                 self._writer.close()
                 self._writer = None
@@ -137,6 +139,8 @@ class Store:
         34.5 -> 28.5 us of CPU per row, merges included).
         """
         with self._writer_lock:
+            if self._closed:
+                raise PoolClosed("the store is closed")
             if self._writer is None:
                 self._writer = open_client(self.cfg)
             try:
