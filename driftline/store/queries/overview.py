@@ -23,7 +23,8 @@ def overview_series(
     Requests, errors, cost and latency count the spans of `llm_ops` (the SLIs' LLM calls)."""
     p = {"tenant": tenant, "since": since, "until": until, "step": step_s, "ops": list(llm_ops)}
     points: dict[tuple[str, str], dict[int, dict[str, Any]]] = defaultdict(dict)
-    for r in store.query(
+    for r in store._reader.rows(
+        tenant,
         "SELECT service, release, toUnixTimestamp(toStartOfInterval(start_time, INTERVAL {step:UInt32} SECOND)) AS t, "
         "count() AS n, countIf(status_code = 'error') AS errors, sum(ifNull(cost_usd, 0)) AS cost, "
         "quantile(0.95)(duration_ms) AS p95 FROM {db}.spans FINAL WHERE tenant = {tenant:String} "
@@ -39,7 +40,8 @@ def overview_series(
         }
     # The same rate definitions as the SLIs: hallucinated among scored answers with context,
     # any failure class among tool calls.
-    for r in store.query(
+    for r in store._reader.rows(
+        tenant,
         "SELECT service, release, toUnixTimestamp(toStartOfInterval(span_start_time, INTERVAL {step:UInt32} SECOND)) "
         "AS t, scorer, countIf(scorer = 'hallucination' AND label = 'hallucinated') + "
         "countIf(scorer = 'tool_failure' AND label != 'ok') AS bad, count() AS n FROM {db}.scores FINAL "
