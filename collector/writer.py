@@ -190,8 +190,9 @@ class SpanWriter:
         if not self.degraded and batches[0].position > self._log.checkpoint:
             self._replay(until=batches[0].position)
         n = sum(b.spans for b in batches)
-        if self.degraded:
-            # The spool log holds these; memory must stay bounded while the store is down.
+        if self.degraded or batches[0].position > self._log.checkpoint:
+            # The store is down, or the gap before these is not replayed (stopping): the spool
+            # log holds them, in order; memory must stay bounded.
             self._let_go(n)
             return
         stored = self._store(pa.concat_tables([b.table for b in batches]))

@@ -313,3 +313,22 @@ def test_data_dir_spool_and_quarantine_are_private(tmp_path: Path, chdb_path: Pa
     assert {oct(p.stat().st_mode & 0o777) for p in files} == {"0o600"}
     for d in ("", "spool", "quarantine"):
         assert oct((tmp_path / "data" / d).stat().st_mode & 0o777) == "0o700", d
+
+
+def test_stopping_never_writes_past_a_gap_it_did_not_replay(new_path: Callable[..., WritePath], store: Store) -> None:
+    """Spooled records before the queued ones must be stored first: a stop in between leaves
+    both to the next start, in order, rather than moving the checkpoint past the gap."""
+    first, second = chat_request(5, 50), chat_request(5, 51)
+    crashed = new_path()
+    crashed.gate.down = True
+    crashed.send(A, first)
+    crashed.steps(1)  # let go of: only the spool holds it
+    crashed.writer.stop(1)
+    restarted = new_path()  # not degraded, `first` still to replay
+    restarted.send(A, second)  # queued behind the gap
+    restarted.writer.stop(1)  # no thread here: run the drain pass that stop() asks for by hand
+    restarted.steps(1)
+    assert stored_ids(store, A) == [] and restarted.spool.checkpoint == 0
+    again = new_path()  # the next start
+    again.steps(2)
+    assert sorted(stored_ids(store, A)) == sorted(ids_of(first) | ids_of(second))
