@@ -66,6 +66,8 @@ class DemoTraffic:
         self._interval = interval_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="driftline-demo", daemon=True)
+        # A conversation: a few turns from one user in one session, so the session view has content.
+        self._session = ("", "", 0)  # (session id, user id, turns left)
 
     def start(self) -> None:
         self._thread.start()
@@ -85,10 +87,20 @@ class DemoTraffic:
         question, passage, good, bad = rng.choice(DEMO_FACTS)
         provider, model = rng.choice(_MODELS)
         answer = bad if rng.random() < 0.15 else good
+        session, user, left = self._session
+        if left <= 0:
+            session, user, left = (
+                f"demo-session-{rng.getrandbits(32):08x}",
+                f"demo-user-{rng.randint(1, 5)}",
+                rng.randint(1, 4),
+            )
+        self._session = (session, user, left - 1)
         t = self._tracer
         with t.start_as_current_span("invoke_agent rag-agent") as agent:
             agent.set_attribute("gen_ai.operation.name", "invoke_agent")
             agent.set_attribute("gen_ai.agent.name", "rag-agent")
+            agent.set_attribute("session.id", session)
+            agent.set_attribute("user.id", user)
             with t.start_as_current_span("retrieval kb", kind=SpanKind.CLIENT) as r:
                 r.set_attribute("gen_ai.operation.name", "retrieval")
                 r.set_attribute("retrieval.documents.0.document.id", "kb-1")
