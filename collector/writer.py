@@ -25,13 +25,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from driftline.collector.batch import split_by_days
 from driftline.collector.buffer import Batch, SpanQueue
 from driftline.collector.errors import store_error_is_permanent
 from driftline.collector.metrics import CollectorMetrics
@@ -51,7 +51,6 @@ RebuildFn = Callable[[str, bytes], pa.Table | None]
 # ClickHouse refuses an INSERT touching more than 100 partitions (max_partitions_per_insert_block);
 # 50 UTC days stay under it in any server time zone (toDate shifts a day boundary by < 1 day).
 MAX_DAYS_PER_INSERT: Final = 50
-_NS_PER_DAY: Final = 86_400 * 10**9
 
 
 def _default(field: str) -> object:
@@ -214,7 +213,7 @@ class SpanWriter:
         the same rows again)."""
         refused: list[tuple[pa.Table, Exception]] = []
         stored = 0
-        for part in _by_days(table, MAX_DAYS_PER_INSERT):
+        for part in split_by_days(table, MAX_DAYS_PER_INSERT):
             n = self._store_part(part, refused)
             if n is None:
                 return None
@@ -363,26 +362,3 @@ class SpanWriter:
             return self._log.oldest_age_s()
         except OSError:  # a segment deleted under us by a checkpoint move: nothing that old
             return 0.0
-
-
-def _by_days(table: pa.Table, max_days: int) -> Iterator[pa.Table]:
-    """`table` as-is when its spans start on at most `max_days` UTC days; else sorted by day and
-    cut into parts of at most `max_days` days each."""
-    if table.num_rows == 0:
-        return
-    days = pc.divide(table.column("start_time").cast(pa.int64()), _NS_PER_DAY)
-    distinct = pc.unique(days)
-    if len(distinct) <= max_days:
-        yield table
-        return
-    order = pc.sort_indices(days)
-    table, days = table.take(order), days.take(order)
-    bounds = pc.sort_indices(distinct).to_pylist()
-    sorted_days = distinct.take(pa.array(bounds)).to_pylist()
-    day_list = days.to_pylist()
-    start = 0
-    for i in range(max_days, len(sorted_days), max_days):
-        end = day_list.index(sorted_days[i], start)
-        yield table.slice(start, end - start)
-        start = end
-    yield table.slice(start)

@@ -79,3 +79,23 @@ def test_rate_limiter_refills_per_tenant_with_the_clock() -> None:
     assert rl.try_take("a", 10) == 0  # refilled at 10/s
     assert rl.try_take("a", 1) >= 1
     assert rl.try_take("a", 50) >= 2  # larger than the burst: waits for a full bucket
+
+
+def test_split_by_days_keeps_every_row_and_bounds_the_days_per_part() -> None:
+    from driftline.collector.batch import rows_to_table, split_by_days
+
+    day = 86_400 * 10**9
+    t0 = 1_800_000_000 * 10**9
+    rows = [
+        {"trace_id": f"{i + 1:032x}", "span_id": f"{i + 1:016x}", "start_time": t0 + (i * 37 % 130) * day + i}
+        for i in range(400)
+    ]
+    for r in rows:
+        r["end_time"] = r["start_time"]
+    table = rows_to_table("t", rows, 0)
+    parts = list(split_by_days(table, 50))
+    assert [len({s.value // day for s in p.column("start_time")}) for p in parts] == [50, 50, 30]
+    assert sorted(s for p in parts for s in p.column("span_id").to_pylist()) == sorted(
+        f"{i + 1:016x}" for i in range(400)
+    )
+    assert list(split_by_days(table.slice(0, 3), 50)) == [table.slice(0, 3)]  # few days: as is
