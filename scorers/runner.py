@@ -22,10 +22,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from driftline.scorers.base import Score, Scorer, SpanRow, TraceContext
+from driftline.scorers.base import LLM_OPERATIONS, Score, Scorer, SpanRow, TraceContext
 from driftline.store import Store
 
-__all__ = ["SCORE_SCHEMA", "JobOptions", "RunResult", "ScorerJob"]
+__all__ = ["SCORE_SCHEMA", "JobOptions", "RunResult", "ScorerJob", "score_model"]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,35 @@ class RunResult:
 def _utc(value: datetime) -> datetime:
     """clickhouse-connect returns naive datetimes for UTC columns (its default tz_mode): mark them."""
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _own_model(span: SpanRow) -> str:
+    return str(span.get("response_model") or span.get("request_model") or "")
+
+
+def _asked_for(call: SpanRow, tool_call_id: str) -> bool:
+    try:
+        requested = json.loads(str(call.get("tool_calls") or "[]"))
+    except ValueError:
+        return False
+    return isinstance(requested, list) and any(isinstance(c, dict) and c.get("id") == tool_call_id for c in requested)
+
+
+def score_model(span: SpanRow, trace: Sequence[SpanRow]) -> str:
+    """The `model` a span's score is labelled with (the SLIs' model label): the span's own model;
+    for a span without one (a tool run, an agent step), the model that asked for it: the LLM call
+    of its trace whose tool_calls name its tool_call_id, else the last LLM call that started
+    before it, else the trace's first LLM call. '' when the trace has no model at all."""
+    if own := _own_model(span):
+        return own
+    calls = [s for s in trace if s.get("operation") in LLM_OPERATIONS and _own_model(s)]  # oldest first
+    call_id = str(span.get("tool_call_id") or "")
+    if call_id:
+        for c in calls:
+            if _asked_for(c, call_id):
+                return _own_model(c)
+    before = [c for c in calls if c["start_time"] <= span["start_time"]]
+    return _own_model(before[-1]) if before else (_own_model(calls[0]) if calls else "")
 
 
 class ScorerJob:
@@ -172,12 +201,11 @@ class ScorerJob:
         todo = [r for r in rows if self.scorer.applies(r)]
         if not todo:
             return 0, 0
-        traces = (
-            self.store.scoring.trace_spans(tenant, sorted({r["trace_id"] for r in todo}))
-            if self.scorer.needs_trace
-            else {}
-        )
-        out: list[tuple[SpanRow, Score]] = []
+        # Traces for the scorer, and for spans without a model of their own (a tool run): their
+        # score is labelled with the model that asked for them (score_model).
+        wanted = {r["trace_id"] for r in todo if self.scorer.needs_trace or not _own_model(r)}
+        traces = self.store.scoring.trace_spans(tenant, sorted(wanted))
+        out: list[tuple[SpanRow, Score, str]] = []
         failed = 0
         for r in todo:
             try:
@@ -187,15 +215,15 @@ class ScorerJob:
                 log.exception("scorer %s failed on %s/%s", self.scorer.name, r["trace_id"], r["span_id"])
                 continue
             if s is not None:
-                out.append((r, s))
+                out.append((r, s, score_model(r, traces.get(r["trace_id"], ()))))
         if out:
             self.store.insert_arrow("scores", self._table(tenant, out))
         return len(out), failed
 
-    def _table(self, tenant: str, scored: list[tuple[SpanRow, Score]]) -> pa.Table:
+    def _table(self, tenant: str, scored: list[tuple[SpanRow, Score, str]]) -> pa.Table:
         now_ms = int(self.clock().timestamp() * 1000)
         cols: dict[str, list[Any]] = {f.name: [] for f in SCORE_SCHEMA}
-        for r, s in scored:
+        for r, s, model in scored:
             cols["tenant"].append(tenant)
             cols["trace_id"].append(r["trace_id"])
             cols["span_id"].append(r["span_id"])
@@ -206,7 +234,7 @@ class ScorerJob:
             cols["explanation"].append(s.explanation[:2000])
             cols["service"].append(r.get("service") or "")
             cols["operation"].append(r.get("operation") or "")
-            cols["model"].append(r.get("response_model") or r.get("request_model") or "")
+            cols["model"].append(model)
             cols["release"].append(r.get("release") or "")
             cols["environment"].append(r.get("environment") or "")
             cols["span_start_time"].append(r["start_time"])
