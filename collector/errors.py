@@ -18,6 +18,7 @@ from clickhouse_connect.driver.exceptions import DatabaseError, DataError, Opera
 __all__ = [
     "BadRequest",
     "CollectorError",
+    "Forbidden",
     "PayloadTooLarge",
     "Refused",
     "Status",
@@ -48,6 +49,11 @@ class Unauthenticated(CollectorError):
     """No API key, or an unknown one."""
 
 
+class Forbidden(Unauthenticated):
+    """A known API key without the role this call needs (an ingest-only key reading traces). A kind
+    of Unauthenticated, so code that only knows that one still refuses; status_for says 403."""
+
+
 class Refused(CollectorError):
     """Retry later: the queue or spool is full, the tenant is over its rate, the store is down."""
 
@@ -74,6 +80,8 @@ def status_for(exc: BaseException) -> Status:
         return Status(415, grpc.StatusCode.INVALID_ARGUMENT, None)
     if isinstance(exc, BadRequest):
         return Status(400, grpc.StatusCode.INVALID_ARGUMENT, None)
+    if isinstance(exc, Forbidden):
+        return Status(403, grpc.StatusCode.PERMISSION_DENIED, None)
     if isinstance(exc, Unauthenticated):
         return Status(401, grpc.StatusCode.UNAUTHENTICATED, None)
     # Anything else is our fault and may pass: retryable, never a silent drop.

@@ -75,7 +75,7 @@ class OtlpGrpcServer:
     def _export(self, body: bytes, context: grpc.ServicerContext) -> ExportTraceServiceResponse:
         try:
             md = dict(context.invocation_metadata())
-            tenant = self._auth.tenant_for(str(md.get("authorization", "")) or None)
+            tenant = self._auth.tenant_for(str(md.get("authorization", "")) or None, "ingest")
             result = self._ingest(tenant, body, "", PROTOBUF, "grpc")
         except Exception as e:  # one mapping for every failure: see errors.status_for
             if not isinstance(e, CollectorError):

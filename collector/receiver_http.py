@@ -76,7 +76,7 @@ def otlp_http_router(
         media = PROTOBUF
         try:
             media = _media_type(request)
-            tenant = auth.tenant_for(request.headers.get("authorization"))
+            tenant = auth.tenant_for(request.headers.get("authorization"), "ingest")
             body = await _read_body(request, max_request_bytes)
             result = await ingest(tenant, body, request.headers.get("content-encoding", ""), media, "http")
         except Exception as e:  # one mapping for every failure: see errors.status_for

@@ -68,7 +68,7 @@ class CollectorService(Service):
         self._owns_store = store is None
         self.lock = DataDirLock(s.data_dir)
         self.store = store or Store(StoreConfig(s.effective_clickhouse_url, s.database), s.retention_days)
-        self.auth = auth or Authenticator(s.tenants_by_key_hash())
+        self.auth = auth or Authenticator(s.key_grants())
         self.queue = SpanQueue(s.queue_capacity_spans, on_change=self.metrics.queue_spans.set)
         self.metrics.queue_capacity.set(s.queue_capacity_spans)
         self.metrics.spool_capacity.set(s.spool_max_bytes)

@@ -1,20 +1,36 @@
-"""API keys -> tenants. Keys are held only as SHA-256 hashes and never logged."""
+"""API keys -> principals: a tenant, roles and a reviewer name. Keys are held only as SHA-256
+hashes and never logged. Every route asks for the role it needs: OTLP export needs ingest, the
+read API and UI read, feedback ingest or review, backfills admin (which holds every role)."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
-from driftline.collector.errors import Unauthenticated
-from driftline.config import hash_api_key
+from driftline.collector.errors import Forbidden, Unauthenticated
+from driftline.config import DEFAULT_ROLES, ROLES, KeyGrant, hash_api_key
 
-__all__ = ["Authenticator"]
+__all__ = ["ROLES", "Authenticator", "Principal"]
+
+
+@dataclass(frozen=True)
+class Principal:
+    tenant: str
+    roles: frozenset[str] = field(default=DEFAULT_ROLES)
+    name: str = ""
+
+    def can(self, role: str) -> bool:
+        return role in self.roles or "admin" in self.roles
 
 
 class Authenticator:
-    def __init__(self, tenants_by_key_hash: dict[str, str]) -> None:
-        self._tenants = dict(tenants_by_key_hash)
+    def __init__(self, grants: Mapping[str, KeyGrant | str]) -> None:
+        """`grants`: key hash -> KeyGrant, or -> tenant name (default roles)."""
+        self._keys: dict[str, Principal] = {}
+        for h, g in grants.items():
+            self._keys[h] = Principal(g) if isinstance(g, str) else Principal(g.tenant, g.roles, g.name)
         # The web UI's signed sessions: token -> key hash (None: not a valid session).
         self._session_key_hash: Callable[[str], str | None] | None = None
 
@@ -23,30 +39,42 @@ class Authenticator:
         self._session_key_hash = key_hash_of
 
     def tenant_for_key_hash(self, key_hash: str) -> str | None:
-        return self._tenants.get(key_hash)
+        principal = self._keys.get(key_hash)
+        return principal.tenant if principal is not None else None
 
     def keyset_secret(self, purpose: bytes) -> bytes:
         """A secret every process holding the same keys derives alike (so API replicas agree) and
         that changes when the keys change; anyone deriving it would need every key's hash."""
-        return hmac.new(purpose, "\n".join(sorted(self._tenants)).encode(), hashlib.sha256).digest()
+        return hmac.new(purpose, "\n".join(sorted(self._keys)).encode(), hashlib.sha256).digest()
 
-    def add_key(self, key: str, tenant: str) -> None:
-        self._tenants[hash_api_key(key)] = tenant
+    def add_key(self, key: str, tenant: str, roles: frozenset[str] = DEFAULT_ROLES, name: str = "") -> None:
+        self._keys[hash_api_key(key)] = Principal(tenant, roles, name)
 
-    def tenant_for(self, authorization: str | None) -> str:
-        """The tenant of `Authorization: Bearer <key>`; Unauthenticated otherwise."""
+    def authenticate(self, authorization: str | None) -> Principal:
+        """Who sends `Authorization: Bearer <key>` (or a UI session); Unauthenticated (401) otherwise."""
         if not authorization:
             raise Unauthenticated("missing API key: send 'Authorization: Bearer <key>'")
         scheme, _, key = authorization.strip().partition(" ")
         if scheme.lower() == "session" and self._session_key_hash is not None:
             key_hash = self._session_key_hash(key.strip())
-            tenant = self._tenants.get(key_hash) if key_hash else None
-            if tenant is None:
+            principal = self._keys.get(key_hash) if key_hash else None
+            if principal is None:
                 raise Unauthenticated("session expired or signed out: sign in again")
-            return tenant
+            return principal
         if scheme.lower() != "bearer" or not key.strip():
             raise Unauthenticated("malformed Authorization header: expected 'Bearer <key>'")
-        tenant = self._tenants.get(hash_api_key(key.strip()))
-        if tenant is None:
+        principal = self._keys.get(hash_api_key(key.strip()))
+        if principal is None:
             raise Unauthenticated("unknown API key")
-        return tenant
+        return principal
+
+    def require(self, authorization: str | None, *roles: str) -> Principal:
+        """The principal, if it holds one of `roles`; Forbidden (403) if it holds none."""
+        principal = self.authenticate(authorization)
+        if not any(principal.can(r) for r in roles):
+            raise Forbidden(f"this API key lacks the role {' or '.join(roles)}")
+        return principal
+
+    def tenant_for(self, authorization: str | None, *roles: str) -> str:
+        """The tenant of a key holding one of `roles` (default: read)."""
+        return self.require(authorization, *(roles or ("read",))).tenant

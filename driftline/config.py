@@ -31,11 +31,14 @@ if TYPE_CHECKING:
     from driftline.pricing import ModelPrice
 
 __all__ = [
+    "DEFAULT_ROLES",
     "ENV_PREFIX",
+    "ROLES",
     "ApiSettings",
     "CollectorSettings",
     "CommonSettings",
     "ConfigError",
+    "KeyGrant",
     "ScorerJobConfig",
     "ScorerSettings",
     "ServerSettings",
@@ -57,19 +60,42 @@ def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _parse_api_keys(raw: str) -> dict[str, str]:
-    out: dict[str, str] = {}
+# What an API key may do. A key listed without roles gets DEFAULT_ROLES: everything a key could do
+# before roles existed (send spans, read, review), never admin, which must be named.
+ROLES = ("ingest", "read", "review", "admin")
+DEFAULT_ROLES = frozenset({"ingest", "read", "review"})
+
+
+class KeyGrant(BaseModel):
+    """What one API key grants: its tenant, its roles, and the name reviews are recorded under."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tenant: str
+    roles: frozenset[str] = DEFAULT_ROLES
+    name: str = ""
+
+
+def _parse_api_keys(raw: str) -> dict[str, KeyGrant]:
+    """`key=tenant[:role+role[:name]]` entries, comma separated (roles: ROLES)."""
+    out: dict[str, KeyGrant] = {}
     for i, pair in enumerate(p.strip() for p in raw.split(",")):
         if not pair:
             continue
-        key, sep, tenant = pair.partition("=")
-        key, tenant = key.strip(), tenant.strip()
+        key, sep, grant = pair.partition("=")
+        tenant, _, rest = grant.partition(":")
+        role_text, _, name = rest.partition(":")
+        key, tenant, name = key.strip(), tenant.strip(), name.strip()
         if not sep or not key or not tenant:
             # Never echo the pair: it holds a secret.
-            raise ValueError(f"entry {i + 1} is not of the form key=tenant")
+            raise ValueError(f"entry {i + 1} is not of the form key=tenant[:roles[:name]]")
         if not tenant.replace("-", "").replace("_", "").replace(".", "").isalnum():
             raise ValueError(f"entry {i + 1}: tenant must be letters, digits, '-', '_' or '.'")
-        out[hash_api_key(key)] = tenant
+        roles = frozenset(r.strip() for r in role_text.split("+") if r.strip()) or DEFAULT_ROLES
+        unknown = sorted(roles - set(ROLES))
+        if unknown:
+            raise ValueError(f"entry {i + 1}: unknown role {unknown[0]!r} (roles: {', '.join(ROLES)})")
+        out[hash_api_key(key)] = KeyGrant(tenant=tenant, roles=roles, name=name)
     return out
 
 
@@ -125,7 +151,10 @@ class CommonSettings(_Base):
     retention_days: int = Field(30, ge=1, le=3650, description="Days spans and scores are kept (TTL).")
     api_keys: SecretStr = Field(
         SecretStr(""),
-        description="API keys as comma-separated key=tenant pairs. Clients send 'Authorization: Bearer <key>'.",
+        description="API keys, comma separated: key=tenant, or key=tenant:roles[:name] with roles joined by '+' "
+        "from ingest (send spans and feedback), read (traces, API, UI), review (labels), admin (everything, "
+        "backfills). A key without roles gets ingest+read+review. name: the reviewer recorded for its labels. "
+        "Clients send 'Authorization: Bearer <key>'.",
     )
     log_level: str = Field("INFO", description="Log level: DEBUG, INFO, WARNING or ERROR.")
     price_overrides: dict[str, PriceOverride] = Field(
@@ -187,6 +216,10 @@ class CommonSettings(_Base):
         return self.effective_clickhouse_url.startswith("chdb://")
 
     def tenants_by_key_hash(self) -> dict[str, str]:
+        return {h: g.tenant for h, g in self.key_grants().items()}
+
+    def key_grants(self) -> dict[str, KeyGrant]:
+        """What each configured key (by its hash) may do."""
         return _parse_api_keys(self.api_keys.get_secret_value())
 
 

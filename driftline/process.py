@@ -121,7 +121,7 @@ def run_services(
     # Every tenant's prompts can live here (embedded store, spool, quarantine): this user only.
     os.chmod(s.data_dir, 0o700)
     store = Store(StoreConfig(s.effective_clickhouse_url, s.database), s.retention_days)
-    ctx = ProcessContext(s, store, CollectorRegistry(), auth or Authenticator(s.tenants_by_key_hash()))
+    ctx = ProcessContext(s, store, CollectorRegistry(), auth or Authenticator(s.key_grants()))
     started: list[Service] = []
 
     def close() -> None:

@@ -36,7 +36,7 @@ def dev_key(data_dir: Path) -> str:
 
 
 def run(settings: UpSettings) -> int:
-    auth = Authenticator(settings.tenants_by_key_hash())
+    auth = Authenticator(settings.key_grants())
     key = ""
     if not settings.tenants_by_key_hash():
         key = dev_key(settings.data_dir)

@@ -3,6 +3,7 @@ store call it makes takes that tenant."""
 
 # No `from __future__ import annotations`: FastAPI reads these annotations at definition time.
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -11,7 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from driftline.api.feedback import feedback_routes
 from driftline.api.traces import jsonable_span, trace_routes
 from driftline.auth import Authenticator
-from driftline.collector.errors import Unauthenticated
+from driftline.collector.errors import Forbidden, Unauthenticated
 from driftline.releases import compare_releases
 from driftline.store import Store
 
@@ -21,15 +22,22 @@ __all__ = ["api_router", "jsonable_span"]
 def api_router(store: Store, auth: Authenticator) -> APIRouter:
     router = APIRouter(prefix="/api/v1")
 
-    def tenant(request: Request) -> str:
-        try:
-            return auth.tenant_for(request.headers.get("authorization"))
-        except Unauthenticated as e:
-            raise HTTPException(401, str(e), headers={"WWW-Authenticate": "Bearer"}) from None
+    def with_role(*roles: str) -> Callable[[Request], str]:
+        def tenant(request: Request) -> str:
+            try:
+                return auth.tenant_for(request.headers.get("authorization"), *roles)
+            except Forbidden as e:
+                raise HTTPException(403, str(e)) from None
+            except Unauthenticated as e:
+                raise HTTPException(401, str(e), headers={"WWW-Authenticate": "Bearer"}) from None
 
+        return tenant
+
+    tenant = with_role("read")
     Tenant = Annotated[str, Depends(tenant)]
     trace_routes(router, store, tenant)
-    feedback_routes(router, store, tenant)
+    # Feedback comes from applications (their ingest key) and from reviewers.
+    feedback_routes(router, store, with_role("ingest", "review"))
 
     @router.get("/compare/releases", summary="Has a candidate release regressed against a baseline release?")
     def compare(
