@@ -114,6 +114,13 @@ def test_summaries_carry_scores_cost_models_and_feedback(client: TestClient) -> 
     assert t3["service"] == "search" and t3["environment"] == "staging"
 
 
+def test_a_trace_summarized_alone_reads_as_its_list_row(client: TestClient) -> None:
+    """The trace view summarizes the rows it read; the list summarizes in SQL: same answer."""
+    for row in client.get("/api/v1/traces", headers=A).json()["traces"]:
+        detail = client.get(f"/api/v1/traces/{row['trace_id']}", headers=A).json()["summary"]
+        assert detail == row, NAME[row["trace_id"]]
+
+
 def test_cursor_pages_through_every_trace_once(client: TestClient) -> None:
     for sort in ("time", "cost", "duration", "score"):
         seen: list[str] = []

@@ -140,6 +140,49 @@ def _summaries(store: Store, tenant: str, rows: list[dict[str, Any]]) -> list[Tr
     return [_summary(got[r["trace_id"]]) for r in rows if r["trace_id"] in got]
 
 
+def _summarize(
+    trace_id: str, spans: list[dict[str, Any]], scores: list[dict[str, Any]], feedback: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """A trace's list row from rows already read: the same rules as the list's query
+    (trace_queries.trace_summaries), without reading the trace a second time."""
+    root = min(spans, key=lambda s: (s["parent_span_id"] != "", s["start_time"]))
+    by_start = sorted(spans, key=lambda s: s["start_time"])
+
+    def first(col: str) -> str:
+        return next((str(s[col]) for s in by_start if s[col]), "")
+
+    costs = [s["cost_usd"] for s in spans if s["cost_usd"] is not None]
+    answers = [s for s in spans if s["output_text"]]
+    hallucination = [r for r in scores if r["scorer"] == "hallucination"]
+    worst = max(hallucination, key=lambda r: r["value"]) if hallucination else None
+    errors = sum(1 for s in spans if s["status_code"] == "error")
+    return {
+        "trace_id": trace_id,
+        "started": root["start_time"],
+        "duration_ms": root["duration_ms"],
+        "spans": len(spans),
+        "errors": errors,
+        "error": errors > 0,
+        **{k: root[k] for k in ("service", "release", "environment")},
+        "root_name": root["name"],
+        "session_id": first("session_id"),
+        "user_id": first("user_id"),
+        "models": sorted({m for s in spans for m in (s["request_model"], s["response_model"]) if m}),
+        "cost_usd": sum(costs) if costs else None,
+        "input_tokens": sum(s["input_tokens"] or 0 for s in spans),
+        "output_tokens": sum(s["output_tokens"] or 0 for s in spans),
+        "tool_failures": sum(
+            1 for r in scores if r["scorer"] == "tool_failure" and r["label"] not in ("ok", "error", "no_context")
+        ),
+        "hallucination_score": worst["value"] if worst else None,
+        "hallucination_label": worst["label"] if worst else None,
+        "feedback_count": len(feedback),
+        "negative_feedback": sum(1 for f in feedback if f["negative"]),
+        "input_preview": first("input_text")[:200],
+        "output_preview": str(max(answers, key=lambda s: s["end_time"])["output_text"])[:200] if answers else "",
+    }
+
+
 def trace_routes(router: APIRouter, store: Store, tenant: Callable[[Request], str]) -> None:
     Tenant = Annotated[str, Depends(tenant)]
 
@@ -190,19 +233,14 @@ def trace_routes(router: APIRouter, store: Store, tenant: Callable[[Request], st
         spans = trace_queries.get_trace(store, t, trace_id)
         if not spans:
             raise HTTPException(404, f"trace {trace_id} not found")
-        root = min(spans, key=lambda s: (s["parent_span_id"] != "", s["start_time"]))
-        summary = _summaries(store, t, [{"trace_id": trace_id, "started": root["start_time"]}])
-        lo = min(_utc(s["start_time"]) for s in spans)
-        hi = max(_utc(s["start_time"]) for s in spans) + timedelta(microseconds=1)
-        if not summary:  # spans more than TRACE_SPAN after the root: summarize them all
-            got = trace_queries.trace_summaries(store, t, [trace_id], lo, hi)
-            summary = [_summary(got[trace_id])]
+        scores = trace_queries.trace_scores(store, t, trace_id)
+        feedback = fb_queries.feedback_for_trace(store, t, trace_id)
         return TraceDetail(
             trace_id=trace_id,
-            summary=summary[0],
+            summary=_summary(_summarize(trace_id, spans, scores, feedback)),
             spans=[jsonable_span(s) for s in spans],
-            scores=[_score(r) for r in trace_queries.trace_scores(store, t, trace_id)],
-            feedback=[_feedback(r) for r in fb_queries.feedback_for_trace(store, t, trace_id)],
+            scores=[_score(r) for r in scores],
+            feedback=[_feedback(r) for r in feedback],
         )
 
     @router.get("/sessions", summary="Sessions, the most recently active first", response_model=SessionList)

@@ -189,8 +189,8 @@ def trace_summaries(
         "arraySort(arrayFilter(m -> m != '', groupUniqArrayArray([request_model, response_model]))) AS models, "
         "sum(cost_usd) AS cost_usd, sum(ifNull(input_tokens, 0)) AS input_tokens, "
         "sum(ifNull(output_tokens, 0)) AS output_tokens, "
-        "argMinIf(substring(input_text, 1, 200), start_time, input_text != '') AS input_preview, "
-        "argMaxIf(substring(output_text, 1, 200), end_time, output_text != '') AS output_preview "
+        "argMinIf(substringUTF8(input_text, 1, 200), start_time, input_text != '') AS input_preview, "
+        "argMaxIf(substringUTF8(output_text, 1, 200), end_time, output_text != '') AS output_preview "
         "FROM {db}.spans FINAL WHERE tenant = {tenant:String} AND trace_id IN {ids:Array(String)} "
         "AND start_time >= {lo:DateTime64(9)} AND start_time < {hi:DateTime64(9)} GROUP BY trace_id",
         p,

@@ -1,0 +1,309 @@
+"""Read API benchmark: fill an embedded store with realistic spans, then time the API in-process.
+
+The spans have the load generator's shapes (tools/loadgen.py: chat spans of 3 models with
+300-800 byte messages, ~20 attributes, traces of 5 spans), plus a tool call per trace (some
+failing), hallucination and tool-failure scores, and feedback on 1% of traces, spread over the
+last `--days` days across 3 services, 4 releases each, 2 environments and 20k sessions. They go
+in through the store's Arrow insert in large batches; the API is driven through the real app
+(driftline.server.build_app with the API service) over httpx's ASGI transport.
+
+    python bench/query_bench.py --spans 200000            # develop
+    python bench/query_bench.py --spans 10000000          # the 10M figures (minutes to fill)
+
+Prints p50/p95 per request and the machine's load average before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pyarrow as pa
+from prometheus_client import CollectorRegistry
+
+from driftline.api_service import ApiService
+from driftline.auth import Authenticator
+from driftline.scorers.runner import SCORE_SCHEMA
+from driftline.server import build_app
+from driftline.store import Store, StoreConfig
+from driftline.store.columns import ARROW_SCHEMA
+from driftline.store.queries.feedback import FEEDBACK_SCHEMA
+from tools.loadgen import filler_text
+
+KEY, TENANT, OTHER = "bench-key", "bench", "other"
+SPANS_PER_TRACE = 5
+MODELS = [("openai", "gpt-4o-mini", 0.15e-6, 0.6e-6), ("openai", "gpt-4o", 2.5e-6, 10e-6),
+          ("anthropic", "claude-3-5-sonnet-20241022", 3e-6, 15e-6)]  # fmt: skip
+SERVICES = ["support-bot", "search", "billing"]
+RELEASES = ["2.4.0", "2.4.1", "2.5.0", "2.6.0-rc1"]
+SESSIONS = 20_000
+USERS = 5_000
+POOL = 2_000  # distinct message texts: enough for realistic compression, cheap to build
+
+
+def _pool(rng: random.Random) -> tuple[pa.Array, pa.Array]:
+    ins, outs = [], []
+    for _ in range(POOL):
+        ins.append(json.dumps([{"role": "system", "content": "You are a support agent."},
+                               {"role": "user", "content": filler_text(rng, 300, 800)}]))  # fmt: skip
+        outs.append(json.dumps([{"role": "assistant", "content": filler_text(rng, 300, 800)}]))
+    return pa.array(ins, pa.string()), pa.array(outs, pa.string())
+
+
+def _hex(values: np.ndarray, width: int) -> list[str]:
+    return [f"{int(v):0{width}x}" for v in values]
+
+
+def _batch(first_trace: int, traces: int, now_ns: int, days: float, pool: tuple[pa.Array, pa.Array],
+           seed: int) -> tuple[pa.Table, pa.Table, pa.Table]:  # fmt: skip
+    """`traces` traces of SPANS_PER_TRACE spans: spans, scores and feedback tables."""
+    g = np.random.default_rng(seed)
+    n = traces * SPANS_PER_TRACE
+    t = np.repeat(np.arange(traces), SPANS_PER_TRACE)
+    pos = np.tile(np.arange(SPANS_PER_TRACE), traces)
+    tenant = np.where(g.random(traces) < 0.9, TENANT, OTHER)[t]
+    hi, lo = g.integers(0, 2**63, traces), g.integers(0, 2**63, traces)
+    trace_ids = np.array([f"{a:016x}{b:016x}" for a, b in zip(hi, lo, strict=True)], dtype=object)
+    span_ids = np.array(_hex(g.integers(1, 2**63, n), 16), dtype=object)
+    root_ids = span_ids[t * SPANS_PER_TRACE]
+    trace_start = now_ns - (g.random(traces) * days * 86400e9).astype(np.int64)
+    start = trace_start[t] + pos.astype(np.int64) * 1_000_000
+    dur = np.where(pos == 0, 4000 + g.integers(0, 4000, n), g.integers(200, 4000, n)).astype(np.float64)
+    svc = g.choice(len(SERVICES), traces, p=[0.6, 0.3, 0.1])[t]
+    rel = g.choice(len(RELEASES), traces, p=[0.1, 0.5, 0.3, 0.1])[t]
+    model = g.integers(0, len(MODELS), n)
+    is_tool = pos == 3
+    err = np.where(is_tool, g.random(n) < 0.1, g.random(n) < 0.01)
+    tin, tout = g.integers(100, 2000, n), g.integers(20, 400, n)
+    priced = g.random(n) < 0.9
+    cost = np.array([MODELS[m][2] for m in model]) * tin + np.array([MODELS[m][3] for m in model]) * tout
+    msg = pa.array(g.integers(0, POOL, n))
+    session = g.integers(1, SESSIONS + 1, traces)[t]
+    user = g.integers(1, USERS + 1, traces)[t]
+    ops = np.where(is_tool, "execute_tool", "chat")
+    cols: dict[str, Any] = {
+        "tenant": tenant, "trace_id": trace_ids[t], "span_id": span_ids,
+        "parent_span_id": np.where(pos == 0, "", root_ids),
+        "start_time": pa.array(start, pa.timestamp("ns", tz="UTC")),
+        "end_time": pa.array(start + (dur * 1e6).astype(np.int64), pa.timestamp("ns", tz="UTC")),
+        "duration_ms": dur,
+        "name": np.where(is_tool, "execute_tool lookup_order", np.array([f"chat {m[1]}" for m in MODELS])[model]),
+        "kind": "client", "status_code": np.where(err, "error", "unset"),
+        "service": np.array(SERVICES)[svc], "release": np.array(RELEASES)[rel],
+        "environment": np.where(rel == 3, "staging", "prod"), "scope_name": "opentelemetry.instrumentation.openai_v2",
+        "operation": ops,
+        "provider": np.where(is_tool, "", np.array([m[0] for m in MODELS])[model]),
+        "request_model": np.where(is_tool, "", np.array([m[1] for m in MODELS])[model]),
+        "response_model": np.where(is_tool, "", np.array([m[1] for m in MODELS])[model]),
+        "input_tokens": pa.array(np.where(is_tool, 0, tin), pa.int64()),
+        "output_tokens": pa.array(np.where(is_tool, 0, tout), pa.int64()),
+        "cost_usd": pa.array(cost, pa.float64(), mask=~priced | is_tool),
+        "cost_source": np.where(priced & ~is_tool, "price_table", ""),
+        "input_messages": pool[0].take(msg), "output_messages": pool[1].take(msg),
+        "tool_name": np.where(is_tool, "lookup_order", ""),
+        "tool_error": np.where(is_tool & err, "timeout after 30s", ""),
+        "finish_reason": np.where(is_tool, "", "stop"),
+        "user_id": np.array([f"user-{u}" for u in user], dtype=object),
+        "session_id": np.array([f"sess-{s}" for s in session], dtype=object),
+        "ingested_at": pa.array(np.full(n, now_ns // 1_000_000), pa.timestamp("ms", tz="UTC")),
+    }  # fmt: skip
+    keys = pa.array(["gen_ai.response.id", "app.feature", "server.address", "app.request_id"] * n, pa.string())
+    vals = pa.array(g.choice(["faq", "refunds", "orders", "billing", "api.example.com"], 4 * n), pa.string())
+    cols["attributes"] = pa.MapArray.from_arrays(pa.array(np.arange(0, 4 * n + 1, 4), pa.int32()), keys, vals)
+    cols["resource_attributes"] = pa.MapArray.from_arrays(pa.array(np.zeros(n + 1), pa.int32()),
+                                                          pa.array([], pa.string()), pa.array([], pa.string()))  # fmt: skip
+    arrays = []
+    for f in ARROW_SCHEMA:
+        v = cols.get(f.name)
+        if v is None:
+            default: Any = None if f.type in (pa.int64(), pa.float64()) else ""
+            arrays.append(pa.array([default] * n, f.type) if default is None else pa.array(np.full(n, ""), f.type))
+        elif isinstance(v, str):
+            arrays.append(pa.array(np.full(n, v), f.type))
+        else:
+            arrays.append(pa.array(v, f.type) if not isinstance(v, pa.Array) else v.cast(f.type))
+    spans = pa.Table.from_arrays(arrays, schema=ARROW_SCHEMA)
+    # Scores: hallucination on each trace's last chat span, tool_failure on its tool span.
+    last, tool = t[pos == 4], t[pos == 3]
+    hv = g.beta(0.6, 3.0, traces)
+    label = np.where(hv > 0.5, "hallucinated", "grounded")
+    tool_err = err[pos == 3]
+    sc_n = 2 * traces
+    scored_at = pa.array(np.full(sc_n, now_ns // 1_000_000), pa.timestamp("ms", tz="UTC"))
+    scores = pa.table({
+        "tenant": np.concatenate([tenant[pos == 4], tenant[pos == 3]]),
+        "trace_id": np.concatenate([trace_ids[last], trace_ids[tool]]),
+        "span_id": np.concatenate([span_ids[pos == 4], span_ids[pos == 3]]),
+        "scorer": np.repeat(["hallucination", "tool_failure"], traces),
+        "scorer_version": np.repeat(["offline-1", "1"], traces),
+        "value": np.concatenate([hv, tool_err.astype(np.float64)]),
+        "label": np.concatenate([label, np.where(tool_err, "timeout", "ok")]),
+        "explanation": np.repeat(["unsupported: 'Parcel Express'", ""], traces),
+        "service": np.concatenate([cols["service"][pos == 4], cols["service"][pos == 3]]),
+        "operation": np.repeat(["chat", "execute_tool"], traces),
+        "model": np.concatenate([cols["response_model"][pos == 4], np.full(traces, "")]),
+        "release": np.concatenate([cols["release"][pos == 4], cols["release"][pos == 3]]),
+        "environment": np.concatenate([cols["environment"][pos == 4], cols["environment"][pos == 3]]),
+        "span_start_time": pa.array(np.concatenate([start[pos == 4], start[pos == 3]]), pa.timestamp("ns", tz="UTC")),
+        "scored_at": scored_at, "details": np.full(sc_n, '{"confident": true}'),
+    }, schema=SCORE_SCHEMA)  # fmt: skip
+    fb = np.flatnonzero(g.random(traces) < 0.01)
+    neg = g.random(len(fb)) < 0.3
+    fb_at = pa.array((trace_start[fb] + 60_000_000_000) // 1_000_000, pa.timestamp("ms", tz="UTC"))
+    feedback = pa.table({
+        "tenant": tenant[fb * SPANS_PER_TRACE], "id": [f"fb-{first_trace + i}" for i in fb],
+        "trace_id": trace_ids[fb], "span_id": np.full(len(fb), ""), "name": np.full(len(fb), "thumbs"),
+        "value": np.where(neg, 0.0, 1.0), "label": np.full(len(fb), ""), "comment": np.full(len(fb), "bench"),
+        "source": np.full(len(fb), "user"), "author": np.full(len(fb), ""), "version": np.full(len(fb), ""),
+        "negative": neg.astype(np.uint8), "created_at": fb_at, "updated_at": fb_at,
+    }, schema=FEEDBACK_SCHEMA)  # fmt: skip
+    return spans, scores, feedback
+
+
+def fill(store: Store, spans: int, days: float, batch_traces: int) -> tuple[float, list[str], list[str]]:
+    """Insert about `spans` spans; returns seconds taken, some trace ids and session ids of TENANT."""
+    pool = _pool(random.Random(7))
+    now_ns = time.time_ns()
+    traces = spans // SPANS_PER_TRACE
+    sample_traces: list[str] = []
+    t0 = time.perf_counter()
+    done = 0
+    while done < traces:
+        k = min(batch_traces, traces - done)
+        s, sc, fb = _batch(done, k, now_ns, days, pool, seed=done)
+        store.insert_arrow("spans", s)
+        store.insert_arrow("scores", sc)
+        store.insert_arrow("feedback", fb)
+        mine = s.filter(pa.compute.equal(s["tenant"], TENANT))["trace_id"]
+        sample_traces += mine.slice(0, 200).to_pylist()[::5]
+        done += k
+        print(f"  {done * SPANS_PER_TRACE:>11,} spans  {time.perf_counter() - t0:7.1f} s", flush=True)
+    return time.perf_counter() - t0, sample_traces, _sessions(store)
+
+
+def _sessions(store: Store) -> list[str]:
+    rows = store.query(
+        "SELECT DISTINCT session_id FROM {db}.spans WHERE tenant = {tenant:String} AND session_id != '' LIMIT 40",
+        {"tenant": TENANT},
+    )
+    return [r["session_id"] for r in rows]
+
+
+async def _time(client: httpx.AsyncClient, path: str | Callable[[int], str], params: dict[str, Any],
+                repeat: int) -> tuple[list[float], int, int]:  # fmt: skip
+    out = []
+    status = 0
+    rows = 0
+    for i in range(repeat + 2):
+        p = path(i) if callable(path) else path
+        t0 = time.perf_counter()
+        r = await client.get(p, params=params)
+        dt = (time.perf_counter() - t0) * 1000
+        status = r.status_code
+        if r.status_code != 200:
+            raise SystemExit(f"{p} {params}: {r.status_code} {r.text[:300]}")
+        body = r.json()
+        rows = len(body.get("traces") or body.get("sessions") or body.get("spans") or [])
+        if i >= 2:  # two warm-ups: the first read of a column pays for the page cache
+            out.append(dt)
+    return out, status, rows
+
+
+def _pct(xs: list[float], q: float) -> float:
+    return statistics.quantiles(xs, n=100, method="inclusive")[int(q) - 1] if len(xs) > 1 else xs[0]
+
+
+async def bench(
+    store: Store, traces: list[str], sessions: list[str], repeat: int
+) -> list[tuple[str, float, float, int]]:
+    auth = Authenticator({})
+    auth.add_key(KEY, TENANT)
+    registry = CollectorRegistry()
+    app = build_app([ApiService(store, auth, registry)], registry)
+    since = (datetime.now(UTC) - timedelta(days=1)).isoformat()
+    cases: list[tuple[str, str | Callable[[int], str], dict[str, Any]]] = [
+        ("trace by id", lambda i: f"/api/v1/traces/{traces[i % len(traces)]}", {}),
+        ("list: first page", "/api/v1/traces", {}),
+        ("list: since 1 day", "/api/v1/traces", {"since": since}),
+        ("list: service", "/api/v1/traces", {"service": "billing"}),
+        ("list: model", "/api/v1/traces", {"model": "gpt-4o"}),
+        ("list: release", "/api/v1/traces", {"release": "2.6.0-rc1"}),
+        ("list: environment", "/api/v1/traces", {"environment": "staging"}),
+        ("list: operation", "/api/v1/traces", {"operation": "execute_tool"}),
+        ("list: status=error", "/api/v1/traces", {"status": "error"}),
+        ("list: session", "/api/v1/traces", {"session_id": "sess-77"}),
+        ("list: user", "/api/v1/traces", {"user_id": "user-42"}),
+        ("list: scorer+label", "/api/v1/traces", {"scorer": "hallucination", "label": "hallucinated"}),
+        ("list: score range", "/api/v1/traces", {"min_score": 0.9}),
+        ("list: feedback=negative", "/api/v1/traces", {"feedback": "negative"}),
+        ("list: text", "/api/v1/traces", {"q": "warranty policy"}),
+        ("list: sort=cost", "/api/v1/traces", {"sort": "cost"}),
+        ("list: sort=duration", "/api/v1/traces", {"sort": "duration"}),
+        ("list: sort=score", "/api/v1/traces", {"sort": "score"}),
+        ("sessions: first page", "/api/v1/sessions", {}),
+        ("session by id", lambda i: f"/api/v1/sessions/{sessions[i % len(sessions)]}", {}),
+    ]
+    out = []
+    transport = httpx.ASGITransport(app=app)
+    headers = {"authorization": f"Bearer {KEY}"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench", headers=headers, timeout=120) as c:
+        for name, path, params in cases:
+            times, _, rows = await _time(c, path, params, repeat)
+            out.append((name, _pct(times, 50), _pct(times, 95), rows))
+            print(f"  {name:<24} p50 {out[-1][1]:8.1f} ms   p95 {out[-1][2]:8.1f} ms   rows {rows}", flush=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--spans", type=int, default=10_000_000, help="spans to fill (default 10M)")
+    ap.add_argument("--days", type=float, default=7.0, help="spread the spans over this many days")
+    ap.add_argument("--batch-traces", type=int, default=40_000, help="traces per INSERT (x5 spans)")
+    ap.add_argument("--repeat", type=int, default=20, help="timed requests per case (after 2 warm-ups)")
+    ap.add_argument("--data-dir", type=Path, default=None, help="default: a new directory under /tmp")
+    ap.add_argument("--keep-data", action="store_true", help="keep the data directory (default: removed)")
+    ap.add_argument("--reuse", action="store_true", help="skip the fill: time an existing --data-dir")
+    a = ap.parse_args()
+    data = a.data_dir or Path(tempfile.mkdtemp(prefix="driftline-query-bench-", dir="/tmp"))
+    store = Store(StoreConfig(f"chdb://{data}", "driftline"), retention_days=max(30, int(a.days) + 2))
+    try:
+        store.migrate()
+        print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cpus)")
+        if a.reuse:
+            roots = store.query(
+                "SELECT trace_id FROM {db}.spans WHERE tenant = {tenant:String} AND parent_span_id = '' LIMIT 40",
+                {"tenant": TENANT},
+            )
+            traces, sessions = [r["trace_id"] for r in roots], _sessions(store)
+        else:
+            print(f"filling {a.spans:,} spans into {data}")
+            secs, traces, sessions = fill(store, a.spans, a.days, a.batch_traces)
+            print(f"filled in {secs:.0f} s ({a.spans / secs:,.0f} spans/s)")
+        n = store.query("SELECT count() AS n FROM {db}.spans WHERE tenant = {tenant:String}", {"tenant": TENANT})
+        print(f"tenant {TENANT}: {n[0]['n']:,} spans; timing {a.repeat} requests per case")
+        results = asyncio.run(bench(store, traces, sessions, a.repeat))
+        print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        print("\n| request | p50 ms | p95 ms | rows |\n|---|---:|---:|---:|")
+        for name, p50, p95, rows in results:
+            print(f"| {name} | {p50:.1f} | {p95:.1f} | {rows} |")
+    finally:
+        store.close()
+        if not a.keep_data:
+            shutil.rmtree(data, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
