@@ -23,6 +23,7 @@ from driftline.collector import conventions
 from driftline.collector.conventions.events import Event
 from driftline.collector.otlp_values import any_value, dumps, read_attributes, truncate
 from driftline.pricing import Pricer
+from driftline.vocabulary import PRICED_OPERATIONS
 
 __all__ = ["INVALID_REASONS", "PRICED_OPERATIONS", "InvalidSpan", "Normalizer", "ResourceContext"]
 
@@ -38,9 +39,6 @@ _ZERO_TRACE: Final = bytes(16)
 _MIN_NS: Final = 946_684_800 * 10**9
 _MAX_NS: Final = 4_102_444_800 * 10**9
 _ZERO_SPAN: Final = bytes(8)
-# Only model calls are priced from the table: agent / workflow spans aggregate their children's
-# usage, and pricing them too would count the same tokens twice.
-PRICED_OPERATIONS: Final = frozenset({"chat", "text_completion", "embeddings", "rerank", "other", ""})
 
 
 class InvalidSpan(ValueError):

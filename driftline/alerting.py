@@ -22,10 +22,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from driftline.drift import RATE_POLICY
+from driftline.vocabulary import SLI_LABELS
 
 __all__ = ["DRIFT_SLIS", "SLI_LABELS", "AlertThresholds", "duration_seconds", "main", "render_rules"]
 
-SLI_LABELS = ("tenant", "service", "model", "release", "environment")
 DRIFT_SLIS = (
     "hallucination_rate",
     "tool_failure_rate",

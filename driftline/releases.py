@@ -11,8 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from driftline.drift import DISTRIBUTION_POLICY, RATE_POLICY, DriftPolicy, DriftResult, ks_drift, rate_drift
-from driftline.sli import LLM_OPS
 from driftline.store import Store
+from driftline.vocabulary import LLM_OPERATIONS
 
 __all__ = ["compare_releases"]
 
@@ -41,7 +41,7 @@ def compare_releases(
             name = "hallucination_rate" if r["scorer"] == "hallucination" else "refusal_rate"
             rates[name][r["release"]] = (r["raw_bad"], r["n"])
     samples: dict[str, dict[str, list[float]]] = defaultdict(dict)
-    for r in store.releases.request_samples(tenant, service, since, until, LLM_OPS):
+    for r in store.releases.request_samples(tenant, service, since, until, sorted(LLM_OPERATIONS)):
         rates["error_rate"][r["release"]] = (r["bad"], r["n"])
         samples["latency_ms"][r["release"]] = list(r["lat"])
         samples["cost_per_request"][r["release"]] = list(r["cost"])

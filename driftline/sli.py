@@ -22,15 +22,14 @@ from prometheus_client.registry import Collector
 from driftline.drift import DISTRIBUTION_POLICY, RATE_POLICY, DriftPolicy, DriftResult, ks_drift, rate_drift
 from driftline.store import Store
 from driftline.store.queries.feedback import feedback_counts
+from driftline.vocabulary import FAILED_LABEL, LLM_OPERATIONS, SLI_LABELS, TOOL_FAILURE_CLASSES
 
 __all__ = ["LLM_OPS", "SLIJob", "SLIOptions", "SLISnapshot", "options_from"]
 
 log = logging.getLogger(__name__)
 
-L = ("tenant", "service", "model", "release", "environment")
-LLM_OPS = ("chat", "text_completion", "generate_content")
-RATE_SCORERS = {"hallucination": "hallucinated", "refusal": "refused"}
-TOOL_CLASSES = ("error_status", "exception", "error_result", "timeout", "invalid_arguments", "retried", "unknown_tool")
+L = SLI_LABELS
+LLM_OPS = sorted(LLM_OPERATIONS)  # a fixed order for the queries' bound parameter
 Key = tuple[str, str, str, str, str]
 Keep = tuple[set[tuple[str, str]], set[tuple[str, str]]]  # (service, model), (service, release) kept
 
@@ -230,7 +229,7 @@ class SLIJob:
                     lab | {"failure_class": "any"},
                     (total - labels.get("ok", 0)) / total,
                 )
-                for cls in TOOL_CLASSES:
+                for cls in TOOL_FAILURE_CLASSES:
                     snap.add(
                         "driftline_sli_tool_failure_rate",
                         lab | {"failure_class": cls},
@@ -240,7 +239,7 @@ class SLIJob:
                 metric = (
                     "driftline_sli_hallucination_rate" if scorer == "hallucination" else "driftline_sli_refusal_rate"
                 )
-                snap.add(metric, lab, labels.get(RATE_SCORERS[scorer], 0) / total)
+                snap.add(metric, lab, labels.get(FAILED_LABEL[scorer], 0) / total)
 
     # -- drift --------------------------------------------------------------------------
     def _drift(self, snap: SLISnapshot, tenant: str, now: datetime, keep: Keep) -> None:
@@ -280,7 +279,7 @@ class SLIJob:
                 add(k, "tool_failure_rate", 0 if r["label"] == "ok" else r["n"], r["n"])
             else:
                 sli = "hallucination_rate" if r["scorer"] == "hallucination" else "refusal_rate"
-                add(k, sli, r["n"] if r["label"] == RATE_SCORERS[r["scorer"]] else 0, r["n"])
+                add(k, sli, r["n"] if r["label"] == FAILED_LABEL[r["scorer"]] else 0, r["n"])
         for k, (bad, n) in self._feedback_counts(tenant, since, until, keep).items():
             add(k, "negative_feedback_rate", bad, n)
         rows = self.store.sli.error_counts(tenant, since, until, LLM_OPS)

@@ -12,12 +12,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from driftline.vocabulary import LLM_OPERATIONS
+
 __all__ = ["LLM_OPERATIONS", "Score", "Scorer", "SpanRow", "TraceContext"]
 
 SpanRow = Mapping[str, Any]  # a `spans` row: column name -> value (see driftline/store/columns.py)
-
-# Operations whose spans are model calls (what hallucination, refusal and cost look at).
-LLM_OPERATIONS = frozenset({"chat", "text_completion", "generate_content"})
 
 
 @dataclass(frozen=True)

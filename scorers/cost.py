@@ -11,14 +11,15 @@ from __future__ import annotations
 import math
 from typing import Final
 
-from driftline.scorers.base import LLM_OPERATIONS, Score, SpanRow, TraceContext
+from driftline.scorers.base import Score, SpanRow, TraceContext
+from driftline.vocabulary import MODEL_CALL_OPERATIONS
 
 __all__ = ["COSTED_OPERATIONS", "CostScorer", "TraceCostScorer", "is_costed_call"]
 
 # Model calls, the spans whose tokens are billed. Agent / workflow / tool spans are left out on
 # purpose: they often carry their children's summed usage, and adding them would bill twice.
 # rerank is in because the normalizer prices it too (docs/columns.md, cost step 3).
-COSTED_OPERATIONS: Final = LLM_OPERATIONS | {"embeddings", "rerank"}
+COSTED_OPERATIONS: Final = MODEL_CALL_OPERATIONS
 _TOKEN_COLUMNS: Final = (
     "input_tokens",
     "output_tokens",

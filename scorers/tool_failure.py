@@ -33,18 +33,11 @@ from typing import Any, Final
 
 from driftline.scorers.base import LLM_OPERATIONS, Score, SpanRow, TraceContext
 from driftline.scorers.latency import span_time_ns
+from driftline.vocabulary import TOOL_FAILURE_CLASSES
 
 __all__ = ["FAILURE_CLASSES", "Finding", "ToolFailureScorer", "declared_tools", "find_failures"]
 
-FAILURE_CLASSES: Final = (
-    "timeout",
-    "invalid_arguments",
-    "unknown_tool",
-    "exception",
-    "error_status",
-    "error_result",
-    "retried",
-)
+FAILURE_CLASSES: Final = TOOL_FAILURE_CLASSES
 _TIMEOUT: Final = re.compile(r"time ?out|timed out|deadline ?_?exceeded", re.IGNORECASE)
 _BAD_ARGS: Final = re.compile(
     r"validationerror|jsondecodeerror|invalid[ _-]?argument|validation error"

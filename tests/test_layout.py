@@ -150,3 +150,46 @@ def test_the_charts_rules_are_the_alert_rules() -> None:
     assert chart.read_bytes() == (ROOT / "alerts" / "rules.yml").read_bytes(), (
         "helm/driftline/files/rules.yml is stale: cp alerts/rules.yml helm/driftline/files/rules.yml"
     )
+
+
+def _string_collections(path: Path) -> list[tuple[int, frozenset[str]]]:
+    """Tuple, list and set literals of two or more plain strings (frozenset({...}) included)."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if not isinstance(node, ast.Tuple | ast.List | ast.Set) or len(node.elts) < 2:
+            continue
+        values = [e.value for e in node.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
+        if len(values) == len(node.elts):
+            out.append((node.lineno, frozenset(values)))
+    return out
+
+
+def test_shared_names_are_defined_once() -> None:
+    """The SLI label set, the LLM operations and the tool-failure classes live in
+    driftline/vocabulary.py only (which imports nothing of Driftline, so every package may use it)."""
+    from driftline import vocabulary
+
+    shared = {
+        frozenset(vocabulary.SLI_LABELS): "SLI_LABELS",
+        frozenset(vocabulary.LLM_OPERATIONS): "LLM_OPERATIONS",
+        frozenset(vocabulary.MODEL_CALL_OPERATIONS): "MODEL_CALL_OPERATIONS",
+        frozenset(vocabulary.PRICED_OPERATIONS): "PRICED_OPERATIONS",
+        frozenset(vocabulary.TOOL_FAILURE_CLASSES): "TOOL_FAILURE_CLASSES",
+    }
+    home = "driftline/vocabulary.py"
+    files = [p for p in _tracked_python() if not p.startswith(("tests/", "build/", ".venv/")) and p != home]
+    again = [
+        f"{p}:{line} repeats {shared[values]}"
+        for p in files
+        for line, values in _string_collections(ROOT / p)
+        if values in shared
+    ]
+    assert not again, "\n".join(again)
+    assert {line_values[1] for line_values in _string_collections(ROOT / home)} >= {
+        frozenset(vocabulary.SLI_LABELS),
+        frozenset(vocabulary.TOOL_FAILURE_CLASSES),
+    }  # the check reads the literals it means
+    tree = ast.parse((ROOT / home).read_text())
+    imported = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    assert not [m for m in imported if m.startswith("driftline")]

@@ -27,10 +27,12 @@ from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models import prometheus as pm
 
+from driftline.vocabulary import SLI_LABELS
+
 __all__ = ["DASHBOARDS", "build_all", "main", "render"]
 
 DATASOURCE = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
-LABELS = ("tenant", "service", "model", "release", "environment")
+LABELS = SLI_LABELS
 # Every quality panel filters on every label variable (multi-value: a regex match).
 SEL = ", ".join(f'{label}=~"${label}"' for label in LABELS)
 WIN = f'{SEL}, window="$window"'
