@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from driftline.scorers.base import LLM_OPERATIONS, Score, Scorer, SpanRow, TraceContext
 from driftline.store import Store
+from driftline.store.records import SpanRecord
 
 __all__ = ["SCORE_SCHEMA", "JobOptions", "RunResult", "ScorerJob", "score_model"]
 
@@ -177,7 +178,7 @@ class ScorerJob:
 
     def _candidates(
         self, tenant: str, since: datetime, until: datetime, by_start: bool = False, skip_scored: bool = True
-    ) -> list[dict[str, Any]]:
+    ) -> list[SpanRecord]:
         o = self.opt
         return self.store.scoring.candidates(
             tenant,
@@ -197,7 +198,7 @@ class ScorerJob:
         )
 
     # -- scoring --------------------------------------------------------------------------
-    def _score_and_write(self, tenant: str, rows: list[dict[str, Any]]) -> tuple[int, int]:
+    def _score_and_write(self, tenant: str, rows: list[SpanRecord]) -> tuple[int, int]:
         todo = [r for r in rows if self.scorer.applies(r)]
         if not todo:
             return 0, 0
@@ -205,7 +206,7 @@ class ScorerJob:
         # score is labelled with the model that asked for them (score_model).
         wanted = {r["trace_id"] for r in todo if self.scorer.needs_trace or not _own_model(r)}
         traces = self.store.scoring.trace_spans(tenant, sorted(wanted))
-        out: list[tuple[SpanRow, Score, str]] = []
+        out: list[tuple[SpanRecord, Score, str]] = []
         failed = 0
         for r in todo:
             try:
@@ -220,7 +221,7 @@ class ScorerJob:
             self.store.insert_arrow("scores", self._table(tenant, out))
         return len(out), failed
 
-    def _table(self, tenant: str, scored: list[tuple[SpanRow, Score, str]]) -> pa.Table:
+    def _table(self, tenant: str, scored: list[tuple[SpanRecord, Score, str]]) -> pa.Table:
         now_ms = int(self.clock().timestamp() * 1000)
         cols: dict[str, list[Any]] = {f.name: [] for f in SCORE_SCHEMA}
         for r, s, model in scored:

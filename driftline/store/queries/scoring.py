@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from driftline.store.columns import SPAN_READ_COLUMNS
 from driftline.store.queries.select import Reader, Select
+from driftline.store.records import SpanRecord
 
 __all__ = ["CANDIDATE_FILTERS", "ScoringQueries"]
 
@@ -61,7 +62,7 @@ class ScoringQueries:
         error_only: bool = False,
         filters: Mapping[str, Sequence[str]] | None = None,
         models: Sequence[str] = (),
-    ) -> list[dict[str, Any]]:
+    ) -> list[SpanRecord]:
         """Spans to score, oldest first: in (since, until] by ingested_at (start_time if `by_start`),
         in this shard, sampled by trace (errors always), optionally not yet scored by this version."""
         time_col = "start_time" if by_start else "ingested_at"
@@ -99,7 +100,7 @@ class ScoringQueries:
                 f"AND {time_col} > {{since:DateTime64(3)}}))"
             )
         cols = ", ".join(f"`{c}`" for c in [*SPAN_READ_COLUMNS, "tenant"] if c != "ingested_at")
-        return self._r.rows(
+        rows = self._r.rows(
             tenant,
             Select(
                 f"{cols}, ingested_at",
@@ -111,8 +112,9 @@ class ScoringQueries:
             ),
             params,
         )
+        return cast(list[SpanRecord], rows)
 
-    def trace_spans(self, tenant: str, trace_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    def trace_spans(self, tenant: str, trace_ids: Sequence[str]) -> dict[str, list[SpanRecord]]:
         """The spans of these traces (the columns a scorer grounds on), by trace id, oldest first."""
         if not trace_ids:
             return {}
@@ -127,7 +129,7 @@ class ScoringQueries:
             ),
             {"ids": list(trace_ids)},
         )
-        out: dict[str, list[dict[str, Any]]] = {}
-        for r in rows:
+        out: dict[str, list[SpanRecord]] = {}
+        for r in cast(list[SpanRecord], rows):
             out.setdefault(r["trace_id"], []).append(r)
         return out
