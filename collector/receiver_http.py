@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request, Response
 from google.protobuf import json_format
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from starlette.requests import ClientDisconnect
 
 from driftline.auth import Authenticator
 from driftline.collector.consume import JSON, PROTOBUF, ExportResult
@@ -79,6 +80,9 @@ def otlp_http_router(
             tenant = auth.tenant_for(request.headers.get("authorization"), "ingest")
             body = await _read_body(request, max_request_bytes)
             result = await ingest(tenant, body, request.headers.get("content-encoding", ""), media, "http")
+        except ClientDisconnect:  # gone mid-body (or cut off as too slow): nobody to answer, nothing kept
+            metrics.requests.labels("http", "disconnected").inc()
+            return Response(status_code=400)
         except Exception as e:  # one mapping for every failure: see errors.status_for
             if not isinstance(e, CollectorError):
                 log.exception("OTLP/HTTP export failed")

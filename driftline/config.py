@@ -250,6 +250,24 @@ class ServerSettings(CommonSettings):
         "empty: none, allowed only while /metrics listens on loopback.",
     )
 
+    # Edge limits: what a client may make this server hold before a route sees the request.
+    max_header_bytes: int = Field(
+        64 * 1024, ge=1024, description="Largest request line and headers together; beyond it, 431."
+    )
+    max_header_count: int = Field(100, ge=10, description="Most header fields in one request; beyond it, 431.")
+    request_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="A request (headers and body) must arrive whole within this many seconds, counted from "
+        "its first byte or from the connection; slower clients get 408 and are disconnected.",
+    )
+    max_inflight_body_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=1024,
+        description="Request-body bytes held in memory at once, over all requests (each reserves its "
+        "Content-Length); beyond it, 503 + Retry-After before the body is read.",
+    )
+
     @model_validator(mode="after")
     def _metrics_exposure(self) -> ServerSettings:
         host = self.http_host if self.metrics_port == -1 else self.metrics_host
@@ -327,6 +345,8 @@ class CollectorSettings(ServerSettings):
     def _batch_fits_queue(self) -> CollectorSettings:
         if self.batch_max_spans > self.queue_capacity_spans:
             raise ValueError("batch_max_spans must not exceed queue_capacity_spans")
+        if self.max_inflight_body_bytes < self.max_request_bytes:
+            raise ValueError("max_inflight_body_bytes must be at least max_request_bytes")
         return self
 
 

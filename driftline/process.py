@@ -27,10 +27,11 @@ from prometheus_client import CollectorRegistry
 from driftline import __version__
 from driftline.auth import Authenticator
 from driftline.config import ConfigError, ServerSettings
+from driftline.edge import EdgeLimits, uvicorn_config
 from driftline.service import Service
 from driftline.store import DataDirInUse, DataDirLock, Store, StoreConfig
 
-__all__ = ["ProcessContext", "run_services", "setup_logging"]
+__all__ = ["ProcessContext", "edge_limits", "run_services", "setup_logging"]
 
 log = logging.getLogger("driftline")
 
@@ -153,7 +154,7 @@ def run_services(
     app: Any = build_app(services, ctx.registry, metrics=msock is None, metrics_token=token)
     if msock is not None:
         app = by_listener(app, metrics_app(ctx.registry, token), msock.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False))
+    server = uvicorn.Server(uvicorn_config(app, edge_limits(s)))
     # uvicorn re-raises SIGINT/SIGTERM after its own shutdown, which would kill the process before
     # the services drain. So the main thread owns the signals and uvicorn runs beside it.
     stop = threading.Event()
@@ -182,6 +183,17 @@ def run_services(
         _shutdown(services, deadline)
         close()  # 4. close the store, release the data directory
     return 0
+
+
+def edge_limits(s: ServerSettings) -> EdgeLimits:
+    return EdgeLimits(
+        max_header_bytes=s.max_header_bytes,
+        max_header_count=s.max_header_count,
+        request_timeout_s=s.request_timeout_s,
+        max_inflight_body_bytes=s.max_inflight_body_bytes,
+        # A collector takes bodies up to max_request_bytes; other routes (feedback) far less.
+        unknown_length_bytes=int(getattr(s, "max_request_bytes", 1024 * 1024)),
+    )
 
 
 def _url(sock: socket.socket) -> str:
