@@ -105,11 +105,16 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_score_backfill(args: argparse.Namespace) -> int:
+    """Through the server holding the data directory (or --endpoint); on the store itself only when
+    no server holds it."""
     from datetime import UTC, datetime
 
     from prometheus_client import CollectorRegistry
 
+    from driftline.backfill_client import BackfillFailed, backfill_remote
     from driftline.config import ConfigError, ScorerSettings, load_settings
+    from driftline.process import ENDPOINT_FILE
+    from driftline.progress import steps
     from driftline.scorers.metrics import ScorerMetrics
     from driftline.scorers.registry import build_jobs
     from driftline.store import DataDirInUse
@@ -127,19 +132,36 @@ def cmd_score_backfill(args: argparse.Namespace) -> int:
         since, until = when(args.since), when(args.until) if args.until else datetime.now(UTC)
     except ValueError as e:
         return _fail(f"--since/--until: {e}")
+    window = f"between {since.isoformat()} and {until.isoformat()}"
+
+    def remote(endpoint: str) -> int:
+        key_file = s.data_dir / "dev-api-key"
+        key = args.api_key or (key_file.read_text().strip() if key_file.exists() else "")
+        if not key:
+            return _fail("--api-key is required to backfill through a server (a key with the admin role)")
+        try:
+            r = backfill_remote(endpoint, key, args.scorer, since, until)
+        except BackfillFailed as e:
+            return _fail(str(e), 1)
+        print(f"{args.scorer}: {r['scored']} spans scored ({r['failed']} failed) for tenant {r['tenant']} {window}")
+        return 0
+
+    if args.endpoint:
+        return remote(args.endpoint)
     try:
         with _store_for(s) as store:
             store.migrate()
             jobs = {j.job.scorer.name: j.job for j in build_jobs(s, store, ScorerMetrics(CollectorRegistry()))}
             if args.scorer not in jobs:
                 return _fail(f"unknown scorer {args.scorer!r} (known: {', '.join(sorted(jobs))})")
-            r = jobs[args.scorer].backfill(since, until)
+            with steps(f"backfill {args.scorer}", unit="tenant") as step:
+                r = jobs[args.scorer].backfill(since, until, on_tenant=step)
     except DataDirInUse as e:
-        return _fail(str(e), 1)
-    print(
-        f"{args.scorer}: {r.scored} spans scored ({r.failed} failed) in {r.tenants} tenants "
-        f"between {since.isoformat()} and {until.isoformat()}"
-    )
+        endpoint_file = s.data_dir / ENDPOINT_FILE
+        if not endpoint_file.exists():
+            return _fail(f"{e}; or pass --endpoint", 1)
+        return remote(endpoint_file.read_text().strip())  # a server holds it: go through the server
+    print(f"{args.scorer}: {r.scored} spans scored ({r.failed} failed) in {r.tenants} tenants {window}")
     return 0
 
 
@@ -235,6 +257,12 @@ def _parser() -> argparse.ArgumentParser:
     bf.add_argument("--scorer", required=True, help="scorer name, e.g. hallucination")
     bf.add_argument("--since", required=True, help="ISO time: spans that started at or after it")
     bf.add_argument("--until", help="ISO time (default: now)")
+    bf.add_argument(
+        "--endpoint", help="a running Driftline (up or scorer) to backfill through, e.g. http://127.0.0.1:4318"
+    )
+    bf.add_argument(
+        "--api-key", dest="api_key", help="admin key for --endpoint (default: the data dir's dev key of `driftline up`)"
+    )
     bf.set_defaults(func=cmd_score_backfill)
 
     ev = sub.add_parser("eval", help="evaluate the hallucination scorer on labeled data")

@@ -31,7 +31,10 @@ from driftline.edge import EdgeLimits, uvicorn_config
 from driftline.service import Service
 from driftline.store import DataDirInUse, DataDirLock, Store, StoreConfig
 
-__all__ = ["ProcessContext", "edge_limits", "run_services", "setup_logging"]
+__all__ = ["ENDPOINT_FILE", "ProcessContext", "edge_limits", "run_services", "setup_logging"]
+
+# In the data directory while a process serves: its HTTP base URL.
+ENDPOINT_FILE = "endpoint"
 
 log = logging.getLogger("driftline")
 
@@ -166,6 +169,10 @@ def run_services(
         stop.wait(0.02)
     base = _url(sock)
     stoppers = [hook(base) for hook in ctx.on_serving]
+    # Where this process serves, for one-off commands that find the data directory held
+    # (`driftline score backfill` goes through the server then).
+    endpoint = s.data_dir / ENDPOINT_FILE
+    endpoint.write_text(base + "\n")
     parts = [p for svc in services for p in svc.describe(base)]
     parts += [f"metrics {_url(msock or sock)}/metrics", f"data {s.data_dir.resolve()}"]
     print(f"Driftline {__version__} {command}: {', '.join(parts)}", file=sys.stderr)
@@ -181,6 +188,7 @@ def run_services(
         server.should_exit = True  # 1. stop accepting HTTP; in-flight requests finish
         web.join(max(0.1, deadline - time.monotonic()))
         _shutdown(services, deadline)
+        endpoint.unlink(missing_ok=True)
         close()  # 4. close the store, release the data directory
     return 0
 

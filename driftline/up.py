@@ -40,7 +40,8 @@ def run(settings: UpSettings) -> int:
     key = ""
     if not settings.tenants_by_key_hash():
         key = dev_key(settings.data_dir)
-        auth.add_key(key, "default")
+        # The one user of a quick start may do everything, backfills included.
+        auth.add_key(key, "default", roles=frozenset({"admin"}))
         print(
             f"No API keys configured: tenant 'default' uses the key in {settings.data_dir / 'dev-api-key'}",
             file=sys.stderr,
@@ -48,7 +49,7 @@ def run(settings: UpSettings) -> int:
 
     def build(ctx: ProcessContext) -> list[Service]:
         collector = CollectorService(settings, ctx.registry, store=ctx.store, auth=ctx.auth)
-        scorer = ScorerService(settings, ctx.store, ctx.registry, pricer=collector.normalizer.pricer)
+        scorer = ScorerService(settings, ctx.store, ctx.registry, pricer=collector.normalizer.pricer, auth=ctx.auth)
         if settings.demo:
             ctx.on_serving.append(_demo(ctx.auth, key))
         # Order matters for shutdown: each phase visits the collector first (gRPC stops accepting

@@ -141,10 +141,16 @@ class ScorerJob:
         self.last = result
         return result
 
-    def backfill(self, since: datetime, until: datetime) -> RunResult:
-        """Re-score spans that *started* in [since, until), whatever their scores: replaces."""
+    def backfill(
+        self, since: datetime, until: datetime, on_tenant: Callable[[int, int, str], None] | None = None
+    ) -> RunResult:
+        """Re-score spans that *started* in [since, until), whatever their scores: replaces.
+        `on_tenant(done, total, tenant)` reports progress before each tenant (progress bars)."""
         result = RunResult()
-        for tenant in self._tenants(None):
+        tenants = self._tenants(None)
+        for i, tenant in enumerate(tenants):
+            if on_tenant is not None:
+                on_tenant(i, len(tenants), tenant)
             result.tenants += 1
             rows = self._candidates(tenant, since, until, by_start=True, skip_scored=False)
             result.candidates += len(rows)

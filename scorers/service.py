@@ -9,10 +9,13 @@ from __future__ import annotations
 import logging
 import time
 
+from fastapi import APIRouter
 from prometheus_client import CollectorRegistry
 
+from driftline.auth import Authenticator
 from driftline.config import ConfigError, ScorerSettings
 from driftline.pricing import Pricer
+from driftline.scorers.backfill_api import Backfills, backfill_router
 from driftline.scorers.metrics import ScorerMetrics
 from driftline.scorers.registry import build_jobs
 from driftline.scorers.scheduler import ScoringService
@@ -29,8 +32,14 @@ class ScorerService(Service):
     name = "scorer"
 
     def __init__(
-        self, settings: ScorerSettings, store: Store, registry: CollectorRegistry, pricer: Pricer | None = None
+        self,
+        settings: ScorerSettings,
+        store: Store,
+        registry: CollectorRegistry,
+        pricer: Pricer | None = None,
+        auth: Authenticator | None = None,
     ) -> None:
+        """`auth`: serve the admin backfill API with these keys (none: no HTTP routes)."""
         self.settings = settings
         self.store = store
         self.metrics = ScorerMetrics(registry)
@@ -40,6 +49,8 @@ class ScorerService(Service):
         except ValueError as e:  # a scorer name in `scorers` that does not exist
             raise ConfigError(f"invalid scorers: {e}") from None
         self.scoring = ScoringService(jobs, self.metrics)
+        self.auth = auth
+        self.backfills = Backfills({sj.job.scorer.name: sj.job for sj in jobs})
         self.sli: SLIJob | None = None
         if settings.scorers_enabled and settings.replica_index == 0:
             # One replica serves SLIs, so each series exists once; registered only where the job
@@ -54,6 +65,9 @@ class ScorerService(Service):
             log.info("scorer started: %d jobs, replica %d of %d", len(self.scoring.jobs),
                      self.settings.replica_index, self.settings.replica_count)  # fmt: skip
 
+    def routers(self) -> list[APIRouter]:
+        return [backfill_router(self.backfills, self.auth)] if self.auth is not None else []
+
     def describe(self, base_url: str) -> list[str]:
         s = self.settings
         work = f"{len(self.scoring.jobs)} scorers, shard {s.replica_index} of {s.replica_count}"
@@ -62,10 +76,13 @@ class ScorerService(Service):
     def stop_jobs(self, deadline: float) -> None:
         if not self.scoring.stop(wait=True, timeout_s=max(0.1, deadline - time.monotonic())):
             log.warning("a scorer run was still going at the shutdown deadline")
+        self.backfills.wait(max(0.1, deadline - time.monotonic()))
 
 
 def run(settings: ScorerSettings) -> int:
     """`driftline scorer`: one scorer replica (its shard of the scorers; SLIs on replica 0)."""
     from driftline.process import run_services
 
-    return run_services("scorer", settings, lambda ctx: [ScorerService(settings, ctx.store, ctx.registry)])
+    return run_services(
+        "scorer", settings, lambda ctx: [ScorerService(settings, ctx.store, ctx.registry, auth=ctx.auth)]
+    )

@@ -11,6 +11,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -217,3 +218,36 @@ def test_metrics_off_loopback_without_a_token_stop_start_up(env: dict[str, str])
         load_settings(ApiSettings, environ=env)
     token = {**env, "DRIFTLINE_METRICS_TOKEN": "t0ken"}
     assert load_settings(ApiSettings, environ=token).metrics_token.get_secret_value() == "t0ken"
+
+
+def test_score_backfill_goes_through_the_server_holding_the_data_dir(tmp_path: Path) -> None:
+    """chDB allows one process per data directory: with `driftline up` running, the command finds
+    the server through the data directory and asks it (admin role) instead of failing."""
+    admin, reader = "svc-admin-key", "svc-read-key"
+    keys = f"{KEY}=acme,{admin}=acme:admin,{reader}=acme:read"
+    with service(tmp_path, "up", api_keys=keys, scorer_interval_s="3600") as (_, url, _lines):
+        tp = provider_for(http_exporter(url, KEY))
+        ids = send_chat_trace(tp)
+        tp.shutdown()
+        seen = threading.Event()
+        for _ in range(200):  # bounded wait until the writer has stored it (flush interval 1 s)
+            r = httpx.get(f"{url}/api/v1/traces/{ids['trace_id']}", headers={"Authorization": f"Bearer {KEY}"})
+            if r.status_code == 200:
+                break
+            seen.wait(0.05)
+        since = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+
+        def backfill(key: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "driftline.cli", "score", "backfill", "--scorer", "cost",
+                 "--since", since, "--api-key", key],
+                env=_service_env(tmp_path, api_keys=keys),
+                capture_output=True, text=True, timeout=120, check=False,
+            )  # fmt: skip
+
+        done = backfill(admin)
+        assert done.returncode == 0, done.stderr
+        assert re.search(r"cost: [1-9]\d* spans scored \(0 failed\) for tenant acme", done.stdout), done.stdout
+        refused = backfill(reader)  # a read key may not re-score
+        assert refused.returncode == 1 and "403" in refused.stderr and "admin" in refused.stderr
+        assert "Traceback" not in refused.stderr
