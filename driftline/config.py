@@ -226,7 +226,7 @@ class CommonSettings(_Base):
 class ServerSettings(CommonSettings):
     """Every long-running service (collector, scorer, api): its HTTP listener and its shutdown."""
 
-    http_host: str = Field("127.0.0.1", description="Address the HTTP server (OTLP/HTTP, API, UI, /metrics) binds.")
+    http_host: str = Field("127.0.0.1", description="Address the HTTP server (OTLP/HTTP, API, UI) binds.")
     http_port: int = Field(4318, ge=0, le=65535, description="Port of the HTTP server; 0 picks a free one.")
     shutdown_timeout_s: float = Field(
         30.0, gt=0, description="Longest a clean shutdown takes: stop accepting, stop jobs, flush, close."

@@ -74,8 +74,11 @@ class Backfills:
         with self._lock:
             if self._running is not None and self._running.is_alive():
                 raise RuntimeError("a backfill is running; wait for it")
-            # The same scorer and options as the scheduled job, for this tenant only.
-            scoped = ScorerJob(job.scorer, job.store, dataclasses.replace(job.opt, tenants=(tenant,)), job.clock)
+            # The same scorer and options as the scheduled job, for this tenant only, and every
+            # shard: whichever replica is asked re-scores the whole window (scores are keyed, so
+            # an overlap with a scheduled run replaces, never duplicates).
+            opt = dataclasses.replace(job.opt, tenants=(tenant,), shard_index=0, shard_count=1)
+            scoped = ScorerJob(job.scorer, job.store, opt, job.clock)
             self._all[bf.id] = bf
             self._running = threading.Thread(target=self._run, args=(bf, scoped), name="backfill", daemon=True)
             self._running.start()
