@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from driftline.collector.errors import Forbidden, Unauthenticated
 from driftline.config import DEFAULT_ROLES, ROLES, KeyGrant, hash_api_key
 
-__all__ = ["ROLES", "Authenticator", "Principal"]
+__all__ = ["ROLES", "Authenticator", "Forbidden", "Principal", "Unauthenticated"]
 
 
 @dataclass(frozen=True)

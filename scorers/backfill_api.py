@@ -19,8 +19,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from driftline.auth import Authenticator, Principal
-from driftline.collector.errors import Forbidden, Unauthenticated
+from driftline.auth import Authenticator, Forbidden, Principal, Unauthenticated
 from driftline.scorers.runner import ScorerJob
 
 __all__ = ["BackfillIn", "Backfills", "backfill_router"]
