@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import bisect
 import time
-from collections.abc import Iterator
-from typing import Any, Final
+from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from driftline.store.columns import ARROW_SCHEMA, SPAN_COLUMNS, TEXT_FALLBACKS, column_defaults
 
-__all__ = ["rows_to_table", "split_by_days"]
+__all__ = ["rows_to_table"]
 
 _DEFAULTS = column_defaults()
-_NS_PER_DAY: Final = 86_400 * 10**9
 _MAP_TYPE = pa.map_(pa.string(), pa.string())
 # (column, rows) -> the column all default: most spans leave a dozen columns out (tool fields on a
 # chat, messages on a tool call), and Arrow arrays are immutable, so one array serves every batch.
@@ -76,22 +72,3 @@ def _map_array(rows: list[dict[str, Any]], name: str) -> pa.Array:
     return pa.MapArray.from_arrays(
         pa.array(offsets, pa.int32()), pa.array(keys, pa.string()), pa.array(values, pa.string())
     )
-
-
-def split_by_days(table: pa.Table, max_days: int) -> Iterator[pa.Table]:
-    """`table` as-is when its spans start on at most `max_days` UTC days; else sorted by day and
-    cut into parts of at most `max_days` days each (the spans table is partitioned by day)."""
-    if table.num_rows == 0:
-        return
-    days = pc.divide(table.column("start_time").cast(pa.int64()), _NS_PER_DAY)
-    if len(pc.unique(days)) <= max_days:
-        yield table
-        return
-    order = pc.sort_indices(days)
-    table, day_list = table.take(order), days.take(order).to_pylist()
-    start = 0
-    for first_day in sorted(set(day_list))[max_days::max_days]:
-        end = bisect.bisect_left(day_list, first_day, lo=start)
-        yield table.slice(start, end - start)
-        start = end
-    yield table.slice(start)

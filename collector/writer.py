@@ -27,17 +27,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
 
 import pyarrow as pa
 
-from driftline.collector.batch import split_by_days
 from driftline.collector.buffer import Batch, SpanQueue
 from driftline.collector.errors import store_error_is_permanent
 from driftline.collector.metrics import CollectorMetrics
 from driftline.collector.quarantine import Quarantine
 from driftline.collector.wal import CorruptRecord, LogRecord, SpanLog
 from driftline.config import CollectorSettings
+from driftline.store.partitions import MAX_DAYS_PER_INSERT, split_by_days
 
 __all__ = ["MAX_DAYS_PER_INSERT", "SpanWriter", "WriterOptions"]
 
@@ -47,10 +46,6 @@ InsertFn = Callable[[pa.Table], None]
 # Turns a raw spooled request (tenant, OTLP protobuf body) back into rows, as the receiver did
 # (None when every span is rejected).
 RebuildFn = Callable[[str, bytes], pa.Table | None]
-
-# ClickHouse refuses an INSERT touching more than 100 partitions (max_partitions_per_insert_block);
-# 50 UTC days stay under it in any server time zone (toDate shifts a day boundary by < 1 day).
-MAX_DAYS_PER_INSERT: Final = 50
 
 
 def _default(field: str) -> object:

@@ -67,6 +67,7 @@ class RunResult:
     failed: int = 0
     lag_s: float = 0.0
     tenants: int = 0
+    tenant_errors: int = 0  # tenants whose run failed (logged by tenant; retried next run)
 
 
 def _utc(value: datetime) -> datetime:
@@ -125,21 +126,31 @@ class ScorerJob:
         oldest_wm = until
         for tenant in self._tenants(until):
             result.tenants += 1
-            wm = self._watermark(tenant)
-            since = (wm - self.opt.sweep) if wm is not None else datetime(1970, 1, 1, tzinfo=UTC)
-            rows = self._candidates(tenant, since, until)
-            result.candidates += len(rows)
-            new_wm = until
-            if len(rows) >= self.opt.max_spans_per_run:  # more than one run's worth: resume after these
-                new_wm = _utc(rows[-1]["ingested_at"])
-            scored, failed = self._score_and_write(tenant, rows)
-            result.scored += scored
-            result.failed += failed
-            self._set_watermark(tenant, new_wm)
+            try:
+                new_wm = self._run_tenant(tenant, until, result)
+            except Exception:  # one tenant the store refuses never stops the others
+                result.tenant_errors += 1
+                log.exception("scorer %s failed for tenant %s; its watermark stays", self.scorer.name, tenant)
+                continue
             oldest_wm = min(oldest_wm, new_wm)
         result.lag_s = max(0.0, (now - oldest_wm).total_seconds())
         self.last = result
         return result
+
+    def _run_tenant(self, tenant: str, until: datetime, result: RunResult) -> datetime:
+        """Score one tenant's new spans, then move its watermark; the new watermark."""
+        wm = self._watermark(tenant)
+        since = (wm - self.opt.sweep) if wm is not None else datetime(1970, 1, 1, tzinfo=UTC)
+        rows = self._candidates(tenant, since, until)
+        result.candidates += len(rows)
+        new_wm = until
+        if len(rows) >= self.opt.max_spans_per_run:  # more than one run's worth: resume after these
+            new_wm = _utc(rows[-1]["ingested_at"])
+        scored, failed = self._score_and_write(tenant, rows)
+        result.scored += scored
+        result.failed += failed
+        self._set_watermark(tenant, new_wm)
+        return new_wm
 
     def backfill(
         self, since: datetime, until: datetime, on_tenant: Callable[[int, int, str], None] | None = None

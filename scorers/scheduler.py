@@ -49,10 +49,14 @@ class ScoringService:
             return None
         finally:
             self.m.duration.labels(name).observe(time.perf_counter() - t0)
-        self.m.runs.labels(name, "ok").inc()
         self.m.scored.labels(name).inc(r.scored)
         self.m.failed.labels(name).inc(r.failed)
         self.m.lag.labels(name).set(r.lag_s)
+        if r.tenant_errors:  # the other tenants were scored; this run was not clean
+            self.m.runs.labels(name, "partial").inc()
+            self.m.tenant_failures.labels(name).inc(r.tenant_errors)
+            return r
+        self.m.runs.labels(name, "ok").inc()
         self.m.last_success.labels(name).set(time.time())
         return r
 

@@ -82,7 +82,8 @@ def test_rate_limiter_refills_per_tenant_with_the_clock() -> None:
 
 
 def test_split_by_days_keeps_every_row_and_bounds_the_days_per_part() -> None:
-    from driftline.collector.batch import rows_to_table, split_by_days
+    from driftline.collector.batch import rows_to_table
+    from driftline.store.partitions import split_by_days
 
     day = 86_400 * 10**9
     t0 = 1_800_000_000 * 10**9
