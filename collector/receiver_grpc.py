@@ -40,12 +40,18 @@ class OtlpGrpcServer:
         port: int,
         max_request_bytes: int,
         workers: int = 4,
+        max_concurrent_rpcs: int | None = None,
     ) -> None:
+        """`max_concurrent_rpcs`: exports in progress at once (each may hold a whole request body in
+        memory); beyond it grpcio answers RESOURCE_EXHAUSTED before reading the message, which OTLP
+        exporters retry with backoff: the gRPC side of the HTTP receiver's body budget
+        (driftline/edge.py)."""
         self._ingest = ingest
         self._auth = auth
         self._m = metrics
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="otlp-grpc"),
+            maximum_concurrent_rpcs=max_concurrent_rpcs,
             options=[
                 ("grpc.max_receive_message_length", max_request_bytes),
                 ("grpc.so_reuseport", 0),

@@ -35,7 +35,7 @@ from driftline.config import CollectorSettings
 from driftline.service import Service
 from driftline.store import DataDirLock, Store, StoreConfig
 
-__all__ = ["CollectorService", "ListenError", "available_cpus", "run"]
+__all__ = ["CollectorService", "ListenError", "available_cpus", "grpc_concurrency", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,15 @@ class CollectorService(Service):
     def _grpc_server(self) -> OtlpGrpcServer:
         s = self.settings
         try:
-            return OtlpGrpcServer(self.ingest, self.auth, self.metrics, s.http_host, s.grpc_port, s.max_request_bytes)
+            return OtlpGrpcServer(
+                self.ingest,
+                self.auth,
+                self.metrics,
+                s.http_host,
+                s.grpc_port,
+                s.max_request_bytes,
+                max_concurrent_rpcs=grpc_concurrency(s.max_inflight_body_bytes, s.max_request_bytes),
+            )
         except (OSError, RuntimeError) as e:  # grpcio raises RuntimeError("Failed to bind ...")
             raise ListenError(f"cannot listen for OTLP/gRPC on {s.http_host}:{s.grpc_port}: address in use") from e
 
@@ -250,3 +258,9 @@ def run(settings: CollectorSettings) -> int:
         settings,
         lambda ctx: [CollectorService(settings, ctx.registry, store=ctx.store, auth=ctx.auth)],
     )
+
+
+def grpc_concurrency(max_inflight_body_bytes: int, max_request_bytes: int) -> int:
+    """Concurrent OTLP/gRPC exports allowed: as many largest-possible bodies as the in-memory body
+    budget holds (the HTTP side reserves each body against the same budget)."""
+    return max(1, max_inflight_body_bytes // max_request_bytes)
