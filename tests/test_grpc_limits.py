@@ -62,7 +62,7 @@ def test_exports_beyond_the_body_budget_are_refused_before_reading() -> None:
                     export(body, metadata=md, timeout=30)
                     raise AssertionError("an export beyond the limit was accepted")
                 except grpc.RpcError as e:
-                    assert e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
+                    assert e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
                 release.set()
                 for f in held:
                     f.result(timeout=30)
