@@ -151,11 +151,26 @@ ORDER BY (tenant, id)
 TTL toDateTime(created_at) + INTERVAL {ttl_days} DAY
 """
 
+# Reads the API makes by id: a trace by trace_id looks up its time range in a small projection
+# sorted by (tenant, trace_id), then reads only those granules of the table; sessions and users
+# by bloom filters. MATERIALIZE builds them for existing parts in the background (a mutation).
+_READ_INDEXES = (
+    "ALTER TABLE {db}.spans MODIFY SETTING deduplicate_merge_projection_mode = 'rebuild'",
+    "ALTER TABLE {db}.spans ADD PROJECTION IF NOT EXISTS by_trace "
+    "(SELECT tenant, trace_id, start_time ORDER BY tenant, trace_id)",
+    "ALTER TABLE {db}.spans ADD INDEX IF NOT EXISTS idx_session_id session_id TYPE bloom_filter(0.01) GRANULARITY 1",
+    "ALTER TABLE {db}.spans ADD INDEX IF NOT EXISTS idx_user_id user_id TYPE bloom_filter(0.01) GRANULARITY 1",
+    "ALTER TABLE {db}.spans MATERIALIZE PROJECTION by_trace",
+    "ALTER TABLE {db}.spans MATERIALIZE INDEX idx_session_id",
+    "ALTER TABLE {db}.spans MATERIALIZE INDEX idx_user_id",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "spans, scores, review_items", (_SPANS, _SCORES, _REVIEW_ITEMS)),
     Migration(2, "scorer_state", (_SCORER_STATE,)),
     Migration(3, "message texts stored once: input_text / output_text as ALIAS columns", _TEXT_ALIASES),
     Migration(4, "feedback", (_FEEDBACK,)),
+    Migration(5, "trace, session and user lookups: by_trace projection, bloom filters", _READ_INDEXES),
 )
 
 # Tables whose TTL follows `retention_days`: (table, TTL expression column).
