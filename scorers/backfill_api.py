@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from driftline.auth import Authenticator, Forbidden, Principal, Unauthenticated
-from driftline.scorers.runner import ScorerJob
+from driftline.scorers.runner import RunResult, ScorerJob
 
 __all__ = ["BackfillIn", "Backfills", "backfill_router"]
 
@@ -85,7 +85,7 @@ class Backfills:
 
     def _run(self, bf: Backfill, job: ScorerJob) -> None:
         try:
-            r = job.backfill(bf.since, bf.until)
+            r = job.backfill(bf.since, bf.until, on_page=lambda so_far: _progress(bf, so_far))
         except Exception as e:  # reported to the caller; the scheduler keeps running
             log.exception("backfill %s of %s failed", bf.id, bf.scorer)
             bf.state, bf.error = "failed", type(e).__name__
@@ -101,6 +101,11 @@ class Backfills:
         t = self._running
         if t is not None:
             t.join(timeout_s)
+
+
+def _progress(bf: Backfill, so_far: RunResult) -> None:
+    """After each page: GET .../backfill/{id} shows the spans scored so far."""
+    bf.scored, bf.failed = so_far.scored, so_far.failed
 
 
 def _utc(d: datetime) -> datetime:

@@ -153,21 +153,42 @@ class ScorerJob:
         return new_wm
 
     def backfill(
-        self, since: datetime, until: datetime, on_tenant: Callable[[int, int, str], None] | None = None
+        self,
+        since: datetime,
+        until: datetime,
+        on_tenant: Callable[[int, int, str], None] | None = None,
+        on_page: Callable[[RunResult], None] | None = None,
     ) -> RunResult:
-        """Re-score spans that *started* in [since, until), whatever their scores: replaces.
-        `on_tenant(done, total, tenant)` reports progress before each tenant (progress bars)."""
+        """Re-score spans that *started* in (since, until], whatever their scores: replaces. Each
+        tenant's window is read in pages of `max_spans_per_run` spans, to its end.
+
+        Progress: `on_tenant(done, total, what)` (a progress bar's StepFn) hears of each tenant before
+        it starts and after each page ("tenant: N spans"); `on_page(result)` gets the running totals
+        after each page."""
         result = RunResult()
         tenants = self._tenants(None)
         for i, tenant in enumerate(tenants):
             if on_tenant is not None:
                 on_tenant(i, len(tenants), tenant)
             result.tenants += 1
-            rows = self._candidates(tenant, since, until, by_start=True, skip_scored=False)
-            result.candidates += len(rows)
-            s, f = self._score_and_write(tenant, rows)
-            result.scored += s
-            result.failed += f
+            after: tuple[datetime, str, str] | None = None
+            spans = 0
+            while True:
+                rows = self._candidates(tenant, since, until, by_start=True, skip_scored=False, after=after)
+                result.candidates += len(rows)
+                spans += len(rows)
+                s, f = self._score_and_write(tenant, rows)
+                result.scored += s
+                result.failed += f
+                last_page = len(rows) < self.opt.max_spans_per_run
+                if on_tenant is not None:
+                    on_tenant(i + last_page, len(tenants), f"{tenant}: {spans} spans")
+                if on_page is not None:
+                    on_page(result)
+                if last_page:
+                    break
+                last = rows[-1]
+                after = (_utc(last["start_time"]), last["trace_id"], last["span_id"])
         return result
 
     # -- queries --------------------------------------------------------------------------
@@ -194,7 +215,13 @@ class ScorerJob:
         self.store.insert_arrow("scorer_state", table)
 
     def _candidates(
-        self, tenant: str, since: datetime, until: datetime, by_start: bool = False, skip_scored: bool = True
+        self,
+        tenant: str,
+        since: datetime,
+        until: datetime,
+        by_start: bool = False,
+        skip_scored: bool = True,
+        after: tuple[datetime, str, str] | None = None,
     ) -> list[SpanRecord]:
         o = self.opt
         return self.store.scoring.candidates(
@@ -212,6 +239,7 @@ class ScorerJob:
             error_only=o.error_only,
             filters=o.filters,
             models=o.models,
+            after=after,
         )
 
     # -- scoring --------------------------------------------------------------------------

@@ -88,3 +88,28 @@ def test_a_tenant_the_store_refuses_does_not_stop_the_next_one(store: Store) -> 
     again = job.run_once()
     assert (again.tenant_errors, again.scored) == (0, 3)
     assert _scored(store, "first") == 3
+
+
+def test_a_backfill_pages_through_a_window_larger_than_one_run(store: Store) -> None:
+    # 23 spans, 6 of them starting in the same microsecond (the page boundary falls among them),
+    # and pages of 5: a backfill must page to the end, not stop after the first 5.
+    rows = _spans(17)
+    same_us = NOW_NS - 20 * DAY_NS
+    for i in range(6):
+        rows.append(
+            {"trace_id": f"{0xF0 - i:032x}", "span_id": f"{100 + i:016x}", "start_time": same_us + i,
+             "end_time": same_us + 10**6, "duration_ms": 1.0, "operation": "chat"}
+        )  # fmt: skip
+    store.insert_arrow("spans", rows_to_table("acme", rows))
+    job = ScorerJob(LatencyScorer(), store, JobOptions(settle=timedelta(0), max_spans_per_run=5))
+    seen: list[tuple[int, int, str]] = []
+    pages: list[int] = []
+    now = datetime.now(UTC)
+    r = job.backfill(
+        now - timedelta(days=30), now, on_tenant=lambda d, t, what: seen.append((d, t, what)),
+        on_page=lambda so_far: pages.append(so_far.scored),
+    )  # fmt: skip
+    assert (r.candidates, r.scored) == (23, 23)
+    assert _scored(store, "acme") == 23
+    assert pages == [5, 10, 15, 20, 23]  # progress after every page
+    assert seen[0] == (0, 1, "acme") and seen[-1] == (1, 1, "acme: 23 spans")

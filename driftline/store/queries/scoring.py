@@ -62,10 +62,18 @@ class ScoringQueries:
         error_only: bool = False,
         filters: Mapping[str, Sequence[str]] | None = None,
         models: Sequence[str] = (),
+        after: tuple[datetime, str, str] | None = None,
     ) -> list[SpanRecord]:
         """Spans to score, oldest first: in (since, until] by ingested_at (start_time if `by_start`),
-        in this shard, sampled by trace (errors always), optionally not yet scored by this version."""
+        in this shard, sampled by trace (errors always), optionally not yet scored by this version.
+
+        `after` (by_start only): the (start_time, trace_id, span_id) of the last span of the previous
+        page; this page starts behind it (keyset paging). Python's datetime holds microseconds, so the
+        key and the order use start_time cut to microseconds: a page boundary inside one microsecond
+        neither repeats nor skips a span.
+        """
         time_col = "start_time" if by_start else "ingested_at"
+        order_col = "toStartOfMicrosecond(start_time)" if by_start else time_col
         params: dict[str, Any] = {
             "since": since,
             "until": until,
@@ -82,6 +90,14 @@ class ScoringQueries:
             "cityHash64(trace_id) % {shards:UInt32} = {shard:UInt32}",
             "status_code = 'error' OR cityHash64(trace_id, 'driftline-sample') % 1000000 < {ppm:UInt32}",
         ]
+        if after is not None:
+            if not by_start:
+                raise ValueError("keyset paging is by start_time")
+            params["after_time"], params["after_trace"], params["after_span"] = after
+            where.append(
+                f"({order_col}, trace_id, span_id) > "
+                "({after_time:DateTime64(6, 'UTC')}, {after_trace:String}, {after_span:String})"
+            )
         if error_only:
             where.append("status_code = 'error'")
         for col, values in (filters or {}).items():
@@ -106,7 +122,7 @@ class ScoringQueries:
                 f"{cols}, ingested_at",
                 "spans",
                 where,
-                order_by=f"{time_col}, trace_id, span_id",
+                order_by=f"{order_col}, trace_id, span_id",
                 limit="{limit:UInt32}",
                 final=True,
             ),
