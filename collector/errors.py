@@ -26,6 +26,7 @@ __all__ = [
     "UnsupportedMediaType",
     "status_for",
     "store_error_is_permanent",
+    "store_error_may_be_the_data",
 ]
 
 
@@ -90,10 +91,14 @@ def status_for(exc: BaseException) -> Status:
 
 # ClickHouse error codes that name the data, not the store: the same rows fail the same way on any
 # retry (src/Common/ErrorCodes.cpp). Codes not listed (UNKNOWN_TABLE during a migration,
-# TOO_MANY_PARTS backpressure, MEMORY_LIMIT_EXCEEDED, timeouts, ...) are retried.
+# TOO_MANY_PARTS backpressure, MEMORY_LIMIT_EXCEEDED, timeouts, ...) are retried; should one of them
+# name the data after all, the writer bisects a batch that keeps failing while the store answers a
+# ping (collector/writer.py, escalate_after_probes).
 PERMANENT_STORE_CODES: Final = frozenset(
     {
         6,  # CANNOT_PARSE_TEXT
+        25,  # CANNOT_PARSE_ESCAPE_SEQUENCE
+        26,  # CANNOT_PARSE_QUOTED_STRING
         27,  # CANNOT_PARSE_INPUT_ASSERTION_FAILED
         38,  # CANNOT_PARSE_DATE
         41,  # CANNOT_PARSE_DATETIME
@@ -104,14 +109,61 @@ PERMANENT_STORE_CODES: Final = frozenset(
         70,  # CANNOT_CONVERT_TYPE
         72,  # CANNOT_PARSE_NUMBER
         117,  # INCORRECT_DATA
+        128,  # TOO_LARGE_ARRAY_SIZE
+        130,  # CANNOT_READ_ARRAY_FROM_TEXT
         131,  # TOO_LARGE_STRING_SIZE
+        153,  # ILLEGAL_DIVISION (a CHECK or DEFAULT expression divided by a value in the rows)
         190,  # SIZES_OF_ARRAYS_DONT_MATCH
         321,  # VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
         349,  # CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
+        376,  # CANNOT_PARSE_UUID
         395,  # FUNCTION_THROW_IF_VALUE_IS_NON_ZERO
         407,  # DECIMAL_OVERFLOW
+        469,  # VIOLATED_CONSTRAINT (a table CHECK the rows fail)
+        675,  # CANNOT_PARSE_IPV4
+        676,  # CANNOT_PARSE_IPV6
+        691,  # UNKNOWN_ELEMENT_OF_ENUM
     }
 )
+
+
+# ClickHouse error codes that are the store's own trouble whatever the rows hold: a batch refused
+# with one of them is never set aside, however long it lasts (a DETACHed table, a full disk, a
+# read-only replica, backpressure, limits, a keeper outage).
+STORE_TROUBLE_CODES: Final = frozenset(
+    {
+        16,  # NO_SUCH_COLUMN_IN_TABLE (a migration not applied yet)
+        60,  # UNKNOWN_TABLE
+        81,  # UNKNOWN_DATABASE
+        159,  # TIMEOUT_EXCEEDED
+        164,  # READONLY
+        201,  # QUOTA_EXCEEDED
+        202,  # TOO_MANY_SIMULTANEOUS_QUERIES
+        209,  # SOCKET_TIMEOUT
+        210,  # NETWORK_ERROR
+        218,  # TABLE_IS_DROPPED
+        236,  # ABORTED
+        241,  # MEMORY_LIMIT_EXCEEDED
+        242,  # TABLE_IS_READ_ONLY
+        243,  # NOT_ENOUGH_SPACE
+        252,  # TOO_MANY_PARTS
+        319,  # UNKNOWN_STATUS_OF_INSERT
+        394,  # QUERY_WAS_CANCELLED
+        425,  # SYSTEM_ERROR
+        439,  # CANNOT_SCHEDULE_TASK
+        999,  # KEEPER_EXCEPTION
+    }
+)
+
+
+def store_error_may_be_the_data(exc: BaseException) -> bool:
+    """True for a refusal the classifier cannot place: a ClickHouse error whose code is in neither
+    list. The writer bisects a batch refused that way once it keeps failing while the store answers."""
+    return (
+        isinstance(exc, DatabaseError)
+        and not isinstance(exc, OperationalError | DataError)
+        and (getattr(exc, "code", None) not in PERMANENT_STORE_CODES | STORE_TROUBLE_CODES)
+    )
 
 
 def store_error_is_permanent(exc: BaseException) -> bool:

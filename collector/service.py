@@ -119,6 +119,7 @@ class CollectorService(Service):
                 lambda tenant, body: self.preparer.rebuild(tenant, body, self._now_ms()),
                 self.metrics,
                 WriterOptions.from_settings(s),
+                ping=self.store.ping,
             )
             self.writer.start()
             self.decoders.start()

@@ -10,6 +10,11 @@ store refused for good. Nothing may stop the checkpoint for ever:
   its own timer (no new span needs to arrive) and on recovery replays the log from the checkpoint.
 - A permanent failure is bisected down to the spans at fault, which go to the quarantine
   (collector/quarantine.py) and `dropped_spans_total{reason}`; the rest is stored.
+- A "retryable" failure that may be the data's (a ClickHouse error code the classifier lists
+  neither as the data's nor as the store's trouble, collector/errors.py): once the same batch has
+  failed `escalate_after_probes` probes in a row while the store answers a ping (it is up; it
+  refuses this batch), the batch is bisected anyway. During that bisection a part is only set
+  aside while the store still answers, so an outage starting then quarantines nothing.
 - A replayed raw request is rebuilt through the same per-span rules as a live one
   (Preparer.rebuild); a record that cannot be rebuilt at all is quarantined whole, and so are
   bytes the disk corrupted (the replay resumes at the next good record).
@@ -31,7 +36,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from driftline.collector.buffer import Batch, SpanQueue
-from driftline.collector.errors import store_error_is_permanent
+from driftline.collector.errors import store_error_is_permanent, store_error_may_be_the_data
 from driftline.collector.metrics import CollectorMetrics
 from driftline.collector.quarantine import Quarantine
 from driftline.collector.wal import CorruptRecord, LogRecord, SpanLog
@@ -61,6 +66,7 @@ class WriterOptions:
     retries: int = int(_default("write_retries"))  # type: ignore[call-overload]
     retry_backoff_s: float = 0.2
     probe_interval_s: float = 1.0
+    escalate_after_probes: int = 5  # failed probes of one batch, store answering, before bisecting
 
     @classmethod
     def from_settings(cls, s: CollectorSettings) -> WriterOptions:
@@ -80,8 +86,11 @@ class SpanWriter:
         options: WriterOptions = WriterOptions(),
         clock: Callable[[], float] = time.monotonic,
         quarantine: Quarantine | None = None,
+        ping: Callable[[], bool] | None = None,
     ) -> None:
-        """`quarantine`: defaults to `quarantine/` beside the spool directory (in the data dir)."""
+        """`quarantine`: defaults to `quarantine/` beside the spool directory (in the data dir).
+        `ping`: True while the store answers (Store.ping); without it a batch is never bisected
+        for a retryable error."""
         self._q = queue
         self._log = spool
         self._insert = insert
@@ -96,6 +105,10 @@ class SpanWriter:
         self.degraded = False  # the store refused writes; spool holds the backlog
         self.stalled = ""  # the loop's last error, while its passes keep failing
         self._next_probe = 0.0
+        self._ping = ping
+        self._stuck_probes = 0  # probes in a row that moved nothing while the store answered
+        self._suspect = False  # bisecting a batch the store keeps refusing with a retryable error
+        self._last_exc: Exception | None = None  # the last INSERT's error
         self.last_error: str = ""
         # Read at scrape time, so they are right whatever the writer is doing.
         metrics.spool_bytes.set_function(lambda: spool.pending_bytes)
@@ -221,7 +234,9 @@ class SpanWriter:
         err = self._insert_retrying(table)
         if err is None:
             return int(table.num_rows)
-        if not store_error_is_permanent(err):
+        if not store_error_is_permanent(err) and not (
+            self._suspect and store_error_may_be_the_data(err) and self._store_answers()
+        ):
             return None
         if table.num_rows == 1:
             refused.append((table, err))
@@ -243,6 +258,7 @@ class SpanWriter:
             try:
                 self._insert(table)
             except Exception as e:
+                self._last_exc = e
                 self.last_error = f"{type(e).__name__}: {str(e)[:200]}"
                 if store_error_is_permanent(e):
                     self._m.write_batches.labels("rejected").inc()
@@ -295,7 +311,40 @@ class SpanWriter:
         if not self._log.pending_bytes:
             self.degraded = False
             return
+        before = self._log.checkpoint
         self._replay()
+        if (
+            not self.degraded
+            or self._log.checkpoint != before
+            or self._last_exc is None
+            or not store_error_may_be_the_data(self._last_exc)
+            or not self._store_answers()
+        ):
+            self._stuck_probes = 0
+            return
+        self._stuck_probes += 1
+        if self._stuck_probes < self._opt.escalate_after_probes:
+            return
+        log.warning(
+            "the store answers but refused the batch at %d %d times (%s); isolating the spans it refuses",
+            before,
+            self._stuck_probes,
+            self.last_error,
+        )
+        self._stuck_probes = 0
+        self._suspect = True
+        try:
+            self._replay()
+        finally:
+            self._suspect = False
+
+    def _store_answers(self) -> bool:
+        if self._ping is None:
+            return False
+        try:
+            return self._ping()
+        except Exception:  # a ping that raises is a store that does not answer
+            return False
 
     def _replay(self, until: int | None = None) -> None:
         """Write spooled records from the checkpoint, in order, batch by batch."""

@@ -99,6 +99,7 @@ class WritePath:
             self.metrics,
             WriterOptions(**opts),
             clock=self.clock,
+            ping=lambda: not self.gate.down and store.ping(),  # the gate's outage is the store's
         )
 
     def send(self, tenant: str, req: ExportTraceServiceRequest) -> ExportResult:
