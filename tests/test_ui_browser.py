@@ -36,6 +36,18 @@ KEY, OTHER_KEY = "ui-test-key-0123456789", "ui-other-key-0123456789"
 SERVICE = "support-bot"
 
 
+def stop(proc: subprocess.Popen[str]) -> None:
+    """SIGINT (the server's own shutdown), then reap it; a server that hangs is killed and reaped
+    too, and the test fails, so no running Popen is ever left to the garbage collector."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        pytest.fail("driftline up did not stop within 60 s of SIGINT")
+
+
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
@@ -50,27 +62,34 @@ def server(tmp_path: Path) -> Iterator[str]:
         "DRIFTLINE_SCORER_SWEEP_S": "1",
         "DRIFTLINE_SLI_INTERVAL_S": "2",
     }
-    proc = subprocess.Popen([sys.executable, "-m", "driftline.cli", "up"], env=env, stderr=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
     lines: list[str] = []
-    url = ""
-    for line in proc.stderr:  # until the banner, or the process ends
-        lines.append(line)
-        if m := BANNER.search(line):
-            url = m.group(1)
-            break
-    assert url, "".join(lines)
-    drain = threading.Thread(target=lambda: lines.extend(proc.stderr or []), daemon=True)
-    drain.start()
-    try:
-        yield url
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(60)
-        drain.join(5)
-        proc.stderr.close()
-        log = "".join(lines)
-        assert KEY not in log and OTHER_KEY not in log, "an API key reached the log"
+    # The with block closes the pipe and reaps the process on every road out, a failed start
+    # included; stop() makes the wait bounded. Before, a server slow to stop left its Popen
+    # running, and pytest turned the ResourceWarning of its __del__ into an error in some
+    # later test.
+    with subprocess.Popen(
+        [sys.executable, "-m", "driftline.cli", "up"], env=env, stderr=subprocess.PIPE, text=True
+    ) as proc:
+        assert proc.stderr is not None
+        stderr = proc.stderr
+        drain = threading.Thread(target=lambda: lines.extend(stderr), daemon=True)
+        try:
+            url = ""
+            for line in stderr:  # until the banner, or the process ends
+                lines.append(line)
+                if m := BANNER.search(line):
+                    url = m.group(1)
+                    break
+            assert url, "".join(lines)
+            drain.start()
+            yield url
+        finally:
+            stop(proc)
+            if drain.is_alive():
+                drain.join(10)  # the pipe is at its end once the process is gone
+            assert not drain.is_alive(), "stderr still open after the server exited"
+    log = "".join(lines)
+    assert KEY not in log and OTHER_KEY not in log, "an API key reached the log"
 
 
 def send_conversation(url: str, key: str, release: str, session: str, turns: list[tuple[int, bool]]) -> list[str]:
