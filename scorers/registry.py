@@ -20,7 +20,24 @@ from driftline.scorers.scheduler import ScheduledJob
 from driftline.scorers.tool_failure import ToolFailureScorer
 from driftline.store import Store
 
-__all__ = ["build_jobs", "build_scorers"]
+__all__ = ["SCORER_NAMES", "build_jobs", "build_scorers"]
+
+# The name each scorer writes on its scores, the judge's included (configured or not): what the
+# UI's scorer filter offers, so it never lists a name no score carries.
+SCORER_NAMES: tuple[str, ...] = tuple(
+    c.name
+    for c in (
+        OfflineHallucinationScorer,
+        HallucinationJudgeScorer,
+        ToolFailureScorer,
+        RefusalScorer,
+        PIIScorer,
+        LatencyScorer,
+        CriticalPathScorer,
+        CostScorer,
+        TraceCostScorer,
+    )
+)
 
 
 def build_scorers(settings: ScorerSettings, metrics: ScorerMetrics, pricer: Pricer | None = None) -> list[Scorer]:

@@ -18,14 +18,18 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from prometheus_client import CollectorRegistry
 
 from driftline.auth import Authenticator
 from driftline.collector.errors import Unauthenticated
-from driftline.config import hash_api_key
+from driftline.config import ScorerSettings, hash_api_key, load_settings
 from driftline.scorers.hallucination import OfflineHallucinationScorer
+from driftline.scorers.metrics import ScorerMetrics
+from driftline.scorers.registry import build_scorers
 from driftline.scorers.runner import JobOptions, ScorerJob
 from driftline.sli import LLM_OPS, SLIJob, SLISnapshot
 from driftline.store.queries.overview import overview_series
+from driftline.store.queries.traces import trace_scores
 from driftline.web.overview import drift_firing
 from driftline.web.sessions import COOKIE, SessionCodec
 from driftline.web.view import messages, waterfall
@@ -327,3 +331,58 @@ def test_forms_are_escaped_and_need_their_token(live: LiveServer, client: httpx.
     assert ok.status_code == 303
     detail = client.get(f"/api/v1/traces/{trace_id}", headers={"authorization": f"Bearer {KEY_A}"}).json()
     assert [(f["label"], f["negative"]) for f in detail["feedback"]] == [("thumbs_down", True)]
+
+
+class _Options(HTMLParser):
+    """The values of one <select>'s options."""
+
+    def __init__(self, select_id: str) -> None:
+        super().__init__()
+        self.select_id, self.inside, self.values = select_id, False, []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "select":
+            self.inside = a.get("id") == self.select_id
+        elif tag == "option" and self.inside:
+            self.values.append(a.get("value") or "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "select":
+            self.inside = False
+
+
+def test_every_scorer_offered_in_the_list_filter_finds_its_traces(live: LiveServer, client: httpx.Client) -> None:
+    """The scorer filter offers the names the scorers write, and each finds the traces it scored."""
+    tp = provider_for(http_exporter(live.url, KEY_A), release="4.0")
+    rag = send_rag_trace(tp, "Canberra is the capital city of Australia.", "Capital?", "The capital is Sydney.")
+    with tp.get_tracer("tests").start_as_current_span("execute_tool lookup") as tool:
+        tool.set_attribute("gen_ai.operation.name", "execute_tool")
+        tool.set_attribute("gen_ai.tool.name", "lookup")
+        tool.set_attribute("gen_ai.tool.call.arguments", '{"city": "Canberra"}')
+        tool.set_attribute("gen_ai.tool.call.result", '{"error": "timeout"}')
+        tool_trace = format(tool.get_span_context().trace_id, "032x")
+    tp.shutdown()
+    assert live.runtime.flush(20)
+    metrics = ScorerMetrics(CollectorRegistry())
+    scorers = build_scorers(load_settings(ScorerSettings, environ={}, judge_base_url="http://127.0.0.1:9"), metrics)
+    scored: dict[str, set[str]] = {}
+    for scorer in scorers:
+        ScorerJob(scorer, live.runtime.store, JobOptions(settle=timedelta(0))).run_once()
+    for row in trace_scores(live.runtime.store, TENANT_A, rag["trace_id"]) + trace_scores(
+        live.runtime.store, TENANT_A, tool_trace
+    ):
+        scored.setdefault(row["scorer"], set()).add(str(row["trace_id"]))
+    sign_in(client)
+    parser = _Options("f-scorer")
+    parser.feed(client.get("/traces").text)
+    offered = [v for v in parser.values if v]
+    assert sorted(offered) == sorted(s.name for s in scorers)  # the judge too, configured here
+    # The judge would call an LLM: every other scorer ran on real spans, and its option finds them.
+    for name in offered:
+        if name == "hallucination_judge":
+            continue
+        assert scored.get(name), f"{name} scored nothing: the test data should give each scorer a span"
+        got = client.get("/traces", params={"scorer": name, "limit": 50}, headers={"accept": "application/json"})
+        assert got.status_code == 200, got.text
+        assert {t["trace_id"] for t in got.json()["traces"]} == scored[name], name

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from driftline.scorers.registry import SCORER_NAMES
 from driftline.web.apicall import ApiAnswer, call_api
 from driftline.web.auth_routes import check_csrf, session_of
 from driftline.web.filters import render
@@ -78,6 +79,7 @@ def pages_router(sessions: SessionCodec, templates: Jinja2Templates) -> APIRoute
             "traces.html",
             answer,
             filters=filters,
+            scorer_names=SCORER_NAMES,
             other_tenant=linked_tenant if linked_tenant and linked_tenant != s.tenant else "",
             next_url=next_url,
         )
