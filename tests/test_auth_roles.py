@@ -97,3 +97,11 @@ def test_grpc_export_requires_ingest(roles_live: LiveServer) -> None:
         with pytest.raises(grpc.RpcError) as e:
             export(b"", metadata=(("authorization", "Bearer nope"),), timeout=10)
         assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_overview_refuses_a_key_without_the_read_role_with_403(roles_live: LiveServer) -> None:
+    url = f"{roles_live.url}/api/v1/overview"
+    r = httpx.get(url, headers=_auth(INGEST))
+    assert r.status_code == 403 and "read" in r.json()["detail"]  # known key, wrong role: not a 401
+    assert httpx.get(url, headers=_auth("no-such-key")).status_code == 401
+    assert httpx.get(url, headers=_auth(READ)).status_code == 200

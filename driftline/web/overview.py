@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from prometheus_client import CollectorRegistry
 
 from driftline.auth import Authenticator
-from driftline.collector.errors import Unauthenticated
+from driftline.collector.errors import Forbidden, Unauthenticated
 from driftline.sli import LLM_OPS
 from driftline.store import Store
 from driftline.store.queries.overview import OVERVIEW_METRICS, overview_series
@@ -49,6 +49,8 @@ def overview_router(
     def tenant(request: Request) -> str:
         try:
             return auth.tenant_for(request.headers.get("authorization"))
+        except Forbidden as e:  # a known key without the read role; Forbidden is an Unauthenticated
+            raise HTTPException(403, str(e)) from None
         except Unauthenticated as e:
             raise HTTPException(401, str(e), headers={"WWW-Authenticate": "Bearer"}) from None
 
