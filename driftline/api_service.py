@@ -23,8 +23,7 @@ class ApiService(Service):
     def __init__(
         self, store: Store, auth: Authenticator, registry: CollectorRegistry, metrics: ApiMetrics | None = None
     ) -> None:
-        """`registry`: the process's, which the UI's overview reads (drift firing); `metrics`: the
-        API's own, registered there unless given."""
+        """`registry`: the process's; `metrics`: the API's own, registered there unless given."""
         self.store = store
         self.auth = auth
         self.registry = registry
@@ -38,7 +37,7 @@ class ApiService(Service):
 
         super().mount(app)
         self.metrics.instrument(app)
-        mount_web(app, self.store, self.auth, self.registry)  # the UI at /, drawn from the API above
+        mount_web(app, self.store, self.auth)  # the UI at /, drawn from the API above
 
     def describe(self, base_url: str) -> list[str]:
         return [f"UI {base_url}/", f"API {base_url}/api/v1"]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pyarrow as pa
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -118,14 +119,31 @@ class SLIJob:
     def run_once(self) -> SLISnapshot:
         now = self.clock()
         snap = SLISnapshot()
-        for tenant in self._tenants(now):
+        tenants = self._tenants(now)
+        for tenant in tenants:
             keep = self._top_labels(tenant, now)
             for wname, span in self.opt.windows.items():
                 self._window(snap, tenant, wname, now - span, now, keep)
             self._drift(snap, tenant, now, keep)
         snap.computed_at = now.timestamp()
         self.snapshot = snap  # one reference swap: scrapes see the old or the new, never half
+        self._publish(snap, tenants, now)
         return snap
+
+    def _publish(self, snap: SLISnapshot, tenants: list[str], now: datetime) -> None:
+        """The drift verdicts into the store (drift_state), for the API in another process: its
+        overview marks what fires now. One row per tenant with an empty `sli` marks the run, so a
+        run that fires nothing still replaces the last one."""
+        verdicts = zip(snap.gauges["driftline_drift_detected"], snap.gauges["driftline_drift_p_value"], strict=True)
+        rows = [({**dict.fromkeys(L, ""), "tenant": t, "sli": ""}, 0.0, 1.0) for t in tenants]
+        rows += [(labels, detected, p) for (labels, detected), (_, p) in verdicts]
+        if not rows:
+            return
+        cols: dict[str, Any] = {c: [r[0][c] for r in rows] for c in ("tenant", "sli", *L[1:])}
+        cols["detected"] = pa.array([int(r[1]) for r in rows], pa.uint8())
+        cols["p_value"] = pa.array([r[2] for r in rows], pa.float64())
+        cols["computed_at"] = pa.array([now] * len(rows), pa.timestamp("ms", tz="UTC"))
+        self.store.insert_arrow("drift_state", pa.table(cols))
 
     # -- helpers ------------------------------------------------------------------------
     def _tenants(self, now: datetime) -> list[str]:

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -23,11 +24,13 @@ from prometheus_client import CollectorRegistry
 from driftline.auth import Authenticator
 from driftline.collector.errors import Unauthenticated
 from driftline.config import ScorerSettings, hash_api_key, load_settings
+from driftline.drift import DriftPolicy
 from driftline.scorers.hallucination import OfflineHallucinationScorer
 from driftline.scorers.metrics import ScorerMetrics
 from driftline.scorers.registry import build_scorers
 from driftline.scorers.runner import JobOptions, ScorerJob
-from driftline.sli import LLM_OPS, SLIJob, SLISnapshot
+from driftline.sli import LLM_OPS, SLIJob, SLIOptions
+from driftline.store import Store, StoreConfig
 from driftline.store.queries.overview import overview_series
 from driftline.store.queries.traces import trace_scores
 from driftline.web.overview import drift_firing
@@ -228,23 +231,44 @@ def test_a_bad_parameter_shows_the_apis_message(client: httpx.Client) -> None:
     assert re.search(r'role="alert"><strong>422</strong>[^<]*limit', r.text)
 
 
-def test_drift_firing_comes_from_the_sli_jobs_last_run(live: LiveServer, client: httpx.Client) -> None:
-    job = SLIJob(live.runtime.store)
-    live.runtime.registry.register(job.collector)
-    snap = SLISnapshot()
-    labels = {"tenant": TENANT_A, "service": "svc", "model": "m", "release": "2.0", "environment": "prod"}
-    snap.add("driftline_drift_detected", {"sli": "hallucination_rate", **labels}, 1.0)
-    snap.add("driftline_drift_detected", {"sli": "error_rate", **labels}, 0.0)
-    snap.add("driftline_drift_detected", {"sli": "error_rate", **labels, "tenant": "tenant-b"}, 1.0)
-    job.snapshot = snap
-    expected = [{"sli": "hallucination_rate", **{k: v for k, v in labels.items() if k != "tenant"}}]
-    assert drift_firing(live.runtime.registry, TENANT_A) == expected
-    r = client.get("/api/v1/overview", headers={"authorization": f"Bearer {KEY_A}"})
-    assert r.json()["drift_firing"] == expected
-    sign_in(client)
-    page = client.get("/")
-    assert 'data-testid="drift-firing"' in page.text
-    assert "hallucination_rate" in page.text
+def test_drift_marks_come_from_the_sli_job_of_another_process(
+    live: LiveServer, client: httpx.Client, chdb_path: Path, database: str
+) -> None:
+    """The API process runs no SLI job (as `driftline api` alone): the overview marks the drift
+    the job found elsewhere, through the store, and clears them when a later run finds none."""
+    tp = provider_for(http_exporter(live.url, KEY_A), service="svc-d", release="2.0")
+    now_ns = time.time_ns()
+    passage, question, answer = "Canberra is the capital city of Australia.", "Capital?", "Canberra."
+    for i in range(30):  # the baseline, two hours ago: no errors
+        send_rag_trace(tp, passage, question, answer, at_ns=now_ns - 7200 * 10**9 + i * 10**9)
+    for i in range(20):  # the last minute: three calls in four fail
+        send_rag_trace(tp, passage, question, answer, error=i % 4 != 0, at_ns=now_ns - 60 * 10**9 + i * 10**9)
+    tp.shutdown()
+    assert live.runtime.flush(20)
+    now = datetime.fromtimestamp(now_ns / 1e9, UTC)
+    policy = DriftPolicy(alpha=0.01, min_current=10, min_baseline=20, min_effect=0.2)  # small samples
+    scorer_side = Store(StoreConfig(f"chdb://{chdb_path}", database), retention_days=30)  # its own clients
+    try:
+        SLIJob(scorer_side, SLIOptions(rate_policy=policy), clock=lambda: now).run_once()
+        r = client.get("/api/v1/overview", params={"hours": 3}, headers={"authorization": f"Bearer {KEY_A}"})
+        assert r.status_code == 200, r.text
+        firing = r.json()["drift_firing"]
+        assert [(d["sli"], d["service"], d["release"]) for d in firing] == [("error_rate", "svc-d", "2.0")]
+        assert firing == drift_firing(live.runtime.store, TENANT_A, now)
+        other = client.get("/api/v1/overview", headers={"authorization": f"Bearer {KEY_B}"})
+        assert other.json()["drift_firing"] == []  # tenant B sees none of tenant A's
+        sign_in(client)
+        page = client.get("/", params={"hours": 3})
+        assert 'data-testid="drift-firing"' in page.text
+        assert "error_rate" in page.text
+        # A later run past the bad minute finds nothing: the mark goes.
+        later = now + timedelta(minutes=10)
+        SLIJob(scorer_side, SLIOptions(rate_policy=policy), clock=lambda: later).run_once()
+        assert drift_firing(live.runtime.store, TENANT_A, later) == []
+        # A run too old to trust (the job stopped) marks nothing either.
+        assert drift_firing(live.runtime.store, TENANT_A, later + timedelta(hours=1)) == []
+    finally:
+        scorer_side.close()
 
 
 def _span(sid: str, parent: str, start_ms: int, dur_ms: int) -> dict[str, object]:
@@ -338,7 +362,8 @@ class _Options(HTMLParser):
 
     def __init__(self, select_id: str) -> None:
         super().__init__()
-        self.select_id, self.inside, self.values = select_id, False, []
+        self.select_id, self.inside = select_id, False
+        self.values: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)

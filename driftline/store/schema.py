@@ -165,12 +165,33 @@ _READ_INDEXES = (
     "ALTER TABLE {db}.spans MATERIALIZE INDEX idx_user_id",
 )
 
+# The drift tests' verdicts from the SLI job's last run per tenant, so that a process without the
+# job (`driftline api` as its own service) can show which tests fire now. Each run writes every
+# verdict with its computed_at; a reader keeps the tenant's latest run.
+_DRIFT_STATE = """
+CREATE TABLE IF NOT EXISTS {db}.drift_state (
+    tenant LowCardinality(String),
+    sli LowCardinality(String),
+    service LowCardinality(String),
+    model LowCardinality(String),
+    release LowCardinality(String),
+    environment LowCardinality(String),
+    detected UInt8,
+    p_value Float64,
+    computed_at DateTime64(3, 'UTC')
+)
+ENGINE = ReplacingMergeTree(computed_at)
+ORDER BY (tenant, sli, service, model, release, environment)
+TTL toDateTime(computed_at) + INTERVAL 7 DAY
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "spans, scores, review_items", (_SPANS, _SCORES, _REVIEW_ITEMS)),
     Migration(2, "scorer_state", (_SCORER_STATE,)),
     Migration(3, "message texts stored once: input_text / output_text as ALIAS columns", _TEXT_ALIASES),
     Migration(4, "feedback", (_FEEDBACK,)),
     Migration(5, "trace, session and user lookups: by_trace projection, bloom filters", _READ_INDEXES),
+    Migration(6, "drift_state: the SLI job's last drift verdicts", (_DRIFT_STATE,)),
 )
 
 # Tables whose TTL follows `retention_days`: (table, TTL expression column).

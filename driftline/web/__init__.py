@@ -15,7 +15,6 @@ from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redi
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from prometheus_client import CollectorRegistry
 
 from driftline.auth import Authenticator
 from driftline.store import Store
@@ -31,14 +30,14 @@ _HERE = Path(__file__).parent
 STATIC_DIR = _HERE / "static"
 
 
-def mount_web(app: FastAPI, store: Store, auth: Authenticator, registry: CollectorRegistry) -> SessionCodec:
+def mount_web(app: FastAPI, store: Store, auth: Authenticator) -> SessionCodec:
     """Add the UI, its JSON overview endpoint and offline /docs to `app` (built with
     `docs_url=None`). Returns the sign-in sessions."""
     templates = Jinja2Templates(directory=str(_HERE / "templates"))
     install_filters(templates.env)
     sessions = SessionCodec(auth)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
-    app.include_router(overview_router(store, auth, registry), tags=["api"])
+    app.include_router(overview_router(store, auth), tags=["api"])
     app.include_router(auth_router(sessions, templates))
     app.include_router(pages_router(sessions, templates))
 

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from prometheus_client import CollectorRegistry
 
 from driftline.auth import Authenticator
 from driftline.collector.errors import Forbidden, Unauthenticated
@@ -27,22 +26,17 @@ def _step_s(hours: float) -> int:
     return 86400
 
 
-def drift_firing(registry: CollectorRegistry, tenant: str) -> list[dict[str, str]]:
-    """The drift tests detecting a regression now, as the SLI job last computed them (what
-    `driftline_drift_detected == 1` shows Prometheus). Empty where no SLI job runs in this process."""
-    out = []
-    for family in registry.collect():
-        if family.name != "driftline_drift_detected":
-            continue
-        for s in family.samples:
-            if s.value == 1 and s.labels.get("tenant") == tenant:
-                out.append({k: v for k, v in s.labels.items() if k != "tenant"})
-    return sorted(out, key=lambda d: tuple(d.values()))
+# Verdicts older than this are stale: the SLI job (every 15 s by default) has stopped.
+STALE_AFTER = timedelta(minutes=15)
 
 
-def overview_router(
-    store: Store, auth: Authenticator, registry: CollectorRegistry, clock: Callable[[], datetime] | None = None
-) -> APIRouter:
+def drift_firing(store: Store, tenant: str, now: datetime) -> list[dict[str, str]]:
+    """The drift tests detecting a regression now, from the SLI job's last run as it published it
+    to the store (drift_state): the API may run in a process without the job (`driftline api`)."""
+    return [{k: str(v) for k, v in r.items()} for r in store.sli.drift_firing(tenant, now - STALE_AFTER)]
+
+
+def overview_router(store: Store, auth: Authenticator, clock: Callable[[], datetime] | None = None) -> APIRouter:
     router = APIRouter(prefix="/api/v1")
     now = clock or (lambda: datetime.now(UTC))
 
@@ -68,7 +62,7 @@ def overview_router(
             "step_s": step,
             "metrics": list(OVERVIEW_METRICS),
             "series": series,
-            "drift_firing": drift_firing(registry, t),
+            "drift_firing": drift_firing(store, t, until),
         }
 
     return router

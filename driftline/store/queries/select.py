@@ -28,7 +28,7 @@ from driftline.store.errors import store_failures
 __all__ = ["TENANT_TABLES", "Reader", "Select"]
 
 # Every table with a `tenant` column (a test checks the list against the schema).
-TENANT_TABLES: Final = ("spans", "scores", "review_items", "scorer_state", "feedback")
+TENANT_TABLES: Final = ("spans", "scores", "review_items", "scorer_state", "feedback", "drift_state")
 
 
 @dataclass(frozen=True)

@@ -109,3 +109,22 @@ class SLIQueries:
             ),
             {"since": since, "until": until},
         )
+
+    def drift_firing(self, tenant: str, since: datetime) -> list[dict[str, Any]]:
+        """The drift tests detecting a regression in the tenant's latest SLI run, if that run is
+        after `since` (an older one is stale: the job stopped), as the job's labels."""
+        return self._r.rows(
+            tenant,
+            Select(
+                "sli, service, model, release, environment",
+                "drift_state",
+                [
+                    "detected = 1",
+                    "computed_at > {since:DateTime64(3)}",
+                    "computed_at = (SELECT max(computed_at) FROM {db}.drift_state WHERE tenant = {tenant:String})",
+                ],
+                order_by="sli, service, model, release, environment",
+                final=True,
+            ),
+            {"since": since},
+        )
