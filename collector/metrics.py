@@ -93,6 +93,14 @@ class CollectorMetrics:
             ["reason"],
             registry=registry,
         )
+        self.dropped_records = Counter(
+            p + "dropped_records_total",
+            "Spool records set aside whole because their bytes no longer read (the disk changed them): "
+            "kept in the quarantine; how many spans they held cannot be read.",
+            ["reason"],
+            registry=registry,
+        )
+        self.dropped_records.labels("unreadable")
         for r in DROP_REASONS:
             self.dropped_spans.labels(r)
         for r in REFUSE_REASONS:

@@ -370,6 +370,7 @@ class SpanWriter:
             if self._replay_write(pending, end):
                 entry = self.quarantine.put_raw("", bad.data, "unreadable", str(bad), kind="spool")
                 log.error("%s; %d bytes quarantined as %s", bad, len(bad.data), entry.id)
+                self._m.dropped_records.labels("unreadable").inc()
                 self._log.advance(bad.resume_at)
             return
         if end > self._log.checkpoint:

@@ -485,11 +485,19 @@ def _pipeline_rules(t: AlertThresholds) -> list[dict[str, Any]]:
         ),
         alert(
             "DriftlineSpansDropped",
-            "sum by (reason) (increase(driftline_collector_dropped_spans_total[10m])) > 0",
+            # Spool records the disk corrupted are counted in records (their spans cannot be read):
+            # they join under their own reason, so neither count hides the other.
+            "sum by (reason) (increase(driftline_collector_dropped_spans_total[10m])) > 0\n"
+            "or\n"
+            "label_replace(\n"
+            "  sum by (reason) (increase(driftline_collector_dropped_records_total[10m])) > 0,\n"
+            '  "reason", "${1}_spool_record", "reason", "(.+)"\n'
+            ")",
             t.dropped_for,
             f"Collectors quarantined spans the store refused ({_t('$labels.reason')})",
             f"Collectors moved {_t('$value | printf `%.0f`')} accepted spans to the quarantine in the last "
-            f"10m (reason {_t('$labels.reason')}): they are not stored. `driftline quarantine list` shows "
+            f"10m (reason {_t('$labels.reason')}; for unreadable_spool_record: whole spool records, whose "
+            "spans cannot be counted): they are not stored. `driftline quarantine list` shows "
             "them and the store's error; fix the cause, then `driftline quarantine reinject`.",
         ),
     ]

@@ -244,6 +244,8 @@ def test_a_corrupt_spool_record_is_quarantined_and_the_replay_goes_on(
     [entry] = wp.writer.quarantine.entries()
     assert (entry.reason, entry.kind) == ("unreadable", "spool")
     assert len(wp.writer.quarantine.body(entry)) == middle.next_position - middle.position
+    # Counted, in records: the bad bytes' span count cannot be read (DriftlineSpansDropped sees it).
+    assert wp.metric("driftline_collector_dropped_records_total", reason="unreadable") == 1
 
 
 def test_a_failing_pass_is_reported_on_readyz_and_the_thread_survives(
