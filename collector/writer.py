@@ -32,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Final
 
 import pyarrow as pa
 
@@ -51,6 +52,9 @@ InsertFn = Callable[[pa.Table], None]
 # Turns a raw spooled request (tenant, OTLP protobuf body) back into rows, as the receiver did
 # (None when every span is rejected).
 RebuildFn = Callable[[str, bytes], pa.Table | None]
+
+
+_STALL_LOG_INTERVAL_S: Final = 60.0
 
 
 def _default(field: str) -> object:
@@ -109,6 +113,9 @@ class SpanWriter:
         self._stuck_probes = 0  # probes in a row that moved nothing while the store answered
         self._suspect = False  # bisecting a batch the store keeps refusing with a retryable error
         self._last_exc: Exception | None = None  # the last INSERT's error
+        self._stall_logged_at: float | None = None  # when a stalled loop last logged its error
+        self._stall_unlogged = 0  # failed passes since then
+        self._stall_passes = 0  # failed passes of the current stall
         self.last_error: str = ""
         # Read at scrape time, so they are right whatever the writer is doing.
         metrics.spool_bytes.set_function(lambda: spool.pending_bytes)
@@ -154,17 +161,40 @@ class SpanWriter:
 
     # -- the loop ------------------------------------------------------------------------
     def _run(self) -> None:
-        while True:
-            try:
-                if not self.step():
-                    return
-                self.stalled = ""
-            except Exception as e:  # the writer thread must never die
-                self.stalled = f"{type(e).__name__}: {str(e)[:200]}"
-                log.exception("writer loop error")
-                if self._stop.is_set():
-                    return  # the spool holds what is left; the next start replays it
+        while self.guarded_step():
+            if self.stalled:
                 self._stop.wait(self._opt.retry_backoff_s)
+
+    def guarded_step(self) -> bool:
+        """One pass of the writer thread: `step`, with an error recorded in `stalled` and logged
+        instead of raised (the thread must never die). False once stopped (and drained)."""
+        try:
+            if not self.step():
+                return False
+        except Exception as e:
+            self.stalled = f"{type(e).__name__}: {str(e)[:200]}"
+            self._log_stall()
+            return not self._stop.is_set()  # stopping: the spool holds the rest for the next start
+        if self.stalled:
+            log.info("writer loop runs again after %d failed passes", self._stall_passes)
+        self.stalled = ""
+        self._stall_logged_at = None
+        return True
+
+    def _log_stall(self) -> None:
+        """A stalled loop fails its pass every retry_backoff_s: log the first failure, then at most
+        once a minute with how many failed since, so the log shows the error and not a flood."""
+        now = self._clock()
+        self._stall_passes = 1 if self._stall_logged_at is None else self._stall_passes + 1
+        if self._stall_logged_at is None:
+            log.exception("writer loop error")
+        elif now - self._stall_logged_at >= _STALL_LOG_INTERVAL_S:
+            log.exception("writer loop error (%d failed passes since the last report)", self._stall_unlogged + 1)
+        else:
+            self._stall_unlogged += 1
+            return
+        self._stall_logged_at = now
+        self._stall_unlogged = 0
 
     def step(self) -> bool:
         """One pass: probe or replay the backlog when due, then write what the queue hands over

@@ -4,6 +4,7 @@ backlog bound. The loop is stepped by hand (writer.step) unless a test is about 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -334,3 +335,30 @@ def test_stopping_never_writes_past_a_gap_it_did_not_replay(new_path: Callable[.
     again = new_path()  # the next start
     again.steps(2)
     assert sorted(stored_ids(store, A)) == sorted(ids_of(first) | ids_of(second))
+
+
+def test_a_stalled_loop_logs_its_error_once_a_minute_with_a_count(
+    new_path: Callable[..., WritePath], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A pass that keeps failing (the spool's segment deleted under the writer) is logged when it
+    first fails, then at most once a minute with how many failed since, not on every retry."""
+    wp = new_path(probe_interval_s=0.0)
+    wp.gate.down = True
+    wp.send(A, chat_request(3, 41))
+    wp.steps(1)
+    assert wp.writer.degraded
+    for seg in wp.spool.dir.glob("*.wal"):
+        seg.unlink()
+    wp.gate.down = False
+    caplog.set_level(logging.ERROR, logger="driftline.collector.writer")
+    for _ in range(300):  # 300 failing passes over 59.8 s of the fake clock
+        assert wp.writer.guarded_step()
+        assert wp.writer.stalled.startswith("FileNotFoundError")
+        wp.clock.t += 0.2
+    reports = [r for r in caplog.records if r.getMessage().startswith("writer loop error")]
+    assert [r.getMessage() for r in reports] == ["writer loop error"]
+    wp.clock.t += 0.2  # a minute after the first report
+    assert wp.writer.guarded_step()
+    reports = [r for r in caplog.records if r.getMessage().startswith("writer loop error")]
+    assert [r.getMessage() for r in reports][1:] == ["writer loop error (300 failed passes since the last report)"]
+    assert all(r.exc_info for r in reports)  # each report keeps the traceback
