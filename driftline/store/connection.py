@@ -34,9 +34,14 @@ class DataDirLock:
         self._fh: IO[str] | None = None
 
     def acquire(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        """Take the lock, creating the directory private to the user (0700: it holds every tenant's
+        prompts), also for one-off commands such as `driftline migrate`; an older, open directory
+        is made private too (mkdir's mode is masked by the umask and never applies to one that exists)."""
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.directory, 0o700)
         path = self.directory / ".lock"
-        fh = path.open("a+")
+        fh = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600), "a+")
+        os.chmod(path, 0o600)
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
