@@ -9,8 +9,15 @@ private keys (leading underscore) that `derive.finish` turns into columns:
   _tool_calls      list[ToolCall]: tool calls the model asked for, when given outside messages
   _docs            list[dict]: retrieved documents {"id","content","score"}
   _span_cost       float: cost the span itself reported (USD)
-  _exclusive_input bool: the convention reports input tokens without the cached ones
+  _finish_fallback str: a finish reason found inside the output messages, used only when no
+                   attribute gave `finish_reason`
+  _exception_type  str: the last `exception` event's type (becomes error_type on an error span)
+  _exception_message str: the last `exception` event's message (a failed tool's tool_error)
+  _error_message   str: a convention's own error text for a span not marked error (Langfuse's
+                   ERROR level): the tool_error of a tool span
 Conventions run in priority order and only fill keys that are still missing (`put`).
+derive.finish pops every private key (normalize.py pops _span_cost); tests/test_fields_keys.py
+holds this list to the code.
 """
 
 from __future__ import annotations
