@@ -11,7 +11,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pyarrow as pa
 
@@ -25,7 +25,7 @@ class Batch:
     table: pa.Table
     position: int
     next_position: int
-    enqueued_at: float = field(default_factory=time.monotonic)
+    enqueued_at: float = 0.0  # set by SpanQueue.offer, on the queue's clock
 
     @property
     def spans(self) -> int:
@@ -33,8 +33,15 @@ class Batch:
 
 
 class SpanQueue:
-    def __init__(self, capacity_spans: int, on_change: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        capacity_spans: int,
+        on_change: Callable[[int], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """`clock`: how old a batch is (the flush interval); tests pass a fake one."""
         self.capacity = capacity_spans
+        self._clock = clock
         self._items: deque[Batch] = deque()
         self._size = 0
         self._in_flight = 0  # spans taken by the writer and not yet stored or spooled
@@ -71,6 +78,7 @@ class SpanQueue:
         with self._cond:
             if not self.has_room(batch.spans):
                 return False
+            batch.enqueued_at = self._clock()
             self._items.append(batch)
             self._size += batch.spans
             self._changed()
@@ -83,7 +91,7 @@ class SpanQueue:
         with self._cond:
             while True:
                 if self._items:
-                    age = time.monotonic() - self._items[0].enqueued_at
+                    age = self._clock() - self._items[0].enqueued_at
                     if (
                         self._size >= max_spans
                         or age >= max_wait_s

@@ -26,7 +26,7 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -122,8 +122,11 @@ def _record(pos: int, nxt: int, payload: bytes) -> LogRecord:
 
 
 class SpanLog:
-    def __init__(self, directory: Path, max_bytes: int) -> None:
+    def __init__(self, directory: Path, max_bytes: int, clock: Callable[[], float] = time.time) -> None:
+        """`clock`: wall-clock seconds (a record's age after a restart comes from its segment
+        file's mtime); tests pass a fake one."""
         self.dir = private_dir(directory)
+        self._clock = clock
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._checkpoint_path = self.dir / "checkpoint"
@@ -205,7 +208,7 @@ class SpanLog:
             self._fh.flush()  # into the page cache: survives the process, not the machine
             pos = self.head
             self.head += len(rec)
-            self._times[pos] = time.time()
+            self._times[pos] = self._clock()
             return pos
 
     def _roll(self) -> None:
@@ -249,8 +252,8 @@ class SpanLog:
         t = self._times.get(self.checkpoint)
         if t is None:  # from before a restart: the segment file's age is the honest bound
             seg = max((s for s in self._segments if s <= self.checkpoint), default=None)
-            t = self._seg_path(seg).stat().st_mtime if seg is not None else time.time()
-        return max(0.0, time.time() - t)
+            t = self._seg_path(seg).stat().st_mtime if seg is not None else self._clock()
+        return max(0.0, self._clock() - t)
 
     def advance(self, position: int) -> None:
         """Everything before `position` is in the store: move the checkpoint, drop old segments."""

@@ -100,3 +100,20 @@ def test_split_by_days_keeps_every_row_and_bounds_the_days_per_part() -> None:
         f"{i + 1:016x}" for i in range(400)
     )
     assert list(split_by_days(table.slice(0, 3), 50)) == [table.slice(0, 3)]  # few days: as is
+
+
+def test_the_flush_interval_runs_on_the_queues_clock() -> None:
+    """A batch is handed over once it is `max_wait_s` old by the queue's clock (a fake one here)."""
+    now = [100.0]
+    q = SpanQueue(100, clock=lambda: now[0])
+    q.offer(_batch(0, 3))
+    assert q.take(50, 0.0) != []  # due at once with no wait
+    q.done(3)
+    q.offer(_batch(10, 3))
+    now[0] += 3600  # an hour later by the clock: due without any real wait
+    got: list[list[Batch]] = []
+    t = threading.Thread(target=lambda: got.append(q.take(50, 3600.0)))
+    t.start()
+    t.join(10)  # a bound, not a wait: take returns at once
+    assert not t.is_alive() and [b.position for b in got[0]] == [10]
+    q.close()

@@ -110,3 +110,19 @@ def test_files_of_an_older_version_become_private(tmp_path: Path) -> None:
     SpanLog(tmp_path, max_bytes=10**9).close()
     assert oct(tmp_path.stat().st_mode & 0o777) == "0o700"
     assert {oct(p.stat().st_mode & 0o777) for p in tmp_path.iterdir()} == {"0o600"}
+
+
+def test_oldest_age_runs_on_the_spools_clock(tmp_path: Path) -> None:
+    now = [1_800_000_000.0]
+    log = SpanLog(tmp_path, max_bytes=10**9, clock=lambda: now[0])
+    assert log.oldest_age_s() == 0.0  # nothing pending
+    first = log.append_table(_table(0, 5))
+    now[0] += 30
+    second = log.append_table(_table(5, 5))
+    now[0] += 15
+    assert log.oldest_age_s() == 45.0  # the oldest pending record's age
+    log.advance(second)
+    assert log.oldest_age_s() == 15.0
+    log.advance(log.head)
+    assert log.oldest_age_s() == 0.0 and first == 0
+    log.close()
