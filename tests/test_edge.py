@@ -4,7 +4,7 @@ in memory beyond the budget (503 + Retry-After)."""
 
 from __future__ import annotations
 
-import select
+import selectors
 import socket
 import threading
 import time
@@ -67,18 +67,25 @@ def _connect(port: int) -> socket.socket:
 
 
 def _send_until_answered(c: socket.socket, head: bytes, filler: bytes, total: int) -> bytes:
-    """Send `head`, then `filler` up to `total` bytes, stopping as soon as the server answers."""
-    c.sendall(head)
-    sent = len(head)
-    while sent < total:
-        readable, _, _ = select.select([c], [], [], 0)
-        if readable:
-            break
+    """Send `head`, then `filler` up to `total` bytes, stopping as soon as the server answers.
+
+    A selector, not select.select: the test process may hold more than FD_SETSIZE (1024) file
+    descriptors by now (each chDB connection keeps a few /proc files open), which select() refuses.
+    """
+    with selectors.DefaultSelector() as sel:
         try:
-            c.sendall(filler)
-        except (BrokenPipeError, ConnectionResetError):
-            break
-        sent += len(filler)
+            sel.register(c, selectors.EVENT_READ)
+            c.sendall(head)
+            sent = len(head)
+            while sent < total and not sel.select(timeout=0):
+                try:
+                    c.sendall(filler)
+                except (BrokenPipeError, ConnectionResetError):
+                    break
+                sent += len(filler)
+        except BaseException:
+            c.close()
+            raise
     return _read_all(c)
 
 
