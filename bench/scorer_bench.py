@@ -24,8 +24,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from prometheus_client import CollectorRegistry
 
+from driftline.collector.service import CollectorService
 from driftline.config import UpSettings, load_settings
-from driftline.runtime import Runtime
 from driftline.scorers.base import TraceContext
 from driftline.scorers.metrics import ScorerMetrics
 from driftline.scorers.registry import build_scorers
@@ -93,7 +93,7 @@ def main() -> int:
     args = ap.parse_args()
     data = Path(tempfile.mkdtemp(prefix="driftline-scorer-bench-"))
     s = load_settings(UpSettings, environ={}, data_dir=data, api_keys="k=bench", grpc_enabled=False)
-    rt = Runtime(s)
+    rt = CollectorService(s)
     rt.start()
     for chunk in range(0, args.traces, 100):
         req = rag_request(min(100, args.traces - chunk), seed=chunk)

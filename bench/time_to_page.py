@@ -26,8 +26,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from driftline.alerting import AlertThresholds, render_rules
+from driftline.collector.service import CollectorService
 from driftline.config import UpSettings, load_settings
-from driftline.runtime import Runtime
 from driftline.scorers.hallucination import OfflineHallucinationScorer
 from driftline.scorers.metrics import ScorerMetrics
 from driftline.scorers.runner import JobOptions, ScorerJob
@@ -70,7 +70,7 @@ def main() -> int:
         s = s.model_copy(update={"sli_interval_s": 0.5, "scorer_interval_s": 0.5, "drift_current_window_s": 20,
                                  "drift_min_current": 25, "drift_min_baseline": 60, "drift_alpha": 1e-3,
                                  "drift_min_effect_rate": 0.3})  # fmt: skip
-    rt = Runtime(s)
+    rt = CollectorService(s)
     rt.start()
     server, thread, url = serve(rt)
     metrics = ScorerMetrics(rt.registry)

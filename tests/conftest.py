@@ -25,7 +25,7 @@ from driftline.config import CollectorSettings, load_settings
 from tests.support.clickhouse_http import ClickHouseHTTPServer
 
 if TYPE_CHECKING:
-    from driftline.runtime import Runtime
+    from driftline.collector.service import CollectorService
 
 IN_CI = os.environ.get("CI") == "true"
 
@@ -89,10 +89,10 @@ def settings(tmp_path: Path, chdb_path: Path, database: str) -> CollectorSetting
 
 
 @pytest.fixture
-def runtime(settings: CollectorSettings) -> Iterator[Runtime]:
-    from driftline.runtime import Runtime
+def runtime(settings: CollectorSettings) -> Iterator[CollectorService]:
+    from driftline.collector.service import CollectorService
 
-    rt = Runtime(settings)
+    rt = CollectorService(settings)
     rt.start()
     yield rt
     rt.stop()
@@ -101,10 +101,10 @@ def runtime(settings: CollectorSettings) -> Iterator[Runtime]:
 @dataclass
 class LiveServer:
     url: str
-    runtime: Runtime
+    runtime: CollectorService
 
 
-def serve(rt: Runtime) -> tuple[uvicorn.Server, threading.Thread, str]:
+def serve(rt: CollectorService) -> tuple[uvicorn.Server, threading.Thread, str]:
     """Run the real app under uvicorn on a loopback port, in a thread."""
     from driftline.server import create_app
 
@@ -126,7 +126,7 @@ def serve(rt: Runtime) -> tuple[uvicorn.Server, threading.Thread, str]:
 
 
 @pytest.fixture
-def live(runtime: Runtime) -> Iterator[LiveServer]:
+def live(runtime: CollectorService) -> Iterator[LiveServer]:
     server, thread, url = serve(runtime)
     yield LiveServer(url, runtime)
     server.should_exit = True

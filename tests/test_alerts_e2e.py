@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from driftline.alerting import AlertThresholds, render_rules
+from driftline.collector.service import CollectorService
 from driftline.drift import DriftPolicy
-from driftline.runtime import Runtime
 from driftline.scorers.hallucination import OfflineHallucinationScorer
 from driftline.scorers.metrics import ScorerMetrics
 from driftline.scorers.runner import JobOptions, ScorerJob
@@ -60,7 +60,7 @@ def _traffic(live: LiveServer, release: str, n: int, bad_share: float, rng: rand
 def pipeline(live: LiveServer, tmp_path: Path) -> Iterator[Pipeline]:
     require_tool("prometheus")
     require_tool("prometheus-alertmanager")
-    rt: Runtime = live.runtime
+    rt: CollectorService = live.runtime
     metrics = ScorerMetrics(rt.registry)
     job = ScorerJob(OfflineHallucinationScorer(), rt.store, JobOptions(settle=timedelta(0)))
     small = {"alpha": 0.001, "min_current": 25, "min_baseline": 60}

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from driftline.runtime import Runtime
+from driftline.collector.service import CollectorService
 from driftline.server import create_app
 from tests.api_data import T, load
 from tests.conftest import KEY_A, TENANT_A, TENANT_B, make_settings
@@ -46,7 +46,7 @@ ODD = [
 @pytest.fixture
 def client(tmp_path: Path, chdb_path: Path, database: str) -> Iterator[TestClient]:
     s = make_settings(tmp_path / "data", f"chdb://{chdb_path}", database, decode_workers=0, grpc_enabled=False)
-    rt = Runtime(s)
+    rt = CollectorService(s)
     rt.start()
     load(rt.store, TENANT_A, TENANT_B)
     with TestClient(create_app(rt)) as c:

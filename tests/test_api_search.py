@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from driftline.runtime import Runtime
+from driftline.collector.service import CollectorService
 from driftline.server import create_app
 from tests.api_data import NOW, T, load
 from tests.conftest import KEY_A, KEY_B, TENANT_A, TENANT_B, make_settings
@@ -26,7 +26,7 @@ NAME = {v: k for k, v in T.items()}
 @pytest.fixture
 def client(tmp_path: Path, chdb_path: Path, database: str) -> Iterator[TestClient]:
     s = make_settings(tmp_path / "data", f"chdb://{chdb_path}", database, decode_workers=0, grpc_enabled=False)
-    rt = Runtime(s)
+    rt = CollectorService(s)
     rt.start()
     load(rt.store, TENANT_A, TENANT_B)
     with TestClient(create_app(rt)) as c:

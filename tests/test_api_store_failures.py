@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from driftline.runtime import Runtime
+from driftline.collector.service import CollectorService
 from driftline.server import create_app
 from tests.conftest import KEY_A, LiveServer, make_settings, serve
 from tests.support.clickhouse_http import ClickHouseHTTPServer
@@ -53,7 +53,7 @@ def _all_503(answers: list[tuple[str, int, str | None]]) -> None:
     assert not wrong, f"expected 503 + Retry-After everywhere: {wrong}"
 
 
-def test_every_api_route_is_covered(runtime: Runtime) -> None:
+def test_every_api_route_is_covered(runtime: CollectorService) -> None:
     paths = create_app(runtime).openapi()["paths"]
     routes = {f"{m.upper()} {p}" for p, ops in paths.items() if p.startswith("/api/") for m in ops}
     assert routes == set(REQUESTS)
@@ -77,9 +77,11 @@ def test_store_closed_is_503(live: LiveServer) -> None:
 
 
 @pytest.fixture
-def http_runtime(tmp_path: Path, chdb_path: Path, database: str) -> Iterator[tuple[Runtime, ClickHouseHTTPServer]]:
+def http_runtime(
+    tmp_path: Path, chdb_path: Path, database: str
+) -> Iterator[tuple[CollectorService, ClickHouseHTTPServer]]:
     server = ClickHouseHTTPServer(data_dir=str(chdb_path), username="u", password="p").start()
-    rt = Runtime(make_settings(tmp_path / "data", server.url, database))
+    rt = CollectorService(make_settings(tmp_path / "data", server.url, database))
     rt.start()
     try:
         yield rt, server
@@ -88,7 +90,7 @@ def http_runtime(tmp_path: Path, chdb_path: Path, database: str) -> Iterator[tup
         server.close()
 
 
-def test_clickhouse_server_gone_is_503(http_runtime: tuple[Runtime, ClickHouseHTTPServer]) -> None:
+def test_clickhouse_server_gone_is_503(http_runtime: tuple[CollectorService, ClickHouseHTTPServer]) -> None:
     rt, server = http_runtime
     uv, thread, url = serve(rt)
     try:

@@ -16,8 +16,8 @@ import httpx
 import pyarrow as pa
 import pytest
 
+from driftline.collector.service import CollectorService
 from driftline.collector.wal import SpanLog
-from driftline.runtime import Runtime
 from driftline.store.queries.traces import get_trace
 from tests.conftest import KEY_A, TENANT_A, make_settings, serve
 from tests.support.clickhouse_http import ClickHouseHTTPServer
@@ -32,7 +32,7 @@ def _post(url: str, seed: int, n: int = 20) -> tuple[httpx.Response, list[tuple[
     return httpx.post(f"{url}/v1/traces", content=req.SerializeToString(), headers=PB, timeout=30), span_ids(req)
 
 
-def _stored(rt: Runtime) -> tuple[set[tuple[str, str]], int]:
+def _stored(rt: CollectorService) -> tuple[set[tuple[str, str]], int]:
     rows = admin_rows(
         rt.store, "SELECT trace_id, span_id FROM {db}.spans FINAL WHERE tenant = {tenant:String}", {"tenant": TENANT_A}
     )
@@ -45,7 +45,7 @@ def fast_retry_settings(tmp_path: Path, chdb_path: Path, database: str) -> dict[
     return {"data_dir": tmp_path / "data", "database": database, "write_retries": 1}
 
 
-def _run_outage(rt: Runtime, url: str, break_store: Any, heal_store: Any) -> None:
+def _run_outage(rt: CollectorService, url: str, break_store: Any, heal_store: Any) -> None:
     accepted: set[tuple[str, str]] = set()
     seed = 0
     for _ in range(5):  # before the outage
@@ -78,7 +78,7 @@ def _run_outage(rt: Runtime, url: str, break_store: Any, heal_store: Any) -> Non
 
 def test_chdb_store_fails_mid_stream(fast_retry_settings: dict[str, Any], chdb_path: Path) -> None:
     s = make_settings(clickhouse_url=f"chdb://{chdb_path}", **fast_retry_settings)
-    rt = Runtime(s)
+    rt = CollectorService(s)
     rt.start()
     server, thread, url = serve(rt)
     db = s.database
@@ -99,7 +99,7 @@ def test_chdb_store_fails_mid_stream(fast_retry_settings: dict[str, Any], chdb_p
 
 def test_http_store_goes_away_mid_stream(fast_retry_settings: dict[str, Any], ch_http: ClickHouseHTTPServer) -> None:
     s = make_settings(clickhouse_url=ch_http.url, **fast_retry_settings)
-    rt = Runtime(s)
+    rt = CollectorService(s)
     rt.start()
     server, thread, url = serve(rt)
 
@@ -223,7 +223,7 @@ def test_overload_answers_retry_later_and_memory_stays_bounded(tmp_path: Path, c
         batch_max_spans=100,
         flush_interval_ms=10,
     )
-    rt = Runtime(s)
+    rt = CollectorService(s)
     gate = _Gate(lambda t: rt.store.insert_arrow("spans", t))
     rt._insert = gate
     rt.start()
@@ -255,7 +255,7 @@ def test_overload_answers_retry_later_and_memory_stays_bounded(tmp_path: Path, c
 
 def test_spool_full_answers_503(tmp_path: Path, chdb_path: Path, database: str) -> None:
     s = make_settings(tmp_path / "data", f"chdb://{chdb_path}", database, spool_max_bytes=60_000, write_retries=0)
-    rt = Runtime(s)
+    rt = CollectorService(s)
     rt.start()
     server, thread, url = serve(rt)
     try:
@@ -275,7 +275,7 @@ def test_spool_full_answers_503(tmp_path: Path, chdb_path: Path, database: str) 
 
 def test_rate_limit_per_tenant(tmp_path: Path, chdb_path: Path, database: str) -> None:
     s = make_settings(tmp_path / "d", f"chdb://{chdb_path}", database, tenant_rate_limit_spans_per_s=20)
-    rt = Runtime(s)
+    rt = CollectorService(s)
     rt.start()
     server, thread, url = serve(rt)
     try:
@@ -291,7 +291,7 @@ def test_rate_limit_per_tenant(tmp_path: Path, chdb_path: Path, database: str) -
 
 def test_redaction_before_storage(tmp_path: Path, chdb_path: Path, database: str) -> None:
     s = make_settings(tmp_path / "d", f"chdb://{chdb_path}", database, redact=["email", "api_key"])
-    rt = Runtime(s)
+    rt = CollectorService(s)
     rt.start()
     server, thread, url = serve(rt)
     try:

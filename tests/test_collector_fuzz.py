@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from driftline.runtime import Runtime
+from driftline.collector.service import CollectorService
 from driftline.server import create_app
 from tests.conftest import KEY_A
 from tools.loadgen import llm_request
@@ -45,30 +45,30 @@ def _check(client: TestClient, body: bytes, headers: dict[str, str]) -> None:
 
 @_FUZZ
 @given(data=st.binary(max_size=2000))
-def test_random_bytes_as_protobuf(runtime: Runtime, data: bytes) -> None:
+def test_random_bytes_as_protobuf(runtime: CollectorService, data: bytes) -> None:
     _check(TestClient(create_app(runtime)), data, PB)
 
 
 @_FUZZ
 @given(pos=st.integers(min_value=0, max_value=len(VALID) - 1), byte=st.integers(0, 255), cut=st.booleans())
-def test_mutated_valid_protobuf(runtime: Runtime, pos: int, byte: int, cut: bool) -> None:
+def test_mutated_valid_protobuf(runtime: CollectorService, pos: int, byte: int, cut: bool) -> None:
     body = VALID[:pos] if cut else VALID[:pos] + bytes([byte]) + VALID[pos + 1 :]
     _check(TestClient(create_app(runtime)), body, PB)
 
 
 @_FUZZ
 @given(doc=_json)
-def test_random_json(runtime: Runtime, doc: Any) -> None:
+def test_random_json(runtime: CollectorService, doc: Any) -> None:
     _check(TestClient(create_app(runtime)), json.dumps(doc).encode(), JS)
 
 
 @_FUZZ
 @given(doc=_otlp_like)
-def test_otlp_shaped_json(runtime: Runtime, doc: Any) -> None:
+def test_otlp_shaped_json(runtime: CollectorService, doc: Any) -> None:
     _check(TestClient(create_app(runtime)), json.dumps({"resourceSpans": [doc]}).encode(), JS)
 
 
-def test_server_still_works_after_fuzz(runtime: Runtime) -> None:
+def test_server_still_works_after_fuzz(runtime: CollectorService) -> None:
     client = TestClient(create_app(runtime))
     for junk in (b"\x0a\xff\xff\xff\xff\x0f", b"{", b"[]", b'{"resourceSpans": 5}'):
         client.post("/v1/traces", content=junk, headers=PB if junk[:1] != b"{" else JS)

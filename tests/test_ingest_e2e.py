@@ -260,7 +260,7 @@ def test_unsupported_content_type_and_size(live: LiveServer) -> None:
 
 def test_price_override_from_config_and_unpriced_spans_counted(tmp_path: Path, chdb_path: Path, database: str) -> None:
     """`price_overrides` reaches the decode workers; a model no price covers stores NULL and is counted."""
-    from driftline.runtime import Runtime
+    from driftline.collector.service import CollectorService
 
     s = make_settings(
         tmp_path / "data",
@@ -269,7 +269,7 @@ def test_price_override_from_config_and_unpriced_spans_counted(tmp_path: Path, c
         price_overrides={"openai/gpt-4o-mini": {"input_mtok": 1.0, "output_mtok": 2.0}},
         decode_workers=1,
     )
-    rt = Runtime(s)
+    rt = CollectorService(s)
     rt.start()
     server, thread, url = serve(rt)
     try:

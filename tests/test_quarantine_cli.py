@@ -12,7 +12,7 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 
 from driftline.cli import main
 from driftline.collector.consume import PROTOBUF
-from driftline.runtime import Runtime
+from driftline.collector.service import CollectorService
 from tests.conftest import TENANT_A, make_settings
 from tests.support.spans import chat_request, ids_of
 from tests.write_path import stored_ids
@@ -25,7 +25,7 @@ def test_list_show_and_reinject(
     req = chat_request(12, 21)
     poison = sorted(ids_of(req))[:3]
 
-    rt = Runtime(s)
+    rt = CollectorService(s)
 
     def refusing(table: pa.Table) -> None:  # the store refuses three spans for good (TYPE_MISMATCH)
         if set(poison) & set(table.column("span_id").to_pylist()):
@@ -60,7 +60,7 @@ def test_list_show_and_reinject(
     assert main(["quarantine", "list", "--data-dir", str(s.data_dir)]) == 0
     assert capsys.readouterr().out == ""
 
-    fixed = Runtime(s)  # the cause is fixed: the next start writes them
+    fixed = CollectorService(s)  # the cause is fixed: the next start writes them
     fixed.start()
     try:
         assert fixed.flush(20)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from prometheus_client import CollectorRegistry
 
-from driftline.runtime import Runtime
+from driftline.collector.service import CollectorService
 from driftline.scorers.hallucination import OfflineHallucinationScorer
 from driftline.scorers.metrics import ScorerMetrics
 from driftline.scorers.runner import JobOptions, ScorerJob
@@ -38,7 +38,7 @@ def _ingest(live: LiveServer, n: int, errors_every: int = 0) -> list[dict[str, s
     return out
 
 
-def _scores(rt: Runtime, scorer: str) -> list[dict[str, object]]:
+def _scores(rt: CollectorService, scorer: str) -> list[dict[str, object]]:
     return admin_rows(
         rt.store,
         "SELECT trace_id, span_id, label, value FROM {db}.scores WHERE tenant = {tenant:String} "
@@ -47,7 +47,7 @@ def _scores(rt: Runtime, scorer: str) -> list[dict[str, object]]:
     )
 
 
-def _expected_sample(rt: Runtime, ids: list[dict[str, str]], rate: float) -> set[str]:
+def _expected_sample(rt: CollectorService, ids: list[dict[str, str]], rate: float) -> set[str]:
     """What deterministic sampling must pick: the same hash, computed independently here."""
     rows = admin_rows(
         rt.store,

@@ -256,10 +256,10 @@ def test_a_failing_pass_is_reported_on_readyz_and_the_thread_survives(
     collector not ready, naming the error; the writer thread stays up and stop() ends it."""
     import httpx
 
-    from driftline.runtime import Runtime
+    from driftline.collector.service import CollectorService
     from tests.conftest import make_settings, serve
 
-    rt = Runtime(make_settings(tmp_path / "data", f"chdb://{chdb_path}", database, write_retries=0))
+    rt = CollectorService(make_settings(tmp_path / "data", f"chdb://{chdb_path}", database, write_retries=0))
     real = rt._insert
     down = threading.Event()
     down.set()
@@ -297,11 +297,11 @@ def test_a_failing_pass_is_reported_on_readyz_and_the_thread_survives(
 
 
 def test_data_dir_spool_and_quarantine_are_private(tmp_path: Path, chdb_path: Path, database: str) -> None:
-    from driftline.runtime import Runtime
+    from driftline.collector.service import CollectorService
     from tests.conftest import make_settings
 
     (tmp_path / "data").mkdir(mode=0o755)
-    rt = Runtime(make_settings(tmp_path / "data", f"chdb://{chdb_path}", database))
+    rt = CollectorService(make_settings(tmp_path / "data", f"chdb://{chdb_path}", database))
     rt.start()
     try:
         assert rt.consumer is not None and rt.writer is not None
