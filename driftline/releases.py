@@ -12,6 +12,7 @@ from typing import Any
 
 from driftline.drift import DISTRIBUTION_POLICY, RATE_POLICY, DriftPolicy, DriftResult, ks_drift, rate_drift
 from driftline.store import Store
+from driftline.store.queries.feedback import feedback_counts
 from driftline.vocabulary import LLM_OPERATIONS
 
 __all__ = ["compare_releases"]
@@ -40,6 +41,11 @@ def compare_releases(
         else:
             name = "hallucination_rate" if r["scorer"] == "hallucination" else "refusal_rate"
             rates[name][r["release"]] = (r["raw_bad"], r["n"])
+    # Feedback recorded in the window, on the service's traces of each release (as the SLI counts it).
+    for r in feedback_counts(store, tenant, since, until, sorted(LLM_OPERATIONS)):
+        if r["service"] == service:
+            bad, n = rates["negative_feedback_rate"].get(r["release"], (0, 0))
+            rates["negative_feedback_rate"][r["release"]] = (bad + int(r["bad"]), n + int(r["n"]))
     samples: dict[str, dict[str, list[float]]] = defaultdict(dict)
     for r in store.releases.request_samples(tenant, service, since, until, sorted(LLM_OPERATIONS)):
         rates["error_rate"][r["release"]] = (r["bad"], r["n"])

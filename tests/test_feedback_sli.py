@@ -10,9 +10,11 @@ import pytest
 
 from driftline.collector.batch import rows_to_table
 from driftline.drift import DriftPolicy
-from driftline.sli import SLIJob, SLIOptions, SLISnapshot
+from driftline.releases import compare_releases
+from driftline.sli import LLM_OPS, SLIJob, SLIOptions, SLISnapshot
 from driftline.store import Store, StoreConfig
 from driftline.store.queries.feedback import FeedbackRecord, insert_feedback
+from driftline.store.queries.overview import overview_series
 from tests.support.sql import admin_client
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -87,3 +89,41 @@ def test_feedback_replaced_by_its_id_counts_once_with_its_new_value(store: Store
     snap = _job(store).run_once()
     assert _series(snap, "driftline_sli_feedback", tenant="tenant-a", window="5m") == [10]
     assert _series(snap, "driftline_sli_negative_feedback_rate", tenant="tenant-a", window="5m") == [0.1]
+
+
+def test_negative_feedback_rate_in_the_release_comparison_and_the_overview(store: Store) -> None:
+    _traces(store, "tenant-a", "1.0", 40, bad_every=10, minutes_ago=(50, 31))  # 10% negative
+    _traces(store, "tenant-a", "2.0", 40, bad_every=2, minutes_ago=(29, 1))  # 50% negative
+    _traces(store, "tenant-b", "2.0", 40, bad_every=1, minutes_ago=(29, 1))  # another tenant: all negative
+    small = DriftPolicy(alpha=0.01, min_current=20, min_baseline=20, min_effect=0.2)
+    since, until = NOW - timedelta(hours=1), NOW
+    cmp = compare_releases(store, "tenant-a", "bot", "1.0", "2.0", since, until, rate_policy=small)
+    fb = cmp["negative_feedback_rate"]
+    assert (fb["baseline"], fb["candidate"], fb["n_baseline"], fb["n_candidate"]) == (0.1, 0.5, 40, 40)
+    assert fb["regressed"] is True
+    other = compare_releases(store, "tenant-a", "another-service", "1.0", "2.0", since, until)
+    assert "negative_feedback_rate" not in other  # the feedback is on another service's traces
+    # The overview: per release, the negative share of the feedback recorded in each step, by hand.
+    for step in (600, 3600):
+        series = overview_series(store, "tenant-a", since, until, step, LLM_OPS)
+        got = {
+            s["release"]: {
+                p["t"]: p["negative_feedback_rate"] for p in s["points"] if p["negative_feedback_rate"] is not None
+            }
+            for s in series
+        }
+        want = {"1.0": _expected_rates(40, 10, (50, 31), step), "2.0": _expected_rates(40, 2, (29, 1), step)}
+        assert got == want
+
+
+def _expected_rates(n: int, bad_every: int, minutes_ago: tuple[float, float], step: int) -> dict[int, float]:
+    """What `_traces` recorded, bucketed as the overview buckets it: step -> negative share."""
+    counts: dict[int, list[int]] = {}
+    start, end = minutes_ago
+    for i in range(n):
+        at = NOW - timedelta(minutes=start - (start - end) * i / max(1, n - 1)) + timedelta(seconds=2)
+        t = int(at.timestamp()) // step * step
+        c = counts.setdefault(t, [0, 0])
+        c[0] += i % bad_every == 0
+        c[1] += 1
+    return {t: bad / total for t, (bad, total) in counts.items()}

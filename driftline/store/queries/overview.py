@@ -13,7 +13,10 @@ if TYPE_CHECKING:
 
 __all__ = ["OVERVIEW_METRICS", "overview_series"]
 
-OVERVIEW_METRICS = ("requests", "error_rate", "hallucination_rate", "tool_failure_rate", "cost_usd", "latency_p95_ms")
+OVERVIEW_METRICS = (
+    "requests", "error_rate", "hallucination_rate", "tool_failure_rate", "negative_feedback_rate", "cost_usd",
+    "latency_p95_ms",
+)  # fmt: skip
 
 
 def overview_series(
@@ -52,6 +55,24 @@ def overview_series(
     ):
         point = points[(r["service"], r["release"])].setdefault(int(r["t"]), {})
         point[f"{r['scorer']}_rate"] = r["bad"] / r["n"]
+    # Negative feedback among the feedback recorded in each step, on traces of the service and
+    # release (the root span's, as the SLI counts it).
+    root = "(parent_span_id != '', start_time)"
+    for r in store._reader.rows(
+        tenant,
+        "SELECT s.service AS service, s.release AS release, f.t AS t, sum(f.negative) AS bad, count() AS n FROM "
+        "(SELECT trace_id, negative, toUnixTimestamp(toStartOfInterval(created_at, INTERVAL {step:UInt32} SECOND)) "
+        "AS t FROM {db}.feedback FINAL WHERE tenant = {tenant:String} AND created_at > {since:DateTime64(3)} "
+        "AND created_at <= {until:DateTime64(3)}) AS f INNER JOIN (SELECT trace_id, "
+        f"argMin(service, {root}) AS service, argMin(release, {root}) AS release FROM {{db}}.spans "
+        "WHERE tenant = {tenant:String} AND trace_id IN (SELECT trace_id FROM {db}.feedback "
+        "WHERE tenant = {tenant:String} AND created_at > {since:DateTime64(3)} "
+        "AND created_at <= {until:DateTime64(3)}) "
+        "GROUP BY trace_id) AS s ON f.trace_id = s.trace_id GROUP BY service, release, t",
+        p,
+    ):
+        point = points[(r["service"], r["release"])].setdefault(int(r["t"]), {})
+        point["negative_feedback_rate"] = r["bad"] / r["n"]
     out = []
     for (service, release), by_t in sorted(points.items()):
         out.append(

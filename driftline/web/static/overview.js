@@ -11,7 +11,7 @@
   var palette = ["#2563eb", "#d97706", "#059669", "#7c3aed", "#db2777", "#0891b2", "#65a30d", "#dc2626", "#475569", "#ca8a04"];
   // SLI names of the drift tests -> the chart that shows that SLI.
   var driftChart = { hallucination_rate: "hallucination_rate", tool_failure_rate: "tool_failure_rate",
-    error_rate: "error_rate", latency_ms: "latency_p95_ms", cost_per_request: "cost_usd" };
+    error_rate: "error_rate", negative_feedback_rate: "negative_feedback_rate", latency_ms: "latency_p95_ms", cost_per_request: "cost_usd" };
   var firing = {};
   (data.drift_firing || []).forEach(function (d) {
     var m = driftChart[d.sli];
