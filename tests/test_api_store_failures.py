@@ -100,3 +100,27 @@ def test_clickhouse_server_gone_is_503(http_runtime: tuple[CollectorService, Cli
     finally:
         uv.should_exit = True
         thread.join(10)
+
+
+# The UI's pages, each drawn from one of the routes above.
+PAGES = [
+    "/",
+    "/traces",
+    "/traces/" + "ab" * 16,
+    "/sessions",
+    "/sessions/s1",
+    "/compare?service=svc&baseline=1&candidate=2",
+]
+
+
+def test_ui_pages_under_a_store_failure_are_503_with_the_banner(live: LiveServer) -> None:
+    with httpx.Client(base_url=live.url, timeout=60) as browser:
+        r = browser.post("/login", data={"key": KEY_A, "next": "/traces"})  # signing in needs no store
+        assert r.status_code == 303, r.text
+        assert all(browser.get(p).status_code in (200, 404) for p in PAGES)  # before: the store works
+        with admin_client(live.runtime.store) as c:
+            c.command(f"DROP DATABASE {live.runtime.store.cfg.database}")
+        for path in PAGES:
+            page = browser.get(path)
+            assert page.status_code == 503, (path, page.status_code, page.text[:300])
+            assert 'class="banner error" role="alert"><strong>503</strong>' in page.text, path
