@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-__all__ = ["DEMO_FACTS", "DemoTraffic"]
+__all__ = ["DEMO_FACTS", "HALLUCINATION_RATE", "RELEASES", "DemoTraffic"]
 
 # (question, passage, grounded answer, ungrounded answer)
 DEMO_FACTS = [
@@ -45,29 +45,40 @@ DEMO_FACTS = [
         "Mars has no moons at all.",
     ),
 ]
+# The older release and the newer, which answers from its passage a little less often.
+RELEASES = ("1.0.0", "1.1.0")
+HALLUCINATION_RATE = {"1.0.0": 0.10, "1.1.0": 0.35}
 _MODELS = [("openai", "gpt-4o-mini"), ("openai", "gpt-4o"), ("anthropic", "claude-3-5-haiku-latest")]
 
 
 class DemoTraffic:
     def __init__(self, base_url: str, api_key: str, interval_s: float = 0.5, seed: int = 7) -> None:
-        self._provider = TracerProvider(
-            resource=Resource.create(
-                {
-                    "service.name": "demo-rag-agent",
-                    "service.version": "1.0.0",
-                    "deployment.environment.name": "demo",
-                }
+        # Two releases side by side, the newer one a little worse, so the release comparison and
+        # drift have something to show: one provider (resource) per release, each with its exporter
+        # (a provider's shutdown shuts its exporter down).
+        self._providers: dict[str, TracerProvider] = {}
+        for release in RELEASES:
+            provider = TracerProvider(
+                resource=Resource.create(
+                    {
+                        "service.name": "demo-rag-agent",
+                        "service.version": release,
+                        "deployment.environment.name": "demo",
+                    }
+                )
             )
-        )
-        exporter = OTLPSpanExporter(endpoint=f"{base_url}/v1/traces", headers={"Authorization": f"Bearer {api_key}"})
-        self._provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=1000))
-        self._tracer = self._provider.get_tracer("driftline.demo")
+            exporter = OTLPSpanExporter(
+                endpoint=f"{base_url}/v1/traces", headers={"Authorization": f"Bearer {api_key}"}
+            )
+            provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=1000))
+            self._providers[release] = provider
+        self._tracers = {r: p.get_tracer("driftline.demo") for r, p in self._providers.items()}
         self._rng = random.Random(seed)
         self._interval = interval_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="driftline-demo", daemon=True)
         # A conversation: a few turns from one user in one session, so the session view has content.
-        self._session = ("", "", 0)  # (session id, user id, turns left)
+        self._session = ("", "", 0, RELEASES[0])  # (session id, user id, turns left, release)
 
     def start(self) -> None:
         self._thread.start()
@@ -76,7 +87,8 @@ class DemoTraffic:
         self._stop.set()
         if self._thread.ident is not None:  # started: `one_trace` may also be driven by hand
             self._thread.join(timeout=5)
-        self._provider.shutdown()
+        for provider in self._providers.values():
+            provider.shutdown()
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
@@ -86,16 +98,17 @@ class DemoTraffic:
         rng = self._rng
         question, passage, good, bad = rng.choice(DEMO_FACTS)
         provider, model = rng.choice(_MODELS)
-        answer = bad if rng.random() < 0.15 else good
-        session, user, left = self._session
-        if left <= 0:
-            session, user, left = (
+        session, user, left, release = self._session
+        if left <= 0:  # a conversation stays on one release
+            session, user, left, release = (
                 f"demo-session-{rng.getrandbits(32):08x}",
                 f"demo-user-{rng.randint(1, 5)}",
                 rng.randint(1, 4),
+                rng.choice(RELEASES),
             )
-        self._session = (session, user, left - 1)
-        t = self._tracer
+        self._session = (session, user, left - 1, release)
+        answer = bad if rng.random() < HALLUCINATION_RATE[release] else good
+        t = self._tracers[release]
         with t.start_as_current_span("invoke_agent rag-agent") as agent:
             agent.set_attribute("gen_ai.operation.name", "invoke_agent")
             agent.set_attribute("gen_ai.agent.name", "rag-agent")

@@ -7,7 +7,7 @@ from collections import defaultdict
 
 import httpx
 
-from driftline.demo import DemoTraffic
+from driftline.demo import RELEASES, DemoTraffic
 from tests.conftest import KEY_A, LiveServer
 
 _AUTH = {"Authorization": f"Bearer {KEY_A}"}
@@ -22,14 +22,18 @@ def test_demo_traces_form_sessions(live: LiveServer) -> None:
     traces = httpx.get(f"{live.url}/api/v1/traces", params={"limit": 50}, headers=_AUTH).json()["traces"]
     assert len(traces) == 12
     users: dict[str, set[str]] = defaultdict(set)
+    releases: dict[str, set[str]] = defaultdict(set)
     turns: dict[str, int] = defaultdict(int)
     for t in traces:
         spans = httpx.get(f"{live.url}/api/v1/traces/{t['trace_id']}", headers=_AUTH).json()["spans"]
         root = next(s for s in spans if not s["parent_span_id"])
         assert root["session_id"].startswith("demo-session-") and root["user_id"].startswith("demo-user-")
         users[root["session_id"]].add(root["user_id"])
+        releases[root["session_id"]].add(root["release"])
         turns[root["session_id"]] += 1
     assert all(len(u) == 1 for u in users.values())  # one user per conversation
+    assert all(len(r) == 1 for r in releases.values())  # and one release
+    assert set().union(*releases.values()) == set(RELEASES)  # both releases, for /compare and drift
     assert 3 <= len(turns) < 12 and max(turns.values()) > 1  # several conversations, some with turns
     listed = httpx.get(f"{live.url}/api/v1/sessions", headers=_AUTH)
     assert listed.status_code == 200, listed.text

@@ -411,3 +411,27 @@ def test_every_scorer_offered_in_the_list_filter_finds_its_traces(live: LiveServ
         got = client.get("/traces", params={"scorer": name, "limit": 50}, headers={"accept": "application/json"})
         assert got.status_code == 200, got.text
         assert {t["trace_id"] for t in got.json()["traces"]} == scored[name], name
+
+
+def test_overview_range_fits_the_data(live: LiveServer, client: httpx.Client) -> None:
+    sign_in(client)
+    assert re.search(r'href="/\?hours=24" aria-current="page"', client.get("/").text)  # no data: a day
+    tp = provider_for(http_exporter(live.url, KEY_A), release="5.0")
+    send_rag_trace(tp, "Canberra is the capital city of Australia.", "Capital?", "Canberra.")
+    tp.shutdown()
+    assert live.runtime.flush(20)
+    page = client.get("/")
+    assert re.search(r'href="/\?hours=1" aria-current="page"', page.text)  # minutes of data: the last hour
+    assert 'data-metric="hallucination_rate"' in page.text  # and its charts
+    tp = provider_for(http_exporter(live.url, KEY_A), release="5.0")
+    send_rag_trace(
+        tp,
+        "Canberra is the capital city of Australia.",
+        "Capital?",
+        "Canberra.",
+        at_ns=time.time_ns() - 3 * 3600 * 10**9,
+    )
+    tp.shutdown()
+    assert live.runtime.flush(20)
+    assert re.search(r'href="/\?hours=6" aria-current="page"', client.get("/").text)  # three hours: 6 h
+    assert re.search(r'href="/\?hours=168" aria-current="page"', client.get("/", params={"hours": 168}).text)

@@ -13,7 +13,7 @@ from driftline.auth import Authenticator
 from driftline.collector.errors import Forbidden, Unauthenticated
 from driftline.sli import LLM_OPS
 from driftline.store import Store
-from driftline.store.queries.overview import OVERVIEW_METRICS, overview_series
+from driftline.store.queries.overview import OVERVIEW_METRICS, earliest_llm_call, overview_series
 
 __all__ = ["drift_firing", "overview_router"]
 
@@ -56,12 +56,14 @@ def overview_router(store: Store, auth: Authenticator, clock: Callable[[], datet
         until = now()
         step = _step_s(hours)
         series = overview_series(store, t, until - timedelta(hours=hours), until, step, LLM_OPS)
+        first = earliest_llm_call(store, t, until - timedelta(hours=hours), until, LLM_OPS)
         return {
             "since": (until - timedelta(hours=hours)).isoformat(),
             "until": until.isoformat(),
             "step_s": step,
             "metrics": list(OVERVIEW_METRICS),
             "series": series,
+            "earliest": first.isoformat() if first else None,  # the range's first LLM call
             "drift_firing": drift_firing(store, t, until),
         }
 

@@ -4,6 +4,7 @@
 # No `from __future__ import annotations`: FastAPI reads these annotations at definition time.
 
 import secrets
+from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -43,6 +44,19 @@ def _summary_of(spans: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+# The overview's ranges, in hours (its template links them).
+RANGES = ("1", "6", "24", "168")
+
+
+def _fitting_range(body: dict[str, Any]) -> str:
+    """The shortest range that reaches back to the first LLM call; 24 h without data."""
+    earliest, until = body.get("earliest"), body.get("until")
+    if not earliest or not until:
+        return "24"
+    age_h = (datetime.fromisoformat(until) - datetime.fromisoformat(earliest)).total_seconds() / 3600
+    return next((r for r in RANGES if float(r) >= age_h), RANGES[-1])
+
+
 def pages_router(sessions: SessionCodec, templates: Jinja2Templates) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
@@ -58,8 +72,17 @@ def pages_router(sessions: SessionCodec, templates: Jinja2Templates) -> APIRoute
     @router.get("/", response_class=HTMLResponse)
     async def overview(request: Request) -> Response:
         s = session_of(request, sessions)
-        answer = await call_api(request, s.token, "GET", "/api/v1/overview", _params(request, ("hours",)))
-        return page(request, s, "overview.html", answer, hours=request.query_params.get("hours", "24"))
+        params = _params(request, ("hours",))
+        if params:
+            answer = await call_api(request, s.token, "GET", "/api/v1/overview", params)
+            return page(request, s, "overview.html", answer, hours=params[0][1])
+        # No range asked: the shortest of the page's ranges that holds the data (a demo started
+        # a few minutes ago fills the last hour, not one point of a day).
+        answer = await call_api(request, s.token, "GET", "/api/v1/overview", [("hours", RANGES[-1])])
+        hours = _fitting_range(answer.body) if answer.ok else RANGES[-1]
+        if hours != RANGES[-1]:
+            answer = await call_api(request, s.token, "GET", "/api/v1/overview", [("hours", hours)])
+        return page(request, s, "overview.html", answer, hours=hours)
 
     @router.get("/traces", response_class=HTMLResponse)
     async def traces(request: Request) -> Response:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from driftline.store.store import Store
 
-__all__ = ["OVERVIEW_METRICS", "overview_series"]
+__all__ = ["OVERVIEW_METRICS", "earliest_llm_call", "overview_series"]
 
 OVERVIEW_METRICS = (
     "requests", "error_rate", "hallucination_rate", "tool_failure_rate", "negative_feedback_rate", "cost_usd",
@@ -83,3 +83,20 @@ def overview_series(
             }
         )
     return out
+
+
+def earliest_llm_call(
+    store: Store, tenant: str, since: datetime, until: datetime, llm_ops: Sequence[str]
+) -> datetime | None:
+    """When the tenant's first LLM call in (since, until] started: the overview fits its range to it."""
+    rows = store._reader.rows(
+        tenant,
+        "SELECT min(start_time) AS first, count() AS n FROM {db}.spans WHERE tenant = {tenant:String} "
+        "AND start_time > {since:DateTime64(3)} AND start_time <= {until:DateTime64(3)} "
+        "AND operation IN {ops:Array(String)}",
+        {"tenant": tenant, "since": since, "until": until, "ops": list(llm_ops)},
+    )
+    if not rows or not rows[0]["n"]:
+        return None
+    first: datetime = rows[0]["first"]
+    return first if first.tzinfo else first.replace(tzinfo=UTC)
