@@ -80,6 +80,7 @@ def test_unfiltered_list_is_newest_root_spans_of_the_last_week(client: TestClien
         ({"scorer": "tool_failure", "label": "timeout"}, ["t2"]),
         ({"min_score": 0.3}, ["t3", "t1"]),  # hallucination by default
         ({"min_score": 0.3, "max_score": 0.5}, ["t3"]),
+        ({"max_score": 0.5}, ["t3", "t2"]),  # 0.4 and 0.1, not 0.9
         ({"feedback": "any"}, ["t3", "t1"]),
         ({"feedback": "negative"}, ["t1"]),
         ({"feedback": "positive"}, ["t3"]),
@@ -121,18 +122,20 @@ def test_a_trace_summarized_alone_reads_as_its_list_row(client: TestClient) -> N
         assert detail == row, NAME[row["trace_id"]]
 
 
-def test_cursor_pages_through_every_trace_once(client: TestClient) -> None:
+@pytest.mark.parametrize("order", ["desc", "asc"])
+def test_cursor_pages_through_every_trace_once(client: TestClient, order: str) -> None:
     for sort in ("time", "cost", "duration", "score"):
         seen: list[str] = []
         cursor = None
         while True:
-            params: dict[str, Any] = {"limit": 1, "sort": sort} | ({"cursor": cursor} if cursor else {})
+            params: dict[str, Any] = {"limit": 1, "sort": sort, "order": order} | ({"cursor": cursor} if cursor else {})
             page = client.get("/api/v1/traces", headers=A, params=params).json()
             seen += [NAME[t["trace_id"]] for t in page["traces"]]
             cursor = page["next_cursor"]
             if cursor is None:
                 break
-        assert seen == names(client, sort=sort, limit=50), sort
+        assert seen == names(client, sort=sort, order=order, limit=50), (sort, order)
+        assert sorted(seen) == ["t1", "t2", "t3"], (sort, order)
 
 
 def test_trace_detail_has_every_score_and_feedback_of_its_tenant_only(client: TestClient) -> None:
