@@ -5,6 +5,8 @@ same pages in Chromium)."""
 
 from __future__ import annotations
 
+import html
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -435,3 +437,70 @@ def test_overview_range_fits_the_data(live: LiveServer, client: httpx.Client) ->
     assert live.runtime.flush(20)
     assert re.search(r'href="/\?hours=6" aria-current="page"', client.get("/").text)  # three hours: 6 h
     assert re.search(r'href="/\?hours=168" aria-current="page"', client.get("/", params={"hours": 168}).text)
+
+
+def test_a_tool_calls_arguments_and_result_show_on_the_trace_page(live: LiveServer, client: httpx.Client) -> None:
+    tp = provider_for(http_exporter(live.url, KEY_A), release="6.0")
+    with tp.get_tracer("tests").start_as_current_span("execute_tool weather") as tool:
+        tool.set_attribute("gen_ai.operation.name", "execute_tool")
+        tool.set_attribute("gen_ai.tool.name", "weather")
+        tool.set_attribute("gen_ai.tool.call.arguments", '{"city": "Canberra", "days": 3}')
+        tool.set_attribute("gen_ai.tool.call.result", '{"forecast": "sunny-and-mild"}')
+        trace_id = format(tool.get_span_context().trace_id, "032x")
+        span_id = format(tool.get_span_context().span_id, "016x")
+    tp.shutdown()
+    assert live.runtime.flush(20)
+    sign_in(client)
+    page = client.get(f"/traces/{trace_id}", params={"span": span_id})
+    assert page.status_code == 200
+    text = html.unescape(page.text)
+    assert "Tool call <code>weather</code>" in text
+    args = re.search(r'<div class="label">arguments</div><pre class="code">(.*?)</pre>', text, re.S)
+    result = re.search(r'<div class="label">result</div><pre class="code">(.*?)</pre>', text, re.S)
+    assert args and json.loads(args.group(1)) == {"city": "Canberra", "days": 3}
+    assert result and json.loads(result.group(1)) == {"forecast": "sunny-and-mild"}
+
+
+def test_release_comparison_counts_only_the_callers_tenant(live: LiveServer) -> None:
+    for key, per_release in ((KEY_A, {"1": 2, "2": 3}), (KEY_B, {"1": 5, "2": 7})):
+        for release, n in per_release.items():
+            tp = provider_for(http_exporter(live.url, key), service="svc-iso", release=release)
+            for _ in range(n):
+                send_rag_trace(tp, "p", "q", "a", error=key == KEY_B)
+            tp.shutdown()
+    assert live.runtime.flush(20)
+    params = {"service": "svc-iso", "baseline": "1", "candidate": "2", "hours": "1"}
+    for key, (nb, nc, rate) in ((KEY_A, (2, 3, 0.0)), (KEY_B, (5, 7, 1.0))):
+        r = httpx.get(f"{live.url}/api/v1/compare/releases", params=params, headers={"authorization": f"Bearer {key}"})
+        assert r.status_code == 200, r.text
+        err = r.json()["slis"]["error_rate"]
+        assert (err["n_baseline"], err["n_candidate"], err["candidate"]) == (nb, nc, rate), key
+
+
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+)
+
+
+def test_pages_send_the_csp_and_reference_no_other_host(live: LiveServer, client: httpx.Client) -> None:
+    trace_id = send_trace(live, KEY_A, "svc-csp")
+    own = urlsplit(live.url).netloc
+    login = client.get("/login")
+    assert login.headers["content-security-policy"] == CSP
+    sign_in(client)
+    for path in (
+        "/",
+        "/traces",
+        f"/traces/{trace_id}",
+        "/sessions",
+        "/compare",
+        "/compare?service=svc-csp&baseline=1&candidate=2.0",
+    ):
+        page = client.get(path)
+        assert page.status_code == 200, path
+        assert page.headers["content-security-policy"] == CSP, path
+        for ref in refs(page.text):
+            parts = urlsplit(ref)  # relative, or this server (the JSON twin's link)
+            assert parts.netloc in ("", own), f"{path} references {ref}"
+            assert parts.scheme in ("", "http") and not ref.startswith("//"), f"{path} references {ref}"
