@@ -61,6 +61,10 @@ def server(tmp_path: Path) -> Iterator[str]:
         "DRIFTLINE_SCORER_INTERVAL_S": "1",
         "DRIFTLINE_SCORER_SWEEP_S": "1",
         "DRIFTLINE_SLI_INTERVAL_S": "2",
+        # Drift on this handful of answers (the defaults want 150 and 1000 samples).
+        "DRIFTLINE_DRIFT_MIN_CURRENT": "2",
+        "DRIFTLINE_DRIFT_MIN_BASELINE": "3",
+        "DRIFTLINE_DRIFT_ALPHA": "0.5",
     }
     lines: list[str] = []
     # The with block closes the pipe and reaps the process on every road out, a failed start
@@ -92,9 +96,12 @@ def server(tmp_path: Path) -> Iterator[str]:
     assert KEY not in log and OTHER_KEY not in log, "an API key reached the log"
 
 
-def send_conversation(url: str, key: str, release: str, session: str, turns: list[tuple[int, bool]]) -> list[str]:
+def send_conversation(
+    url: str, key: str, release: str, session: str, turns: list[tuple[int, bool]], at_ns: int | None = None
+) -> list[str]:
     """One trace per turn, shaped like a RAG agent's (as driftline.demo sends them): a retrieval
-    span with the passage and a chat span whose answer is grounded in it or not."""
+    span with the passage and a chat span whose answer is grounded in it or not. `at_ns` places
+    the conversation in the past (explicit span times); default: now."""
     provider = TracerProvider(
         resource=Resource.create(
             {"service.name": SERVICE, "service.version": release, "deployment.environment.name": "prod"}
@@ -104,18 +111,26 @@ def send_conversation(url: str, key: str, release: str, session: str, turns: lis
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("ui-test")
     ids = []
+    ms = 1_000_000
+    t = (at_ns if at_ns is not None else time.time_ns()) - (len(turns) + 1) * 1000 * ms  # all in the past
     for fact, grounded in turns:
         question, passage, good, bad = DEMO_FACTS[fact]
-        with tracer.start_as_current_span("invoke_agent support") as agent:
+        t += 1000 * ms
+        with tracer.start_as_current_span("invoke_agent support", start_time=t, end_on_exit=False) as agent:
             agent.set_attribute("gen_ai.operation.name", "invoke_agent")
             agent.set_attribute("session.id", session)
             agent.set_attribute("user.id", "user-7")
-            with tracer.start_as_current_span("retrieval kb", kind=SpanKind.CLIENT) as r:
+            with tracer.start_as_current_span(
+                "retrieval kb", kind=SpanKind.CLIENT, start_time=t + ms, end_on_exit=False
+            ) as r:
                 r.set_attribute("gen_ai.operation.name", "retrieval")
                 r.set_attribute("session.id", session)
                 r.set_attribute("retrieval.documents.0.document.id", f"kb-{fact}")
                 r.set_attribute("retrieval.documents.0.document.content", passage)
-            with tracer.start_as_current_span("chat gpt-4o-mini", kind=SpanKind.CLIENT) as chat:
+                r.end(end_time=t + 20 * ms)
+            with tracer.start_as_current_span(
+                "chat gpt-4o-mini", kind=SpanKind.CLIENT, start_time=t + 21 * ms, end_on_exit=False
+            ) as chat:
                 chat.set_attribute("gen_ai.operation.name", "chat")
                 chat.set_attribute("session.id", session)
                 chat.set_attribute("gen_ai.provider.name", "openai")
@@ -129,6 +144,8 @@ def send_conversation(url: str, key: str, release: str, session: str, turns: lis
                 chat.set_attribute("gen_ai.input.messages", json.dumps(msgs))
                 answer = [{"role": "assistant", "parts": [{"type": "text", "content": good if grounded else bad}]}]
                 chat.set_attribute("gen_ai.output.messages", json.dumps(answer))
+                chat.end(end_time=t + 700 * ms)
+            agent.end(end_time=t + 720 * ms)
             ids.append(format(agent.get_span_context().trace_id, "032x"))
     provider.shutdown()
     return ids
@@ -147,7 +164,9 @@ def test_find_a_hallucinated_answer_and_give_feedback(server: str) -> None:
     chromium = require_tool("chromium")
     from playwright.sync_api import expect, sync_playwright
 
-    good = send_conversation(server, KEY, "1.4.0", "conv-a", [(0, True), (1, True), (2, True)])
+    # The older release answered well 40 minutes ago (the drift baseline); the new one does worse now.
+    before = time.time_ns() - 40 * 60 * 10**9
+    good = send_conversation(server, KEY, "1.4.0", "conv-a", [(0, True), (1, True), (2, True)], at_ns=before)
     flagged_turns = send_conversation(server, KEY, "1.5.0", "conv-b", [(2, True), (0, False), (3, True), (1, False)])
     hallucinated = {flagged_turns[1], flagged_turns[3]}
     others = send_conversation(server, OTHER_KEY, "1.5.0", "conv-x", [(0, False)])
@@ -159,6 +178,12 @@ def test_find_a_hallucinated_answer_and_give_feedback(server: str) -> None:
         return r.status_code == 200 and len(r.json()["traces"]) == len(good) + len(flagged_turns)
 
     wait_for("every answer scored", scored)
+
+    def drifting() -> bool:
+        r = api.get("/api/v1/overview")
+        return r.status_code == 200 and any(d["sli"] == "hallucination_rate" for d in r.json()["drift_firing"])
+
+    wait_for("the SLI job to find the new release's drift", drifting)
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
@@ -225,6 +250,29 @@ def test_find_a_hallucinated_answer_and_give_feedback(server: str) -> None:
         expect(turns).to_have_count(4)
         expect(turns.nth(1)).to_contain_text("hallucinated")
         page.screenshot(path=str(ARTIFACTS / "session.png"), full_page=True)
+
+        # The overview: every chart drawn, the new release's drift marked on the hallucination chart.
+        page.goto(f"{server}/")
+        expect(page.get_by_test_id("drift-firing")).to_contain_text("hallucination_rate")
+        charts = page.locator(".chart")
+        expect(charts.locator("canvas")).to_have_count(charts.count())
+        assert charts.count() >= 6
+        mark = page.locator('.chart[data-metric="hallucination_rate"] .drift-mark')
+        expect(mark).to_be_visible()
+        expect(mark).to_contain_text(f"{SERVICE} @ 1.5.0")
+        page.screenshot(path=str(ARTIFACTS / "overview.png"), full_page=True)
+
+        # The release comparison, filled in by keyboard.
+        page.goto(f"{server}/compare")
+        page.get_by_label("Service").fill(SERVICE)
+        page.get_by_label("Baseline release").fill("1.4.0")
+        page.get_by_label("Candidate release").fill("1.5.0")
+        page.get_by_label("Candidate release").press("Enter")
+        expect(page).to_have_url(re.compile(r"/compare\?service=support-bot&baseline=1\.4\.0&candidate=1\.5\.0"))
+        row = page.get_by_test_id("compare").locator("tr", has_text="hallucination_rate")
+        expect(row).to_contain_text("3 / 4")  # answers judged: baseline / candidate
+        expect(row).to_contain_text("50")  # the candidate's rate, in percent
+        page.screenshot(path=str(ARTIFACTS / "compare.png"), full_page=True)
 
         # Signed out, the pages are closed again.
         page.get_by_role("button", name="Sign out").click()
