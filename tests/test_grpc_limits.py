@@ -66,8 +66,19 @@ def test_exports_beyond_the_body_budget_are_refused_before_reading() -> None:
                 release.set()
                 for f in held:
                     f.result(timeout=30)
-            # Once the held exports finish, the receiver takes exports again.
-            export(body, metadata=md, timeout=30)
+            # Once the held exports finish, the receiver takes exports again. grpcio frees a slot
+            # only after the finished call's status is sent, a moment after the client has its
+            # answer, so this retries RESOURCE_EXHAUSTED briefly, as an OTLP exporter would.
+            pause = threading.Event()
+            for _ in range(200):  # bounded: 10 s
+                try:
+                    export(body, metadata=md, timeout=30)
+                    break
+                except grpc.RpcError as e:
+                    assert e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                    pause.wait(0.05)
+            else:
+                raise AssertionError("the receiver never took exports again")
     finally:
         release.set()
         server.stop(grace_s=1)
