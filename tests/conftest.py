@@ -25,7 +25,11 @@ from driftline.config import CollectorSettings, load_settings
 from tests.support.clickhouse_http import ClickHouseHTTPServer
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from driftline.collector.service import CollectorService
+    from driftline.store import Store
+    from tests.write_path import WritePath
 
 IN_CI = os.environ.get("CI") == "true"
 
@@ -143,3 +147,34 @@ def require_data(path: Path) -> None:
         if IN_CI:
             pytest.fail(msg)
         pytest.skip(msg)
+
+
+@pytest.fixture
+def store(chdb_path: Path, database: str) -> Iterator[Store]:
+    """The test's own migrated database on the embedded engine, dropped afterwards (a test file that
+    needs another store, e.g. over HTTP or with another retention, defines its own `store`)."""
+    from driftline.store import Store, StoreConfig
+    from tests.support.sql import admin_client
+
+    s = Store(StoreConfig(f"chdb://{chdb_path}", database), retention_days=30)
+    s.migrate()
+    yield s
+    with admin_client(s) as c:
+        c.command(f"DROP DATABASE IF EXISTS {database}")
+    s.close()
+
+
+@pytest.fixture
+def new_path(tmp_path: Path, store: Store) -> Iterator[Callable[..., WritePath]]:
+    """Build write paths over the test's store; each is stopped (spool closed) at the end."""
+    from tests.write_path import WritePath
+
+    made: list[WritePath] = []
+
+    def make(**kw: object) -> WritePath:
+        made.append(WritePath(tmp_path, store, **kw))  # type: ignore[arg-type]
+        return made[-1]
+
+    yield make
+    for wp in made:
+        wp.writer.stop(5)

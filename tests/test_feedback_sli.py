@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
-import pytest
 
 from driftline.collector.batch import rows_to_table
 from driftline.drift import DriftPolicy
 from driftline.releases import compare_releases
 from driftline.sli import LLM_OPS, SLIJob, SLIOptions, SLISnapshot
-from driftline.store import Store, StoreConfig
+from driftline.store import Store
 from driftline.store.queries.feedback import FeedbackRecord, insert_feedback
 from driftline.store.queries.overview import overview_series
-from tests.support.sql import admin_client
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-@pytest.fixture
-def store(chdb_path: Path, database: str) -> Iterator[Store]:
-    s = Store(StoreConfig(f"chdb://{chdb_path}", database), retention_days=30)
-    s.migrate()
-    yield s
-    with admin_client(s) as c:
-        c.command(f"DROP DATABASE IF EXISTS {database}")
-    s.close()
 
 
 def _traces(store: Store, tenant: str, release: str, n: int, bad_every: int, minutes_ago: tuple[float, float]) -> None:

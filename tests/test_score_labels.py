@@ -5,32 +5,18 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from driftline.collector.batch import rows_to_table
 from driftline.scorers.runner import JobOptions, ScorerJob
 from driftline.scorers.tool_failure import ToolFailureScorer
 from driftline.sli import SLIJob
-from driftline.store import Store, StoreConfig
-from tests.support.sql import admin_client, admin_rows
+from driftline.store import Store
+from tests.support.sql import admin_rows
 
 T0 = (int(time.time()) - 600) * 1_000_000_000
 MS = 1_000_000
-
-
-@pytest.fixture
-def store(chdb_path: Path, database: str) -> Iterator[Store]:
-    s = Store(StoreConfig(f"chdb://{chdb_path}", database), retention_days=30)
-    s.migrate()
-    yield s
-    with admin_client(s) as c:
-        c.command(f"DROP DATABASE IF EXISTS {database}")
-    s.close()
 
 
 def _span(trace: str, span: str, at_ms: int, **kw: Any) -> dict[str, Any]:

@@ -5,40 +5,14 @@ the same batch has failed a few probes while the store answers a ping."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
-import pytest
-
-from driftline.store import Store, StoreConfig
+from driftline.store import Store
 from tests.support.spans import chat_request, ids_of
 from tests.support.sql import admin_client
 from tests.write_path import WritePath, stored_ids
 
 A = "tenant-a"
-
-
-@pytest.fixture
-def store(chdb_path: Path, database: str) -> Iterator[Store]:
-    s = Store(StoreConfig(f"chdb://{chdb_path}", database), 30)
-    s.migrate()
-    yield s
-    with admin_client(s) as c:
-        c.command(f"DROP DATABASE IF EXISTS {database}")
-    s.close()
-
-
-@pytest.fixture
-def new_path(tmp_path: Path, store: Store) -> Iterator[Callable[..., WritePath]]:
-    made: list[WritePath] = []
-
-    def make(**kw: object) -> WritePath:
-        made.append(WritePath(tmp_path, store, **kw))  # type: ignore[arg-type]
-        return made[-1]
-
-    yield make
-    for wp in made:
-        wp.writer.stop(5)
 
 
 def _refuse(store: Store, bad: set[str], check: str) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,33 +17,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from driftline.collector.errors import Refused
 from driftline.collector.writer import MAX_DAYS_PER_INSERT, WriterOptions
 from driftline.config import CollectorSettings, load_settings
-from driftline.store import Store, StoreConfig
+from driftline.store import Store
 from tests.support.spans import chat_request, ids_of, set_attr
 from tests.write_path import WritePath, stored_ids
 
 A, B = "tenant-a", "tenant-b"
-
-
-@pytest.fixture
-def store(chdb_path: Path, database: str) -> Iterator[Store]:
-    s = Store(StoreConfig(f"chdb://{chdb_path}", database), 30)
-    s.migrate()
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def new_path(tmp_path: Path, store: Store) -> Iterator[Callable[..., WritePath]]:
-    """Build write paths over the test's store; each is stopped (spool closed) at the end."""
-    made: list[WritePath] = []
-
-    def make(**kw: object) -> WritePath:
-        made.append(WritePath(tmp_path, store, **kw))  # type: ignore[arg-type]
-        return made[-1]
-
-    yield make
-    for wp in made:
-        wp.writer.stop(5)
 
 
 def _poisoned(seed: int) -> tuple[ExportTraceServiceRequest, set[str], str]:
