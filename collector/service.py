@@ -33,7 +33,7 @@ from driftline.collector.workers import DecodeWorkers, PrepareOptions, build_pre
 from driftline.collector.writer import SpanWriter, WriterOptions
 from driftline.config import CollectorSettings
 from driftline.service import Service
-from driftline.store import DataDirLock, Store, StoreConfig
+from driftline.store import DataDirLock, Store
 
 __all__ = ["CollectorService", "ListenError", "available_cpus", "grpc_concurrency", "run"]
 
@@ -67,7 +67,7 @@ class CollectorService(Service):
         self.metrics = CollectorMetrics(self.registry)
         self._owns_store = store is None
         self.lock = DataDirLock(s.data_dir)
-        self.store = store or Store(StoreConfig(s.effective_clickhouse_url, s.database), s.retention_days)
+        self.store = store or Store(s.store_config(), s.retention_days)
         self.auth = auth or Authenticator(s.key_grants())
         self.queue = SpanQueue(s.queue_capacity_spans, on_change=self.metrics.queue_spans.set)
         self.metrics.queue_capacity.set(s.queue_capacity_spans)

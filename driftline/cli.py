@@ -73,12 +73,12 @@ def cmd_api(args: argparse.Namespace) -> int:
 @contextmanager
 def _store_for(s: CommonSettings) -> Iterator[Store]:
     """The store of a one-off command, holding the data directory's lock when it is embedded."""
-    from driftline.store import DataDirLock, Store, StoreConfig
+    from driftline.store import DataDirLock, Store
 
     lock = DataDirLock(s.data_dir)
     if s.embedded:
         lock.acquire()  # DataDirInUse: the caller says so
-    store = Store(StoreConfig(s.effective_clickhouse_url, s.database), s.retention_days)
+    store = Store(s.store_config(), s.retention_days)
     try:
         yield store
     finally:
@@ -95,12 +95,30 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         s = load_settings(CommonSettings, args.config, **_overrides(args))
     except ConfigError as e:
         return _fail(str(e))
+    if args.plan:
+        return _print_plan(s, args.cluster)
+    if args.cluster:
+        return _fail("--cluster only goes with --plan; migrating a cluster takes clickhouse_cluster (a setting)")
     try:
         with _store_for(s) as store, steps("migrate", unit="statement") as step:
             applied = store.migrate(on_step=step)
             print(f"schema at version {max(store.schema_versions(), default=0)}; applied now: {applied or 'none'}")
     except DataDirInUse as e:
         return _fail(str(e), 1)
+    return 0
+
+
+def _print_plan(s: CommonSettings, cluster: str | None) -> int:
+    """Every statement `driftline migrate` would send to an empty database, without connecting."""
+    from driftline.store.cluster import ClusterLayout, plan_statements
+
+    name = cluster or s.clickhouse_cluster
+    try:
+        layout = ClusterLayout(name) if name else None
+    except ValueError as e:
+        return _fail(f"--cluster: {e}")
+    for heading, sql in plan_statements(layout, s.database, s.retention_days):
+        print(f"-- {heading}\n{sql};\n")
     return 0
 
 
@@ -245,6 +263,12 @@ def _parser() -> argparse.ArgumentParser:
 
     mig = sub.add_parser("migrate", help="create or upgrade the schema")
     common(mig)
+    mig.add_argument(
+        "--plan",
+        action="store_true",
+        help="print the DDL a migration of an empty database runs, in order, without connecting",
+    )
+    mig.add_argument("--cluster", help="with --plan: the plan for this ClickHouse cluster (ON CLUSTER DDL)")
     mig.set_defaults(func=cmd_migrate)
 
     ver = sub.add_parser("version", help="print the version")

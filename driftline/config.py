@@ -10,9 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 from pydantic import (
@@ -29,6 +31,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 if TYPE_CHECKING:
     from driftline.pricing import ModelPrice
+    from driftline.store import StoreConfig
 
 __all__ = [
     "DEFAULT_ROLES",
@@ -162,6 +165,71 @@ class CommonSettings(_Base):
         description="Prices that win over the genai-prices table, keyed 'provider/model' or 'model' "
         '(JSON in the environment: {"vllm/llama-3-8b": {"input_mtok": 0.1, "output_mtok": 0.2}}).',
     )
+
+    clickhouse_cluster: str = Field(
+        "",
+        description="Name of the ClickHouse cluster (remote_servers) to lay the schema on: migrations run ON CLUSTER, "
+        "spans and scores are Replicated local tables behind Distributed tables sharded by trace id, the other "
+        "tables are replicated to every node (docs/cluster.md). Empty: one ClickHouse server.",
+    )
+    cluster_shard_hosts: list[str] = Field(
+        default_factory=list,
+        description="Cluster mode: insert spans and scores straight into each shard's local table, one "
+        "host[:port] per shard in the cluster's shard order (reached with clickhouse_url's scheme and "
+        "credentials); comma separated in the environment. Empty: insert through the Distributed tables.",
+    )
+
+    @field_validator("cluster_shard_hosts", mode="before")
+    @classmethod
+    def _hosts_list(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = v.strip()
+            return json.loads(v) if v.startswith("[") else [p.strip() for p in v.split(",") if p.strip()]
+        return v
+
+    @field_validator("cluster_shard_hosts")
+    @classmethod
+    def _hosts_valid(cls, v: list[str]) -> list[str]:
+        for i, host in enumerate(v):
+            name, _, port = host.rpartition(":") if ":" in host else (host, "", "")
+            if not name or "/" in host or "@" in host or (port and not (port.isdigit() and 0 < int(port) < 65536)):
+                raise ValueError(f"entry {i + 1} ({host!r}) is not host[:port]")
+        if len(set(v)) != len(v):
+            raise ValueError("a shard host is listed twice")
+        return v
+
+    @field_validator("clickhouse_cluster")
+    @classmethod
+    def _cluster_name(cls, v: str) -> str:
+        if v and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", v):
+            raise ValueError("must be letters, digits and '_', starting with a letter")
+        return v
+
+    @model_validator(mode="after")
+    def _cluster_needs_a_server(self) -> CommonSettings:
+        if self.clickhouse_cluster and self.embedded:
+            raise ValueError(
+                "clickhouse_cluster needs a ClickHouse server (clickhouse_url http(s)://...), "
+                "not the embedded chdb engine"
+            )
+        if self.cluster_shard_hosts and not self.clickhouse_cluster:
+            raise ValueError("cluster_shard_hosts is set but clickhouse_cluster is not")
+        return self
+
+    def store_config(self) -> StoreConfig:
+        """Where the store is, as the store takes it (imported here: the light install has no store)."""
+        from driftline.store import StoreConfig
+        from driftline.store.cluster import ClusterLayout
+
+        url = self.effective_clickhouse_url
+        if not self.clickhouse_cluster:
+            return StoreConfig(url, self.database)
+        parts = urlsplit(url)
+        auth = parts.netloc.rpartition("@")[0]
+        shard_urls = [
+            urlunsplit(parts._replace(netloc=f"{auth}@{host}" if auth else host)) for host in self.cluster_shard_hosts
+        ]
+        return StoreConfig(url, self.database, ClusterLayout(self.clickhouse_cluster), shard_urls)
 
     @field_validator("api_keys", mode="before")
     @classmethod

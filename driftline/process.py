@@ -29,7 +29,7 @@ from driftline.auth import Authenticator
 from driftline.config import ConfigError, ServerSettings
 from driftline.edge import EdgeLimits, uvicorn_config
 from driftline.service import Service
-from driftline.store import DataDirInUse, DataDirLock, Store, StoreConfig
+from driftline.store import DataDirInUse, DataDirLock, Store
 
 __all__ = ["ENDPOINT_FILE", "ProcessContext", "edge_limits", "run_services", "setup_logging"]
 
@@ -124,7 +124,7 @@ def run_services(
         return _fail(str(e), 1)
     # Every tenant's prompts can live here (embedded store, spool, quarantine): this user only.
     os.chmod(s.data_dir, 0o700)
-    store = Store(StoreConfig(s.effective_clickhouse_url, s.database), s.retention_days)
+    store = Store(s.store_config(), s.retention_days)
     ctx = ProcessContext(s, store, CollectorRegistry(), auth or Authenticator(s.key_grants()))
     started: list[Service] = []
 

@@ -7,7 +7,7 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import OperationalError, ProgrammingError
+
+from driftline.store.cluster import ClusterLayout
 
 __all__ = ["ClientPool", "DataDirInUse", "DataDirLock", "PoolClosed", "PoolExhausted", "StoreConfig", "open_client"]
 
@@ -74,22 +76,38 @@ class PoolExhausted(OperationalError):
 
 
 class StoreConfig:
-    """Where the store is: parsed once from the URL."""
+    """Where the store is: parsed once from the URL.
 
-    def __init__(self, url: str, database: str) -> None:
+    `cluster`: the ClickHouse cluster the schema is laid on (store/cluster.py); None: one server.
+    `shard_urls`: insert rows of sharded tables straight into each shard's local table (one URL per
+    shard, in the cluster's shard order); empty: through the Distributed tables.
+    """
+
+    def __init__(
+        self, url: str, database: str, cluster: ClusterLayout | None = None, shard_urls: Sequence[str] = ()
+    ) -> None:
         self.url = url
         self.database = database
         self.embedded = url.startswith("chdb://")
+        self.cluster = cluster
+        self.shard_urls = tuple(shard_urls)
+        if self.shard_urls and cluster is None:
+            raise ValueError("shard_urls need a cluster")
 
     @property
     def chdb_path(self) -> str:
         return self.url[len("chdb://") :]
 
+    def for_url(self, url: str) -> StoreConfig:
+        """The same store reached at another node (a shard)."""
+        return StoreConfig(url, self.database, self.cluster)
+
     def __repr__(self) -> str:  # never show credentials
         parts = urlsplit(self.url)
         host = parts.hostname or ""
         port = f":{parts.port}" if parts.port else ""
-        return f"StoreConfig({parts.scheme}://{host}{port}, {self.database})"
+        cluster = f", cluster {self.cluster.cluster}" if self.cluster else ""
+        return f"StoreConfig({parts.scheme}://{host}{port}, {self.database}{cluster})"
 
 
 def open_client(cfg: StoreConfig, *, database: str | None = None, **kwargs: Any) -> Client:

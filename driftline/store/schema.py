@@ -2,7 +2,8 @@
 
 Each migration is a list of statements that are themselves idempotent (IF NOT EXISTS), so a
 migration interrupted halfway is simply run again. `schema_migrations` records what ran.
-The same DDL serves chDB and a ClickHouse server.
+The same DDL serves chDB and a ClickHouse server; cluster mode renders it for a ClickHouse cluster
+by rule (store/cluster.py), so a migration is written once, for one node.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 
 from driftline.store.columns import INPUT_TEXT_EXPR, OUTPUT_TEXT_EXPR, SPAN_COLUMNS
 
-__all__ = ["MIGRATIONS", "TTL_TABLES", "Guarded", "Migration"]
+__all__ = ["MIGRATIONS", "SCHEMA_MIGRATIONS", "TTL_TABLES", "Guarded", "Migration"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,13 @@ class Migration:
 def _span_columns_ddl() -> str:
     return ",\n    ".join(f"`{name}` {ch_type}" for name, ch_type, _ in SPAN_COLUMNS)
 
+
+# What ran: the runner creates it before the first migration.
+SCHEMA_MIGRATIONS = (
+    "CREATE TABLE IF NOT EXISTS {db}.schema_migrations "
+    "(version UInt32, name String, applied_at DateTime64(3, 'UTC')) "
+    "ENGINE = ReplacingMergeTree ORDER BY version"
+)
 
 # Placeholders: {db} database, {ttl_days} retention.
 _SPANS = f"""

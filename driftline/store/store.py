@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
+from driftline.store.cluster import migration_preamble, render_migrations, render_statement
 from driftline.store.connection import ClientPool, PoolClosed, StoreConfig, open_client
 from driftline.store.partitions import DAY_PARTITIONED, split_by_days
 from driftline.store.queries import (
@@ -27,6 +28,7 @@ from driftline.store.queries import (
     SLIQueries,
 )
 from driftline.store.schema import MIGRATIONS, TTL_TABLES, Guarded
+from driftline.store.shards import split_by_shard
 
 __all__ = ["Store"]
 
@@ -42,11 +44,11 @@ class Store:
     def __init__(self, cfg: StoreConfig, retention_days: int = 30, readers: int = 2) -> None:
         self.cfg = cfg
         self.retention_days = retention_days
-        self._writer: Client | None = None
+        self._writers: dict[str, Client] = {}  # by URL: the store's, or each shard's
         self._writer_lock = threading.Lock()
         self._closed = False
         self._readers = ClientPool(cfg, size=readers)
-        self._reader = reader = Reader(self._readers, cfg.database)
+        self._reader = reader = Reader(self._readers, cfg.database, cfg.cluster)
         self.scoring = ScoringQueries(reader)
         self.sli = SLIQueries(reader)
         self.releases = ReleaseQueries(reader)
@@ -60,15 +62,14 @@ class Store:
         table can take minutes), and once more when all are done: `driftline migrate`'s bar.
         """
         db = self.cfg.database
+        layout = self.cfg.cluster
         with self._readers.client() as c:
-            c.command(
-                f"CREATE TABLE IF NOT EXISTS {db}.schema_migrations "
-                "(version UInt32, name String, applied_at DateTime64(3, 'UTC')) "
-                "ENGINE = ReplacingMergeTree ORDER BY version"
-            )
+            for ddl in migration_preamble(layout):
+                c.command(ddl.format(db=db))
             done = {int(r[0]) for r in c.query(f"SELECT version FROM {db}.schema_migrations").result_rows}
             applied: list[int] = []
-            pending = [m for m in MIGRATIONS if m.version not in done]
+            migrations = MIGRATIONS if layout is None else render_migrations(layout)
+            pending = [m for m in migrations if m.version not in done]
             total = sum(len(m.statements) for m in pending)
             step = 0
             for m in pending:
@@ -91,7 +92,8 @@ class Store:
                 on_step(total, total, "done")
             self._apply_retention(c)
             if self.cfg.embedded:
-                for table in ("spans", "scores", "review_items"):
+                for name in ("spans", "scores", "review_items"):
+                    table = layout.storage_table(name) if layout else name
                     c.command(
                         f"ALTER TABLE {db}.{table} MODIFY SETTING old_parts_lifetime = {_EMBEDDED_OLD_PARTS_LIFETIME_S}"
                     )
@@ -100,13 +102,17 @@ class Store:
     def _apply_retention(self, c: Client) -> None:
         """Retention comes from config, so a changed value must reach existing tables too."""
         db = self.cfg.database
+        layout = self.cfg.cluster
         for table, col in TTL_TABLES:
+            stored = layout.storage_table(table) if layout else table  # the TTL is on the local table
             ddl = str(
-                c.command(f"SELECT create_table_query FROM system.tables WHERE database = '{db}' AND name = '{table}'")
+                c.command(f"SELECT create_table_query FROM system.tables WHERE database = '{db}' AND name = '{stored}'")
             )
             m = re.search(r"toIntervalDay\((\d+)\)|INTERVAL (\d+) DAY", ddl)
             if m and int(m.group(1) or m.group(2)) != self.retention_days:
-                c.command(f"ALTER TABLE {db}.{table} MODIFY TTL toDateTime({col}) + INTERVAL {self.retention_days} DAY")
+                alter = f"ALTER TABLE {{db}}.{table} MODIFY TTL toDateTime({col}) + INTERVAL {self.retention_days} DAY"
+                for stmt in [alter] if layout is None else render_statement(alter, layout):
+                    c.command(stmt.format(db=db))
                 log.info("retention of %s set to %d days", table, self.retention_days)
 
     def schema_versions(self) -> list[int]:
@@ -124,9 +130,9 @@ class Store:
     def close(self) -> None:
         with self._writer_lock:
             self._closed = True
-            if self._writer is not None:
-                self._writer.close()
-                self._writer = None
+            for writer in self._writers.values():
+                writer.close()
+            self._writers.clear()
         self._readers.close()
 
     # -- writes --------------------------------------------------------------------------
@@ -149,22 +155,32 @@ class Store:
             self._insert_once(table, part)
 
     def _insert_once(self, table: str, data: pa.Table) -> None:
+        layout = self.cfg.cluster
+        if layout is not None and self.cfg.shard_urls and layout.is_sharded(table):
+            # Straight into each shard's local table, where the Distributed table would have put the rows.
+            for shard, part in split_by_shard(data, len(self.cfg.shard_urls)):
+                self._insert_into(self.cfg.for_url(self.cfg.shard_urls[shard]), layout.storage_table(table), part)
+            return
+        self._insert_into(self.cfg, table, data)
+
+    def _insert_into(self, cfg: StoreConfig, table: str, data: pa.Table) -> None:
         with self._writer_lock:
             if self._closed:
                 raise PoolClosed("the store is closed")
-            if self._writer is None:
-                self._writer = open_client(self.cfg)
+            writer = self._writers.get(cfg.url)
+            if writer is None:
+                writer = self._writers[cfg.url] = open_client(cfg)
             try:
-                if self.cfg.embedded:
-                    _insert_in_place(self._writer, f"{self.cfg.database}.{table}", data)
+                if cfg.embedded:
+                    _insert_in_place(writer, f"{cfg.database}.{table}", data)
                 else:
-                    self._writer.insert_arrow(f"{self.cfg.database}.{table}", data)
+                    writer.insert_arrow(f"{cfg.database}.{table}", data)
             except Exception:
                 # A broken connection must not poison the next attempt.
                 try:
-                    self._writer.close()
+                    writer.close()
                 finally:
-                    self._writer = None
+                    del self._writers[cfg.url]
                 raise
 
 

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from driftline.store.cluster import ClusterLayout
 from driftline.store.connection import ClientPool
 from driftline.store.errors import store_failures
 
@@ -73,9 +74,19 @@ def _literal(value: str) -> str:
 class Reader:
     """Runs reads on the store's reader clients. Held by the query areas, not by routes or jobs."""
 
-    def __init__(self, pool: ClientPool, database: str) -> None:
+    def __init__(self, pool: ClientPool, database: str, cluster: ClusterLayout | None = None) -> None:
         self._pool = pool
         self._database = database
+        # On a cluster `{db}.spans` is the Distributed front; the engine filter also names the local
+        # tables, which are what each shard reads.
+        self._filtered = TENANT_TABLES + (
+            tuple(cluster.storage_table(t) for t in TENANT_TABLES if cluster.is_sharded(t)) if cluster else ()
+        )
+        # A subquery over a Distributed table inside a read of one (the trace list's filters, the
+        # scorer's "not scored yet") runs once on the initiator and its result goes to every shard
+        # (GLOBAL IN / JOIN): correct whatever the subquery groups or limits. ClickHouse refuses
+        # such reads by default (distributed_product_mode = 'deny').
+        self._cluster_settings: dict[str, Any] = {"distributed_product_mode": "global"} if cluster else {}
 
     def rows(self, tenant: str, query: Select | str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """The rows of `query` for one tenant. A string is a whole statement written in
@@ -88,8 +99,8 @@ class Reader:
         bound["tenant"] = tenant
         sql = query.render(tenant_scoped=True) if isinstance(query, Select) else query
         only = _literal(f"tenant = {_literal(tenant)}")
-        filters = "{" + ", ".join(f"{_literal(f'{self._database}.{t}')}: {only}" for t in TENANT_TABLES) + "}"
-        return self._run(sql, bound, {"additional_table_filters": filters})
+        filters = "{" + ", ".join(f"{_literal(f'{self._database}.{t}')}: {only}" for t in self._filtered) + "}"
+        return self._run(sql, bound, {"additional_table_filters": filters, **self._cluster_settings})
 
     def rows_across_tenants(
         self, select: Select, params: Mapping[str, Any] | None = None, *, why: str
@@ -97,7 +108,7 @@ class Reader:
         """A deliberate cross-tenant read (queries/tenants.py only); `why` documents it at the call."""
         if not why:
             raise ValueError("a cross-tenant read says why it spans tenants")
-        return self._run(select.render(tenant_scoped=False), dict(params or {}), {})
+        return self._run(select.render(tenant_scoped=False), dict(params or {}), dict(self._cluster_settings))
 
     def _run(self, sql: str, params: dict[str, Any], settings: dict[str, Any]) -> list[dict[str, Any]]:
         with store_failures(), self._pool.client() as c:

@@ -1,0 +1,219 @@
+-- connect: the client creates the database on the node it reaches
+CREATE DATABASE IF NOT EXISTS driftline;
+
+-- before the migrations
+CREATE DATABASE IF NOT EXISTS driftline ON CLUSTER prod;
+
+-- before the migrations
+CREATE TABLE IF NOT EXISTS driftline.schema_migrations ON CLUSTER prod (version UInt32, name String, applied_at DateTime64(3, 'UTC')) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/driftline/schema_migrations', '{replica}') ORDER BY version;
+
+-- migration 1: spans, scores, review_items
+CREATE TABLE IF NOT EXISTS driftline.spans_local ON CLUSTER prod (
+    `tenant` LowCardinality(String),
+    `trace_id` String,
+    `span_id` String,
+    `parent_span_id` String,
+    `start_time` DateTime64(9, 'UTC'),
+    `end_time` DateTime64(9, 'UTC'),
+    `duration_ms` Float64,
+    `name` String,
+    `kind` LowCardinality(String),
+    `status_code` LowCardinality(String),
+    `status_message` String CODEC(ZSTD(3)),
+    `service` LowCardinality(String),
+    `release` LowCardinality(String),
+    `environment` LowCardinality(String),
+    `scope_name` LowCardinality(String),
+    `operation` LowCardinality(String),
+    `provider` LowCardinality(String),
+    `request_model` LowCardinality(String),
+    `response_model` LowCardinality(String),
+    `input_tokens` Nullable(Int64),
+    `output_tokens` Nullable(Int64),
+    `total_tokens` Nullable(Int64),
+    `cache_read_tokens` Nullable(Int64),
+    `cache_creation_tokens` Nullable(Int64),
+    `reasoning_tokens` Nullable(Int64),
+    `cost_usd` Nullable(Float64),
+    `cost_source` LowCardinality(String),
+    `input_messages` String CODEC(ZSTD(3)),
+    `output_messages` String CODEC(ZSTD(3)),
+    `input_text_fallback` String CODEC(ZSTD(3)),
+    `output_text_fallback` String CODEC(ZSTD(3)),
+    `input_text` String ALIAS if(input_text_fallback != '', input_text_fallback, JSONExtractString(arrayLast(m -> JSONExtractString(m, 'role') IN ('user') AND JSONExtractString(m, 'content') != '', JSONExtractArrayRaw(input_messages)), 'content')),
+    `output_text` String ALIAS if(output_text_fallback != '', output_text_fallback, JSONExtractString(arrayLast(m -> JSONExtractString(m, 'role') IN ('assistant', 'model') AND JSONExtractString(m, 'content') != '', JSONExtractArrayRaw(output_messages)), 'content')),
+    `system_prompt` String CODEC(ZSTD(3)),
+    `tool_calls` String CODEC(ZSTD(3)),
+    `tool_name` LowCardinality(String),
+    `tool_call_id` String,
+    `tool_arguments` String CODEC(ZSTD(3)),
+    `tool_result` String CODEC(ZSTD(3)),
+    `tool_error` String CODEC(ZSTD(3)),
+    `retrieved_documents` String CODEC(ZSTD(3)),
+    `finish_reason` LowCardinality(String),
+    `error_type` LowCardinality(String),
+    `user_id` String,
+    `session_id` String,
+    `conversation_id` String,
+    `agent_name` LowCardinality(String),
+    `ttft_ms` Nullable(Float64),
+    `events` String CODEC(ZSTD(3)),
+    `attributes` Map(String, String) CODEC(ZSTD(3)),
+    `resource_attributes` Map(String, String) CODEC(ZSTD(3)),
+    `ingested_at` DateTime64(3, 'UTC'),
+    INDEX idx_trace_id trace_id TYPE bloom_filter(0.001) GRANULARITY 1
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/driftline/spans_local', '{replica}', ingested_at)
+PARTITION BY toDate(start_time)
+ORDER BY (tenant, start_time, trace_id, span_id)
+TTL toDateTime(start_time) + INTERVAL 30 DAY;
+
+-- migration 1: spans, scores, review_items
+CREATE TABLE IF NOT EXISTS driftline.spans ON CLUSTER prod AS driftline.spans_local
+ENGINE = Distributed(prod, driftline, spans_local, cityHash64(trace_id));
+
+-- migration 1: spans, scores, review_items
+CREATE TABLE IF NOT EXISTS driftline.scores_local ON CLUSTER prod (
+    tenant LowCardinality(String),
+    trace_id String,
+    span_id String,
+    scorer LowCardinality(String),
+    scorer_version LowCardinality(String),
+    value Float64,
+    label LowCardinality(String),
+    explanation String CODEC(ZSTD(3)),
+    service LowCardinality(String),
+    operation LowCardinality(String),
+    model LowCardinality(String),
+    release LowCardinality(String),
+    environment LowCardinality(String),
+    span_start_time DateTime64(9, 'UTC'),
+    scored_at DateTime64(3, 'UTC'),
+    details String CODEC(ZSTD(3)),
+    INDEX idx_trace_id trace_id TYPE bloom_filter(0.001) GRANULARITY 1
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/driftline/scores_local', '{replica}', scored_at)
+PARTITION BY toDate(span_start_time)
+ORDER BY (tenant, scorer, scorer_version, trace_id, span_id)
+TTL toDateTime(span_start_time) + INTERVAL 30 DAY;
+
+-- migration 1: spans, scores, review_items
+CREATE TABLE IF NOT EXISTS driftline.scores ON CLUSTER prod AS driftline.scores_local
+ENGINE = Distributed(prod, driftline, scores_local, cityHash64(trace_id));
+
+-- migration 1: spans, scores, review_items
+CREATE TABLE IF NOT EXISTS driftline.review_items ON CLUSTER prod (
+    tenant LowCardinality(String),
+    queue LowCardinality(String),
+    trace_id String,
+    span_id String,
+    reason String,
+    scorer LowCardinality(String),
+    score_value Nullable(Float64),
+    status LowCardinality(String),
+    label LowCardinality(String),
+    notes String CODEC(ZSTD(3)),
+    reviewer String,
+    service LowCardinality(String),
+    model LowCardinality(String),
+    release LowCardinality(String),
+    created_at DateTime64(3, 'UTC'),
+    updated_at DateTime64(3, 'UTC')
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/driftline/review_items', '{replica}', updated_at)
+ORDER BY (tenant, queue, trace_id, span_id);
+
+-- migration 2: scorer_state
+CREATE TABLE IF NOT EXISTS driftline.scorer_state ON CLUSTER prod (
+    tenant LowCardinality(String),
+    scorer LowCardinality(String),
+    scorer_version LowCardinality(String),
+    shard LowCardinality(String),
+    watermark DateTime64(3, 'UTC'),
+    updated_at DateTime64(3, 'UTC')
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/driftline/scorer_state', '{replica}', updated_at)
+ORDER BY (tenant, scorer, scorer_version, shard);
+
+-- migration 3: message texts stored once: input_text / output_text as ALIAS columns (runs only if: SELECT count() FROM system.columns WHERE database = 'driftline' AND table = 'spans' AND name = 'input_text' AND default_kind = '')
+ALTER TABLE driftline.spans_local ON CLUSTER prod
+    RENAME COLUMN input_text TO input_text_fallback, RENAME COLUMN output_text TO output_text_fallback;
+
+-- migration 3: message texts stored once: input_text / output_text as ALIAS columns (runs only if: SELECT count() FROM system.columns WHERE database = 'driftline' AND table = 'spans' AND name = 'input_text' AND default_kind = '')
+ALTER TABLE driftline.spans ON CLUSTER prod
+    RENAME COLUMN input_text TO input_text_fallback, RENAME COLUMN output_text TO output_text_fallback;
+
+-- migration 3: message texts stored once: input_text / output_text as ALIAS columns
+ALTER TABLE driftline.spans_local ON CLUSTER prod
+    ADD COLUMN IF NOT EXISTS input_text String ALIAS if(input_text_fallback != '', input_text_fallback, JSONExtractString(arrayLast(m -> JSONExtractString(m, 'role') IN ('user') AND JSONExtractString(m, 'content') != '', JSONExtractArrayRaw(input_messages)), 'content')), ADD COLUMN IF NOT EXISTS output_text String ALIAS if(output_text_fallback != '', output_text_fallback, JSONExtractString(arrayLast(m -> JSONExtractString(m, 'role') IN ('assistant', 'model') AND JSONExtractString(m, 'content') != '', JSONExtractArrayRaw(output_messages)), 'content'));
+
+-- migration 3: message texts stored once: input_text / output_text as ALIAS columns
+ALTER TABLE driftline.spans ON CLUSTER prod
+    ADD COLUMN IF NOT EXISTS input_text String ALIAS if(input_text_fallback != '', input_text_fallback, JSONExtractString(arrayLast(m -> JSONExtractString(m, 'role') IN ('user') AND JSONExtractString(m, 'content') != '', JSONExtractArrayRaw(input_messages)), 'content')), ADD COLUMN IF NOT EXISTS output_text String ALIAS if(output_text_fallback != '', output_text_fallback, JSONExtractString(arrayLast(m -> JSONExtractString(m, 'role') IN ('assistant', 'model') AND JSONExtractString(m, 'content') != '', JSONExtractArrayRaw(output_messages)), 'content'));
+
+-- migration 4: feedback
+CREATE TABLE IF NOT EXISTS driftline.feedback ON CLUSTER prod (
+    tenant LowCardinality(String),
+    id String,
+    trace_id String,
+    span_id String,
+    name LowCardinality(String),
+    value Nullable(Float64),
+    label LowCardinality(String),
+    comment String CODEC(ZSTD(3)),
+    source LowCardinality(String),
+    author String,
+    version LowCardinality(String),
+    negative UInt8,
+    created_at DateTime64(3, 'UTC'),
+    updated_at DateTime64(3, 'UTC'),
+    INDEX idx_trace_id trace_id TYPE bloom_filter(0.001) GRANULARITY 1
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/driftline/feedback', '{replica}', updated_at)
+ORDER BY (tenant, id)
+TTL toDateTime(created_at) + INTERVAL 30 DAY;
+
+-- migration 5: trace, session and user lookups: by_trace projection, bloom filters
+ALTER TABLE driftline.spans_local ON CLUSTER prod
+    MODIFY SETTING deduplicate_merge_projection_mode = 'rebuild';
+
+-- migration 5: trace, session and user lookups: by_trace projection, bloom filters
+ALTER TABLE driftline.spans_local ON CLUSTER prod
+    ADD PROJECTION IF NOT EXISTS by_trace (SELECT tenant, trace_id, start_time ORDER BY tenant, trace_id);
+
+-- migration 5: trace, session and user lookups: by_trace projection, bloom filters
+ALTER TABLE driftline.spans_local ON CLUSTER prod
+    ADD INDEX IF NOT EXISTS idx_session_id session_id TYPE bloom_filter(0.01) GRANULARITY 1;
+
+-- migration 5: trace, session and user lookups: by_trace projection, bloom filters
+ALTER TABLE driftline.spans_local ON CLUSTER prod
+    ADD INDEX IF NOT EXISTS idx_user_id user_id TYPE bloom_filter(0.01) GRANULARITY 1;
+
+-- migration 5: trace, session and user lookups: by_trace projection, bloom filters
+ALTER TABLE driftline.spans_local ON CLUSTER prod
+    MATERIALIZE PROJECTION by_trace;
+
+-- migration 5: trace, session and user lookups: by_trace projection, bloom filters
+ALTER TABLE driftline.spans_local ON CLUSTER prod
+    MATERIALIZE INDEX idx_session_id;
+
+-- migration 5: trace, session and user lookups: by_trace projection, bloom filters
+ALTER TABLE driftline.spans_local ON CLUSTER prod
+    MATERIALIZE INDEX idx_user_id;
+
+-- migration 6: drift_state: the SLI job's last drift verdicts
+CREATE TABLE IF NOT EXISTS driftline.drift_state ON CLUSTER prod (
+    tenant LowCardinality(String),
+    sli LowCardinality(String),
+    service LowCardinality(String),
+    model LowCardinality(String),
+    release LowCardinality(String),
+    environment LowCardinality(String),
+    detected UInt8,
+    p_value Float64,
+    computed_at DateTime64(3, 'UTC')
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/driftline/drift_state', '{replica}', computed_at)
+ORDER BY (tenant, sli, service, model, release, environment)
+TTL toDateTime(computed_at) + INTERVAL 7 DAY;
+
