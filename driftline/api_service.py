@@ -11,6 +11,7 @@ from driftline.api import api_router
 from driftline.api_metrics import ApiMetrics
 from driftline.auth import Authenticator
 from driftline.config import ApiSettings
+from driftline.review.desk import ReviewDesk
 from driftline.service import Service
 from driftline.store import Store
 
@@ -21,16 +22,27 @@ class ApiService(Service):
     name = "api"
 
     def __init__(
-        self, store: Store, auth: Authenticator, registry: CollectorRegistry, metrics: ApiMetrics | None = None
+        self,
+        store: Store,
+        auth: Authenticator,
+        registry: CollectorRegistry,
+        metrics: ApiMetrics | None = None,
+        settings: ApiSettings | None = None,
     ) -> None:
-        """`registry`: the process's; `metrics`: the API's own, registered there unless given."""
+        """`registry`: the process's; `metrics`: the API's own, registered there unless given;
+        `settings`: the configured review queues and the claim settle time (default: none, 0)."""
         self.store = store
         self.auth = auth
         self.registry = registry
         self.metrics = metrics or ApiMetrics(registry)
+        self.review = ReviewDesk(
+            store,
+            settings.review_queues if settings is not None else {},
+            settle_s=settings.review_claim_settle_s if settings is not None else 0.0,
+        )
 
     def routers(self) -> list[APIRouter]:
-        return [api_router(self.store, self.auth)]
+        return [api_router(self.store, self.auth, self.review)]
 
     def mount(self, app: FastAPI) -> None:
         from driftline.web import mount_web
@@ -47,4 +59,4 @@ def run(settings: ApiSettings) -> int:
     """`driftline api`: the read API (and later the UI) over a ClickHouse server."""
     from driftline.process import run_services
 
-    return run_services("api", settings, lambda ctx: [ApiService(ctx.store, ctx.auth, ctx.registry)])
+    return run_services("api", settings, lambda ctx: [ApiService(ctx.store, ctx.auth, ctx.registry, settings=settings)])

@@ -25,12 +25,19 @@ class Principal:
         return role in self.roles or "admin" in self.roles
 
 
+def _default_name(key_hash: str) -> str:
+    """The reviewer name of a key configured without one: stable, and no secret (a few hex digits
+    of the key's hash)."""
+    return f"key-{key_hash[:8]}"
+
+
 class Authenticator:
     def __init__(self, grants: Mapping[str, KeyGrant | str]) -> None:
         """`grants`: key hash -> KeyGrant, or -> tenant name (default roles)."""
         self._keys: dict[str, Principal] = {}
         for h, g in grants.items():
-            self._keys[h] = Principal(g) if isinstance(g, str) else Principal(g.tenant, g.roles, g.name)
+            grant = KeyGrant(tenant=g) if isinstance(g, str) else g
+            self._keys[h] = Principal(grant.tenant, grant.roles, grant.name or _default_name(h))
         # The web UI's signed sessions: token -> key hash (None: not a valid session).
         self._session_key_hash: Callable[[str], str | None] | None = None
 
@@ -48,7 +55,8 @@ class Authenticator:
         return hmac.new(purpose, "\n".join(sorted(self._keys)).encode(), hashlib.sha256).digest()
 
     def add_key(self, key: str, tenant: str, roles: frozenset[str] = DEFAULT_ROLES, name: str = "") -> None:
-        self._keys[hash_api_key(key)] = Principal(tenant, roles, name)
+        h = hash_api_key(key)
+        self._keys[h] = Principal(tenant, roles, name or _default_name(h))
 
     def authenticate(self, authorization: str | None) -> Principal:
         """Who sends `Authorization: Bearer <key>` (or a UI session); Unauthenticated (401) otherwise."""

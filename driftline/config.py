@@ -231,6 +231,12 @@ class CommonSettings(_Base):
         ]
         return StoreConfig(url, self.database, ClusterLayout(self.clickhouse_cluster), shard_urls)
 
+    review_queues: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Review queues every tenant has, by name: rules, sampling, hourly cap, rubric "
+        "(see docs/review.md; JSON in the environment). A tenant may change or delete its copy through the API.",
+    )
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _keys_from_yaml(cls, v: Any) -> Any:
@@ -274,6 +280,25 @@ class CommonSettings(_Base):
         return {k: ModelPrice(**v.model_dump()) for k, v in self.price_overrides.items()}
 
     _price_overrides_json = field_validator("price_overrides", mode="before")(_json_text)
+    _review_queues_json = field_validator("review_queues", mode="before")(_json_text)
+
+    @field_validator("review_queues")
+    @classmethod
+    def _queues_valid(cls, v: dict[str, Any]) -> dict[str, Any]:
+        from driftline.review.models import QueueDefinition, QueueIn
+
+        out: dict[str, Any] = {}
+        for name, raw in v.items():
+            try:
+                QueueIn.model_validate({"name": name, **(raw.model_dump() if isinstance(raw, BaseModel) else raw)})
+                out[name] = raw if isinstance(raw, QueueDefinition) else QueueDefinition.model_validate(raw)
+            except ValidationError as e:
+                err = e.errors()[0]
+                where = ".".join(str(x) for x in err["loc"])
+                raise ValueError(f"queue {name!r}: {where + ': ' if where else ''}{err['msg']}") from None
+            except TypeError:
+                raise ValueError(f"queue {name!r}: must be a mapping") from None
+        return out
 
     @property
     def effective_clickhouse_url(self) -> str:
@@ -458,6 +483,15 @@ class ScorerSettings(ServerSettings):
     judge_budget_usd_per_hour: float = Field(1.0, ge=0, description="Judge spend per tenant per hour (USD).")
 
     sli_interval_s: float = Field(15.0, gt=0, description="Seconds between SLI and drift computations.")
+    review_fill_interval_s: float = Field(
+        30.0, gt=0, description="Seconds between runs of the review queues' filling job."
+    )
+    review_agreement_interval_s: float = Field(
+        60.0, gt=0, description="Seconds between computations of scorer-human agreement for /metrics."
+    )
+    review_agreement_window_s: float = Field(
+        7 * 86_400.0, gt=0, description="Scorer-human agreement is computed over labels of this many seconds."
+    )
     sli_top_models: int = Field(10, ge=1, description="Models per service that keep their name in SLI labels.")
     sli_top_releases: int = Field(5, ge=1, description="Releases per service that keep their name in SLI labels.")
     drift_current_window_s: float = Field(300.0, gt=0, description="Drift: length of the current window.")
@@ -481,6 +515,14 @@ class ScorerSettings(ServerSettings):
 
 class ApiSettings(ServerSettings):
     """The API: the read API, feedback, review and the web UI."""
+
+    review_claim_settle_s: float = Field(
+        0.0,
+        ge=0,
+        le=5,
+        description="Review claims: wait this long before reading a new claim back. 0 with one API process; "
+        "with several API replicas, more than the store's insert-to-visible delay plus clock skew.",
+    )
 
 
 class UpSettings(CollectorSettings, ScorerSettings, ApiSettings):

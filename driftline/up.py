@@ -54,7 +54,7 @@ def run(settings: UpSettings) -> int:
             ctx.on_serving.append(_demo(ctx.auth, key))
         # Order matters for shutdown: each phase visits the collector first (gRPC stops accepting
         # before the scheduler stops), and the collector drains after the scorer's last run.
-        return [collector, scorer, ApiService(ctx.store, ctx.auth, ctx.registry)]
+        return [collector, scorer, ApiService(ctx.store, ctx.auth, ctx.registry, settings=settings)]
 
     return run_services("up", settings, build, auth)
 

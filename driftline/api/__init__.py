@@ -10,16 +10,19 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from driftline.api.feedback import feedback_routes
+from driftline.api.review import review_routes
 from driftline.api.traces import jsonable_span, trace_routes
 from driftline.auth import Authenticator
 from driftline.collector.errors import Forbidden, Unauthenticated
 from driftline.releases import compare_releases
+from driftline.review.desk import ReviewDesk
 from driftline.store import Store
 
 __all__ = ["api_router", "jsonable_span"]
 
 
-def api_router(store: Store, auth: Authenticator) -> APIRouter:
+def api_router(store: Store, auth: Authenticator, desk: ReviewDesk | None = None) -> APIRouter:
+    """`desk`: the review queues' workflow (default: one with no configured queues)."""
     router = APIRouter(prefix="/api/v1")
 
     def with_role(*roles: str) -> Callable[[Request], str]:
@@ -38,6 +41,7 @@ def api_router(store: Store, auth: Authenticator) -> APIRouter:
     trace_routes(router, store, tenant)
     # Feedback comes from applications (their ingest key) and from reviewers.
     feedback_routes(router, store, with_role("ingest", "review"))
+    review_routes(router, store, auth, desk if desk is not None else ReviewDesk(store))
 
     @router.get("/compare/releases", summary="Has a candidate release regressed against a baseline release?")
     def compare(

@@ -193,6 +193,93 @@ ORDER BY (tenant, sli, service, model, release, environment)
 TTL toDateTime(computed_at) + INTERVAL 7 DAY
 """
 
+# Review queues (migration 8). The queue definitions a tenant made or changed through the API (the
+# configured ones are defaults every tenant has); `deleted` hides a configured queue too.
+_REVIEW_QUEUES = """
+CREATE TABLE IF NOT EXISTS {db}.review_queues (
+    tenant LowCardinality(String),
+    name String,
+    definition String CODEC(ZSTD(3)),  -- the queue as JSON (driftline/review/models.py QueueDefinition)
+    deleted UInt8,
+    updated_at DateTime64(3, 'UTC')
+)
+ENGINE = ReplacingMergeTree(updated_at)
+ORDER BY (tenant, name)
+"""
+
+# One item per trace per queue: the key is (tenant, queue, trace_id), so a re-run of the filling job
+# or a second "add" of the same trace replaces instead of duplicating. Supersedes `review_items`
+# (migration 1, never written), which is left in place for existing stores.
+_REVIEW_QUEUE_ITEMS = """
+CREATE TABLE IF NOT EXISTS {db}.review_queue_items (
+    tenant LowCardinality(String),
+    queue String,
+    trace_id String,
+    span_id String,  -- the span that sent the trace here ('' for the whole trace)
+    rule LowCardinality(String),  -- the rule's kind, or 'manual'
+    reason String,
+    scorer LowCardinality(String),
+    score_value Nullable(Float64),
+    score_label LowCardinality(String),
+    service LowCardinality(String),
+    release LowCardinality(String),
+    trace_start DateTime64(3, 'UTC'),
+    added_by String,  -- '' for the filling job, else the reviewer who added it
+    created_at DateTime64(3, 'UTC')
+)
+ENGINE = ReplacingMergeTree(created_at)
+ORDER BY (tenant, queue, trace_id)
+"""
+
+# The workflow's events, append only: claim (a lease until expires_at), release, skip. Who holds an
+# item is a fold over these and the labels (driftline/review/workflow.py), the same on every replica.
+_REVIEW_EVENTS = """
+CREATE TABLE IF NOT EXISTS {db}.review_events (
+    tenant LowCardinality(String),
+    queue String,
+    trace_id String,
+    event_id String,
+    kind LowCardinality(String),
+    reviewer String,
+    at DateTime64(6, 'UTC'),
+    expires_at DateTime64(6, 'UTC')
+)
+ENGINE = ReplacingMergeTree(at)
+ORDER BY (tenant, queue, trace_id, event_id)
+"""
+
+# A reviewer's label on an item (kind 'label'), or the adjudicator's verdict (kind 'adjudication');
+# labelling again replaces the reviewer's own label.
+_REVIEW_LABELS = """
+CREATE TABLE IF NOT EXISTS {db}.review_labels (
+    tenant LowCardinality(String),
+    queue String,
+    trace_id String,
+    kind LowCardinality(String),
+    reviewer String,
+    fields String CODEC(ZSTD(3)),  -- JSON object: field name -> value
+    note String CODEC(ZSTD(3)),
+    corrected_answer String CODEC(ZSTD(3)),
+    labeled_at DateTime64(6, 'UTC')
+)
+ENGINE = ReplacingMergeTree(labeled_at)
+ORDER BY (tenant, queue, trace_id, kind, reviewer)
+"""
+
+# Golden sets: labeled items copied into named datasets (one JSON record per queue and trace).
+_REVIEW_DATASETS = """
+CREATE TABLE IF NOT EXISTS {db}.review_datasets (
+    tenant LowCardinality(String),
+    dataset String,
+    queue String,
+    trace_id String,
+    record String CODEC(ZSTD(3)),
+    added_at DateTime64(3, 'UTC')
+)
+ENGINE = ReplacingMergeTree(added_at)
+ORDER BY (tenant, dataset, queue, trace_id)
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "spans, scores, review_items", (_SPANS, _SCORES, _REVIEW_ITEMS)),
     Migration(2, "scorer_state", (_SCORER_STATE,)),
@@ -200,6 +287,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "feedback", (_FEEDBACK,)),
     Migration(5, "trace, session and user lookups: by_trace projection, bloom filters", _READ_INDEXES),
     Migration(6, "drift_state: the SLI job's last drift verdicts", (_DRIFT_STATE,)),
+    Migration(
+        8,
+        "review queues: definitions, items, events, labels, datasets",
+        (_REVIEW_QUEUES, _REVIEW_QUEUE_ITEMS, _REVIEW_EVENTS, _REVIEW_LABELS, _REVIEW_DATASETS),
+    ),
 )
 
 # Tables whose TTL follows `retention_days`: (table, TTL expression column).

@@ -78,9 +78,10 @@ def feedback_counts(
 ) -> list[dict[str, Any]]:
     """Feedback recorded in (since, until] per service, model, release and environment of its trace
     (the root span's service, release and environment; the model of its first LLM call), with how
-    much of it was negative. Feedback on a trace the store does not hold is not counted."""
+    much of it was negative. Feedback on a trace the store does not hold is not counted, nor are
+    reviewers' labels (source 'review'): the feedback SLIs are about what users and apps said."""
     in_window = (
-        "SELECT trace_id, negative FROM {db}.feedback FINAL WHERE tenant = {tenant:String} "
+        "SELECT trace_id, negative FROM {db}.feedback FINAL WHERE tenant = {tenant:String} AND source != 'review' "
         "AND created_at > {since:DateTime64(3)} AND created_at <= {until:DateTime64(3)}"
     )
     root = "(parent_span_id != '', start_time)"

@@ -62,7 +62,8 @@ def overview_series(
         tenant,
         "SELECT s.service AS service, s.release AS release, f.t AS t, sum(f.negative) AS bad, count() AS n FROM "
         "(SELECT trace_id, negative, toUnixTimestamp(toStartOfInterval(created_at, INTERVAL {step:UInt32} SECOND)) "
-        "AS t FROM {db}.feedback FINAL WHERE tenant = {tenant:String} AND created_at > {since:DateTime64(3)} "
+        "AS t FROM {db}.feedback FINAL WHERE tenant = {tenant:String} AND source != 'review' "
+        "AND created_at > {since:DateTime64(3)} "
         "AND created_at <= {until:DateTime64(3)}) AS f INNER JOIN (SELECT trace_id, "
         f"argMin(service, {root}) AS service, argMin(release, {root}) AS release FROM {{db}}.spans "
         "WHERE tenant = {tenant:String} AND trace_id IN (SELECT trace_id FROM {db}.feedback "

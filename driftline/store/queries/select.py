@@ -29,7 +29,10 @@ from driftline.store.errors import store_failures
 __all__ = ["TENANT_TABLES", "Reader", "Select"]
 
 # Every table with a `tenant` column (a test checks the list against the schema).
-TENANT_TABLES: Final = ("spans", "scores", "review_items", "scorer_state", "feedback", "drift_state")
+TENANT_TABLES: Final = (
+    "spans", "scores", "review_items", "scorer_state", "feedback", "drift_state",
+    "review_queues", "review_queue_items", "review_events", "review_labels", "review_datasets",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
