@@ -276,6 +276,8 @@ def test_rehearsal_tables_are_the_cluster_tables_without_replication(rehearsal: 
         "review_items": "ReplacingMergeTree", "scorer_state": "ReplacingMergeTree",
         "feedback": "ReplacingMergeTree", "drift_state": "ReplacingMergeTree",
         "schema_migrations": "ReplacingMergeTree",
+        **{t: "ReplacingMergeTree" for t in (
+            "review_queues", "review_queue_items", "review_events", "review_labels", "review_datasets")},
     }  # fmt: skip
     spans = tables["spans_local"]["create_table_query"]
     assert "PROJECTION by_trace" in spans and "idx_session_id" in spans and "toIntervalDay(30)" in spans

@@ -69,6 +69,12 @@ PLACEMENT: dict[str, Placement] = {
     "scores": Placement.SHARDED,
     # Keyed by trace, but small and mutable: reviewers claim and label on whatever node they reach.
     "review_items": Placement.EVERYWHERE,
+    # Review queues (migration 8): claims are decided by reading back what was written, so every
+    # node holds every row; the filling job's reads join them against scores by trace id.
+    "review_queue_items": Placement.EVERYWHERE,
+    "review_events": Placement.EVERYWHERE,
+    "review_labels": Placement.EVERYWHERE,
+    "review_datasets": Placement.EVERYWHERE,
     "scorer_state": Placement.EVERYWHERE,
     # Keyed by the client's id, not by trace: the same id may be posted again on another trace.
     "feedback": Placement.EVERYWHERE,

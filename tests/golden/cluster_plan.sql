@@ -217,3 +217,75 @@ ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/driftline/drift_st
 ORDER BY (tenant, sli, service, model, release, environment)
 TTL toDateTime(computed_at) + INTERVAL 7 DAY;
 
+-- migration 8: review queues: definitions, items, events, labels, datasets
+CREATE TABLE IF NOT EXISTS driftline.review_queues ON CLUSTER prod (
+    tenant LowCardinality(String),
+    name String,
+    definition String CODEC(ZSTD(3)),
+    deleted UInt8,
+    updated_at DateTime64(3, 'UTC')
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/driftline/review_queues', '{replica}', updated_at)
+ORDER BY (tenant, name);
+
+-- migration 8: review queues: definitions, items, events, labels, datasets
+CREATE TABLE IF NOT EXISTS driftline.review_queue_items ON CLUSTER prod (
+    tenant LowCardinality(String),
+    queue String,
+    trace_id String,
+    span_id String,
+    rule LowCardinality(String),
+    reason String,
+    scorer LowCardinality(String),
+    score_value Nullable(Float64),
+    score_label LowCardinality(String),
+    service LowCardinality(String),
+    release LowCardinality(String),
+    trace_start DateTime64(3, 'UTC'),
+    added_by String,
+    created_at DateTime64(3, 'UTC')
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/driftline/review_queue_items', '{replica}', created_at)
+ORDER BY (tenant, queue, trace_id);
+
+-- migration 8: review queues: definitions, items, events, labels, datasets
+CREATE TABLE IF NOT EXISTS driftline.review_events ON CLUSTER prod (
+    tenant LowCardinality(String),
+    queue String,
+    trace_id String,
+    event_id String,
+    kind LowCardinality(String),
+    reviewer String,
+    at DateTime64(6, 'UTC'),
+    expires_at DateTime64(6, 'UTC')
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/driftline/review_events', '{replica}', at)
+ORDER BY (tenant, queue, trace_id, event_id);
+
+-- migration 8: review queues: definitions, items, events, labels, datasets
+CREATE TABLE IF NOT EXISTS driftline.review_labels ON CLUSTER prod (
+    tenant LowCardinality(String),
+    queue String,
+    trace_id String,
+    kind LowCardinality(String),
+    reviewer String,
+    fields String CODEC(ZSTD(3)),
+    note String CODEC(ZSTD(3)),
+    corrected_answer String CODEC(ZSTD(3)),
+    labeled_at DateTime64(6, 'UTC')
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/driftline/review_labels', '{replica}', labeled_at)
+ORDER BY (tenant, queue, trace_id, kind, reviewer);
+
+-- migration 8: review queues: definitions, items, events, labels, datasets
+CREATE TABLE IF NOT EXISTS driftline.review_datasets ON CLUSTER prod (
+    tenant LowCardinality(String),
+    dataset String,
+    queue String,
+    trace_id String,
+    record String CODEC(ZSTD(3)),
+    added_at DateTime64(3, 'UTC')
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/driftline/review_datasets', '{replica}', added_at)
+ORDER BY (tenant, dataset, queue, trace_id);
+
