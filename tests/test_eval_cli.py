@@ -40,6 +40,13 @@ def test_eval_reports_offline_and_judge(tmp_path: Path) -> None:
         judge.close()
     assert out.returncode == 0, out.stderr
     assert "halueval-qa    20" in out.stdout and "summedits      20" in out.stdout
+    # Grouped cross-validation first: one row per set with its fold scheme and spread, then each fold.
+    assert "grouped cross-validation, balanced accuracy" in out.stdout
+    cv = {line.split()[0]: line for line in out.stdout.splitlines() if "grouped by question" in line
+          or "leave-one-domain-out" in line}  # fmt: skip
+    assert cv["halueval-qa"].split()[1:3] == ["5-fold", "grouped"]  # 10 questions: 5 folds of 2
+    assert "leave-one-domain-out" in cv["summedits"] and "summedits by held-out fold" in out.stdout
+    assert "halueval-qa by held-out fold" in out.stdout and "  fold5 " in out.stdout
     assert "LLM judge (fake-judge)" in out.stdout
     assert "halueval-qa     6" in out.stdout
     assert len(judge.requests) == 12

@@ -66,7 +66,7 @@ def scorer() -> GroundednessScorer:
 
 def test_identity(scorer: GroundednessScorer) -> None:
     assert scorer.name == "hallucination_offline"
-    assert scorer.version == "2"
+    assert scorer.version == "3"
 
 
 def test_swapped_entity_is_flagged_and_named(scorer: GroundednessScorer) -> None:
@@ -244,61 +244,6 @@ def test_what_two_have_in_common_must_hold_for_both(scorer: GroundednessScorer) 
     question = "What profession do Allan Dwan and George Marshall have in common?"
     assert scorer.score("director", DIRECTORS, question).label == "grounded"
     assert scorer.score("Both were Canadian-born.", DIRECTORS, question).label == "hallucinated"
-
-
-FILM = (
-    "Harbour Lights is a 2009 British drama film directed by Anna Kovac and written by Tom Ferris and "
-    "Lena Ortiz, based on a novel. Tom Ferris also wrote plays. The film was produced by Northgate "
-    "Pictures."
-)
-
-
-def test_the_answer_must_name_whom_the_context_gives_the_asked_role(scorer: GroundednessScorer) -> None:
-    # The writer is named in the same sentence, but the question asks for the director.
-    question = "Harbour Lights, a 2009 British drama film, was directed by whom?"
-    swapped = scorer.score("Tom Ferris", FILM, question)
-    assert swapped.label == "hallucinated" and "someone else" in swapped.explanation
-    assert scorer.score("Anna Kovac", FILM, question).label == "grounded"
-    assert scorer.score("It was directed by Kovac.", FILM, question).label == "grounded"
-    assert scorer.score("Tom Ferris directed it.", FILM, "Who directed Harbour Lights?").label == "hallucinated"
-    assert scorer.score("Anna Kovac", FILM, "Who was the director of Harbour Lights?").label == "grounded"
-
-
-def test_the_role_check_stays_silent_when_the_pattern_is_unclear(scorer: GroundednessScorer) -> None:
-    # Asking for the film, not for the one who directed it.
-    assert scorer.analyse("Harbour Lights", FILM, "Which film was directed by Anna Kovac?").verdict is None
-    # "written by" asked, and Lena Ortiz is one of the writers: a list is read in full.
-    assert scorer.analyse("Lena Ortiz", FILM, "Harbour Lights was written by whom?").verdict is None
-    # A description before the name makes the context's agents unclear: no verdict either way.
-    described = "The league was founded by Olympic wrestler Sam Hale and boxer Ian Roe."
-    assert scorer.analyse("Ian Roe", described, "Which boxer founded the league?").verdict is None
-    # No question: summaries are never role-checked.
-    assert scorer.analyse("Tom Ferris directed Harbour Lights.", FILM).verdict is None
-
-
-def test_who_answered_with_only_the_question_s_own_names(scorer: GroundednessScorer) -> None:
-    question = "Who co-wrote Harbour Lights with Tom Ferris?"
-    assert scorer.score("Tom Ferris co-wrote it.", FILM, question).label == "hallucinated"
-    assert scorer.analyse("Lena Ortiz", FILM, question).verdict is None
-
-
-def test_the_answer_must_be_the_subject_of_the_asked_description(scorer: GroundednessScorer) -> None:
-    context = "Target Corporation is the second-largest discount retailer in the United States, behind Walmart."
-    question = "What retailer is the second-largest in the United States?"
-    assert scorer.score("Walmart", context, question).label == "hallucinated"
-    assert scorer.analyse("Target", context, question).verdict is None
-
-
-def test_the_answer_must_be_the_title_the_asked_modifier_describes(scorer: GroundednessScorer) -> None:
-    context = (
-        'Mara Lind is best known for her role in "Blue Harbour", and the 2016 crime film "Night Train". '
-        "Night Train is a 2016 Swedish crime film directed by Olle Berg."
-    )
-    question = "Mara Lind starred in what 2016 film?"
-    assert scorer.score('Mara Lind starred in "Blue Harbour".', context, question).label == "hallucinated"
-    assert scorer.analyse("Night Train", context, question).verdict is None
-    # "a 2016 Swedish crime film": a capitalised description is not a title, and is not required.
-    assert scorer.analyse("Night Train", context.split(". ")[1], question).verdict is None
 
 
 def test_a_long_prompt_is_not_parsed_as_a_choice_question(scorer: GroundednessScorer) -> None:

@@ -44,8 +44,6 @@ FEATURE_NAMES = (
     "names",
     "antonyms",
     "negations",
-    "novel_share",
-    "novel",
     "new_unsupported",
     "unlinked",
     "wrong_choice",
@@ -58,8 +56,6 @@ _VERDICT_NOTES = {
     "choice": "the context ties what was asked to the other option",
     "yes_no": "the context says otherwise",
     "in_common": "the context does not say it of both",
-    "role": "the context names someone else as the one who did it",
-    "echo": "it names only whom the question already names",
 }
 
 
@@ -92,15 +88,12 @@ class Analysis:
 
     def vector(self) -> list[float]:
         """The feature values, in FEATURE_NAMES order."""
-        novel = self.count("novel")
         # Counts are capped: the third changed number is hardly more telling than the second.
         return [
             float(min(self.count("numbers"), 2)),
             float(min(self.count("names"), 2)),
             float(min(self.count("antonyms"), 2)),
             float(min(self.count("negations"), 2)),
-            novel / max(1, self.content_words),
-            float(min(novel, 4)),
             self.new_unsupported / max(1, self.new_words) if self.has_question else 0.0,
             float(min(self.count("unlinked"), 2)),
             float(self.count("choice") > 0),
@@ -155,7 +148,8 @@ def _analyse_sentence(
     for k, (token, forms) in enumerate(zip(content, form_sets, strict=True)):
         result.content_words += 1
         kind = "supported" if token.low in explained else classify(token, ctx, lexicon)
-        if not forms & ctx.question_forms:
+        new = not forms & ctx.question_forms
+        if new:
             result.new_words += 1
             result.new_unsupported += _UNSUPPORTED.get(kind, 0.0)
         if token.value is None and not forms & window_forms and not lexicon.word(token.low).senses & window_senses:
@@ -166,6 +160,9 @@ def _analyse_sentence(
                 continue
         if kind in ("numbers", "names", "novel"):
             result.findings.append(Finding(kind, token.raw))
+        elif kind == "related" and new and result.has_question:
+            # Counted against an answer to a question (new_unsupported), so named in the explanation.
+            result.findings.append(Finding("novel", token.raw))
     for i, token in enumerate(tokens):
         if is_negation(token) and negation_unsupported(i, tokens, positions, form_sets, ctx):
             # Name the cue and the word it negates: "not arrested", "did not approve".

@@ -67,9 +67,11 @@ def fit_logistic(
     l2: float = 1.0,
     iterations: int = 50,
     exclude: Sequence[int] = (),
+    signed: Sequence[int] = (),
 ) -> tuple[list[float], float]:
     """Weighted L2-regularised logistic regression by Newton's method, with the feature weights held
-    non-negative (a feature whose weight would go negative is dropped and the rest refitted).
+    non-negative (a feature whose weight would go negative is dropped and the rest refitted), except
+    at the `signed` positions (an indicator of the kind of input, not evidence either way).
     Features at the `exclude` positions get weight 0."""
     import numpy as np  # dev-time only: keep it out of the scorer's import path
 
@@ -91,7 +93,7 @@ def fit_logistic(
             beta -= step
             if float(np.max(np.abs(step))) < 1e-10:
                 break
-        negative = [f for f, b in zip(active, beta[:-1], strict=True) if b < 0]
+        negative = [f for f, b in zip(active, beta[:-1], strict=True) if b < 0 and f not in signed]
         if not negative:
             weights = [0.0] * n_features
             for f, b in zip(active, beta[:-1], strict=True):

@@ -37,7 +37,7 @@ class GroundingResult:
 
 class GroundednessScorer:
     name = "hallucination_offline"
-    version = "2"
+    version = "3"
 
     def __init__(self, model: LogisticModel | None = None, lexicon: Lexicon | None = None) -> None:
         self.model = model if model is not None else LogisticModel.load(DEFAULT_MODEL_PATH)
