@@ -1,8 +1,11 @@
 """Hallucination scorers: offline groundedness on every sampled answer, and an LLM judge behind it.
 
-The context an answer must be grounded in is what the application itself had in the trace:
-documents its retrievals returned, results of its tool calls, its system prompt and the user's
-input. An answer with none of that around it gets `no_context` rather than a guess.
+An answer is judged only against evidence the application had in the trace before it answered:
+documents its retrievals returned, results of its tool calls, and documents pasted into the prompt
+(the system prompt or the user's message; see grounding/evidence.py for how they are recognised).
+Instructions are not evidence: a plain chat call ("You are a support agent." and a question) gets
+`no_context`, not a verdict, or every answer of the most common kind of LLM call would be flagged.
+An empty answer, or one that is only a role tag ("assistant: ", a tool-calling step), is not scored.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ from typing import Any, ClassVar
 
 from driftline.scorers.base import LLM_OPERATIONS, Score, SpanRow, TraceContext
 from driftline.scorers.grounding import GroundednessScorer
+from driftline.scorers.grounding.evidence import is_empty_answer, split_prompt, strip_role
 
-__all__ = ["OfflineHallucinationScorer", "grounding_context"]
+__all__ = ["OfflineHallucinationScorer", "grounding_context", "grounding_question"]
 
 _MAX_CONTEXT_CHARS = 60_000  # bounds the scorer's work per span; retrieval payloads can be huge
 
@@ -36,7 +40,9 @@ def _documents(raw: Any) -> list[str]:
 
 
 def grounding_context(span: SpanRow, trace: TraceContext) -> str:
-    """Retrieved documents, tool results and the system prompt, in the order they happened."""
+    """The evidence for the span's answer, in the order it arrived: retrieved documents and tool
+    results of the trace, then documents pasted into the span's system prompt or user message.
+    Empty when there is none (instructions alone are not evidence)."""
     parts: list[str] = []
     start = span.get("start_time")
     for other in trace.spans:
@@ -49,14 +55,19 @@ def grounding_context(span: SpanRow, trace: TraceContext) -> str:
         if other.get("operation") == "execute_tool" and other.get("tool_result"):
             parts.append(str(other["tool_result"]))
     parts.extend(_documents(span.get("retrieved_documents")))
-    if span.get("system_prompt"):
-        parts.append(str(span["system_prompt"]))
+    parts.extend(split_prompt(str(span.get("system_prompt") or ""))[0])
+    parts.extend(split_prompt(str(span.get("input_text") or ""))[0])
     text = "\n".join(p.strip() for p in parts if p and p.strip())
     return text[:_MAX_CONTEXT_CHARS]
 
 
+def grounding_question(span: SpanRow) -> str:
+    """The user's message without the documents pasted into it: premise, not evidence."""
+    return split_prompt(str(span.get("input_text") or ""))[1]
+
+
 class OfflineHallucinationScorer:
-    """Groundedness of an LLM answer against its trace's context; needs no LLM."""
+    """Groundedness of an LLM answer against its trace's evidence; needs no LLM."""
 
     name: ClassVar[str] = "hallucination"
     version: ClassVar[str] = "offline-" + GroundednessScorer.version
@@ -66,13 +77,15 @@ class OfflineHallucinationScorer:
         self._g = scorer if scorer is not None else GroundednessScorer()
 
     def applies(self, span: SpanRow) -> bool:
-        return span.get("operation") in LLM_OPERATIONS and bool(span.get("output_text"))
+        return span.get("operation") in LLM_OPERATIONS and not is_empty_answer(str(span.get("output_text") or ""))
 
     def score(self, span: SpanRow, trace: TraceContext) -> Score | None:
+        answer = strip_role(str(span.get("output_text") or ""))
+        if is_empty_answer(answer):
+            return None  # nothing was said, so nothing can be unsupported
         context = grounding_context(span, trace)
         # The user's own words count as support too (the grounding scorer reads the question).
-        question = str(span.get("input_text") or "")
-        r = self._g.score(str(span["output_text"]), context, question)
+        r = self._g.score(answer, context, grounding_question(span))
         return Score(
             value=r.value,
             label=r.label,

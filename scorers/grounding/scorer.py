@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from driftline.scorers.grounding.context import ContextIndex
+from driftline.scorers.grounding.evidence import is_empty_answer
 from driftline.scorers.grounding.features import FEATURE_NAMES, Analysis, Finding, analyse
 from driftline.scorers.grounding.lexicon import Lexicon, default_lexicon
 from driftline.scorers.grounding.model import DEFAULT_MODEL_PATH, LogisticModel
@@ -37,7 +38,7 @@ class GroundingResult:
 
 class GroundednessScorer:
     name = "hallucination_offline"
-    version = "3"
+    version = "3"  # 3: no question-role rules; judged against evidence only (not instructions)
 
     def __init__(self, model: LogisticModel | None = None, lexicon: Lexicon | None = None) -> None:
         self.model = model if model is not None else LogisticModel.load(DEFAULT_MODEL_PATH)
@@ -53,6 +54,9 @@ class GroundednessScorer:
         return analyse(answer, ContextIndex.build(context, question, self.lexicon), self.lexicon)
 
     def score(self, answer: str, context: str, question: str = "") -> GroundingResult:
+        if is_empty_answer(answer):
+            # Nothing was said (or only a role tag, "assistant: "): nothing can be unsupported.
+            return GroundingResult(0.0, "grounded", False, "no answer to check")
         if not context.strip():
             # Nothing to check against: saying "grounded" or "hallucinated" would be a guess.
             return GroundingResult(0.5, "no_context", False, "no context to check the answer against")
