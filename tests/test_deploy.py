@@ -61,6 +61,7 @@ API_KEYS = "sekret-key-a1=acme,sekret-key-b2=beta"
 CH_URL = "http://driftline:sekret-ch-pw@clickhouse.db.svc:8123"
 JUDGE_KEY = "sekret-judge-key"
 METRICS_TOKEN = "sekret-scrape-token"
+SHARD_HOSTS = ["ch-0.ch.db.svc:8123", "ch-1.ch.db.svc:8123"]
 SECRET_VALUES = {"sekret-key-a1", "sekret-key-b2", "sekret-ch-pw", JUDGE_KEY, METRICS_TOKEN}
 
 
@@ -213,6 +214,19 @@ RENDERS: dict[str, dict[str, Any]] = {
     "bad-value": _secrets(config={"retention_days": 0}),
     "bad-scorer": _secrets(config={"scorers": {"hallucination": {"sample_rat": 0.2}}}),
     "reserved-in-component": _secrets(scorer={"config": {"replica_index": 1}}),
+    # A ClickHouse cluster with shard inserts, and autoscaled collectors.
+    "cluster": _secrets(
+        config={"clickhouse_cluster": "prod", "cluster_shard_hosts": SHARD_HOSTS},
+        collector={"autoscaling": {"enabled": True, "minReplicas": 3, "maxReplicas": 12}},
+    ),
+    "autoscaled-persistent": _secrets(
+        collector={"autoscaling": {"enabled": True}, "persistence": {"enabled": True}},
+    ),
+    "autoscaled-cpu-only": _secrets(collector={"autoscaling": {"enabled": True, "targetQueueSpans": 0}}),
+    "autoscaled-bad-range": _secrets(collector={"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 2}}),
+    "autoscaled-no-cpu-request": _secrets(
+        collector={"autoscaling": {"enabled": True}, "resources": {"requests": {"cpu": None, "memory": "1Gi"}}}
+    ),
 }
 LINT_VALUES = _secrets()
 
@@ -354,7 +368,7 @@ def test_values_config_keys_are_settings() -> None:
 # ----------------------------------------------------------------------------- chart: manifests
 
 
-@pytest.mark.parametrize("key", ["default", "rich", "existing", "persistent"])
+@pytest.mark.parametrize("key", ["default", "rich", "existing", "persistent", "cluster", "autoscaled-persistent"])
 def test_manifests_valid_for_kubernetes(helm_results: dict[str, Any], key: str) -> None:
     _require_package("kubernetes_validate", "kubernetes-validate")
     import kubernetes_validate
@@ -420,6 +434,73 @@ def test_collector_and_migrate_env_load(helm_results: dict[str, Any]) -> None:
     assert _container(migrate)["command"] == ["driftline", "migrate"]
     m = load_settings(CommonSettings, environ=_pod_env(docs, migrate, "driftline-migrate-abcde"))
     assert m.clickhouse_url == CH_URL and m.database == "driftline" and m.retention_days == 30
+
+
+def test_collectors_autoscale_on_cpu_and_queue_depth(helm_results: dict[str, Any]) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from driftline.collector.metrics import CollectorMetrics
+
+    docs = _docs(helm_results, "cluster")
+    hpa = _one(docs, "HorizontalPodAutoscaler", "driftline-collector")
+    collector = _one(docs, "Deployment", "driftline-collector")
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "driftline-collector",
+    }
+    assert "replicas" not in collector["spec"]  # the HPA owns the count; an upgrade must not reset it
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 12)
+    cpu, queue = hpa["spec"]["metrics"]
+    assert cpu == {
+        "type": "Resource",
+        "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}},
+    }
+    assert queue["type"] == "Pods" and queue["pods"]["target"] == {"type": "AverageValue", "averageValue": "50000"}
+    # The metric the HPA asks for is the one the adapter rule serves, from a series the collector exports.
+    rules = yaml.safe_load((CHART / "files" / "prometheus-adapter-rules.yaml").read_text())["rules"]["custom"]
+    served = {r["name"]["as"]: r for r in rules}
+    rule = served[queue["pods"]["metric"]["name"]]
+    registry = CollectorRegistry()
+    CollectorMetrics(registry)
+    exported = {m.name for m in registry.collect()}
+    series = rule["seriesQuery"].split("{")[0]
+    assert series in exported and re.fullmatch(rule["name"]["matches"], series)
+    assert rule["resources"]["overrides"] == {"namespace": {"resource": "namespace"}, "pod": {"resource": "pod"}}
+    assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300
+    # The disruption budget stays.
+    assert _one(docs, "PodDisruptionBudget", "driftline-collector")["spec"]["selector"] == collector["spec"]["selector"]
+
+    persistent = _docs(helm_results, "autoscaled-persistent")
+    assert (
+        _one(persistent, "HorizontalPodAutoscaler", "driftline-collector")["spec"]["scaleTargetRef"]["kind"]
+        == "StatefulSet"
+    )
+    assert "replicas" not in _one(persistent, "StatefulSet", "driftline-collector")["spec"]
+    cpu_only = _one(_docs(helm_results, "autoscaled-cpu-only"), "HorizontalPodAutoscaler", "driftline-collector")
+    assert [m["type"] for m in cpu_only["spec"]["metrics"]] == ["Resource"]
+    assert "minReplicas (5) must not exceed maxReplicas (2)" in _error(helm_results, "autoscaled-bad-range")
+    assert "needs collector.resources.requests.cpu" in _error(helm_results, "autoscaled-no-cpu-request")
+    assert _kind(_docs(helm_results, "default"), "HorizontalPodAutoscaler") == []  # off by default
+
+
+def test_cluster_values_reach_every_store(helm_results: dict[str, Any]) -> None:
+    """clickhouse_cluster and the shard hosts are plain settings; the shard URLs are made in the process
+    from the secret ClickHouse URL, so the password never leaves the Secret."""
+    docs = _docs(helm_results, "cluster")
+    for workload, settings_cls in (
+        (_one(docs, "Deployment", "driftline-collector"), CollectorSettings),
+        (_one(docs, "StatefulSet", "driftline-scorer"), ScorerSettings),
+        (_one(docs, "Deployment", "driftline-api"), ApiSettings),
+        (_one(docs, "Job", "driftline-migrate"), CommonSettings),
+    ):
+        env = _pod_env(docs, workload, "driftline-scorer-0")
+        if settings_cls is ScorerSettings:
+            env |= {"DRIFTLINE_REPLICA_INDEX": "0", "DRIFTLINE_REPLICA_COUNT": "2"}  # the pod's command sets them
+        cfg = load_settings(settings_cls, environ=env).store_config()
+        assert cfg.cluster is not None and cfg.cluster.cluster == "prod", workload["metadata"]["name"]
+        assert cfg.shard_urls == tuple(f"http://driftline:sekret-ch-pw@{h}" for h in SHARD_HOSTS)
+        assert "sekret-ch-pw" not in json.dumps(_container(workload)["env"])
 
 
 def test_scorer_statefulset_shards_by_pod_ordinal(helm_results: dict[str, Any], tmp_path: Path) -> None:
