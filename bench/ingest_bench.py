@@ -57,6 +57,21 @@ def _peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def _print_disk(data: str) -> None:
+    """Bytes per span as ClickHouse keeps them: the spans table's active parts once merged (the
+    collector has exited, so this process may open its data directory)."""
+    import clickhouse_connect
+
+    c = clickhouse_connect.get_client(dsn=f"chdb://{data}/clickhouse")
+    c.command("OPTIMIZE TABLE driftline.spans FINAL")
+    rows, disk, raw = c.query(
+        "SELECT sum(rows), sum(bytes_on_disk), sum(data_uncompressed_bytes) FROM system.parts "
+        "WHERE database = 'driftline' AND table = 'spans' AND active"
+    ).result_rows[0]
+    c.close()
+    print(f"spans on disk: {rows:,} rows, {disk / rows:,.0f} bytes/span on disk ({raw / rows:,.0f} uncompressed)")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=20)
@@ -78,7 +93,13 @@ def main() -> int:
         help="also run the scorers at this sample rate and report their lag (default: scorers off)",
     )
     ap.add_argument("--keep-data", action="store_true", help="keep the collector's data directory (default: removed)")
+    ap.add_argument(
+        "--disk",
+        action="store_true",
+        help="afterwards, merge the stored spans (OPTIMIZE FINAL) and print bytes on disk per span",
+    )
     args = ap.parse_args()
+    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
     bodies = [llm_request(args.spans, seed=i).SerializeToString() for i in range(args.distinct)]
     print(f"payload: {args.spans} spans/request, {statistics.mean(map(len, bodies)) / 1024:.0f} KiB/request")
@@ -189,6 +210,9 @@ def main() -> int:
     print(f"stored spans/s:   {accepted / t_stored:,.0f}  (all {accepted:,} stored after {t_stored:.1f}s)")
     print(f"request latency:  p50 {p(0.5):.1f} ms  p99 {p(0.99):.1f} ms")
     print(f"collector peak RSS: {rss:.0f} MiB")
+    print(f"load average after: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    if args.disk:
+        _print_disk(data)
     if args.keep_data:
         print(f"data kept in {data}")
     return 0
