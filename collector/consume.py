@@ -21,11 +21,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from driftline.collector.batch import rows_to_table
 from driftline.collector.buffer import Batch, SpanQueue
 from driftline.collector.decode import decode_json, decode_protobuf, decompress
-from driftline.collector.errors import Refused
+from driftline.collector.errors import PayloadTooLarge, Refused
 from driftline.collector.metrics import REJECT_REASONS, CollectorMetrics
 from driftline.collector.normalize import PRICED_OPERATIONS, InvalidSpan, Normalizer
 from driftline.collector.ratelimit import TenantRateLimiter
-from driftline.collector.wal import SpanLog, SpoolFull
+from driftline.collector.wal import RecordTooLarge, SpanLog, SpoolFull
 
 __all__ = ["JSON", "PROTOBUF", "ExportResult", "Prepared", "Preparer", "Rejection", "RowFilter", "TraceConsumer"]
 
@@ -232,6 +232,10 @@ class TraceConsumer:
                     pos = self._spool.append_raw(tenant, raw, held)
                 else:
                     pos = self._spool.append_table(table, held)
+            except RecordTooLarge as e:
+                # Permanent for this request: a retry would meet the same limit (413, no RetryInfo;
+                # counted in requests_total by its status, like a body over max_request_bytes).
+                raise PayloadTooLarge(f"{e}: raise spool_max_bytes or send smaller requests") from None
             except SpoolFull as e:
                 self._m.spans_refused.labels("spool_full").inc(n)
                 raise Refused("spool_full", f"store unavailable and {e}; retry later", retry_after_s=5) from None

@@ -33,7 +33,7 @@ from typing import BinaryIO
 
 import pyarrow as pa
 
-__all__ = ["CorruptRecord", "LogRecord", "SpanLog", "SpoolFull", "private_dir", "write_private"]
+__all__ = ["CorruptRecord", "LogRecord", "RecordTooLarge", "SpanLog", "SpoolFull", "private_dir", "write_private"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,10 @@ class CorruptRecord(OSError):
 
 class SpoolFull(Exception):
     """The spool's backlog (not in memory, not in the store) reached `max_bytes`: retry later."""
+
+
+class RecordTooLarge(Exception):
+    """One record is larger than `max_bytes` on its own: no retry can ever spool it."""
 
 
 _RAW, _ARROW = 1, 2
@@ -198,6 +202,8 @@ class SpanLog:
     def _append(self, payload: bytes, held_from: int | None) -> int:
         rec = _HEADER.pack(_MAGIC, len(payload), zlib.crc32(payload)) + payload
         with self._lock:
+            if len(rec) > self.max_bytes:
+                raise RecordTooLarge(f"a record of {len(rec)} bytes is larger than the spool ({self.max_bytes} bytes)")
             backlog = self.backlog_bytes(held_from)
             if backlog + len(rec) > self.max_bytes:
                 raise SpoolFull(f"spool holds {backlog} bytes the store has not taken, of {self.max_bytes}")

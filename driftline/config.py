@@ -399,7 +399,8 @@ class CollectorSettings(ServerSettings):
     spool_max_bytes: int = Field(
         1024 * 1024 * 1024,
         ge=0,
-        description="Disk the spool may use while the store is down; beyond it, 503.",
+        description="Disk the spool may use while the store is down; beyond it, 503 "
+        "(a request larger than the whole spool: 413).",
     )
     tenant_rate_limit_spans_per_s: float = Field(
         0.0, ge=0, description="Spans per second one tenant may send (bursts of 2 s allowed); 0 turns it off."

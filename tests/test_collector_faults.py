@@ -283,6 +283,35 @@ def test_spool_full_answers_503(tmp_path: Path, chdb_path: Path, database: str) 
         rt.stop()
 
 
+def test_a_request_larger_than_the_spool_is_413_and_its_neighbours_are_stored(
+    tmp_path: Path, chdb_path: Path, database: str
+) -> None:
+    """A request the spool could never hold, even empty, is refused for good (413, no Retry-After),
+    not told to retry forever (503); requests that fit go on being stored."""
+    small, small_ids = llm_request(2, seed=1), None
+    big = llm_request(200, seed=2)
+    limit = len(small.SerializeToString()) * 5
+    assert len(big.SerializeToString()) > limit
+    s = make_settings(tmp_path / "data", f"chdb://{chdb_path}", database, spool_max_bytes=limit)
+    rt = CollectorService(s)
+    rt.start()
+    server, thread, url = serve(rt)
+    try:
+        r = httpx.post(f"{url}/v1/traces", content=big.SerializeToString(), headers=PB, timeout=30)
+        assert r.status_code == 413, r.text
+        assert "spool_max_bytes" in r.text and "Retry-After" not in r.headers
+        small_ids = span_ids(small)
+        r = httpx.post(f"{url}/v1/traces", content=small.SerializeToString(), headers=PB, timeout=30)
+        assert r.status_code == 200, r.text
+        assert rt.flush(30)
+        stored, _ = _stored(rt)
+        assert stored == set(small_ids)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        rt.stop()
+
+
 def test_rate_limit_per_tenant(tmp_path: Path, chdb_path: Path, database: str) -> None:
     s = make_settings(tmp_path / "d", f"chdb://{chdb_path}", database, tenant_rate_limit_spans_per_s=20)
     rt = CollectorService(s)
