@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 
 from fastapi import APIRouter
 from prometheus_client import CollectorRegistry
@@ -15,6 +16,9 @@ from prometheus_client import CollectorRegistry
 from driftline.auth import Authenticator
 from driftline.config import ConfigError, ScorerSettings
 from driftline.pricing import Pricer
+from driftline.review.agreement import AgreementJob
+from driftline.review.desk import ReviewDesk
+from driftline.review.fill import QueueFiller, ReviewMetrics
 from driftline.scorers.backfill_api import Backfills, backfill_router
 from driftline.scorers.metrics import ScorerMetrics
 from driftline.scorers.registry import build_jobs
@@ -58,6 +62,16 @@ class ScorerService(Service):
             self.sli = SLIJob(store, options_from(settings))
             registry.register(self.sli.collector)
             self.scoring.add_periodic("sli", self.sli.run_once, settings.sli_interval_s)
+        # Review queues: one filler (it owns the hourly caps) and one agreement series, on replica 0.
+        self.review = ReviewDesk(store, settings.review_queues)
+        self.filler: QueueFiller | None = None
+        self.agreement: AgreementJob | None = None
+        if settings.scorers_enabled and settings.replica_index == 0:
+            self.filler = QueueFiller(self.review, ReviewMetrics(registry))
+            self.scoring.add_periodic("review-fill", self.filler.run_once, settings.review_fill_interval_s)
+            self.agreement = AgreementJob(self.review, timedelta(seconds=settings.review_agreement_window_s))
+            registry.register(self.agreement.collector)
+            self.scoring.add_periodic("review-agreement", self.agreement.run_once, settings.review_agreement_interval_s)
 
     def start(self) -> None:
         if self.settings.scorers_enabled:

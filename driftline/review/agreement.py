@@ -13,6 +13,7 @@ matrix, not worth a dependency (scikit-learn's cohen_kappa_score gives the same 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -59,7 +60,7 @@ def _verdicts(scores: list[dict[str, Any]], span_id: str) -> dict[tuple[str, str
     out: dict[tuple[str, str], tuple[bool, float, str]] = {}
     for s in scores:
         key = (str(s["scorer"]), str(s["scorer_version"]))
-        rank = (s["span_id"] == span_id and span_id != "", float(s["value"]) if s["value"] == s["value"] else -1e300)
+        rank = (s["span_id"] == span_id and span_id != "", float(s["value"]) if math.isfinite(s["value"]) else -1e300)
         if key not in out or rank > out[key][:2]:
             out[key] = (*rank, str(s["label"]))
     return {k: v[2] for k, v in out.items()}

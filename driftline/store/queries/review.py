@@ -60,10 +60,10 @@ DATASET_SCHEMA = pa.schema(
     [("tenant", _S), ("dataset", _S), ("queue", _S), ("trace_id", _S), ("record", _S), ("added_at", _MS)]
 )
 
-# A score that is a failure (the trace list's and the trace view's rules): the control rule's
-# "passing traffic" has none of these.
+# A score that is a failure (the trace view's rules, and a slow call): the control rule's "passing
+# traffic" has none of these.
 _FAILURE: Final = (
-    "(label IN ('hallucinated', 'refused', 'pii') "
+    "(label IN ('hallucinated', 'refused', 'pii') OR (scorer = 'latency' AND label = 'slow') "
     "OR (scorer = 'tool_failure' AND label NOT IN ('ok', 'error', 'no_context')))"
 )
 
@@ -257,8 +257,9 @@ def candidates(
     limit: int,
 ) -> list[dict[str, Any]]:
     """Traces a rule sends to `queue` from what was scored (or fed back) in (since, until], not yet in
-    the queue, sampled by a hash of (trace id, `salt`): (trace_id, span_id, scorer, value, label,
-    reason, trace_start), oldest first. `rule` is a QueueRule as a dict."""
+    the queue, sampled by a hash of (trace id, `salt`): trace_id, m_span, m_scorer, m_value, m_label
+    (the matching span, scorer, value, label) and trace_start, oldest first. `rule` is a QueueRule as
+    a dict. (The m_ names keep the output apart from the columns the conditions name.)"""
     kind = rule["kind"]
     p: dict[str, Any] = {
         "queue": queue, "since": since, "until": until, "salt": salt, "ppm": sample_ppm, "limit": limit,
@@ -303,8 +304,8 @@ def candidates(
                 "AND scored_at > {until:DateTime64(3)} - toIntervalSecond({window_s:UInt32}))"
             )
         sql = (
-            "SELECT trace_id, argMin(span_id, span_start_time) AS span_id, any(scorer) AS scorer, "
-            "argMin(value, span_start_time) AS value, argMin(label, span_start_time) AS label, "
+            "SELECT trace_id, argMin(span_id, span_start_time) AS m_span, any(scorer) AS m_scorer, "
+            "argMin(value, span_start_time) AS m_value, argMin(label, span_start_time) AS m_label, "
             "min(span_start_time) AS trace_start FROM {db}.scores FINAL WHERE tenant = {tenant:String} AND "
             + " AND ".join(f"({c})" for c in conds)
             + " GROUP BY trace_id"
@@ -317,8 +318,8 @@ def candidates(
             "AND label NOT IN {ignore:Array(String)}"
         )
         sql = (
-            "SELECT a.trace_id AS trace_id, any(a.span_id) AS span_id, any(a.scorer) AS scorer, "
-            "any(a.value) AS value, any(concat(a.label, ' vs ', b.label)) AS label, "
+            "SELECT a.trace_id AS trace_id, any(a.span_id) AS m_span, any(a.scorer) AS m_scorer, "
+            "any(a.value) AS m_value, any(concat(a.label, ' vs ', b.label)) AS m_label, "
             "min(a.span_start_time) AS trace_start "
             f"FROM ({pair} AND scorer = {{scorer:String}}) AS a INNER JOIN ({pair} AND scorer = {{other:String}}) AS b "
             "ON a.trace_id = b.trace_id AND a.span_id = b.span_id WHERE a.label != b.label "
@@ -329,8 +330,8 @@ def candidates(
         )
     elif kind == "feedback":
         sql = (
-            "SELECT trace_id, argMin(span_id, created_at) AS span_id, '' AS scorer, "
-            "argMin(value, created_at) AS value, argMin(label, created_at) AS label, "
+            "SELECT trace_id, argMin(span_id, created_at) AS m_span, '' AS m_scorer, "
+            "argMin(value, created_at) AS m_value, argMin(label, created_at) AS m_label, "
             "min(created_at) AS trace_start FROM {db}.feedback FINAL "
             "WHERE tenant = {tenant:String} AND negative = 1 AND source != 'review' "
             "AND updated_at > {since:DateTime64(3)} AND updated_at <= {until:DateTime64(3)} AND "
@@ -339,7 +340,7 @@ def candidates(
         )
     elif kind == "control":
         sql = (
-            "SELECT trace_id, '' AS span_id, '' AS scorer, CAST(NULL, 'Nullable(Float64)') AS value, '' AS label, "
+            "SELECT trace_id, '' AS m_span, '' AS m_scorer, CAST(NULL, 'Nullable(Float64)') AS m_value, '' AS m_label, "
             "min(span_start_time) AS trace_start FROM {db}.scores FINAL WHERE tenant = {tenant:String} "
             f"AND {scored} AND {fresh} GROUP BY trace_id HAVING countIf({_FAILURE}) = 0 "
             "AND trace_id NOT IN (SELECT trace_id FROM {db}.feedback FINAL WHERE tenant = {tenant:String} "
