@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import os
 import random
 import shutil
 import sys
@@ -59,9 +60,11 @@ def send(
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mode", choices=["production", "fast"], default="production")
-    ap.add_argument("--rate", type=float, default=2.0, help="live traces per second")
+    ap.add_argument("--rate", type=float, default=2.0, help="live traces per second (fractional: 0.2 is one every 5 s)")
     ap.add_argument("--timeout", type=float, default=600)
     args = ap.parse_args()
+    if not args.rate > 0:
+        ap.error("--rate must be above 0")
     prod = args.mode == "production"
     work = Path(tempfile.mkdtemp(prefix="driftline-ttp-"))
     atexit.register(shutil.rmtree, work, True)  # the store, Prometheus and Alertmanager data of this run
@@ -97,10 +100,16 @@ def main() -> int:
     bad_share = [0.05]
 
     def live_traffic() -> None:
+        # One trace every 1/rate seconds, on a fixed schedule (a fractional rate is real: 0.2 is one
+        # trace every 5 s), through one provider whose exporter sends each trace as it ends.
+        tp = provider_for(http_exporter(url, KEY), release="1.0.0")
+        q = "What is the capital of Australia?"
+        due = time.monotonic()
         while not stop.is_set():
-            t_next = time.monotonic() + 1.0
-            send(url, "1.0.0", max(1, round(args.rate)), bad_share[0], rng, None)
-            stop.wait(max(0.0, t_next - time.monotonic()))
+            send_rag_trace(tp, PASSAGE, q, BAD if rng.random() < bad_share[0] else GOOD)
+            due += 1.0 / args.rate
+            stop.wait(max(0.0, due - time.monotonic()))
+        tp.shutdown()
 
     sender = threading.Thread(target=live_traffic, daemon=True)
     sender.start()
@@ -124,7 +133,8 @@ def main() -> int:
     if fired is None:
         print(f"no page within {args.timeout:.0f}s")
         return 1
-    print(f"time to page ({args.mode}): {fired.received_at - t0:.1f} s")
+    print(f"time to page ({args.mode}, {args.rate:g} traces/s): {fired.received_at - t0:.1f} s")
+    print("load average (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     return 0
 
 

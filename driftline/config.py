@@ -29,6 +29,8 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from driftline.judge_config import JudgeDefinition
+
 if TYPE_CHECKING:
     from driftline.pricing import ModelPrice
     from driftline.store import StoreConfig
@@ -482,6 +484,11 @@ class ScorerSettings(ServerSettings):
     judge_api_key: SecretStr = Field(SecretStr(""), description="API key for the judge endpoint.")
     judge_budget_tokens_per_hour: int = Field(200_000, ge=0, description="Judge tokens per tenant per hour.")
     judge_budget_usd_per_hour: float = Field(1.0, ge=0, description="Judge spend per tenant per hour (USD).")
+    judges: dict[str, JudgeDefinition] = Field(
+        default_factory=dict,
+        description="Custom LLM judges by name: prompt template, output schema, endpoint and model, budget, "
+        "canary (see docs/judges.md; JSON in the environment). Filters and sampling: `scorers.<name>`.",
+    )
 
     sli_interval_s: float = Field(15.0, gt=0, description="Seconds between SLI and drift computations.")
     review_fill_interval_s: float = Field(
@@ -505,12 +512,23 @@ class ScorerSettings(ServerSettings):
         0.1, ge=0, description="Drift: smallest distribution shift (KS D+) for latency and cost."
     )
 
-    _scorers_json = field_validator("scorers", mode="before")(_json_text)
+    _scorers_json = field_validator("scorers", "judges", mode="before")(_json_text)
+
+    @field_validator("judges")
+    @classmethod
+    def _judge_names(cls, v: dict[str, JudgeDefinition]) -> dict[str, JudgeDefinition]:
+        for name in v:
+            if not name or not name.replace("_", "").isalnum() or not name[0].isalpha():
+                raise ValueError(f"judge name {name!r} must start with a letter and be letters, digits and '_'")
+        return v
 
     @model_validator(mode="after")
     def _replica(self) -> ScorerSettings:
         if self.replica_index >= self.replica_count:
             raise ValueError("replica_index must be below replica_count")
+        for name, j in self.judges.items():
+            if not (j.base_url or self.judge_base_url):
+                raise ValueError(f"judges.{name}: no endpoint (set its base_url or judge_base_url)")
         return self
 
 

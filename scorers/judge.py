@@ -132,7 +132,7 @@ class HallucinationJudgeScorer:
         if self.offline is not None and self.cfg.prefilter:
             pre = self.offline.score(span, trace)
             if pre is not None and pre.details.get("confident"):
-                self.m.judge_calls.labels("skipped_confident").inc()
+                self.m.judge_calls.labels(self.name, "skipped_confident").inc()
                 return Score(pre.value, pre.label, f"offline score confident; judge not called. {pre.explanation}",
                              {"source": "offline"})  # fmt: skip
         prompt = self.cfg.prompt.format(
@@ -142,15 +142,15 @@ class HallucinationJudgeScorer:
         est_tokens = len(prompt) // 4 + _MAX_REPLY_TOKENS
         est_usd, _ = self.pricer.price(self.cfg.provider, self.cfg.model, len(prompt) // 4, _MAX_REPLY_TOKENS)
         if not self.budget.allows(tenant, est_tokens, est_usd or 0.0):
-            self.m.judge_calls.labels("over_budget").inc()
-            self.m.judge_exhausted.labels(tenant).set(1)
+            self.m.judge_calls.labels(self.name, "over_budget").inc()
+            self.m.judge_exhausted.labels(self.name, tenant).set(1)
             key = (tenant, self._clock().strftime("%Y-%m-%dT%H"))
             if key not in self._told:
                 self._told.add(key)
                 log.warning("judge budget for tenant %s is spent for this hour; judge paused until the next hour",
                             tenant)  # fmt: skip
             return None
-        self.m.judge_exhausted.labels(tenant).set(0)
+        self.m.judge_exhausted.labels(self.name, tenant).set(0)
         reply = self._call(prompt)
         self._account(tenant, reply)
         return self._verdict(reply)
@@ -172,7 +172,7 @@ class HallucinationJudgeScorer:
             body: dict[str, Any] = r.json()
         except (httpx.HTTPError, ValueError):
             # Transient or endpoint failure: raise so the span stays unscored and is retried.
-            self.m.judge_calls.labels("error").inc()
+            self.m.judge_calls.labels(self.name, "error").inc()
             raise
         return body
 
@@ -182,10 +182,10 @@ class HallucinationJudgeScorer:
         tout = int(usage.get("completion_tokens") or 0)
         usd, _ = self.pricer.price(self.cfg.provider, self.cfg.model, tin, tout)
         self.budget.spend(tenant, tin + tout, usd or 0.0)
-        self.m.judge_tokens.labels(tenant, "input").inc(tin)
-        self.m.judge_tokens.labels(tenant, "output").inc(tout)
+        self.m.judge_tokens.labels(self.name, tenant, "input").inc(tin)
+        self.m.judge_tokens.labels(self.name, tenant, "output").inc(tout)
         if usd:
-            self.m.judge_spend.labels(tenant).inc(usd)
+            self.m.judge_spend.labels(self.name, tenant).inc(usd)
 
     def _verdict(self, reply: dict[str, Any]) -> Score:
         try:
@@ -201,9 +201,9 @@ class HallucinationJudgeScorer:
             if not 0.0 <= conf <= 1.0:
                 raise ValueError(f"confidence {conf}")
         except (KeyError, IndexError, TypeError, ValueError) as e:
-            self.m.judge_calls.labels("malformed").inc()
+            self.m.judge_calls.labels(self.name, "malformed").inc()
             return Score(math.nan, "error", f"malformed judge reply: {type(e).__name__}: {str(e)[:160]}",
                          {"source": "judge"})  # fmt: skip
-        self.m.judge_calls.labels("ok").inc()
+        self.m.judge_calls.labels(self.name, "ok").inc()
         value = conf if verdict == "hallucinated" else 1.0 - conf
         return Score(value, verdict, str(doc.get("reason", ""))[:500], {"source": "judge", "model": self.cfg.model})

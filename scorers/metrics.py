@@ -37,14 +37,32 @@ class ScorerMetrics:
         )
         j = "driftline_judge_"
         self.judge_calls = Counter(
-            j + "calls_total", "LLM judge calls by outcome (ok, error, malformed, skipped_confident, over_budget).",
-            ["outcome"], registry=registry,
+            j + "calls_total",
+            "LLM judge calls by judge and outcome (ok, cached, error, malformed, skipped_confident, over_budget).",
+            ["judge", "outcome"], registry=registry,
+        )  # fmt: skip
+        self.judge_retries = Counter(
+            j + "retries_total", "Judge calls retried after a transient failure (429, 5xx, timeout).", ["judge"],
+            registry=registry,
         )  # fmt: skip
         self.judge_tokens = Counter(
-            j + "tokens_total", "Tokens the judge used.", ["tenant", "direction"], registry=registry
+            j + "tokens_total", "Tokens the judge used.", ["judge", "tenant", "direction"], registry=registry
         )
-        self.judge_spend = Counter(j + "spend_usd_total", "USD the judge spent.", ["tenant"], registry=registry)
+        self.judge_spend = Counter(
+            j + "spend_usd_total", "USD the judge spent.", ["judge", "tenant"], registry=registry
+        )
         self.judge_exhausted = Gauge(
-            j + "budget_exhausted", "1 while the tenant's hourly judge budget is used up.", ["tenant"],
+            j + "budget_exhausted", "1 while the tenant's hourly budget of this judge is used up.", ["judge", "tenant"],
+            registry=registry,
+        )  # fmt: skip
+        c = "driftline_judge_canary_"
+        self.canary_items = Gauge(c + "items", "Canary items the judge's last canary run scored.", ["judge"],
+                                  registry=registry)  # fmt: skip
+        self.canary_changed = Gauge(
+            c + "changed", "Canary verdicts of the last run that differ from the pinned baseline.", ["judge"],
+            registry=registry,
+        )  # fmt: skip
+        self.canary_last_run = Gauge(
+            c + "last_run_timestamp_seconds", "When the judge's canary set was last re-scored.", ["judge"],
             registry=registry,
         )  # fmt: skip

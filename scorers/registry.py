@@ -1,4 +1,5 @@
-"""Every scorer Driftline runs, built from settings into scheduled jobs."""
+"""Every scorer Driftline runs, built from settings into scheduled jobs: the built-in scorers, the
+custom LLM judges declared in `judges`, and the scorers of installed plugins (scorers/plugins.py)."""
 
 from __future__ import annotations
 
@@ -11,16 +12,18 @@ from driftline.scorers.base import Scorer
 from driftline.scorers.cost import CostScorer, TraceCostScorer
 from driftline.scorers.hallucination import OfflineHallucinationScorer
 from driftline.scorers.judge import HallucinationJudgeScorer, JudgeConfig
+from driftline.scorers.judge_custom import CustomJudgeScorer, JudgeCache, JudgeSpec
 from driftline.scorers.latency import CriticalPathScorer, LatencyScorer
 from driftline.scorers.metrics import ScorerMetrics
 from driftline.scorers.pii import PIIScorer
+from driftline.scorers.plugins import load_plugin_scorers
 from driftline.scorers.refusal import RefusalScorer
 from driftline.scorers.runner import JobOptions, ScorerJob
 from driftline.scorers.scheduler import ScheduledJob
 from driftline.scorers.tool_failure import ToolFailureScorer
 from driftline.store import Store
 
-__all__ = ["SCORER_NAMES", "build_jobs", "build_scorers"]
+__all__ = ["SCORER_NAMES", "build_jobs", "build_scorers", "judge_specs"]
 
 # The name each scorer writes on its scores, the judge's included (configured or not): what the
 # UI's scorer filter offers, so it never lists a name no score carries.
@@ -40,7 +43,29 @@ SCORER_NAMES: tuple[str, ...] = tuple(
 )
 
 
-def build_scorers(settings: ScorerSettings, metrics: ScorerMetrics, pricer: Pricer | None = None) -> list[Scorer]:
+def judge_specs(settings: ScorerSettings) -> list[JudgeSpec]:
+    """The configured judges with the settings' endpoint, model and key where they leave them blank."""
+    return [
+        JudgeSpec(
+            name=name,
+            definition=d,
+            base_url=d.base_url or settings.judge_base_url,
+            model=d.model or settings.judge_model,
+            api_key=(d.api_key.get_secret_value() or settings.judge_api_key.get_secret_value()),
+        )
+        for name, d in sorted(settings.judges.items())
+    ]
+
+
+def build_scorers(
+    settings: ScorerSettings,
+    metrics: ScorerMetrics,
+    pricer: Pricer | None = None,
+    store: Store | None = None,
+    plugins: bool = True,
+) -> list[Scorer]:
+    """Built-in scorers, configured judges (their cache in `store`, when given) and, with `plugins`,
+    the installed plugins' scorers. A name used twice raises ValueError."""
     offline = OfflineHallucinationScorer()
     out: list[Scorer] = [
         offline,
@@ -67,6 +92,13 @@ def build_scorers(settings: ScorerSettings, metrics: ScorerMetrics, pricer: Pric
                 pricer=pricer,
             )
         )
+    cache = JudgeCache(store) if store is not None else None
+    for spec in judge_specs(settings):
+        if spec.name in SCORER_NAMES:
+            raise ValueError(f"judge {spec.name!r} takes the name of a built-in scorer")
+        out.append(CustomJudgeScorer(spec, metrics, cache=cache, pricer=pricer))
+    if plugins:
+        out.extend(load_plugin_scorers(taken=[*SCORER_NAMES, *(s.name for s in out)]))
     return out
 
 
@@ -101,7 +133,7 @@ def build_jobs(
     pricer: Pricer | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> list[ScheduledJob]:
-    scorers = build_scorers(settings, metrics, pricer)
+    scorers = build_scorers(settings, metrics, pricer, store)
     known = {s.name for s in scorers}
     unknown = sorted(set(settings.scorers) - known - {"hallucination_judge"})
     if unknown:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_judge import FakeJudge
+from tests.support.fake_judge import FakeJudge
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

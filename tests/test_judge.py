@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -21,52 +19,14 @@ from driftline.scorers.metrics import ScorerMetrics
 from driftline.scorers.runner import JobOptions, ScorerJob
 from tests.conftest import KEY_A, TENANT_A, LiveServer
 from tests.otlp_helpers import http_exporter, provider_for, send_rag_trace
+from tests.support.fake_judge import FakeJudge, fake_judge
 from tests.support.sql import admin_rows
-
-
-class FakeJudge:
-    """A fake chat-completions endpoint that replies with scripted message contents."""
-
-    def __init__(self) -> None:
-        self.replies: list[str] = []
-        self.requests: list[dict[str, Any]] = []
-        fake = self
-
-        class H(BaseHTTPRequestHandler):
-            def log_message(self, *a: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                fake.requests.append({"body": body, "auth": self.headers.get("Authorization")})
-                content = fake.replies.pop(0) if fake.replies else '{"verdict": "grounded", "confidence": 0.9}'
-                out = json.dumps({
-                    "id": "x", "object": "chat.completion", "model": body["model"],
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                                 "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": 400, "completion_tokens": 20, "total_tokens": 420},
-                }).encode()  # fmt: skip
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
 def judge_server() -> Iterator[FakeJudge]:
-    f = FakeJudge()
-    yield f
-    f.close()
+    with fake_judge() as f:
+        yield f
 
 
 class _Clock:
@@ -127,9 +87,12 @@ def test_verdicts_tokens_and_malformed_reply(live: LiveServer, judge_server: Fak
     assert "malformed judge reply" in rows[2]["explanation"]
     assert judge_server.requests[0]["auth"] == "Bearer judge-secret"
     assert "Canberra is the capital city of Australia." in judge_server.requests[0]["body"]["messages"][0]["content"]
-    assert _metric(reg, "driftline_judge_tokens_total", tenant=TENANT_A, direction="input") == 1200
-    assert _metric(reg, "driftline_judge_calls_total", outcome="malformed") == 1
-    assert _metric(reg, "driftline_judge_spend_usd_total", tenant=TENANT_A) > 0
+    assert (
+        _metric(reg, "driftline_judge_tokens_total", judge="hallucination_judge", tenant=TENANT_A, direction="input")
+        == 1200
+    )
+    assert _metric(reg, "driftline_judge_calls_total", judge="hallucination_judge", outcome="malformed") == 1
+    assert _metric(reg, "driftline_judge_spend_usd_total", judge="hallucination_judge", tenant=TENANT_A) > 0
 
 
 def test_budget_exhaustion_stops_calls_and_says_so(
@@ -145,9 +108,12 @@ def test_budget_exhaustion_stops_calls_and_says_so(
     with caplog.at_level(logging.WARNING):
         r = job.run_once()
     assert len(judge_server.requests) == 2 and r.scored == 2
-    assert _metric(reg, "driftline_judge_tokens_total", tenant=TENANT_A, direction="input") == 800  # never over
-    assert _metric(reg, "driftline_judge_budget_exhausted", tenant=TENANT_A) == 1
-    assert _metric(reg, "driftline_judge_calls_total", outcome="over_budget") == 3
+    assert (
+        _metric(reg, "driftline_judge_tokens_total", judge="hallucination_judge", tenant=TENANT_A, direction="input")
+        == 800
+    )  # never over
+    assert _metric(reg, "driftline_judge_budget_exhausted", judge="hallucination_judge", tenant=TENANT_A) == 1
+    assert _metric(reg, "driftline_judge_calls_total", judge="hallucination_judge", outcome="over_budget") == 3
     assert any("budget" in rec.getMessage() and TENANT_A in rec.getMessage() for rec in caplog.records)
     assert "judge-secret" not in caplog.text
     # the next hour the judge resumes with a fresh budget (a backfill of the window re-runs it)
@@ -174,4 +140,4 @@ def test_confident_offline_score_skips_the_judge(live: LiveServer, judge_server:
     out = judge.score({**span, "tenant": TENANT_A}, trace)
     assert out is not None and out.label == "hallucinated"
     assert judge_server.requests == [] and out.details["source"] == "offline"
-    assert _metric(reg, "driftline_judge_calls_total", outcome="skipped_confident") == 1
+    assert _metric(reg, "driftline_judge_calls_total", judge="hallucination_judge", outcome="skipped_confident") == 1

@@ -280,6 +280,44 @@ ENGINE = ReplacingMergeTree(added_at)
 ORDER BY (tenant, dataset, queue, trace_id)
 """
 
+# LLM judges (scorers/judge_custom.py). The cache holds each verdict under the judge's version and a
+# hash of exactly what it was asked (the rendered prompt), so a re-run, a backfill or another
+# replica asks the endpoint nothing it has already answered; it expires with the scores.
+_JUDGE_CACHE = """
+CREATE TABLE IF NOT EXISTS {db}.judge_cache (
+    tenant LowCardinality(String),
+    judge LowCardinality(String),
+    judge_version LowCardinality(String),
+    input_hash String,  -- sha256 of the rendered prompt
+    value Float64,
+    label LowCardinality(String),
+    reasoning String CODEC(ZSTD(3)),
+    created_at DateTime64(3, 'UTC')
+)
+ENGINE = ReplacingMergeTree(created_at)
+ORDER BY (tenant, judge, judge_version, input_hash)
+TTL toDateTime(created_at) + INTERVAL {ttl_days} DAY
+"""
+
+# A judge's canary verdicts: `kind` 'baseline' is pinned by the first run of a judge version and
+# never replaced (the canary job writes it only where none exists); 'latest' is replaced by every
+# run. No TTL: a baseline is kept as long as its judge version exists.
+_JUDGE_CANARY = """
+CREATE TABLE IF NOT EXISTS {db}.judge_canary (
+    tenant LowCardinality(String),
+    judge LowCardinality(String),
+    judge_version LowCardinality(String),
+    kind LowCardinality(String),  -- baseline | latest
+    item_id String,
+    label LowCardinality(String),
+    value Float64,
+    reasoning String CODEC(ZSTD(3)),
+    run_at DateTime64(3, 'UTC')
+)
+ENGINE = ReplacingMergeTree(run_at)
+ORDER BY (tenant, judge, judge_version, kind, item_id)
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "spans, scores, review_items", (_SPANS, _SCORES, _REVIEW_ITEMS)),
     Migration(2, "scorer_state", (_SCORER_STATE,)),
@@ -292,6 +330,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         "review queues: definitions, items, events, labels, datasets",
         (_REVIEW_QUEUES, _REVIEW_QUEUE_ITEMS, _REVIEW_EVENTS, _REVIEW_LABELS, _REVIEW_DATASETS),
     ),
+    Migration(
+        9, "judge_cache, judge_canary: LLM judges' verdict cache and canary baselines", (_JUDGE_CACHE, _JUDGE_CANARY)
+    ),
 )
 
 # Tables whose TTL follows `retention_days`: (table, TTL expression column).
@@ -299,4 +340,5 @@ TTL_TABLES: tuple[tuple[str, str], ...] = (
     ("spans", "start_time"),
     ("scores", "span_start_time"),
     ("feedback", "created_at"),
+    ("judge_cache", "created_at"),
 )

@@ -1,6 +1,6 @@
 """The store: migrations, the write path, and the query areas that own every read.
 
-Reads are named methods: `store.scoring`, `store.sli`, `store.releases` and the functions of
+Reads are named methods: `store.scoring`, `store.sli`, `store.releases`, `store.judges` and the functions of
 queries/traces.py, sessions.py and feedback.py, each tenant-scoped by construction (see
 queries/select.py), and `store.cross_tenant` (the one deliberate cross-tenant read). The Store has
 no method that runs caller-supplied SQL.
@@ -22,6 +22,7 @@ from driftline.store.connection import ClientPool, PoolClosed, StoreConfig, open
 from driftline.store.partitions import DAY_PARTITIONED, split_by_days
 from driftline.store.queries import (
     CrossTenantQueries,
+    JudgeQueries,
     Reader,
     ReleaseQueries,
     ScoringQueries,
@@ -53,6 +54,7 @@ class Store:
         self.sli = SLIQueries(reader)
         self.releases = ReleaseQueries(reader)
         self.cross_tenant = CrossTenantQueries(reader)
+        self.judges = JudgeQueries(reader)
 
     # -- lifecycle -----------------------------------------------------------------------
     def migrate(self, on_step: Callable[[int, int, str], None] | None = None) -> list[int]:

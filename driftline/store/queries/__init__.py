@@ -6,6 +6,7 @@ it. The only cross-tenant read is in tenants.py. Scoring, SLIs and releases are 
 Store (`store.scoring`, ...); traces, sessions and feedback are functions taking the store.
 """
 
+from driftline.store.queries.judges import JudgeQueries
 from driftline.store.queries.releases import ReleaseQueries
 from driftline.store.queries.scoring import CANDIDATE_FILTERS, ScoringQueries
 from driftline.store.queries.select import Reader, Select
@@ -15,6 +16,7 @@ from driftline.store.queries.tenants import CrossTenantQueries
 __all__ = [
     "CANDIDATE_FILTERS",
     "CrossTenantQueries",
+    "JudgeQueries",
     "Reader",
     "ReleaseQueries",
     "SLIQueries",

@@ -1,0 +1,175 @@
+"""Custom LLM-judge evaluators, declared in configuration (YAML `judges: {name: {...}}`, or JSON in
+DRIFTLINE_JUDGES): the prompt template, the answer's schema, the endpoint and model, which spans
+(filters and sampling), the budget, and a canary set that watches the judge for drift.
+
+The template is Jinja2, rendered in a sandbox with strict undefined variables, so a typo in a
+variable name stops start-up instead of sending the judge an empty field. Its variables:
+
+- `input`, `output`: the span's input and output text;
+- `context`: retrieved documents, tool results and the system prompt found in the trace before it;
+- `expected`: the expected answer (the span attribute named by `expected_attribute`; a canary
+  item's `expected`), '' when there is none;
+- `metadata`: service, model, release, environment, operation, name and the span's attributes.
+
+A judge's version is a hash of everything that decides its verdicts (templates, output schema,
+endpoint, model, temperature, structured-output mode, expected attribute): editing the prompt makes
+a new version, and scores are keyed by version, so old and new verdicts never mix. Budget,
+sampling, filters, retries and the canary are not part of it: changing them changes no verdict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, meta
+from jinja2.sandbox import SandboxedEnvironment
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+__all__ = [
+    "TEMPLATE_VARIABLES",
+    "CanaryConfig",
+    "JudgeDefinition",
+    "JudgeOutput",
+    "judge_template_env",
+]
+
+TEMPLATE_VARIABLES = frozenset({"input", "output", "context", "expected", "metadata"})
+
+
+def judge_template_env() -> SandboxedEnvironment:
+    """The one Jinja2 environment judge prompts render in: sandboxed (a template cannot reach
+    Python objects' internals), strict (an unknown variable is an error, never ''), no HTML escaping
+    (prompts are text)."""
+    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+
+
+def _check_template(text: str) -> str:
+    try:
+        ast = judge_template_env().parse(text)
+    except TemplateSyntaxError as e:
+        raise ValueError(f"not a valid template (line {e.lineno}): {e.message}") from None
+    unknown = sorted(meta.find_undeclared_variables(ast) - TEMPLATE_VARIABLES)
+    if unknown:
+        raise ValueError(f"unknown template variable {unknown[0]!r} (known: {', '.join(sorted(TEMPLATE_VARIABLES))})")
+    return text
+
+
+class JudgeOutput(BaseModel):
+    """What the judge answers: one JSON object {"score": number, "label": one of `labels`,
+    "reasoning": text}. Sent as a JSON schema where the endpoint supports structured output."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    labels: list[str] = Field(min_length=1, description="The labels the judge may give.")
+    score_min: float = Field(0.0, description="Lowest score.")
+    score_max: float = Field(1.0, description="Highest score.")
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("labels must be distinct")
+        bad = [x for x in v if not x or not x.replace("_", "").replace("-", "").isalnum()]
+        if bad:
+            raise ValueError(f"label {bad[0]!r} must be letters, digits, '_' or '-'")
+        if "error" in v:
+            raise ValueError("'error' is reserved for replies that do not fit the schema")
+        return v
+
+    @model_validator(mode="after")
+    def _range(self) -> JudgeOutput:
+        if not self.score_min < self.score_max:
+            raise ValueError("score_min must be below score_max")
+        return self
+
+    def json_schema(self) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "properties": {
+                "score": {"type": "number", "minimum": self.score_min, "maximum": self.score_max},
+                "label": {"type": "string", "enum": list(self.labels)},
+                "reasoning": {"type": "string"},
+            },
+            "required": ["score", "label", "reasoning"],
+            "additionalProperties": False,
+        }
+
+
+class CanaryConfig(BaseModel):
+    """A small fixed set of items the judge re-scores on a schedule; a verdict that differs from
+    the pinned baseline (the judge version's first canary run) means the judge drifted."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    file: Path | None = Field(
+        None,
+        description='JSON Lines, one item a line: {"id", "input", "output", "context", "expected", '
+        '"metadata"} (id and output required).',
+    )
+    tenant: str = Field("default", description="Tenant whose store keeps the baseline and whose judge budget pays.")
+    interval_s: float = Field(3600.0, gt=0, description="Seconds between canary runs.")
+
+    @field_validator("file")
+    @classmethod
+    def _file(cls, v: Path | None) -> Path | None:
+        if v is not None and not v.is_file():
+            raise ValueError(f"canary file {v} does not exist")
+        return v
+
+
+class JudgeDefinition(BaseModel):
+    """One custom LLM judge. Filters and sampling are those of `scorers.<name>`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prompt: str = Field(min_length=1, description="Jinja2 template of the user message.")
+    system: str = Field("", description="Jinja2 template of the system message ('' : none).")
+    output: JudgeOutput
+    base_url: str = Field("", description="OpenAI-compatible endpoint; '' : judge_base_url.")
+    model: str = Field("", description="Model the judge asks; '' : judge_model.")
+    api_key: SecretStr = Field(SecretStr(""), description="API key of the endpoint; '' : judge_api_key.")
+    provider: str = Field("openai", description="Provider of the model, for pricing its tokens.")
+    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature.")
+    structured_output: Literal["json_schema", "json_object", "none"] = Field(
+        "json_schema",
+        description="How the reply's shape is asked for: response_format json_schema (strict), json_object, or "
+        "only in the prompt. An endpoint that refuses json_schema (400) is asked again without it, and from "
+        "then on not asked with it.",
+    )
+    expected_attribute: str = Field(
+        "driftline.expected_output", description="Span attribute holding the expected answer (template `expected`)."
+    )
+    max_reply_tokens: int = Field(400, ge=16, description="Most tokens of a reply.")
+    timeout_s: float = Field(30.0, gt=0, description="Seconds one call may take.")
+    max_retries: int = Field(
+        3, ge=0, le=10, description="Retries of a call that failed transiently (429, 5xx, timeout)."
+    )
+    budget_tokens_per_hour: int = Field(200_000, ge=0, description="Tokens per tenant per hour.")
+    budget_usd_per_hour: float = Field(1.0, ge=0, description="USD per tenant per hour.")
+    canary: CanaryConfig | None = Field(None, description="The canary set that watches this judge.")
+
+    _prompt = field_validator("prompt", "system")(_check_template)
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v
+
+    def version(self, base_url: str, model: str) -> str:
+        """The hash of what decides verdicts (module docstring), with the effective endpoint and model."""
+        doc = {
+            "prompt": self.prompt,
+            "system": self.system,
+            "output": self.output.model_dump(mode="json"),
+            "base_url": base_url.rstrip("/"),
+            "model": model,
+            "temperature": self.temperature,
+            "structured_output": self.structured_output,
+            "expected_attribute": self.expected_attribute,
+        }
+        return "j" + hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
