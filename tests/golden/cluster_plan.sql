@@ -289,3 +289,33 @@ CREATE TABLE IF NOT EXISTS driftline.review_datasets ON CLUSTER prod (
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/driftline/review_datasets', '{replica}', added_at)
 ORDER BY (tenant, dataset, queue, trace_id);
 
+-- migration 9: judge_cache, judge_canary: LLM judges' verdict cache and canary baselines
+CREATE TABLE IF NOT EXISTS driftline.judge_cache ON CLUSTER prod (
+    tenant LowCardinality(String),
+    judge LowCardinality(String),
+    judge_version LowCardinality(String),
+    input_hash String,
+    value Float64,
+    label LowCardinality(String),
+    reasoning String CODEC(ZSTD(3)),
+    created_at DateTime64(3, 'UTC')
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/driftline/judge_cache', '{replica}', created_at)
+ORDER BY (tenant, judge, judge_version, input_hash)
+TTL toDateTime(created_at) + INTERVAL 30 DAY;
+
+-- migration 9: judge_cache, judge_canary: LLM judges' verdict cache and canary baselines
+CREATE TABLE IF NOT EXISTS driftline.judge_canary ON CLUSTER prod (
+    tenant LowCardinality(String),
+    judge LowCardinality(String),
+    judge_version LowCardinality(String),
+    kind LowCardinality(String),
+    item_id String,
+    label LowCardinality(String),
+    value Float64,
+    reasoning String CODEC(ZSTD(3)),
+    run_at DateTime64(3, 'UTC')
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/driftline/judge_canary', '{replica}', run_at)
+ORDER BY (tenant, judge, judge_version, kind, item_id);
+
