@@ -278,6 +278,7 @@ def test_rehearsal_tables_are_the_cluster_tables_without_replication(rehearsal: 
         "schema_migrations": "ReplacingMergeTree",
         **{t: "ReplacingMergeTree" for t in (
             "review_queues", "review_queue_items", "review_events", "review_labels", "review_datasets")},
+        "judge_cache": "ReplacingMergeTree", "judge_canary": "ReplacingMergeTree",
     }  # fmt: skip
     spans = tables["spans_local"]["create_table_query"]
     assert "PROJECTION by_trace" in spans and "idx_session_id" in spans and "toIntervalDay(30)" in spans
