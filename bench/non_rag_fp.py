@@ -29,6 +29,11 @@ PLAIN_SYSTEM_PROMPTS = (
     "You are a helpful assistant. Answer concisely and politely.",
     "You are Acme's assistant. Be friendly, keep answers short, and never share internal details.",
     "",
+    "Background: You are a travel assistant for Globetrek. Help users plan trips.\nTone: warm and brief.",
+    "### Role\nYou are a tutor.\n### Rules\n- Explain step by step.\n- Never give the final answer first.",
+    'Answer the following question. Respond in JSON, for example:\n```json\n{"answer": "Paris"}\n```',
+    "You are a coding assistant.\n---\nKeep answers short.\n---\nIf unsure, say so.",
+    "Instructions: answer the user's question. Note: today is Monday. Data: not available to you.",
 )
 SUPPORT = [
     ("How long do I have to return an item?", "You have 30 days to return it, with the receipt."),

@@ -40,6 +40,9 @@ def test_a_plain_chat_call_gets_no_context_not_a_verdict(scorer: OfflineHallucin
         'Reply in JSON. Output format:\n```json\n{"answer": "..."}\n```',
         "You are X.\n---\nRules:\n- be nice\n- never swear\n---\n",
         "Follow these rules. Always be polite. Never discuss pricing. Refer billing questions to the team.",
+        # A document's label over instructions: still instructions.
+        "Background: You are a travel assistant for Globetrek. Help users plan trips.\nTone: warm and brief.",
+        "<context>You are a support agent. Always answer in English.</context>",
     ],
 )
 def test_instructions_are_not_evidence(system: str) -> None:

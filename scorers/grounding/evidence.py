@@ -63,6 +63,14 @@ _LEAD_IN = re.compile(
 _DOC_START = re.compile(r":[ \t]*|[^\n]{0,300}?(?::[ \t]+|:$|\n)", re.MULTILINE)
 _ROLE = re.compile(r"^\s*(?:(?:assistant|ai|model|bot|system|user|human|tool|function)\s*:\s*)+", re.IGNORECASE)
 _WORD = re.compile(r"[^\W_]", re.UNICODE)
+# A body that talks to the model ("You are ...", "Always answer ...") is instructions under a document's
+# label ("Background: You are Acme's assistant."), not evidence.
+_INSTRUCTION = re.compile(
+    r"^\W*(?:you|your|you're|be|do|don't|never|always|answer|respond|reply|use|keep|make|follow|avoid|ask|"
+    r"help|act|write|provide|ensure|please|if|only|remember|refuse|stay|greet|assist)\b",
+    re.IGNORECASE,
+)
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 _INNER_TAG = re.compile(r"</?[A-Za-z][\w:-]*(?:\s[^<>]*)?>")  # <document index="1"> inside <documents>
 
 
@@ -76,11 +84,17 @@ def _cut(text: str, spans: list[tuple[int, int, int, int]]) -> tuple[list[str], 
             continue  # nested in a block already taken
         rest.append(text[pos:start])
         body = _INNER_TAG.sub(" ", text[body_start:body_end]).strip()
-        if _WORD.search(body):
+        if _WORD.search(body) and not _instructions(body):
             docs.append(body)
         pos = end
     rest.append(text[pos:])
     return docs, "".join(rest)
+
+
+def _instructions(body: str) -> bool:
+    """Whether most sentences of `body` address the model."""
+    sentences = [x for x in _SENTENCE.split(body) if _WORD.search(x)]
+    return 2 * sum(1 for x in sentences if _INSTRUCTION.match(x)) > len(sentences)
 
 
 def _marked(text: str) -> list[tuple[int, int, int, int]]:
