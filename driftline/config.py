@@ -461,6 +461,11 @@ class ScorerJobConfig(BaseModel):
     releases: list[str] = Field(default_factory=list, description="Only these releases.")
     environments: list[str] = Field(default_factory=list, description="Only these environments.")
     error_only: bool = Field(False, description="Only spans with error status.")
+    max_spans_per_hour: int = Field(
+        0,
+        ge=0,
+        description="Budget: most spans scored per tenant per clock hour (0: no limit); the rest stay unscored.",
+    )
 
 
 class ScorerSettings(ServerSettings):

@@ -17,6 +17,12 @@ class ScorerMetrics:
         )  # fmt: skip
         self.scored = Counter(p + "scored_spans_total", "Spans scored.", ["scorer"], registry=registry)
         self.failed = Counter(p + "failed_spans_total", "Spans a scorer raised on.", ["scorer"], registry=registry)
+        self.over_budget = Counter(
+            p + "over_budget_spans_total",
+            "Spans left unscored because the tenant reached the scorer's max_spans_per_hour.",
+            ["scorer"],
+            registry=registry,
+        )
         self.tenant_failures = Counter(
             p + "tenant_failures_total",
             "Tenant runs that failed (the store refused them; logged by tenant); the other tenants go on.",

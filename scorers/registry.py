@@ -123,6 +123,7 @@ def _options(settings: ScorerSettings, cfg: ScorerJobConfig) -> JobOptions:
         filters=filters,
         models=tuple(cfg.models),
         error_only=cfg.error_only,
+        max_spans_per_hour=cfg.max_spans_per_hour,
     )
 
 

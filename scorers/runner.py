@@ -54,6 +54,7 @@ class JobOptions:
     filters: Mapping[str, Sequence[str]] = field(default_factory=dict)  # column -> allowed values
     models: Sequence[str] = ()  # request or response model
     error_only: bool = False
+    max_spans_per_hour: int = 0  # per tenant per clock hour; 0: no limit. Spans beyond it stay unscored
 
     @property
     def shard(self) -> str:
@@ -68,6 +69,7 @@ class RunResult:
     lag_s: float = 0.0
     tenants: int = 0
     tenant_errors: int = 0  # tenants whose run failed (logged by tenant; retried next run)
+    over_budget: int = 0  # spans left unscored: the tenant's max_spans_per_hour was reached
 
 
 def _utc(value: datetime) -> datetime:
@@ -117,6 +119,7 @@ class ScorerJob:
         self.opt = options
         self.clock = clock
         self.last = RunResult()
+        self._spent: dict[str, tuple[str, int]] = {}  # tenant -> (clock hour, spans scored in it)
 
     # -- the run ------------------------------------------------------------------------
     def run_once(self) -> RunResult:
@@ -146,7 +149,7 @@ class ScorerJob:
         new_wm = until
         if len(rows) >= self.opt.max_spans_per_run:  # more than one run's worth: resume after these
             new_wm = _utc(rows[-1]["ingested_at"])
-        scored, failed = self._score_and_write(tenant, rows)
+        scored, failed = self._score_and_write(tenant, rows, result)
         result.scored += scored
         result.failed += failed
         self._set_watermark(tenant, new_wm)
@@ -177,7 +180,7 @@ class ScorerJob:
                 rows = self._candidates(tenant, since, until, by_start=True, skip_scored=False, after=after)
                 result.candidates += len(rows)
                 spans += len(rows)
-                s, f = self._score_and_write(tenant, rows)
+                s, f = self._score_and_write(tenant, rows, result)
                 result.scored += s
                 result.failed += f
                 last_page = len(rows) < self.opt.max_spans_per_run
@@ -243,8 +246,25 @@ class ScorerJob:
         )
 
     # -- scoring --------------------------------------------------------------------------
-    def _score_and_write(self, tenant: str, rows: list[SpanRecord]) -> tuple[int, int]:
+    def _budget_left(self, tenant: str) -> int | None:
+        """Spans this tenant may still have scored this clock hour; None: no limit."""
+        if self.opt.max_spans_per_hour <= 0:
+            return None
+        hour, n = self._spent.get(tenant, ("", 0))
+        return self.opt.max_spans_per_hour - (n if hour == self.clock().strftime("%Y-%m-%dT%H") else 0)
+
+    def _spend(self, tenant: str, n: int) -> None:
+        now = self.clock().strftime("%Y-%m-%dT%H")
+        hour, spent = self._spent.get(tenant, (now, 0))
+        self._spent[tenant] = (now, (spent if hour == now else 0) + n)
+
+    def _score_and_write(self, tenant: str, rows: list[SpanRecord], result: RunResult) -> tuple[int, int]:
         todo = [r for r in rows if self.scorer.applies(r)]
+        left = self._budget_left(tenant)
+        if left is not None and len(todo) > left:
+            # Beyond the hourly budget: left unscored (a later run's sweep may still reach them).
+            result.over_budget += len(todo) - max(0, left)
+            todo = todo[: max(0, left)]
         if not todo:
             return 0, 0
         # Traces for the scorer, and for spans without a model of their own (a tool run): their
@@ -264,6 +284,7 @@ class ScorerJob:
                 out.append((r, s, score_model(r, traces.get(r["trace_id"], ()))))
         if out:
             self.store.insert_arrow("scores", self._table(tenant, out))
+        self._spend(tenant, len(todo))
         return len(out), failed
 
     def _table(self, tenant: str, scored: list[tuple[SpanRecord, Score, str]]) -> pa.Table:

@@ -52,6 +52,8 @@ class ScoringService:
         self.m.scored.labels(name).inc(r.scored)
         self.m.failed.labels(name).inc(r.failed)
         self.m.lag.labels(name).set(r.lag_s)
+        if r.over_budget:
+            self.m.over_budget.labels(name).inc(r.over_budget)
         if r.tenant_errors:  # the other tenants were scored; this run was not clean
             self.m.runs.labels(name, "partial").inc()
             self.m.tenant_failures.labels(name).inc(r.tenant_errors)
