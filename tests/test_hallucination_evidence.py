@@ -62,6 +62,7 @@ def test_instructions_are_not_evidence(system: str) -> None:
         (f"Given the context please answer the question.\nContext: {PASSAGE}\nQuestion: When?\nAnswer:",
          "input_text"),  # Haystack's
         (f"Summarize the following article:\n\n{PASSAGE}", "input_text"),
+        (f"You are a tour guide. Here is some background on the tower: {PASSAGE}", "system_prompt"),
     ],
 )  # fmt: skip
 def test_documents_pasted_into_the_prompt_are_evidence(

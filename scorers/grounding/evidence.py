@@ -52,11 +52,13 @@ _STOP = re.compile(
     re.IGNORECASE | re.MULTILINE,
 )
 # "Answer from: ...", "Summarize the following article: ...", "Use the following pieces of context to
-# answer ...\n\n...", "Answer using the documents below.\n...": a pointer at a document, then the
+# answer ...\n\n...", "Answer using the documents below.\n...", "Here is some information about the
+# account: ...": a pointer at a document, then the
 # document from the next colon or line break on. "Answer the following question:" points at no document.
 _LEAD_IN = re.compile(
     rf"\b(?:the\s+following|below)\s+(?:[\w-]+\s+){{0,3}}?(?:{_DOC_NOUNS})\b"
     rf"|\b(?:{_DOC_NOUNS})\s+(?:below|(?:as\s+)?follows)\b"
+    rf"|\bhere\s+(?:is|are)\s+(?:[\w'-]+\s+){{0,4}}?(?:{_DOC_NOUNS})\b"
     r"|\b(?:from|using|based\s+on)\s*(?=:)",
     re.IGNORECASE,
 )
