@@ -16,13 +16,13 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from driftline.drift import RATE_POLICY
-from driftline.vocabulary import SLI_LABELS
+from driftline.vocabulary import OTHER_LABEL, SLI_LABELS
 
 __all__ = ["DRIFT_SLIS", "SLI_LABELS", "AlertThresholds", "duration_seconds", "main", "render_rules"]
 
@@ -209,9 +209,19 @@ def _which() -> str:
     return f"{_t('$labels.service')} / {_t('$labels.model')} @ {_t('$labels.release')}"
 
 
+# Labels the SLI job folds into OTHER_LABEL beyond the top N: a link filtering on that value would
+# match no trace, so the review link leaves the filter out (the list shows the service's traces).
+_FOLDED_LABELS: Final = ("model", "release")
+
+
 def _review_url(base: str, params: tuple[str, ...]) -> str:
-    sep = "&" if "?" in base else "?"
-    return base + sep + "&".join(f"{p}={_t(f'$labels.{p} | urlquery')}" for p in params)
+    url = base + ("&" if "?" in base else "?") + f"{params[0]}={_t(f'$labels.{params[0]} | urlquery')}"
+    for p in params[1:]:
+        part = f"&{p}={_t(f'$labels.{p} | urlquery')}"
+        if p in _FOLDED_LABELS:
+            part = f'{{{{ if ne $labels.{p} "{OTHER_LABEL}" }}}}{part}{{{{ end }}}}'
+        url += part
+    return url
 
 
 # Drift annotations look up the other drift gauges of the alert's own series. `$sel` is set

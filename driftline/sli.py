@@ -23,7 +23,7 @@ from prometheus_client.registry import Collector
 from driftline.drift import DISTRIBUTION_POLICY, RATE_POLICY, DriftPolicy, DriftResult, ks_drift, rate_drift
 from driftline.store import Store
 from driftline.store.queries.feedback import feedback_counts
-from driftline.vocabulary import FAILED_LABEL, LLM_OPERATIONS, SLI_LABELS, TOOL_FAILURE_CLASSES
+from driftline.vocabulary import FAILED_LABEL, LLM_OPERATIONS, OTHER_LABEL, SLI_LABELS, TOOL_FAILURE_CLASSES
 
 __all__ = ["LLM_OPS", "SLIJob", "SLIOptions", "SLISnapshot", "options_from"]
 
@@ -164,8 +164,8 @@ class SLIJob:
     @staticmethod
     def _key(tenant: str, r: dict[str, Any], keep: Keep) -> Key:
         svc = r["service"]
-        model = r["model"] if (svc, r["model"]) in keep[0] else "other"
-        release = r["release"] if (svc, r["release"]) in keep[1] else "other"
+        model = r["model"] if (svc, r["model"]) in keep[0] else OTHER_LABEL
+        release = r["release"] if (svc, r["release"]) in keep[1] else OTHER_LABEL
         return (tenant, svc, model, release, r["environment"])
 
     def _window(self, snap: SLISnapshot, tenant: str, w: str, since: datetime, until: datetime, keep: Keep) -> None:

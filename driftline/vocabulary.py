@@ -14,6 +14,7 @@ __all__ = [
     "FAILED_LABEL",
     "LLM_OPERATIONS",
     "MODEL_CALL_OPERATIONS",
+    "OTHER_LABEL",
     "PRICED_OPERATIONS",
     "SLI_LABELS",
     "TOOL_FAILURE_CLASSES",
@@ -32,6 +33,9 @@ PRICED_OPERATIONS: Final = MODEL_CALL_OPERATIONS | {"other", ""}
 # The labels of every SLI and drift series, and of the alert rules over them (bounded per tenant
 # and service: see driftline/sli.py).
 SLI_LABELS: Final = ("tenant", "service", "model", "release", "environment")
+# The value a model or release takes in SLI and drift series beyond the top N per service (a
+# bounded label set): it names no model or release, so links built from labels leave it out.
+OTHER_LABEL: Final = "other"
 
 # The classes scorers/tool_failure.py tells apart, in its precedence order (docs there).
 TOOL_FAILURE_CLASSES: Final = (
