@@ -57,6 +57,24 @@ def _peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def _tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by a process and its live descendants (the decode
+    workers): on a shared machine the work per span, unlike spans/s, does not depend on the others."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
 def _print_disk(data: str) -> None:
     """Bytes per span as ClickHouse keeps them: the spans table's active parts once merged (the
     collector has exited, so this process may open its data directory)."""
@@ -177,6 +195,7 @@ def main() -> int:
 
     if args.scorers is not None:
         threading.Thread(target=watch_lag, daemon=True).start()
+    cpu_start = _tree_cpu_s(proc.pid)
     t_start = time.monotonic()
     threads = [threading.Thread(target=client, args=(i,)) for i in range(args.connections)]
     for t in threads:
@@ -187,6 +206,7 @@ def main() -> int:
     while _metric(base, "driftline_collector_written_spans_total") < accepted:
         time.sleep(0.05)
     t_stored = time.monotonic() - t_start
+    cpu_s = _tree_cpu_s(proc.pid) - cpu_start
     rss = _peak_rss_mib(proc.pid)
     if args.scorers is not None:
         scored_now = _metric(base, "driftline_scorer_scored_spans_total")
@@ -210,6 +230,10 @@ def main() -> int:
     print(f"stored spans/s:   {accepted / t_stored:,.0f}  (all {accepted:,} stored after {t_stored:.1f}s)")
     print(f"request latency:  p50 {p(0.5):.1f} ms  p99 {p(0.99):.1f} ms")
     print(f"collector peak RSS: {rss:.0f} MiB")
+    print(
+        f"collector CPU: {cpu_s:.1f} s for {accepted:,} spans = {accepted / cpu_s:,.0f} stored spans per CPU-second "
+        "(receive, decode, normalize, write; the embedded store's inserts and merges included)"
+    )
     print(f"load average after: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     if args.disk:
         _print_disk(data)
