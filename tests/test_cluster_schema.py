@@ -20,16 +20,27 @@ from __future__ import annotations
 import random
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
 
 from driftline.config import CommonSettings, ConfigError, load_settings
 from driftline.store import Store, StoreConfig
-from driftline.store.cluster import ClusterLayout, ClusterRenderError, Placement, plan_statements, render_statement
-from driftline.store.schema import MIGRATIONS
+from driftline.store.cluster import (
+    PLACEMENT,
+    ClusterLayout,
+    ClusterRenderError,
+    Placement,
+    fill,
+    plan_statements,
+    render_migrations,
+    render_statement,
+)
+from driftline.store.schema import MIGRATIONS, Migration
 from driftline.store.shards import split_by_shard
 from tests.support.sql import admin_client, admin_rows
 
@@ -127,7 +138,7 @@ def test_single_node_migrations_are_not_rewritten() -> None:
     from driftline.store.cluster import _strip
 
     raw = [
-        _strip(s if isinstance(s, str) else s.sql).format(db="driftline", ttl_days=30)
+        fill(_strip(s if isinstance(s, str) else s.sql), db="driftline", ttl_days=30)
         for m in MIGRATIONS
         for s in m.statements
     ]
@@ -175,6 +186,40 @@ def test_rules_for_statements_a_later_migration_may_add() -> None:
         )
     with pytest.raises(ClusterRenderError, match="no cluster rule"):
         render_statement("SYSTEM STOP MERGES {db}.spans", CLUSTER)
+
+
+@dataclass(frozen=True)
+class PerDayLike:
+    """A wrapper a later migration might add around a statement (here: one run per day of data)."""
+
+    sql: str
+    table: str
+
+
+def test_a_wrapped_statement_keeps_its_wrapper_and_its_own_placeholders() -> None:
+    backfill = PerDayLike(
+        "INSERT INTO {db}.scores_rollup (tenant, n) SELECT tenant, count() FROM {db}.scores "
+        "WHERE toDate(span_start_time) = toDate('{day}') GROUP BY tenant",
+        "scores",
+    )
+    statements: tuple[Any, ...] = (backfill,)
+    m = Migration(99, "rollup backfill", statements)
+    assert tuple(render_migrations(CLUSTER, [m])[0].statements) == statements  # an INSERT: once, through the fronts
+    *_, (heading, sql) = plan_statements(CLUSTER, "driftline", 30, [m])
+    assert heading == "migration 99: rollup backfill (PerDayLike: table=scores)"
+    assert "FROM driftline.scores WHERE toDate(span_start_time) = toDate('{day}')" in sql
+
+
+def test_tables_the_rule_places_are_known_everywhere_the_layout_is_asked() -> None:
+    """A table PLACEMENT does not name is placed by the ORDER BY of the migration that creates it, for
+    the rendering, the retention ALTERs, the readers' tenant filter and the shard inserts alike."""
+    by_rule = ClusterLayout("prod", placement=())
+    assert {"spans", "scores", "review_items"} <= set(by_rule.sharded_tables())  # trace_id in their keys
+    assert not {"feedback", "scorer_state", "drift_state"} & set(by_rule.sharded_tables())
+    assert by_rule.storage_table("scores") == "scores_local" and by_rule.storage_table("feedback") == "feedback"
+    chosen = set(CLUSTER.sharded_tables())
+    assert {"spans", "scores"} <= chosen
+    assert not chosen & {t for t, p in PLACEMENT.items() if p is Placement.EVERYWHERE}
 
 
 # ----------------------------------------------------------------------------- settings

@@ -28,8 +28,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, is_dataclass, replace
 from enum import Enum
+from functools import cache
+from string import Formatter
+from typing import Any
 
 from driftline.store.schema import MIGRATIONS, SCHEMA_MIGRATIONS, Guarded, Migration
 
@@ -40,6 +43,7 @@ __all__ = [
     "ClusterLayout",
     "ClusterRenderError",
     "Placement",
+    "fill",
     "migration_preamble",
     "plan_statements",
     "render_migrations",
@@ -106,10 +110,13 @@ class ClusterLayout:
             raise ValueError(f"front must be distributed or merge, not {self.front!r}")
 
     def placement_of(self, table: str, order_by: str = "") -> Placement:
+        """`PLACEMENT`'s choice, else the rule applied to the table's ORDER BY (given, or found in
+        the migrations' CREATE TABLE)."""
         known = dict(self.placement)
         if table in known:
             return known[table]
-        return Placement.SHARDED if re.search(r"\btrace_id\b", order_by) else Placement.EVERYWHERE
+        key = order_by or _schema_order_by().get(table, "")
+        return Placement.SHARDED if re.search(r"\btrace_id\b", key) else Placement.EVERYWHERE
 
     def is_sharded(self, table: str) -> bool:
         return self.placement_of(table) is Placement.SHARDED
@@ -119,11 +126,30 @@ class ClusterLayout:
         return table + LOCAL_SUFFIX if self.is_sharded(table) else table
 
     def sharded_tables(self) -> tuple[str, ...]:
-        return tuple(t for t, p in self.placement if p is Placement.SHARDED)
+        """Every sharded table: named in the placement, or created by a migration with a per-trace key."""
+        names = dict.fromkeys([*(t for t, _ in self.placement), *_schema_order_by()])
+        return tuple(t for t in names if self.is_sharded(t))
 
     @property
     def on(self) -> str:
         return f" ON CLUSTER {self.cluster}" if self.on_cluster else ""
+
+
+def _statement_sql(stmt: object) -> str:
+    return stmt if isinstance(stmt, str) else str(getattr(stmt, "sql", ""))
+
+
+@cache
+def _schema_order_by() -> dict[str, str]:
+    """Each table the migrations create, with its ORDER BY: the rule's input for tables that
+    PLACEMENT does not name."""
+    out: dict[str, str] = {}
+    for m in MIGRATIONS:
+        for stmt in m.statements:
+            sql = _strip(_statement_sql(stmt))
+            if (created := _CREATE_TABLE.match(sql)) and (order := _ORDER_BY.search(sql)):
+                out[created.group(1)] = order.group(1)
+    return out
 
 
 # -- statement rewriting ---------------------------------------------------------------------
@@ -270,12 +296,33 @@ def render_statement(stmt: str, layout: ClusterLayout) -> list[str]:
     raise ClusterRenderError(f"no cluster rule for the statement: {sql[:120]}")
 
 
-def _render(stmt: str | Guarded, layout: ClusterLayout) -> list[str | Guarded]:
-    if isinstance(stmt, Guarded):
-        # The guard reads system.columns on the node the runner reaches; ON CLUSTER DDL keeps every
-        # node's columns alike, and the Distributed front lists the same columns as its local table.
-        return [Guarded(sql, stmt.when) for sql in render_statement(stmt.sql, layout)]
-    return list(render_statement(stmt, layout))
+def _render(stmt: _Stmt, layout: ClusterLayout) -> list[_Stmt]:
+    """A statement, or a wrapper of one (a dataclass with `sql`: Guarded, or any a later migration
+    adds), rendered; a wrapper is kept around each statement its SQL becomes.
+
+    A Guarded statement's guard reads system.columns on the node the runner reaches: ON CLUSTER DDL
+    keeps every node's columns alike, and a Distributed front lists its local table's columns."""
+    if isinstance(stmt, str):
+        return list(render_statement(stmt, layout))
+    text = getattr(stmt, "sql", None)
+    if not is_dataclass(stmt) or isinstance(stmt, type) or not isinstance(text, str):
+        raise ClusterRenderError(f"no cluster rule for a {type(stmt).__name__} statement")
+    return [replace(stmt, sql=sql) for sql in render_statement(text, layout)]
+
+
+class _Keep(dict[str, object]):
+    """Placeholders the plan does not fill (a wrapper's own, e.g. a day) stay as written."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def fill(template: str, **values: object) -> str:
+    """`template` with `{db}`, `{ttl_days}` ... filled and any other `{name}` left in place."""
+    return Formatter().vformat(template, (), _Keep(values))
+
+
+_Stmt = Any  # a SQL string, Guarded, or another dataclass wrapping `sql`
 
 
 def render_migrations(layout: ClusterLayout, migrations: Sequence[Migration] = MIGRATIONS) -> tuple[Migration, ...]:
@@ -300,13 +347,15 @@ def plan_statements(
     Guarded statement shows the query that decides whether it runs. For `driftline migrate --plan`
     and the golden files; nothing connects."""
     yield "connect: the client creates the database on the node it reaches", f"CREATE DATABASE IF NOT EXISTS {db}"
-    for stmt in migration_preamble(layout):
-        yield "before the migrations", _strip(stmt).format(db=db, ttl_days=ttl_days)
+    for ddl in migration_preamble(layout):
+        yield "before the migrations", fill(_strip(ddl), db=db, ttl_days=ttl_days)
     rendered = migrations if layout is None else render_migrations(layout, migrations)
     for m in rendered:
-        for s in m.statements:
+        for stmt in m.statements:
             title = f"migration {m.version}: {m.name}"
-            if isinstance(s, Guarded):
-                yield f"{title} (runs only if: {s.when.format(db=db)})", s.sql.format(db=db, ttl_days=ttl_days)
-            else:
-                yield title, _strip(s).format(db=db, ttl_days=ttl_days)
+            if isinstance(stmt, Guarded):
+                title += f" (runs only if: {fill(stmt.when, db=db)})"
+            elif not isinstance(stmt, str):
+                extra = {k: v for k, v in vars(stmt).items() if k != "sql"}
+                title += f" ({type(stmt).__name__}: {', '.join(f'{k}={v}' for k, v in extra.items())})"
+            yield title, fill(_strip(_statement_sql(stmt)), db=db, ttl_days=ttl_days)
