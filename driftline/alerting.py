@@ -121,6 +121,18 @@ class AlertThresholds(BaseModel):
     )
     scorer_lag_for: str = Field(default="5m", description="How long the scorer lag must exceed its maximum.")
     judge_budget_for: str = Field(default="1m", description="How long the judge budget must read exhausted.")
+    judge_canary_changed_min: int = Field(
+        default=2, ge=1, description="Fewest changed canary verdicts (against the pinned baseline) to warn."
+    )
+    judge_canary_changed_share: float = Field(
+        default=0.1,
+        ge=0,
+        lt=1,
+        description="Warn only when more than this share of the canary set changed (one flip in a large set is noise).",
+    )
+    judge_canary_for: str = Field(
+        default="1m", description="How long the canary count must hold (it changes only when the canary job runs)."
+    )
     refused_spans_max_per_second: float = Field(
         default=0.0, ge=0, description="Warn when collectors refuse more spans per second than this (0: any)."
     )
@@ -155,6 +167,7 @@ class AlertThresholds(BaseModel):
         "keep_firing_for",
         "scorer_lag_for",
         "judge_budget_for",
+        "judge_canary_for",
         "refusals_for",
         "spool_for",
         "sli_stale_for",
@@ -432,6 +445,20 @@ def _pipeline_rules(t: AlertThresholds) -> list[dict[str, Any]]:
         "stale and cannot page. Raise the budget or lower the judge sampling rate.",
     )
     judge["annotations"].update(tenant_review)
+    changed = "driftline_judge_canary_changed"
+    canary = alert(
+        "DriftlineJudgeCanaryChanged",
+        f"{changed} >= {t.judge_canary_changed_min} and {changed} > {t.judge_canary_changed_share:g} * "
+        "driftline_judge_canary_items",
+        t.judge_canary_for,
+        f"LLM judge {_t('$labels.judge')} changed {_t('$value')} canary verdicts",
+        f"Re-scoring its canary set, judge {_t('$labels.judge')} gave {_t('$value')} verdicts that differ from "
+        "its pinned baseline (of {{ with printf `driftline_judge_canary_items{judge=%q}` $labels.judge | query }}"
+        "{{ . | first | value }}{{ end }} items): the endpoint or model behind it changed, and scores and SLIs "
+        "it makes are no longer comparable with earlier ones. Compare the canary verdicts "
+        "(judge_canary, kind latest vs baseline), pin the model version, or accept the new behaviour by "
+        "changing the judge definition (a new version pins a new baseline).",
+    )
     spool_age = "driftline_collector_spool_oldest_age_seconds"
     return [
         {
@@ -456,6 +483,7 @@ def _pipeline_rules(t: AlertThresholds) -> list[dict[str, Any]]:
             "5 minutes. Check the scorer replicas, the judge endpoint's latency and the job failure metrics.",
         ),
         judge,
+        canary,
         alert(
             "DriftlineSLIStale",
             f"time() - driftline_sli_computed_timestamp_seconds > {t.sli_stale_seconds:g}",

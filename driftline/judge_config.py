@@ -109,6 +109,9 @@ class CanaryConfig(BaseModel):
         description='JSON Lines, one item a line: {"id", "input", "output", "context", "expected", '
         '"metadata"} (id and output required).',
     )
+    dataset: str = Field(
+        "", description="A review golden dataset (items people reviewed) of `tenant` whose records are canary items."
+    )
     tenant: str = Field("default", description="Tenant whose store keeps the baseline and whose judge budget pays.")
     interval_s: float = Field(3600.0, gt=0, description="Seconds between canary runs.")
 
@@ -118,6 +121,12 @@ class CanaryConfig(BaseModel):
         if v is not None and not v.is_file():
             raise ValueError(f"canary file {v} does not exist")
         return v
+
+    @model_validator(mode="after")
+    def _some_items(self) -> CanaryConfig:
+        if self.file is None and not self.dataset:
+            raise ValueError("a canary needs a file, a dataset, or both")
+        return self
 
 
 class JudgeDefinition(BaseModel):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 from fastapi import APIRouter
@@ -15,11 +16,14 @@ from prometheus_client import CollectorRegistry
 
 from driftline.auth import Authenticator
 from driftline.config import ConfigError, ScorerSettings
+from driftline.judge_config import CanaryConfig
 from driftline.pricing import Pricer
 from driftline.review.agreement import AgreementJob
 from driftline.review.desk import ReviewDesk
 from driftline.review.fill import QueueFiller, ReviewMetrics
 from driftline.scorers.backfill_api import Backfills, backfill_router
+from driftline.scorers.judge_canary import CanaryItem, CanaryJob, load_canary_file, reviewed_items
+from driftline.scorers.judge_custom import CustomJudgeScorer
 from driftline.scorers.metrics import ScorerMetrics
 from driftline.scorers.registry import build_jobs
 from driftline.scorers.scheduler import ScoringService
@@ -62,6 +66,20 @@ class ScorerService(Service):
             self.sli = SLIJob(store, options_from(settings))
             registry.register(self.sli.collector)
             self.scoring.add_periodic("sli", self.sli.run_once, settings.sli_interval_s)
+        self.canaries: list[CanaryJob] = []
+        if settings.scorers_enabled and settings.replica_index == 0:
+            for sj in jobs:
+                scorer = sj.job.scorer
+                if isinstance(scorer, CustomJudgeScorer) and scorer.d.canary is not None:
+                    cfg = scorer.d.canary
+                    canary = CanaryJob(scorer, store, self.metrics, cfg.tenant, _canary_items(cfg, store))
+                    try:
+                        if cfg.file is not None:
+                            load_canary_file(cfg.file)  # a bad canary file stops start-up, naming it
+                    except (OSError, ValueError) as e:
+                        raise ConfigError(f"invalid judges.{scorer.name}.canary: {e}") from None
+                    self.canaries.append(canary)
+                    self.scoring.add_periodic(canary.name, canary.run_once, cfg.interval_s)
         # Review queues: one filler (it owns the hourly caps) and one agreement series, on replica 0.
         self.review = ReviewDesk(store, settings.review_queues)
         self.filler: QueueFiller | None = None
@@ -91,6 +109,18 @@ class ScorerService(Service):
         if not self.scoring.stop(wait=True, timeout_s=max(0.1, deadline - time.monotonic())):
             log.warning("a scorer run was still going at the shutdown deadline")
         self.backfills.wait(max(0.1, deadline - time.monotonic()))
+
+
+def _canary_items(cfg: CanaryConfig, store: Store) -> Callable[[], list[CanaryItem]]:
+    """A judge's canary items, read again at every run (an edited file or a grown dataset counts)."""
+
+    def items() -> list[CanaryItem]:
+        out = load_canary_file(cfg.file) if cfg.file is not None else []
+        if cfg.dataset:
+            out += reviewed_items(store, cfg.tenant, cfg.dataset)
+        return out
+
+    return items
 
 
 def run(settings: ScorerSettings) -> int:

@@ -53,7 +53,7 @@ def test_committed_rules_are_the_default_rendering() -> None:
 
 def test_every_alert_has_severity_timing_and_annotations() -> None:
     alerts = _alerts()
-    assert len(alerts) == 7 + 4 + 7  # drift pages, threshold warnings, pipeline warnings
+    assert len(alerts) == 7 + 4 + 8  # drift pages, threshold warnings, pipeline warnings
     for name, rule in alerts.items():
         assert rule["labels"]["severity"] in {"page", "warning"}, name
         assert duration_seconds(rule["for"]) > 0 and rule["keep_firing_for"] == "5m", name
