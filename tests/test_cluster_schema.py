@@ -269,6 +269,13 @@ def test_migrate_plan_prints_without_connecting(tmp_path: Path) -> None:
         [driftline, "migrate", "--plan"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
     )
     assert single.returncode == 0 and single.stdout == plan_text(None)
+    # The setting, as a deployment has it, gives the same plan.
+    configured = subprocess.run(
+        [driftline, "migrate", "--plan"],
+        env={**env, "DRIFTLINE_CLICKHOUSE_CLUSTER": "prod"},
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert configured.returncode == 0 and configured.stdout == plan_text(CLUSTER), configured.stderr
     bad = subprocess.run(
         [driftline, "migrate", "--plan", "--cluster", "a-b"],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
