@@ -304,9 +304,10 @@ def test_shard_routing_agrees_with_the_engine(store: Store) -> None:
 
 
 @pytest.fixture
-def rehearsal(chdb_path: Path, database: str) -> Iterator[Store]:
-    url = f"chdb://{chdb_path}"
-    s = Store(StoreConfig(url, database, REHEARSAL, shard_urls=[url]), retention_days=30)
+def rehearsal(store_url: str, database: str) -> Iterator[Store]:
+    """The rehearsal store, embedded and over HTTP (conftest's store_url): the shard inserts take the
+    embedded in-place path on one, clickhouse-connect's Arrow insert with the URL's credentials on the other."""
+    s = Store(StoreConfig(store_url, database, REHEARSAL, shard_urls=[store_url]), retention_days=30)
     s.migrate()
     yield s
     with admin_client(s) as c:
@@ -402,6 +403,9 @@ def test_rehearsal_ingest_read_and_score(rehearsal: Store, tmp_path: Path, chdb_
     job = ScorerJob(OfflineHallucinationScorer(), rehearsal, JobOptions(settle=timedelta(0)))
     assert job.run_once().scored == len(sent)
     assert job.run_once().scored == 0  # the watermark and "not scored yet" read through the fronts
+    # An SLI read through the front, as the SLI job makes it.
+    traffic = rehearsal.sli.traffic(TENANT_A, now - timedelta(hours=1), ["chat"])
+    assert sum(r["n"] for r in traffic) == len(sent)
     labels = {r["label"] for r in trace_scores(rehearsal, TENANT_A, trace)}
     assert labels == {"hallucinated"}
     local = admin_rows(rehearsal, "SELECT count() AS n FROM {db}.scores_local WHERE scorer = 'hallucination'")
