@@ -22,6 +22,7 @@ from driftline.web.auth_routes import LoginRequired, auth_router
 from driftline.web.filters import install_filters
 from driftline.web.overview import overview_router
 from driftline.web.pages import pages_router
+from driftline.web.review_pages import review_router
 from driftline.web.sessions import SessionCodec
 
 __all__ = ["STATIC_DIR", "mount_web"]
@@ -40,6 +41,7 @@ def mount_web(app: FastAPI, store: Store, auth: Authenticator) -> SessionCodec:
     app.include_router(overview_router(store, auth), tags=["api"])
     app.include_router(auth_router(sessions, templates))
     app.include_router(pages_router(sessions, templates))
+    app.include_router(review_router(sessions, templates))
 
     @app.exception_handler(LoginRequired)
     async def to_login(request: Request, exc: LoginRequired) -> Response:

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from fastapi import Request
 
-__all__ = ["ApiAnswer", "call_api"]
+__all__ = ["ApiAnswer", "call_api", "call_api_raw"]
 
 
 @dataclass(frozen=True)
@@ -59,3 +59,14 @@ async def call_api(
     except ValueError:
         body = {"detail": r.text[:500]}
     return ApiAnswer(r.status_code, body, path + (f"?{query}" if query else ""))
+
+
+async def call_api_raw(
+    request: Request, token: str, path: str, params: list[tuple[str, str]] | None = None
+) -> httpx.Response:
+    """A GET whose answer is not JSON (a download), as the API sent it."""
+    transport = httpx.ASGITransport(app=request.app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://driftline.internal") as client:
+        return await client.get(
+            path, params=httpx.QueryParams(list(params or [])), headers={"Authorization": f"Session {token}"}
+        )

@@ -84,9 +84,23 @@ def _when(v: Any) -> str:
     return t.strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _age(v: Any) -> str:
+    """A duration in seconds, coarsely: `45 s`, `12 min`, `3 h 5 min`, `4 d 2 h`."""
+    if _missing(v):
+        return "–"
+    s = max(0, int(float(v)))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min"
+    if s < 86400:
+        return f"{s // 3600} h {s % 3600 // 60} min"
+    return f"{s // 86400} d {s % 86400 // 3600} h"
+
+
 def _short(v: Any, n: int = 8) -> str:
     return str(v or "")[:n]
 
 
 def install_filters(env: Environment) -> None:
-    env.filters.update(ms=_ms, usd=_usd, num=_num, pct=_pct, when=_when, short=_short, prettyjson=pretty_json)
+    env.filters.update(age=_age, ms=_ms, usd=_usd, num=_num, pct=_pct, when=_when, short=_short, prettyjson=pretty_json)

@@ -17,9 +17,9 @@ from driftline.web.apicall import ApiAnswer, call_api
 from driftline.web.auth_routes import check_csrf, session_of
 from driftline.web.filters import render
 from driftline.web.sessions import Session, SessionCodec
-from driftline.web.view import TRACE_FILTERS, documents, messages, waterfall
+from driftline.web.view import TRACE_FILTERS, trace_view
 
-__all__ = ["pages_router"]
+__all__ = ["page_response", "pages_router"]
 
 
 def _wants_json(request: Request) -> bool:
@@ -32,16 +32,6 @@ def _wants_json(request: Request) -> bool:
 def _params(request: Request, names: tuple[str, ...]) -> list[tuple[str, str]]:
     """The page's query parameters the API takes, empty ones left out (a blank form field)."""
     return [(k, v) for k, v in request.query_params.multi_items() if k in names and v.strip() != ""]
-
-
-def _summary_of(spans: list[dict[str, Any]]) -> dict[str, Any]:
-    """Totals from the spans, for an API answer without a summary."""
-    costs = [s["cost_usd"] for s in spans if s.get("cost_usd") is not None]
-    return {
-        "cost_usd": sum(costs) if costs else None,
-        "input_tokens": sum(s.get("input_tokens") or 0 for s in spans),
-        "output_tokens": sum(s.get("output_tokens") or 0 for s in spans),
-    }
 
 
 # The overview's ranges, in hours (its template links them).
@@ -57,17 +47,24 @@ def _fitting_range(body: dict[str, Any]) -> str:
     return next((r for r in RANGES if float(r) >= age_h), RANGES[-1])
 
 
+def page_response(
+    templates: Jinja2Templates, request: Request, session: Session, template: str, answer: ApiAnswer, **ctx: Any
+) -> Response:
+    """A page drawn from `answer`, or that answer itself as the page's JSON twin."""
+    if _wants_json(request):
+        return JSONResponse(answer.body, status_code=answer.status)
+    base = {"tenant": session.tenant, "csrf": session.csrf, "api": answer, "json_url": answer.url}
+    # The API's status carries over (a 404 trace is a 404 page), except that a page never
+    # answers 401 to a signed-in browser: a key revoked since sign-in shows its error.
+    status = answer.status if answer.status != 401 else 403
+    return render(templates, request, template, base | ctx, status_code=status)
+
+
 def pages_router(sessions: SessionCodec, templates: Jinja2Templates) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
     def page(request: Request, session: Session, template: str, answer: ApiAnswer, **ctx: Any) -> Response:
-        if _wants_json(request):
-            return JSONResponse(answer.body, status_code=answer.status)
-        base = {"tenant": session.tenant, "csrf": session.csrf, "api": answer, "json_url": answer.url}
-        # The API's status carries over (a 404 trace is a 404 page), except that a page never
-        # answers 401 to a signed-in browser: a key revoked since sign-in shows its error.
-        status = answer.status if answer.status != 401 else 403
-        return render(templates, request, template, base | ctx, status_code=status)
+        return page_response(templates, request, session, template, answer, **ctx)
 
     @router.get("/", response_class=HTMLResponse)
     async def overview(request: Request) -> Response:
@@ -115,40 +112,13 @@ def pages_router(sessions: SessionCodec, templates: Jinja2Templates) -> APIRoute
 
     def _trace_page(request: Request, s: Session, answer: ApiAnswer, span: str, feedback_error: str) -> Response:
         body = answer.body if answer.ok and isinstance(answer.body, dict) else {}
-        spans: list[dict[str, Any]] = body.get("spans", [])
-        scores: list[dict[str, Any]] = body.get("scores", [])
-        rows, total_ms = waterfall(spans)
-        by_span: dict[str, list[dict[str, Any]]] = {}
-        for a in scores:
-            by_span.setdefault(a.get("span_id", ""), []).append(a)
-        flagged = [a for a in scores if a.get("negative")]
-        chosen = span or (flagged[0].get("span_id") if flagged and flagged[0].get("span_id") else "")
-        if not chosen:
-            llm = [r["span"] for r in rows if r["span"].get("operation") in ("chat", "text_completion")]
-            chosen = (llm or [r["span"] for r in rows] or [{}])[0].get("span_id", "")
-        row = next((r for r in rows if r["span"].get("span_id") == chosen), None)
-        selected = row["span"] if row else None
-        spans_by_id = {sp.get("span_id"): sp for sp in spans}
-        docs = [(sp, documents(sp.get("retrieved_documents"))) for sp in spans if sp.get("retrieved_documents")]
         return page(
             request,
             s,
             "trace.html",
             answer,
+            **trace_view(body, span),
             trace_id=body.get("trace_id", request.path_params.get("trace_id", "")),
-            summary=body.get("summary") or _summary_of(spans),
-            rows=rows,
-            total_ms=total_ms,
-            selected=selected,
-            selected_offset_ms=row["offset_ms"] if row else 0.0,
-            selected_scores=by_span.get(chosen, []) if selected else [],
-            trace_scores=by_span.get("", []),
-            flagged=flagged,
-            spans_by_id=spans_by_id,
-            feedback=body.get("feedback", []),
-            docs=docs,
-            messages=messages,
-            documents=documents,
             feedback_error=feedback_error,
         )
 

@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-__all__ = ["TRACE_FILTERS", "documents", "messages", "pretty_json", "waterfall"]
+__all__ = ["TRACE_FILTERS", "documents", "messages", "pretty_json", "trace_view", "waterfall"]
 
 # The trace list's filters, in the order the form shows them (names are the API's parameters).
 TRACE_FILTERS = (
@@ -154,3 +154,48 @@ def pretty_json(raw: Any) -> str:
         return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False)
     except (TypeError, ValueError):
         return str(value)
+
+
+def _summary_of(spans: list[dict[str, Any]]) -> dict[str, Any]:
+    """Totals from the spans, for an API answer without a summary."""
+    costs = [s["cost_usd"] for s in spans if s.get("cost_usd") is not None]
+    return {
+        "cost_usd": sum(costs) if costs else None,
+        "input_tokens": sum(s.get("input_tokens") or 0 for s in spans),
+        "output_tokens": sum(s.get("output_tokens") or 0 for s in spans),
+    }
+
+
+def trace_view(body: dict[str, Any], span: str = "") -> dict[str, Any]:
+    """A trace's API answer (`GET /api/v1/traces/{id}`) as the trace templates take it: the
+    waterfall rows, scores by span, the flagged scores, the span to show first (`span`, else the
+    first flagged one, else the first LLM call) and the retrieved documents."""
+    spans: list[dict[str, Any]] = body.get("spans", [])
+    scores: list[dict[str, Any]] = body.get("scores", [])
+    rows, total_ms = waterfall(spans)
+    by_span: dict[str, list[dict[str, Any]]] = {}
+    for a in scores:
+        by_span.setdefault(a.get("span_id", ""), []).append(a)
+    flagged = [a for a in scores if a.get("negative")]
+    chosen = span or (flagged[0].get("span_id") if flagged and flagged[0].get("span_id") else "")
+    if not chosen:
+        llm = [r["span"] for r in rows if r["span"].get("operation") in ("chat", "text_completion")]
+        chosen = (llm or [r["span"] for r in rows] or [{}])[0].get("span_id", "")
+    row = next((r for r in rows if r["span"].get("span_id") == chosen), None)
+    selected = row["span"] if row else None
+    return {
+        "summary": body.get("summary") or _summary_of(spans),
+        "rows": rows,
+        "total_ms": total_ms,
+        "selected": selected,
+        "selected_offset_ms": row["offset_ms"] if row else 0.0,
+        "selected_scores": by_span.get(chosen, []) if selected else [],
+        "scores_by_span": by_span,
+        "trace_scores": by_span.get("", []),
+        "flagged": flagged,
+        "spans_by_id": {sp.get("span_id"): sp for sp in spans},
+        "feedback": body.get("feedback", []),
+        "docs": [(sp, documents(sp.get("retrieved_documents"))) for sp in spans if sp.get("retrieved_documents")],
+        "messages": messages,
+        "documents": documents,
+    }
