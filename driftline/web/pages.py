@@ -48,15 +48,23 @@ def _fitting_range(body: dict[str, Any]) -> str:
 
 
 def page_response(
-    templates: Jinja2Templates, request: Request, session: Session, template: str, answer: ApiAnswer, **ctx: Any
+    templates: Jinja2Templates,
+    request: Request,
+    session: Session,
+    template: str,
+    answer: ApiAnswer,
+    status_code: int | None = None,
+    **ctx: Any,
 ) -> Response:
-    """A page drawn from `answer`, or that answer itself as the page's JSON twin."""
+    """A page drawn from `answer`, or that answer itself as the page's JSON twin. `status_code`: the
+    page's own (a form the API refused, shown again over a good answer), else the answer's."""
     if _wants_json(request):
         return JSONResponse(answer.body, status_code=answer.status)
     base = {"tenant": session.tenant, "csrf": session.csrf, "api": answer, "json_url": answer.url}
     # The API's status carries over (a 404 trace is a 404 page), except that a page never
     # answers 401 to a signed-in browser: a key revoked since sign-in shows its error.
-    status = answer.status if answer.status != 401 else 403
+    status = status_code or answer.status
+    status = status if status != 401 else 403
     return render(templates, request, template, base | ctx, status_code=status)
 
 

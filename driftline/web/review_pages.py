@@ -125,6 +125,7 @@ def review_router(sessions: SessionCodec, templates: Jinja2Templates) -> APIRout
         *,
         adjudicate: bool = False,
         error: str = "",
+        status: int | None = None,
         values: dict[str, str] | None = None,
     ) -> Response:
         q = await call_api(request, s.token, "GET", queue_path(queue))
@@ -148,6 +149,7 @@ def review_router(sessions: SessionCodec, templates: Jinja2Templates) -> APIRout
             adjudicate=adjudicate,
             error=error,
             values=values,
+            status_code=status,
         )
 
     @router.get("/review/queues/{queue}/items/{trace_id}", response_class=HTMLResponse)
@@ -170,7 +172,7 @@ def review_router(sessions: SessionCodec, templates: Jinja2Templates) -> APIRout
         if answer.ok:
             return _see_other(_item_url(queue, trace_id))
         item = await call_api(request, s.token, "GET", item_path(queue, trace_id))
-        return await item_page(request, s, queue, trace_id, item, error=answer.error)
+        return await item_page(request, s, queue, trace_id, item, error=answer.error, status=answer.status)
 
     async def write_label(request: Request, queue: str, trace_id: str, kind: str) -> Response:
         s = session_of(request, sessions)
@@ -186,7 +188,15 @@ def review_router(sessions: SessionCodec, templates: Jinja2Templates) -> APIRout
         if not answer.ok:
             item = await call_api(request, s.token, "GET", item_path(queue, trace_id))
             return await item_page(
-                request, s, queue, trace_id, item, adjudicate=kind == "adjudicate", error=answer.error, values=form
+                request,
+                s,
+                queue,
+                trace_id,
+                item,
+                adjudicate=kind == "adjudicate",
+                error=answer.error,
+                status=answer.status,
+                values=form,
             )
         if kind == "adjudicate":
             return _see_other(_queue_url(queue, status="disputed", notice="adjudicated"))
@@ -206,7 +216,7 @@ def review_router(sessions: SessionCodec, templates: Jinja2Templates) -> APIRout
         answer = await call_api(request, s.token, "POST", item_path(queue, trace_id) + f"/{kind}")
         if not answer.ok:
             item = await call_api(request, s.token, "GET", item_path(queue, trace_id))
-            return await item_page(request, s, queue, trace_id, item, error=answer.error)
+            return await item_page(request, s, queue, trace_id, item, error=answer.error, status=answer.status)
         if kind == "skip":
             return await claim_next(request, s, queue)
         return _see_other(_queue_url(queue, notice="released"))
@@ -239,9 +249,8 @@ def review_router(sessions: SessionCodec, templates: Jinja2Templates) -> APIRout
         answer = await call_api(request, s.token, "POST", queue_path(queue) + "/items", json={"trace_ids": trace_ids})
         if not answer.ok:  # the chooser again, with the API's reason
             queues = await call_api(request, s.token, "GET", queues_path())
-            return page(
-                request, s, "review_add.html", queues, trace_ids=trace_ids, back=back, result=None, error=answer.error
-            )
+            ctx = {"trace_ids": trace_ids, "back": back, "result": None, "error": answer.error}
+            return page(request, s, "review_add.html", queues, status_code=answer.status, **ctx)
         return page(
             request, s, "review_add.html", answer, trace_ids=trace_ids, back=back, result=answer.body, queue=queue
         )
