@@ -80,6 +80,13 @@ def csrf(page: str) -> str:
     return m.group(1)
 
 
+def grab(pattern: str, text: str) -> str:
+    """The first group of `pattern` in `text` (which must hold it)."""
+    m = re.search(pattern, text, re.S)
+    assert m, f"{pattern!r} not found"
+    return m.group(1)
+
+
 def make_queue(app: LiveServer, name: str = "grounding", tenant_key: str = "lead") -> None:
     with api(app, tenant_key) as c:
         r = c.put(f"/api/v1/review/queues/{name}", json=QUEUE)
@@ -109,7 +116,7 @@ def test_add_a_trace_from_the_trace_view(app: LiveServer) -> None:
     make_queue(app)
     with browser(app, "alice") as c:
         page = c.get(f"/traces/{T['t1']}").text
-        link = html.unescape(re.search(r'href="(/review/add\?[^"]+)" data-testid="add-to-review"', page).group(1))  # type: ignore[union-attr]
+        link = html.unescape(grab(r'href="(/review/add\?[^"]+)" data-testid="add-to-review"', page))
         assert parse_qs(urlsplit(link).query)["trace_id"] == [T["t1"]]
         chooser = c.get(link)
         assert chooser.status_code == 200
@@ -157,7 +164,7 @@ def test_label_by_form_then_the_next_item_opens(app: LiveServer) -> None:
     with browser(app, "alice") as c:
         overview = c.get("/review")
         assert overview.status_code == 200
-        row = re.search(r'data-queue="grounding">(.*?)</tr>', overview.text, re.S).group(1)  # type: ignore[union-attr]
+        row = grab(r'data-queue="grounding">(.*?)</tr>', overview.text)
         assert re.search(r'data-testid="count-open">2<', row) and re.search(r'data-testid="count-done">0<', row)
         queue_page = c.get("/review/queues/grounding")
         assert "Review next item" in queue_page.text
@@ -213,7 +220,7 @@ def test_label_by_form_then_the_next_item_opens(app: LiveServer) -> None:
         assert "Nothing left in this queue" in c.get(r.headers["location"]).text
 
         # The counts moved.
-        row = re.search(r'data-queue="grounding">(.*?)</tr>', c.get("/review").text, re.S).group(1)  # type: ignore[union-attr]
+        row = grab(r'data-queue="grounding">(.*?)</tr>', c.get("/review").text)
         assert re.search(r'data-testid="count-done">1<', row) and re.search(r'data-testid="count-open">1<', row)
 
 
@@ -239,17 +246,17 @@ def test_disagreement_is_adjudicated_and_the_golden_set_downloads(app: LiveServe
             start = c.get("/review/queues/grounding")
             r = c.post("/review/queues/grounding/next", data={"csrf": csrf(start.text)})
             assert r.headers["location"].endswith(T["t1"])
-            view = c.get(r.headers["location"]).text
-            assert 'data-testid="labels"' not in view  # blind: no one's label before all are in
+            mine = c.get(r.headers["location"]).text
+            assert 'data-testid="labels"' not in mine  # blind: no one's label before all are in
             r = c.post(f"/review/queues/grounding/items/{T['t1']}/label",
-                       data={"csrf": csrf(view), "field.grounding": verdict, "field.quality": "3"})  # fmt: skip
+                       data={"csrf": csrf(mine), "field.grounding": verdict, "field.quality": "3"})  # fmt: skip
             assert r.status_code == 303
     with browser(app, "lead") as c:
         listing = c.get("/review/queues/grounding?status=disputed").text
         assert f"/review/queues/grounding/items/{T['t1']}/adjudicate" in listing
         view = c.get(f"/review/queues/grounding/items/{T['t1']}/adjudicate")
         assert view.status_code == 200
-        labels = re.search(r'data-testid="labels">(.*?)</table>', view.text, re.S).group(1)  # type: ignore[union-attr]
+        labels = grab(r'data-testid="labels">(.*?)</table>', view.text)
         assert "alice" in labels and "bob" in labels and "disagree" in labels
         r = c.post(f"/review/queues/grounding/items/{T['t1']}/adjudicate",
                    data={"csrf": csrf(view.text), "field.grounding": "hallucinated", "field.quality": "3",
@@ -290,7 +297,7 @@ def test_a_tenant_sees_only_its_own_queue_items(app: LiveServer) -> None:
         r = c.get(f"/review/queues/grounding/items/{T['t1']}")
         assert r.status_code == 404
         assert "tenant B secret" not in r.text and "Parcel Express" not in r.text
-        row = re.search(r'data-queue="grounding">(.*?)</tr>', c.get("/review").text, re.S).group(1)  # type: ignore[union-attr]
+        row = grab(r'data-queue="grounding">(.*?)</tr>', c.get("/review").text)
         assert re.search(r'data-testid="count-items">0<', row)
 
 

@@ -139,7 +139,7 @@ def review_router(sessions: SessionCodec, templates: Jinja2Templates) -> APIRout
             s,
             "review_item.html",
             item,
-            **trace_view(_body(trace), ""),
+            **trace_view(_body(trace), str(it.get("span_id") or "")),  # the span that sent it here
             queue=queue,
             trace_id=trace_id,
             item=it,

@@ -177,6 +177,8 @@ def trace_view(body: dict[str, Any], span: str = "") -> dict[str, Any]:
     for a in scores:
         by_span.setdefault(a.get("span_id", ""), []).append(a)
     flagged = [a for a in scores if a.get("negative")]
+    if span not in {r["span"].get("span_id") for r in rows}:  # not this trace's: the default
+        span = ""
     chosen = span or (flagged[0].get("span_id") if flagged and flagged[0].get("span_id") else "")
     if not chosen:
         llm = [r["span"] for r in rows if r["span"].get("operation") in ("chat", "text_completion")]
