@@ -176,6 +176,13 @@ def test_rules_for_statements_a_later_migration_may_add() -> None:
         "CREATE TABLE IF NOT EXISTS {db}.queues ON CLUSTER prod (tenant String, name String) "
         "ENGINE = ReplicatedMergeTree('/clickhouse/tables/all/{db}/queues', '{{replica}}') ORDER BY (tenant, name)"
     ]
+    # A table replicated to every node is altered once, on one node: replication carries it.
+    assert render_statement(
+        "ALTER TABLE {db}.feedback MODIFY TTL toDateTime(created_at) + INTERVAL 7 DAY", CLUSTER
+    ) == ["ALTER TABLE {db}.feedback\n    MODIFY TTL toDateTime(created_at) + INTERVAL 7 DAY"]
+    assert render_statement(
+        "ALTER TABLE {db}.scores MODIFY TTL toDateTime(span_start_time) + INTERVAL 7 DAY", CLUSTER
+    ) == ["ALTER TABLE {db}.scores_local ON CLUSTER prod\n    MODIFY TTL toDateTime(span_start_time) + INTERVAL 7 DAY"]
     # What the rules cannot place is refused with the reason, never guessed.
     with pytest.raises(ClusterRenderError, match="write them as two statements"):
         render_statement("ALTER TABLE {db}.spans ADD COLUMN x String, ADD INDEX i x TYPE set(0) GRANULARITY 1", CLUSTER)

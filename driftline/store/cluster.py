@@ -13,8 +13,9 @@ rewritten by rule, so a migration added later is rendered the same way:
   one replicated table with a replica on every node of the cluster (its Keeper path has no
   {shard}): small, mutable tables whose replacing key would otherwise span shards, read and written
   on whichever node a client reaches, read-your-writes on that node;
-- an ALTER of a sharded table goes to its local table; one that changes columns goes to the
-  Distributed front as well (the front must list the same columns);
+- an ALTER of a sharded table goes to its local table ON CLUSTER (once per shard); one that changes
+  columns goes to the Distributed front as well (the front must list the same columns); an ALTER
+  of a table placed everywhere runs on one node, and replication carries it to every replica;
 - a materialized view sits on the local tables: it sees each insert on the shard that stores it
   and writes into the local table of its target, so a trace's rows stay on their shard.
 
@@ -245,7 +246,10 @@ def _create_table(sql: str, table: str, layout: ClusterLayout) -> list[str]:
 def _alter(sql: str, table: str, layout: ClusterLayout) -> list[str]:
     commands = sql[_ALTER.match(sql).end() :]  # type: ignore[union-attr]
     if not layout.is_sharded(table):
-        return [f"ALTER TABLE {{db}}.{table}{layout.on}\n    {commands}"]
+        # Every node holds a replica of this one table: an ALTER on the node the runner reaches
+        # reaches them all through Keeper. ON CLUSTER would run it once per shard, on the same table
+        # (a projection or TTL built several times over).
+        return [f"ALTER TABLE {{db}}.{table}\n    {commands}"]
     column, storage = bool(_COLUMN_CMD.search(commands)), bool(_STORAGE_CMD.search(commands))
     if column and storage:
         raise ClusterRenderError(
@@ -288,8 +292,9 @@ def render_statement(stmt: str, layout: ClusterLayout) -> list[str]:
             out.append(f"DROP TABLE IF EXISTS {{db}}.{table}{LOCAL_SUFFIX}{layout.on}")
         return out
     if m := _OPTIMIZE.match(sql):
-        table = layout.storage_table(m.group(1))
-        return [f"OPTIMIZE TABLE {{db}}.{table}{layout.on}" + sql[m.end() :]]
+        if not layout.is_sharded(m.group(1)):  # one table replicated everywhere, as for ALTER
+            return [sql]
+        return [f"OPTIMIZE TABLE {{db}}.{layout.storage_table(m.group(1))}{layout.on}" + sql[m.end() :]]
     if re.match(r"^(INSERT INTO|SELECT)\b", sql):
         # Runs once, through the Distributed fronts: the rows are spread like any insert.
         return [sql]
