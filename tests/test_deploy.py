@@ -237,6 +237,7 @@ def helm_results() -> dict[str, Any]:
     jobs: dict[str, Any] = {k: {"op": "render", "values": v} for k, v in RENDERS.items()}
     jobs["lint"] = {"op": "lint", "values": LINT_VALUES, "kube_version": f"v{KUBE_MIN}.0"}
     jobs["lint-defaults"] = {"op": "lint", "values": {}, "kube_version": f"v{KUBE_MIN}.0"}
+    jobs["lint-cluster"] = {"op": "lint", "values": RENDERS["cluster"], "kube_version": f"v{KUBE_MIN}.0"}
     proc = subprocess.run(
         [sys.executable, "-c", _HELM_CHILD],
         input=json.dumps({"chart": str(CHART), "jobs": jobs}),
@@ -316,7 +317,7 @@ def _pod_env(docs: list[dict[str, Any]], workload: dict[str, Any], pod_name: str
 # ----------------------------------------------------------------------------- chart: Helm itself
 
 
-@pytest.mark.parametrize("key", ["lint", "lint-defaults"])
+@pytest.mark.parametrize("key", ["lint", "lint-defaults", "lint-cluster"])
 def test_helm_lint_passes(helm_results: dict[str, Any], key: str) -> None:
     # With the default values too: Helm's linter logs `fail` instead of failing, as chart CI expects.
     report = helm_results[key]["report"]
