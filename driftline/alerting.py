@@ -159,6 +159,19 @@ class AlertThresholds(BaseModel):
     dropped_for: str = Field(
         default="1m", description="How long collectors must have quarantined spans (in the last 10m) to warn."
     )
+    agreement_kappa_min: float = Field(
+        default=0.4,
+        ge=-1,
+        le=1,
+        description="Page when an automatic scorer's Cohen's kappa with reviewers' labels falls below this "
+        "(0.4: agreement no better than 'fair'): a drifting judge pages like a drifting model.",
+    )
+    agreement_min_items: int = Field(
+        default=30, ge=1, description="Fewest reviewed items behind an agreement figure before it can page."
+    )
+    agreement_for: str = Field(
+        default="10m", description="How long the agreement must stay low (it moves only as labels come in)."
+    )
 
     @field_validator(
         "evaluation_interval",
@@ -172,6 +185,7 @@ class AlertThresholds(BaseModel):
         "spool_for",
         "sli_stale_for",
         "dropped_for",
+        "agreement_for",
     )
     @classmethod
     def _duration(cls, v: str) -> str:
@@ -541,6 +555,36 @@ def _pipeline_rules(t: AlertThresholds) -> list[dict[str, Any]]:
     ]
 
 
+def _review_rules(t: AlertThresholds) -> list[dict[str, Any]]:
+    """Scorers against people: the agreement job publishes kappa per scorer version and rubric field."""
+    on = "on (tenant, scorer, version, queue, field)"
+    name = "DriftlineScorerAgreementLow"
+    annotations = _annotations(
+        t,
+        name,
+        f"Scorer {_t('$labels.scorer')} {_t('$labels.version')} disagrees with reviewers",
+        f"Cohen's kappa between scorer {_t('$labels.scorer')} (version {_t('$labels.version')}) and reviewers' "
+        f"{_t('$labels.field')} labels in queue {_t('$labels.queue')} of tenant {_t('$labels.tenant')} is "
+        f"{_t('$value | printf `%.2f`')} (limit {t.agreement_kappa_min:g}, at least {t.agreement_min_items} "
+        "reviewed items): the scorer's labels, and the SLIs and alerts built on them, can no longer be "
+        "trusted. Read the disagreements (GET /api/v1/review/agreement has the confusion matrix), then fix "
+        "or roll back the scorer or the judge's prompt or model.",
+        review=False,
+    )
+    annotations["review_url"] = _review_url(t.review_base_url, ("tenant", "scorer"))
+    return [
+        {
+            "alert": name,
+            "expr": f"driftline_review_agreement_kappa < {t.agreement_kappa_min:g}\n"
+            f"and {on} (driftline_review_agreement_items >= {t.agreement_min_items})",
+            "for": t.agreement_for,
+            "keep_firing_for": t.keep_firing_for,
+            "labels": {"severity": "page"},
+            "annotations": annotations,
+        }
+    ]
+
+
 class _Dumper(yaml.SafeDumper):
     """Multi-line strings (PromQL) as literal blocks, so the rendered file reads like a hand-written one."""
 
@@ -571,6 +615,7 @@ def render_rules(thresholds: AlertThresholds) -> str:
         "groups": [
             {"name": "driftline-quality", "interval": t.evaluation_interval, "rules": quality},
             {"name": "driftline-pipeline", "interval": t.evaluation_interval, "rules": _pipeline_rules(t)},
+            {"name": "driftline-review", "interval": t.evaluation_interval, "rules": _review_rules(t)},
         ]
     }
     body = yaml.dump(doc, Dumper=_Dumper, sort_keys=False, width=4096, allow_unicode=True)

@@ -53,7 +53,7 @@ def test_committed_rules_are_the_default_rendering() -> None:
 
 def test_every_alert_has_severity_timing_and_annotations() -> None:
     alerts = _alerts()
-    assert len(alerts) == 7 + 4 + 8  # drift pages, threshold warnings, pipeline warnings
+    assert len(alerts) == 7 + 4 + 8 + 1  # drift pages, threshold warnings, pipeline warnings, agreement page
     for name, rule in alerts.items():
         assert rule["labels"]["severity"] in {"page", "warning"}, name
         assert duration_seconds(rule["for"]) > 0 and rule["keep_firing_for"] == "5m", name
@@ -192,6 +192,9 @@ def test_every_rule_is_unit_tested_firing_quiet_and_resolving() -> None:
         ("DriftlineSpoolNotDraining", "expr", "deriv(", "abs(deriv(", "pipeline"),
         ("DriftlineSpansDropped", "expr", "increase(", "delta(", "pipeline"),
         ("DriftlineSpansDropped", "for", "1m", "0s", "pipeline"),
+        ("DriftlineScorerAgreementLow", "for", "10m", "5m", "review"),
+        ("DriftlineScorerAgreementLow", "expr", ">= 30", ">= 20", "review"),
+        ("DriftlineScorerAgreementLow", "expr", "< 0.4", "< 0.2", "review"),
     ],
 )
 def test_unit_tests_catch_a_weakened_rule(
