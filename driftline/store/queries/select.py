@@ -90,7 +90,11 @@ class Reader:
         # scorer's "not scored yet") runs once on the initiator and its result goes to every shard
         # (GLOBAL IN / JOIN): correct whatever the subquery groups or limits. ClickHouse refuses
         # such reads by default (distributed_product_mode = 'deny').
-        self._cluster_settings: dict[str, Any] = {"distributed_product_mode": "global"} if cluster else {}
+        # A read whose WHERE fixes trace_id (a trace, a page of trace ids) asks only the shards those
+        # traces hash to (optimize_skip_unused_shards), as the rows were placed by that same hash.
+        self._cluster_settings: dict[str, Any] = (
+            {"distributed_product_mode": "global", "optimize_skip_unused_shards": 1} if cluster else {}
+        )
 
     def rows(self, tenant: str, query: Select | str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """The rows of `query` for one tenant. A string is a whole statement written in
