@@ -195,6 +195,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         s = load_settings(ScorerSettings, args.config)
     except ConfigError as e:
         return _fail(str(e))
+    if args.dataset or args.dataset_file:  # a golden dataset from review queues
+        from driftline.review import dataset_eval
+
+        return dataset_eval.main(args, s)
     argv = [*(["--halueval", str(args.halueval)] if args.halueval else []),
             *(["--summedits", str(args.summedits)] if args.summedits else [])]  # fmt: skip
     rc = int(evaluate.main(argv) or 0)
@@ -294,6 +298,9 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--halueval", type=Path, help="HaluEval QA JSONL (default: ../shared/data/halueval-qa/dev.jsonl)")
     ev.add_argument("--summedits", type=Path, help="SummEdits JSONL (default: ../shared/data/summedits/dev.jsonl)")
     ev.add_argument("--judge-limit", type=int, default=200, help="rows per set sent to the judge (0: all)")
+    from driftline.review.dataset_eval import add_arguments as dataset_arguments
+
+    dataset_arguments(ev)
     ev.set_defaults(func=cmd_eval)
 
     qua = sub.add_parser("quarantine", help="spans the store refused for good (collector/quarantine.py)")
