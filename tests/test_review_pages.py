@@ -80,6 +80,11 @@ def csrf(page: str) -> str:
     return m.group(1)
 
 
+def hidden(page: str) -> dict[str, str]:
+    """A label form's hidden inputs (its token, each field's type), as the browser would post them."""
+    return dict(re.findall(r'<input type="hidden" name="((?:csrf|type\.\w+))" value="([^"]*)">', page))
+
+
 def grab(pattern: str, text: str) -> str:
     """The first group of `pattern` in `text` (which must hold it)."""
     m = re.search(pattern, text, re.S)
@@ -181,22 +186,23 @@ def test_label_by_form_then_the_next_item_opens(app: LiveServer) -> None:
         assert '<kbd aria-hidden="true">2</kbd> hallucinated' in view.text
         assert view.text.count('class="panel detail span-detail') == 2  # both spans of the trace
         assert "/static/review.js" in view.text
+        assert hidden(view.text)["type.quality"] == "numeric"  # the form types its answers
 
         # A required field left blank: the API's message, the values kept, nothing stored.
         action = f"/review/queues/grounding/items/{first}/label"
-        bad = c.post(action, data={"csrf": csrf(view.text), "field.grounding": "hallucinated", "field.comment": "kept"})
+        bad = c.post(action, data=hidden(view.text) | {"field.grounding": "hallucinated", "field.comment": "kept"})
         assert bad.status_code == 422
         assert "quality" in bad.text and "Not saved" in bad.text
         assert ">kept</textarea>" in bad.text
         assert item(app, "alice", "grounding", first)["labeled_by"] == []
 
         # Out of range: the API says so.
-        bad = c.post(action, data={"csrf": csrf(view.text), "field.grounding": "grounded", "field.quality": "9"})
+        bad = c.post(action, data=hidden(view.text) | {"field.grounding": "grounded", "field.quality": "9"})
         assert bad.status_code == 422 and "between 1 and 5" in bad.text
 
         ok = c.post(
             action,
-            data={"csrf": csrf(view.text), "field.grounding": "hallucinated", "field.helpful": "false",
+            data=hidden(view.text) | {"field.grounding": "hallucinated", "field.helpful": "false",
                   "field.quality": "2", "field.comment": "wrong shipper", "corrected_answer": "It ships tomorrow.",
                   "note": "checked the passage"},
         )  # fmt: skip
@@ -249,7 +255,7 @@ def test_disagreement_is_adjudicated_and_the_golden_set_downloads(app: LiveServe
             mine = c.get(r.headers["location"]).text
             assert 'data-testid="labels"' not in mine  # blind: no one's label before all are in
             r = c.post(f"/review/queues/grounding/items/{T['t1']}/label",
-                       data={"csrf": csrf(mine), "field.grounding": verdict, "field.quality": "3"})  # fmt: skip
+                       data=hidden(mine) | {"field.grounding": verdict, "field.quality": "3"})  # fmt: skip
             assert r.status_code == 303
     with browser(app, "lead") as c:
         listing = c.get("/review/queues/grounding?status=disputed").text
@@ -259,7 +265,7 @@ def test_disagreement_is_adjudicated_and_the_golden_set_downloads(app: LiveServe
         labels = grab(r'data-testid="labels">(.*?)</table>', view.text)
         assert "alice" in labels and "bob" in labels and "disagree" in labels
         r = c.post(f"/review/queues/grounding/items/{T['t1']}/adjudicate",
-                   data={"csrf": csrf(view.text), "field.grounding": "hallucinated", "field.quality": "3",
+                   data=hidden(view.text) | {"field.grounding": "hallucinated", "field.quality": "3",
                          "corrected_answer": "It ships tomorrow."})  # fmt: skip
         assert r.status_code == 303, r.text
         assert item(app, "lead", "grounding", T["t1"])["final"]["grounding"] == "hallucinated"

@@ -10,6 +10,7 @@ from urllib.parse import quote
 __all__ = [
     "BASE",
     "FIELD_PREFIX",
+    "TYPE_PREFIX",
     "agreement_path",
     "datasets_path",
     "export_path",
@@ -52,6 +53,7 @@ def agreement_path() -> str:
 
 
 FIELD_PREFIX = "field."
+TYPE_PREFIX = "type."
 
 
 def label_values(fields: Iterable[Mapping[str, Any]], form: Mapping[str, str]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from driftline.web.apicall import ApiAnswer, call_api, call_api_raw
 from driftline.web.auth_routes import check_csrf, safe_next, session_of
 from driftline.web.pages import page_response
 from driftline.web.review_api import (
+    TYPE_PREFIX,
     agreement_path,
     datasets_path,
     export_path,
@@ -177,8 +178,11 @@ def review_router(sessions: SessionCodec, templates: Jinja2Templates) -> APIRout
     async def write_label(request: Request, queue: str, trace_id: str, kind: str) -> Response:
         s = session_of(request, sessions)
         form = await form_of(request, s)
-        q = await call_api(request, s.token, "GET", queue_path(queue))
-        fields = _body(q).get("definition", {}).get("rubric", {}).get("fields", [])
+        # The form names each field's type (`type.<name>`), so the page need not read the queue
+        # again to type the answers; the API checks them against the rubric it holds.
+        fields = [
+            {"name": k.removeprefix(TYPE_PREFIX), "type": v} for k, v in form.items() if k.startswith(TYPE_PREFIX)
+        ]
         body = {
             "fields": label_values(fields, form),
             "note": form.get("note", ""),
