@@ -6,6 +6,7 @@
   var form = document.getElementById("label-form");
   var help = document.getElementById("keys-help");
   var fields = form ? Array.prototype.slice.call(form.querySelectorAll(".rubric-field")) : [];
+  var ENTRY = "input:not([type=hidden]), textarea";  // what a reviewer answers in
 
   function typing(el) {
     return el && (el.tagName === "TEXTAREA" || (el.tagName === "INPUT" && el.type !== "radio" && el.type !== "checkbox"));
@@ -21,7 +22,7 @@
   function focusField(i) {
     if (i < 0 || i >= fields.length) return;
     var f = fields[i];
-    var el = f.querySelector("input:checked") || f.querySelector("input, textarea");
+    var el = f.querySelector("input:checked") || f.querySelector(ENTRY);
     (el || f).focus();
     mark(i);
     f.scrollIntoView({ block: "nearest" });
@@ -41,7 +42,7 @@
     var p = f.querySelector(".field-error");
     if (p) p.textContent = text;
     f.classList.toggle("invalid", !!text);
-    f.querySelectorAll("input, textarea").forEach(function (el) {
+    f.querySelectorAll(ENTRY).forEach(function (el) {
       if (text) el.setAttribute("aria-invalid", "true"); else el.removeAttribute("aria-invalid");
     });
   }
@@ -51,7 +52,7 @@
     fields.forEach(function (f, i) {
       var text = "";
       var radios = f.querySelectorAll("input[type=radio]");
-      var box = f.querySelector("input:not([type=radio]), textarea");
+      var box = f.querySelector("input:not([type=radio]):not([type=hidden]), textarea");
       if (radios.length) {
         if (f.dataset.required && !f.querySelector("input:checked")) text = "Pick one (keys 1-" + Math.min(radios.length, 9) + ").";
       } else if (box && !box.checkValidity()) {
