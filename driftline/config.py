@@ -466,6 +466,9 @@ class ScorerJobConfig(BaseModel):
         ge=0,
         description="Budget: most spans scored per tenant per clock hour (0: no limit); the rest stay unscored.",
     )
+    stratum_min_per_hour: int | None = Field(
+        None, ge=0, description="Stratified sampling floor for this scorer; default scorer_stratum_min_per_hour."
+    )
 
 
 class ScorerSettings(ServerSettings):
@@ -474,6 +477,13 @@ class ScorerSettings(ServerSettings):
     scorers_enabled: bool = Field(True, description="Run the scorers and the SLI job in this process.")
     scorer_interval_s: float = Field(15.0, gt=0, description="Default seconds between a scorer's runs.")
     scorer_sample_rate: float = Field(1.0, ge=0, le=1, description="Default share of traces scored.")
+    scorer_stratum_min_per_hour: int = Field(
+        1800,
+        ge=0,
+        description="Stratified sampling (where a scorer's sample rate is below 1): each (service, model, release) "
+        "is sampled at least at the rate that scores this many of its spans an hour, from its traffic the hour "
+        "before; one with no traffic then (a new release) is scored whole. 0: one rate for all.",
+    )
     scorer_sweep_s: float = Field(
         600.0, ge=0, description="Each run re-reads this many seconds behind its watermark for late spans."
     )
@@ -508,6 +518,12 @@ class ScorerSettings(ServerSettings):
     sli_top_models: int = Field(10, ge=1, description="Models per service that keep their name in SLI labels.")
     sli_top_releases: int = Field(5, ge=1, description="Releases per service that keep their name in SLI labels.")
     drift_current_window_s: float = Field(300.0, gt=0, description="Drift: length of the current window.")
+    drift_current_max_window_s: float = Field(
+        3600.0,
+        gt=0,
+        description="Drift: where the current window holds fewer than drift_min_current samples (a new release, "
+        "low traffic), it looks back a minute at a time up to this long, so the test still gets its minimum sample.",
+    )
     drift_baseline_window_s: float = Field(86_400.0, gt=0, description="Drift: the baseline window before it.")
     drift_alpha: float = Field(1e-5, gt=0, lt=1, description="Drift: one-sided significance level.")
     drift_min_current: int = Field(150, ge=1, description="Drift: fewest samples in the current window.")

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 L = SLI_LABELS
 LLM_OPS = sorted(LLM_OPERATIONS)  # a fixed order for the queries' bound parameter
+_BUCKET_S = 60  # a longer drift window grows a minute at a time
 Key = tuple[str, str, str, str, str]
 Keep = tuple[set[tuple[str, str]], set[tuple[str, str]]]  # (service, model), (service, release) kept
 
@@ -43,6 +44,10 @@ class SLIOptions:
     top_models: int = 10
     top_releases: int = 5
     drift_current: timedelta = timedelta(minutes=5)
+    # A label set with fewer than min_current samples in drift_current looks further back, a
+    # minute at a time, up to this long (see _extend): low traffic gets a longer window, never a
+    # smaller sample. Equal to drift_current: off.
+    drift_current_max: timedelta = timedelta(minutes=5)
     drift_baseline: timedelta = timedelta(hours=24)
     rate_policy: DriftPolicy = RATE_POLICY
     distribution_policy: DriftPolicy = DISTRIBUTION_POLICY
@@ -78,6 +83,8 @@ _HELP = {
     "driftline_drift_current": "SLI in the current drift window (rate, or median).",
     "driftline_drift_baseline": "SLI in the baseline window (rate, or median).",
     "driftline_drift_samples": "Samples on each side of the drift test.",
+    "driftline_drift_window_seconds": "Length of the drift test's current window (longer than the default "
+    "where traffic is too low to fill it with the minimum sample).",
     "driftline_sli_computed_timestamp_seconds": "When the SLIs were last computed.",
 }
 
@@ -266,9 +273,16 @@ class SLIJob:
         # rates from scores and from span status
         cur = self._rate_counts(tenant, cur_since, now, keep)
         base = self._rate_counts(tenant, base_since, cur_since, keep)
-        for (k, sli), (kc, nc) in cur.items():
+        longer = self._extend(tenant, now, keep, cur, base)
+        default_window = self.opt.drift_current.total_seconds()
+        for (k, sli), counts in cur.items():
+            kc, nc = counts
             kb, nb = base.get(((*k[:3], "*", k[4]), sli), (0, 0))
-            self._emit(snap, k, sli, rate_drift(kc, nc, kb, nb, policy=self.opt.rate_policy))
+            window = default_window
+            if (k, sli) in longer:
+                kc, nc, kb, nb, start = longer[(k, sli)]
+                window = (now - start).total_seconds()
+            self._emit(snap, k, sli, rate_drift(kc, nc, kb, nb, policy=self.opt.rate_policy), window)
         # distributions: latency and cost per request
         cur_s = self._samples(tenant, cur_since, now, keep)
         base_s = self._samples(tenant, base_since, cur_since, keep)
@@ -278,7 +292,76 @@ class SLIJob:
                 k,
                 sli,
                 ks_drift(values, base_s.get(((*k[:3], "*", k[4]), sli), []), policy=self.opt.distribution_policy),
+                default_window,
             )
+
+    def _extend(
+        self,
+        tenant: str,
+        now: datetime,
+        keep: Keep,
+        cur: dict[tuple[Key, str], tuple[int, int]],
+        base: dict[tuple[Key, str], tuple[int, int]],
+    ) -> dict[tuple[Key, str], tuple[int, int, int, int, datetime]]:
+        """Longer current windows for the rate tests that lack samples: (key, sli) -> (bad, n of the
+        longer current window, bad, n of its baseline, the window's start).
+
+        A label set with fewer than `min_current` samples in the last `drift_current` (a new release,
+        a quiet service) takes in the minute before its window, then the one before that, until it
+        holds `min_current` samples or reaches `drift_current_max`. Its baseline then ends where the
+        longer window starts: every release's counts of those minutes are taken out of it, so no
+        sample is on both sides. The minimum sample size, alpha and the effect floor stay as they
+        are, so each test is as strict as before; a quiet label set is tested on fewer, longer,
+        overlapping windows, i.e. on fewer independent samples a day than a busy one, and so cannot
+        page more often than a busy one on noise. Feedback rates keep the default window."""
+        cur_since = now - self.opt.drift_current
+        need = self.opt.rate_policy.min_current
+        short = [ks for ks, (_, n) in cur.items() if n < need and ks[0][3] != "*" and ks[1] != "negative_feedback_rate"]
+        if not short or self.opt.drift_current_max <= self.opt.drift_current:
+            return {}
+        buckets = self._rate_buckets(tenant, now - self.opt.drift_current_max, cur_since, keep)
+        out: dict[tuple[Key, str], tuple[int, int, int, int, datetime]] = {}
+        for ks in short:
+            (k, sli), (kc, nc) = ks, cur[ks]
+            start = cur_since
+            mine = buckets.get(ks, {})
+            for b in sorted(mine, reverse=True):
+                if nc >= need:
+                    break
+                kc, nc, start = kc + mine[b][0], nc + mine[b][1], b
+            if start == cur_since:
+                continue
+            star = ((*k[:3], "*", k[4]), sli)
+            kb, nb = base.get(star, (0, 0))
+            for b, (bad, n) in buckets.get(star, {}).items():
+                if b >= start:
+                    kb, nb = kb - bad, nb - n
+            out[ks] = (kc, nc, kb, nb, start)
+        return out
+
+    def _rate_buckets(
+        self, tenant: str, since: datetime, until: datetime, keep: Keep
+    ) -> dict[tuple[Key, str], dict[datetime, tuple[int, int]]]:
+        """(label set, sli) -> minute -> (bad, total) for the scored rates and the error rate, also
+        under release '*'; minutes are UTC-aware starts of one-minute intervals."""
+        out: dict[tuple[Key, str], dict[datetime, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+
+        def add(k: Key, sli: str, b: datetime, bad: int, n: int) -> None:
+            b = b if b.tzinfo else b.replace(tzinfo=UTC)
+            for kk in (k, (*k[:3], "*", k[4])):
+                out[(kk, sli)][b][0] += bad
+                out[(kk, sli)][b][1] += n
+
+        for r in self.store.sli.score_counts(tenant, since, until, bucket_s=_BUCKET_S):
+            k = self._key(tenant, r, keep)
+            if r["scorer"] == "tool_failure":
+                add(k, "tool_failure_rate", r["bucket"], 0 if r["label"] == "ok" else r["n"], r["n"])
+            else:
+                sli = "hallucination_rate" if r["scorer"] == "hallucination" else "refusal_rate"
+                add(k, sli, r["bucket"], r["n"] if r["label"] == FAILED_LABEL[r["scorer"]] else 0, r["n"])
+        for r in self.store.sli.error_counts(tenant, since, until, LLM_OPS, bucket_s=_BUCKET_S):
+            add(self._key(tenant, r, keep), "error_rate", r["bucket"], r["bad"], r["n"])
+        return {ks: {b: (v[0], v[1]) for b, v in m.items()} for ks, m in out.items()}
 
     def _rate_counts(
         self, tenant: str, since: datetime, until: datetime, keep: Keep
@@ -316,7 +399,7 @@ class SLIJob:
         return out
 
     @staticmethod
-    def _emit(snap: SLISnapshot, k: Key, sli: str, d: DriftResult) -> None:
+    def _emit(snap: SLISnapshot, k: Key, sli: str, d: DriftResult, window_s: float) -> None:
         if k[3] == "*":  # the all-releases aggregate exists only as a baseline
             return
         lab = {"sli": sli} | dict(zip(L, k, strict=True))
@@ -327,6 +410,7 @@ class SLIJob:
         snap.add("driftline_drift_baseline", lab, d.baseline)
         snap.add("driftline_drift_samples", lab | {"side": "current"}, d.n_current)
         snap.add("driftline_drift_samples", lab | {"side": "baseline"}, d.n_baseline)
+        snap.add("driftline_drift_window_seconds", lab, window_s)
 
 
 def _top(counts: dict[tuple[str, str], int], n: int) -> set[tuple[str, str]]:
@@ -352,6 +436,7 @@ def options_from(settings: object) -> SLIOptions:
         top_models=s.sli_top_models,
         top_releases=s.sli_top_releases,
         drift_current=timedelta(seconds=s.drift_current_window_s),
+        drift_current_max=timedelta(seconds=max(s.drift_current_window_s, s.drift_current_max_window_s)),
         drift_baseline=timedelta(seconds=s.drift_baseline_window_s),
         rate_policy=DriftPolicy(min_effect=s.drift_min_effect_rate, **common),
         distribution_policy=DriftPolicy(min_effect=s.drift_min_effect_distribution, **common),

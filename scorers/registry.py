@@ -124,6 +124,9 @@ def _options(settings: ScorerSettings, cfg: ScorerJobConfig) -> JobOptions:
         models=tuple(cfg.models),
         error_only=cfg.error_only,
         max_spans_per_hour=cfg.max_spans_per_hour,
+        stratum_min_per_hour=(
+            settings.scorer_stratum_min_per_hour if cfg.stratum_min_per_hour is None else cfg.stratum_min_per_hour
+        ),
     )
 
 

@@ -2,6 +2,12 @@
 
 - Sampling is by a hash of the trace id computed in ClickHouse, so every replica and every re-run
   picks the same traces; spans with error status are always eligible.
+- Stratified sampling (`stratum_min_per_hour`): a stratum (service, model, release) whose traffic
+  in the previous clock hour would give it fewer scored spans than that at `sample_rate` gets the
+  higher rate that does, and one with no traffic then (a new release) is scored whole: a quiet
+  release still gets the samples its drift test needs. The rates are a function of stored traffic in
+  a window fixed by the clock hour, so every replica computes the same ones, and the decision stays
+  "hash of the trace id below the rate", so within a stratum a trace is in or out for all of them.
 - Sharding is by another hash of the trace id: replica i of n scores the traces with hash % n == i,
   and a trace never splits across replicas.
 - A watermark on `ingested_at` per (tenant, scorer, version, shard) says how far scoring got; each
@@ -55,6 +61,10 @@ class JobOptions:
     models: Sequence[str] = ()  # request or response model
     error_only: bool = False
     max_spans_per_hour: int = 0  # per tenant per clock hour; 0: no limit. Spans beyond it stay unscored
+    # Stratified sampling (with sample_rate < 1): each (service, model, release) is sampled at least
+    # at the rate that scores this many of its spans an hour, judged by its traffic in the previous
+    # clock hour; a stratum that had none (a new release) is scored whole. 0: one rate for all.
+    stratum_min_per_hour: int = 0
 
     @property
     def shard(self) -> str:
@@ -144,7 +154,7 @@ class ScorerJob:
         """Score one tenant's new spans, then move its watermark; the new watermark."""
         wm = self._watermark(tenant)
         since = (wm - self.opt.sweep) if wm is not None else datetime(1970, 1, 1, tzinfo=UTC)
-        rows = self._candidates(tenant, since, until)
+        rows = self._candidates(tenant, since, until, strata=self.strata(tenant))
         result.candidates += len(rows)
         new_wm = until
         if len(rows) >= self.opt.max_spans_per_run:  # more than one run's worth: resume after these
@@ -177,7 +187,9 @@ class ScorerJob:
             after: tuple[datetime, str, str] | None = None
             spans = 0
             while True:
-                rows = self._candidates(tenant, since, until, by_start=True, skip_scored=False, after=after)
+                rows = self._candidates(
+                    tenant, since, until, by_start=True, skip_scored=False, after=after, strata=self.strata(tenant)
+                )
                 result.candidates += len(rows)
                 spans += len(rows)
                 s, f = self._score_and_write(tenant, rows, result)
@@ -193,6 +205,16 @@ class ScorerJob:
                 last = rows[-1]
                 after = (_utc(last["start_time"]), last["trace_id"], last["span_id"])
         return result
+
+    def strata(self, tenant: str) -> dict[tuple[str, str, str], int] | None:
+        """Sampling rates (ppm) per (service, model, release), or None for one rate for all."""
+        o = self.opt
+        if o.stratum_min_per_hour <= 0 or o.sample_rate >= 1.0:
+            return None
+        hour = self.clock().replace(minute=0, second=0, microsecond=0)
+        traffic = self.store.scoring.stratum_traffic(tenant, hour - timedelta(hours=1), hour)
+        base = round(o.sample_rate * 1_000_000)
+        return {k: min(1_000_000, max(base, -(-o.stratum_min_per_hour * 1_000_000 // n))) for k, n in traffic.items()}
 
     # -- queries --------------------------------------------------------------------------
     def _tenants(self, until: datetime | None) -> list[str]:
@@ -225,6 +247,7 @@ class ScorerJob:
         by_start: bool = False,
         skip_scored: bool = True,
         after: tuple[datetime, str, str] | None = None,
+        strata: dict[tuple[str, str, str], int] | None = None,
     ) -> list[SpanRecord]:
         o = self.opt
         return self.store.scoring.candidates(
@@ -243,6 +266,7 @@ class ScorerJob:
             filters=o.filters,
             models=o.models,
             after=after,
+            strata=strata,
         )
 
     # -- scoring --------------------------------------------------------------------------

@@ -108,3 +108,45 @@ def test_release_against_release(live: LiveServer) -> None:
         headers={"Authorization": "Bearer key-tenant-b"},
     ).json()["slis"]
     assert other == {}
+
+
+def _low_traffic_opts(current_max: timedelta) -> SLIOptions:
+    small = {"alpha": 0.01, "min_current": 20, "min_baseline": 30}
+    return SLIOptions(
+        drift_current=timedelta(minutes=5),
+        drift_current_max=current_max,
+        drift_baseline=timedelta(hours=2),
+        rate_policy=DriftPolicy(min_effect=0.2, **small),  # type: ignore[arg-type]
+        distribution_policy=DriftPolicy(min_effect=0.1, **small),  # type: ignore[arg-type]
+    )
+
+
+def test_a_low_traffic_release_gets_a_longer_window_not_a_smaller_sample(live: LiveServer) -> None:
+    rt = live.runtime
+    _send(live, 60, bad_every=10, release="1.0.0", minutes_ago=(100, 35))  # baseline: 10% hallucinated
+    # Two quiet releases over the last 24 minutes: 5 traces in any 5 minutes, 20 needed.
+    _send(live, 24, bad_every=2, release="2.0.0", minutes_ago=(23.5, 0.2))  # 50%: a regression
+    _send(live, 24, bad_every=10, release="1.0.0", minutes_ago=(23.5, 0.2))  # 10%, as before
+    _score(live)
+    hall = {"sli": "hallucination_rate"}
+
+    off = SLIJob(rt.store, _low_traffic_opts(timedelta(minutes=5))).run_once()  # today's behaviour
+    assert _series(off, "driftline_drift_samples", **hall, release="2.0.0", side="current") == [5]
+    assert _series(off, "driftline_drift_detected", **hall, release="2.0.0") == [0.0]
+    assert _series(off, "driftline_drift_window_seconds", **hall, release="2.0.0") == [300.0]
+
+    snap = SLIJob(rt.store, _low_traffic_opts(timedelta(minutes=30))).run_once()
+    [n_cur] = _series(snap, "driftline_drift_samples", **hall, release="2.0.0", side="current")
+    [window] = _series(snap, "driftline_drift_window_seconds", **hall, release="2.0.0")
+    assert 20 <= n_cur <= 22  # grown a minute at a time, just past the minimum
+    assert 15 * 60 < window <= 21 * 60
+    assert _series(snap, "driftline_drift_detected", **hall, release="2.0.0") == [1.0]
+    # The baseline (every release) ends where the longer window starts: the traces inside the window
+    # are on one side only. Both quiet releases sent at the same moments, so the baseline is the 60
+    # old traces and, of each quiet release, the 24 - n_cur sent before the window (a minute boundary
+    # falling between the two sends, milliseconds apart, may move one).
+    [n_base] = _series(snap, "driftline_drift_samples", **hall, release="2.0.0", side="baseline")
+    assert abs(n_base - (60 + 2 * (24 - n_cur))) <= 1, (n_base, n_cur)
+    # The quiet release that did not change gets its longer window too, and does not drift.
+    assert _series(snap, "driftline_drift_detected", **hall, release="1.0.0") == [0.0]
+    assert _series(snap, "driftline_drift_samples", **hall, release="1.0.0", side="current")[0] >= 20

@@ -15,6 +15,16 @@ __all__ = ["CANDIDATE_FILTERS", "ScoringQueries"]
 # Columns a scorer job may be restricted on (config `scorers.<name>.services` etc.).
 CANDIDATE_FILTERS = ("service", "operation", "release", "environment")
 
+# Stratified sampling: a span's stratum is (service, model, release), looked up in two bound arrays
+# (keys joined by the unit separator, and their rates); a stratum not listed gets new_ppm.
+_SEP = "\x1f"
+_STRATUM_MODEL = "if(response_model != '', response_model, request_model)"
+_STRATUM_KEY = f"concat(service, char(31), {_STRATUM_MODEL}, char(31), release)"
+_STRATUM_PPM = (
+    f"if(indexOf({{stratum_keys:Array(String)}}, {_STRATUM_KEY}) = 0, {{new_ppm:UInt32}}, "
+    f"{{stratum_ppms:Array(UInt32)}}[indexOf({{stratum_keys:Array(String)}}, {_STRATUM_KEY})])"
+)
+
 # What a scorer sees of the other spans of a candidate's trace.
 _TRACE_COLUMNS = [
     "trace_id", "span_id", "parent_span_id", "name", "operation", "start_time", "end_time", "duration_ms",
@@ -63,6 +73,8 @@ class ScoringQueries:
         filters: Mapping[str, Sequence[str]] | None = None,
         models: Sequence[str] = (),
         after: tuple[datetime, str, str] | None = None,
+        strata: Mapping[tuple[str, str, str], int] | None = None,
+        new_stratum_ppm: int = 1_000_000,
     ) -> list[SpanRecord]:
         """Spans to score, oldest first: in (since, until] by ingested_at (start_time if `by_start`),
         in this shard, sampled by trace (errors always), optionally not yet scored by this version.
@@ -71,6 +83,11 @@ class ScoringQueries:
         page; this page starts behind it (keyset paging). Python's datetime holds microseconds, so the
         key and the order use start_time cut to microseconds: a page boundary inside one microsecond
         neither repeats nor skips a span.
+
+        `strata`: a sampling rate (ppm) per (service, model, release) that replaces `sample_ppm` for
+        that stratum's spans (model: the response model, else the request model); a stratum not in
+        it gets `new_stratum_ppm`. The decision stays a comparison of the same hash of the trace id
+        with a rate: a trace sampled at one rate is sampled at any higher one.
         """
         time_col = "start_time" if by_start else "ingested_at"
         order_col = "toStartOfMicrosecond(start_time)" if by_start else time_col
@@ -88,8 +105,14 @@ class ScoringQueries:
             f"{time_col} > {{since:DateTime64(3)}}",
             f"{time_col} <= {{until:DateTime64(3)}}",
             "cityHash64(trace_id) % {shards:UInt32} = {shard:UInt32}",
-            "status_code = 'error' OR cityHash64(trace_id, 'driftline-sample') % 1000000 < {ppm:UInt32}",
+            "status_code = 'error' OR cityHash64(trace_id, 'driftline-sample') % 1000000 < "
+            + ("{ppm:UInt32}" if strata is None else _STRATUM_PPM),
         ]
+        if strata is not None:
+            keys = sorted(strata)
+            params["stratum_keys"] = [_SEP.join(k) for k in keys]
+            params["stratum_ppms"] = [int(strata[k]) for k in keys]
+            params["new_ppm"] = new_stratum_ppm
         if after is not None:
             if not by_start:
                 raise ValueError("keyset paging is by start_time")
@@ -129,6 +152,21 @@ class ScoringQueries:
             params,
         )
         return cast(list[SpanRecord], rows)
+
+    def stratum_traffic(self, tenant: str, since: datetime, until: datetime) -> dict[tuple[str, str, str], int]:
+        """Spans that started in [since, until) per (service, model, release): what stratified
+        sampling sizes each stratum's rate by."""
+        rows = self._r.rows(
+            tenant,
+            Select(
+                f"service, {_STRATUM_MODEL} AS model, release, count() AS n",
+                "spans",
+                ["start_time >= {since:DateTime64(3)}", "start_time < {until:DateTime64(3)}"],
+                group_by="service, model, release",
+            ),
+            {"since": since, "until": until},
+        )
+        return {(str(r["service"]), str(r["model"]), str(r["release"])): int(r["n"]) for r in rows}
 
     def trace_spans(self, tenant: str, trace_ids: Sequence[str]) -> dict[str, list[SpanRecord]]:
         """The spans of these traces (the columns a scorer grounds on), by trace id, oldest first."""

@@ -22,6 +22,13 @@ _SLI_SCORERS = "scorer IN ('hallucination', 'refusal', 'tool_failure')"
 _UNJUDGED = "label NOT IN ('no_context', 'error')"
 
 
+def _bucket(column: str, bucket_s: int) -> str:
+    """The bucket column for a per-interval count ('' without buckets)."""
+    if not bucket_s:
+        return ""
+    return f", toStartOfInterval({column}, toIntervalSecond({{bucket_s:UInt32}})) AS bucket"
+
+
 class SLIQueries:
     def __init__(self, reader: Reader) -> None:
         self._r = reader
@@ -59,18 +66,22 @@ class SLIQueries:
             {"since": since, "until": until, "ops": list(ops)},
         )
 
-    def error_counts(self, tenant: str, since: datetime, until: datetime, ops: Sequence[str]) -> list[dict[str, Any]]:
-        """Per label set: LLM requests and those with error status."""
+    def error_counts(
+        self, tenant: str, since: datetime, until: datetime, ops: Sequence[str], bucket_s: int = 0
+    ) -> list[dict[str, Any]]:
+        """Per label set: LLM requests and those with error status; with `bucket_s`, also per
+        `bucket` (the start of a `bucket_s`-second interval of start_time)."""
+        bucket = _bucket("start_time", bucket_s)
         return self._r.rows(
             tenant,
             Select(
-                f"service, {_MODEL}, release, environment, count() AS n, countIf(status_code = 'error') AS bad",
+                f"service, {_MODEL}, release, environment{bucket}, count() AS n, countIf(status_code = 'error') AS bad",
                 "spans",
                 _WINDOW,
-                group_by=_LABELS,
+                group_by=_LABELS + (", bucket" if bucket_s else ""),
                 final=True,
             ),
-            {"since": since, "until": until, "ops": list(ops)},
+            {"since": since, "until": until, "ops": list(ops), "bucket_s": bucket_s},
         )
 
     def samples(
@@ -91,12 +102,14 @@ class SLIQueries:
             {"since": since, "until": until, "ops": list(ops), "n": n},
         )
 
-    def score_counts(self, tenant: str, since: datetime, until: datetime) -> list[dict[str, Any]]:
-        """Per label set, SLI scorer and label: how many spans got that label."""
+    def score_counts(self, tenant: str, since: datetime, until: datetime, bucket_s: int = 0) -> list[dict[str, Any]]:
+        """Per label set, SLI scorer and label: how many spans got that label; with `bucket_s`,
+        also per `bucket` (the start of a `bucket_s`-second interval of the span's start)."""
+        bucket = _bucket("span_start_time", bucket_s)
         return self._r.rows(
             tenant,
             Select(
-                "service, model, release, environment, scorer, label, count() AS n",
+                f"service, model, release, environment, scorer, label{bucket}, count() AS n",
                 "scores",
                 [
                     "span_start_time > {since:DateTime64(3)}",
@@ -104,10 +117,10 @@ class SLIQueries:
                     _SLI_SCORERS,
                     _UNJUDGED,
                 ],
-                group_by="service, model, release, environment, scorer, label",
+                group_by="service, model, release, environment, scorer, label" + (", bucket" if bucket_s else ""),
                 final=True,
             ),
-            {"since": since, "until": until},
+            {"since": since, "until": until, "bucket_s": bucket_s},
         )
 
     def drift_firing(self, tenant: str, since: datetime) -> list[dict[str, Any]]:
