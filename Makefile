@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: up test lint typecheck pytest install-server install-dev system-deps bench dashboards grounding-model grounding-lexicon
+.PHONY: up test lint typecheck pytest install-server install-dev node-deps system-deps bench dashboards grounding-model grounding-lexicon
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -21,6 +21,13 @@ install-dev: $(PY)
 system-deps:
 	bash scripts/system-deps.sh
 
+# The Vercel AI SDK golden test's Node project (tests/node/vercel, locked). Without npm the test
+# skips on a laptop; in CI (CI=true) a missing npm fails here.
+node-deps:
+	@if command -v npm >/dev/null; then npm ci --prefix tests/node/vercel --no-audit --no-fund --loglevel=error; \
+	elif [ "$${CI:-}" = "true" ]; then echo "npm is missing (the Vercel AI SDK test needs Node 20+)" >&2; exit 1; \
+	else echo "npm is missing: the Vercel AI SDK test will skip" >&2; fi
+
 up: install-server
 	$(VENV)/bin/driftline up --demo
 
@@ -32,10 +39,10 @@ lint: install-dev
 typecheck: install-dev
 	$(PY) scripts/typecheck.py
 
-pytest: install-dev
+pytest: install-dev node-deps
 	$(VENV)/bin/pytest
 
-test: system-deps install-dev
+test: system-deps install-dev node-deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) scripts/typecheck.py

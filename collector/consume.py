@@ -23,7 +23,8 @@ from driftline.collector.buffer import Batch, SpanQueue
 from driftline.collector.decode import decode_json, decode_protobuf, decompress
 from driftline.collector.errors import PayloadTooLarge, Refused
 from driftline.collector.metrics import REJECT_REASONS, CollectorMetrics
-from driftline.collector.normalize import PRICED_OPERATIONS, InvalidSpan, Normalizer
+from driftline.collector.normalize import InvalidSpan, Normalizer, arguments_pending, fill_arguments
+from driftline.collector.normalize import unpriced as is_unpriced
 from driftline.collector.ratelimit import TenantRateLimiter
 from driftline.collector.wal import RecordTooLarge, SpanLog, SpoolFull
 
@@ -55,7 +56,7 @@ class Prepared:
     table: pa.Table | None  # None when every span was rejected
     rejected: dict[str, int] = field(default_factory=dict)  # reason -> spans
     first_error: str = ""
-    unpriced: int = 0  # model calls with token counts that no price covers (cost stays NULL)
+    unpriced: int = 0  # model calls whose cost stays NULL (normalize.unpriced)
     # The protobuf body to spool when the receiver's bytes are not it (JSON, gzip); else None.
     body: bytes | None = None
     redacted: bool = False  # rows were redacted: spool them, never a raw body
@@ -122,6 +123,7 @@ class Preparer:
         rejected: dict[str, int] = {}
         first_error = ""
         unpriced = 0
+        pending: list[dict[str, Any]] = []
         for row in self._normalize(request):
             if isinstance(row, Rejection):
                 reason = row.reason if row.reason in REJECT_REASONS else "invalid"
@@ -129,12 +131,12 @@ class Preparer:
                 first_error = first_error or row.message
                 continue
             rows.append(row)
-            if (
-                row.get("cost_usd") is None
-                and row.get("operation", "") in PRICED_OPERATIONS
-                and ("input_tokens" in row or "output_tokens" in row)
-            ):
+            if is_unpriced(row):
                 unpriced += 1
+            elif arguments_pending(row):
+                pending.append(row)
+        if pending:
+            fill_arguments(rows, pending)
         table = None
         if rows:
             try:

@@ -21,11 +21,20 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from driftline.collector import conventions
 from driftline.collector.conventions.events import Event
-from driftline.collector.otlp_values import any_value, dumps, read_attributes, truncate
+from driftline.collector.otlp_values import any_value, dumps, loads, read_attributes, truncate
 from driftline.pricing import Pricer
 from driftline.vocabulary import PRICED_OPERATIONS
 
-__all__ = ["INVALID_REASONS", "PRICED_OPERATIONS", "InvalidSpan", "Normalizer", "ResourceContext"]
+__all__ = [
+    "INVALID_REASONS",
+    "PRICED_OPERATIONS",
+    "InvalidSpan",
+    "Normalizer",
+    "ResourceContext",
+    "arguments_pending",
+    "fill_arguments",
+    "unpriced",
+]
 
 INVALID_REASONS: Final = frozenset({"missing_trace_id", "missing_span_id", "bad_parent_span_id", "bad_timestamp"})
 
@@ -166,6 +175,50 @@ class Normalizer:
             cost, source = pricer.price_counts(provider, request_model, counts, start)
         if cost is not None:
             f["cost_usd"], f["cost_source"] = cost, source
+
+
+def unpriced(row: dict[str, object]) -> bool:
+    """A model call whose cost is unknown: no price for its model, or no token counts to price.
+
+    A span without tokens counts only when it says what went in or out (messages): LlamaIndex
+    also records its wrappers (`OpenAI.predict`, `_prepare_chat_with_tools`) as LLM spans with
+    the model and nothing else, and their call is the child span, priced on its own.
+    """
+    if row.get("cost_usd") is not None or row.get("operation", "") not in PRICED_OPERATIONS:
+        return False
+    if "input_tokens" in row or "output_tokens" in row:
+        return True
+    return ("request_model" in row or "response_model" in row) and ("input_messages" in row or "output_messages" in row)
+
+
+def arguments_pending(row: dict[str, object]) -> bool:
+    """A tool span whose call id is known but whose arguments are not an object: LangChain's
+    instrumentor records a one-argument tool's input as the bare value ("Paris")."""
+    if row.get("operation") != "execute_tool" or not row.get("tool_call_id"):
+        return False
+    args = row.get("tool_arguments")
+    return not (isinstance(args, str) and args[:1] == "{")
+
+
+def fill_arguments(rows: list[dict[str, object]], pending: list[dict[str, object]]) -> None:
+    """Give each pending tool span (arguments_pending) the arguments of the model's tool call with
+    its id, when the span that asked for it is among `rows` (one export request: with a batching
+    span processor the model call and its tool call travel together)."""
+    wanted = {row["tool_call_id"] for row in pending}
+    found: dict[object, str] = {}
+    for row in rows:
+        calls = row.get("tool_calls")
+        if isinstance(calls, str) and calls:
+            parsed = loads(calls)
+            for call in parsed if isinstance(parsed, list) else ():
+                if isinstance(call, dict) and call.get("id") in wanted and isinstance(call.get("arguments"), str):
+                    found[call["id"]] = call["arguments"]
+    for row in pending:
+        args = found.get(row["tool_call_id"])
+        if args is not None:
+            row["tool_arguments"] = args
+            if row.get("input_text") is not None:
+                row["input_text"] = row["input_text_fallback"] = args
 
 
 def _n(v: object) -> int:

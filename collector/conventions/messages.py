@@ -101,7 +101,7 @@ def message(raw: object, default_role: str = "user") -> Message | None:
                 call_id = _first_present(part, ("id", "toolCallId", "tool_use_id", "call_id"))
                 if call_id:
                     out["tool_call_id"] = as_text(call_id)
-                result = _first_present(part, ("response", "result", "output", "content"))
+                result = _result_value(_first_present(part, ("response", "result", "output", "content")))
                 texts.append(text_of(result) if isinstance(result, list) else as_text(result))
     for tc in raw.get("tool_calls") or ():
         if isinstance(tc, dict):
@@ -117,6 +117,22 @@ def message(raw: object, default_role: str = "user") -> Message | None:
     if type(reason) is str:
         out["finish_reason"] = reason
     return out
+
+
+# The Vercel AI SDK (v5+) wraps a tool result: {"type": "json" | "text" | "error-json" | "error-text",
+# "value": ...}; "content" holds a part list. https://ai-sdk.dev/docs/reference/ai-sdk-core/model-message
+_RESULT_WRAPPERS: Final = frozenset({"json", "text", "error-json", "error-text"})
+
+
+def _result_value(result: object) -> object:
+    """A tool result without the SDK's output wrapper."""
+    if type(result) is dict and len(result) == 2 and "value" in result:
+        kind = result.get("type")
+        if kind in _RESULT_WRAPPERS:
+            return result["value"]
+        if kind == "content":
+            return text_of(result["value"])
+    return result
 
 
 def _text_only(raw: dict[str, object], default_role: str) -> Message | None:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from typing import Final
 
+from driftline.collector.conventions import frameworks
 from driftline.collector.conventions._common import (
     Attrs,
     Fields,
     Message,
     ToolCall,
+    as_text,
     copy_int,
     copy_text,
     finish_reason,
@@ -62,10 +64,11 @@ _TOKENS: Final = (
     ("cache_creation_tokens", "llm.token_count.prompt_details.cache_write"),
     ("reasoning_tokens", "llm.token_count.completion_details.reasoning"),
 )
-_TEXT: Final = (
+_MODELS: Final = (
     ("request_model", "llm.request.model_name"),
     ("response_model", "llm.response.model_name"),
-    ("response_model", "llm.model_name"),
+)
+_TEXT: Final = (
     ("response_model", "embedding.model_name"),
     ("response_model", "reranker.model_name"),
     ("session_id", "session.id"),
@@ -84,13 +87,9 @@ def extract(a: Attrs, f: Fields) -> None:
     v = first_text(a, ("llm.provider", "llm.system"))
     if v:
         put(f, "provider", normalize_provider(v))
+    copy_text(a, f, _MODELS)
+    _models(a, f)
     copy_text(a, f, _TEXT)
-    if "request_model" not in f:
-        for key in ("llm.invocation_parameters", "embedding.invocation_parameters"):
-            params = maybe_json(a.get(key))
-            if isinstance(params, dict) and isinstance(params.get("model"), str):
-                put(f, "request_model", params["model"])
-                break
     copy_int(a, f, _TOKENS)
     if "_span_cost" not in f and ("llm.cost.total" in a or "llm.cost.prompt" in a):
         total = to_float(a.get("llm.cost.total"))
@@ -115,21 +114,94 @@ def extract(a: Attrs, f: Fields) -> None:
         put(f, "agent_name", f.get("name"))
 
 
+def _models(a: Attrs, f: Fields) -> None:
+    """request_model from the invocation parameters, and what `llm.model_name` means.
+
+    LangChain's and OpenAI's instrumentors put the provider's answer in `llm.model_name` (the dated
+    id) and the request in the parameters' "model". LlamaIndex's parameters are its LLMMetadata
+    ("model_name", "context_window", "is_chat_model", ...): there `llm.model_name` is the model the
+    app configured, a request, and the span has no response model at all.
+    """
+    model_name = a.get("llm.model_name")
+    configured = False
+    if "request_model" not in f:
+        for key in ("llm.invocation_parameters", "embedding.invocation_parameters"):
+            params = maybe_json(a.get(key))
+            if not isinstance(params, dict):
+                continue
+            model = params.get("model")
+            if not isinstance(model, str) and "context_window" in params:
+                model = params.get("model_name")
+                configured = True
+            if isinstance(model, str) and model:
+                put(f, "request_model", model)
+                break
+    if model_name is None or model_name == "":
+        return
+    if configured:
+        put(f, "request_model", model_name if isinstance(model_name, str) else str(model_name))
+    elif "response_model" not in f:
+        f["response_model"] = model_name if isinstance(model_name, str) else str(model_name)
+
+
 def _io(a: Attrs, f: Fields, kind: str) -> None:
     inp = first_text(a, ("input.value",))
     out = first_text(a, ("output.value",))
     if kind == "TOOL":
-        put(f, "tool_name", first_text(a, ("tool.name", "tool_call.function.name")))
-        put(f, "tool_call_id", first_text(a, ("tool_call.id", "tool.id")))
-        put(f, "tool_arguments", first_text(a, ("tool_call.function.arguments",)) or inp)
-        put(f, "tool_result", out)
-    # For LLM / embedding spans a JSON input.value / output.value is the raw provider request /
-    # response, not text a person wrote or read: it stays in `attributes` but is not used as text.
-    raw_call = kind in ("LLM", "EMBEDDING")
-    if not (raw_call and a.get("input.mime_type") == "application/json"):
+        _tool(a, f, inp, out)
+        return
+    if kind not in ("LLM", "EMBEDDING") and _chain_io(a, f, inp, out):
+        out = None
+    # The messages say it all: an LLM span's input.value / output.value is then the framework's
+    # rendering of them ("assistant: " for a message that only asks for a tool).
+    if "_in" not in f and not (
+        # For LLM / embedding spans a JSON input.value / output.value is the raw provider request /
+        # response, not text a person wrote or read: it stays in `attributes` but is not used as text.
+        kind in ("LLM", "EMBEDDING") and a.get("input.mime_type") == "application/json"
+    ):
         put(f, "_input_raw", inp)
-    if not (raw_call and a.get("output.mime_type") == "application/json"):
+    if "_out" not in f and not (kind in ("LLM", "EMBEDDING") and a.get("output.mime_type") == "application/json"):
         put(f, "_output_raw", out)
+
+
+def _tool(a: Attrs, f: Fields, inp: str | None, out: str | None) -> None:
+    """A TOOL span: the call's arguments object, the tool's content and call id, unwrapped from
+    the framework objects the instrumentors record (frameworks.py)."""
+    put(f, "tool_name", first_text(a, ("tool.name", "tool_call.function.name")))
+    put(f, "tool_call_id", first_text(a, ("tool_call.id", "tool.id")))
+    args = first_text(a, ("tool_call.function.arguments",))
+    if args is None and inp is not None:
+        unwrapped = frameworks.tool_arguments(maybe_json(inp)) if inp[:1] == "{" else None
+        if unwrapped is None:
+            args = inp
+        else:
+            args = as_text(unwrapped[0])
+            put(f, "tool_call_id", unwrapped[1])
+    put(f, "tool_arguments", args)
+    if out is not None:
+        outcome = frameworks.tool_outcome(maybe_json(out)) if out[:1] == "{" else None
+        if outcome is None:
+            put(f, "tool_result", out)
+        else:
+            text, call_id, error = outcome
+            put(f, "tool_result", text)
+            put(f, "tool_call_id", call_id)
+            put(f, "_error_message", error)
+
+
+def _chain_io(a: Attrs, f: Fields, inp: str | None, out: str | None) -> bool:
+    """A chain / agent span whose input or output is a LangGraph state {"messages": [...]} (or a
+    node's update [{"update": {"messages": [...]}}]): the input messages, and as output text the
+    last assistant message's (else the last message's) text. True when the output was such a state."""
+    if "_in" not in f and inp is not None and inp.startswith('{"messages"'):
+        put(f, "_in", frameworks.chain_messages(maybe_json(inp)))
+    if out is None or not out.startswith(('{"messages"', '[{"graph"')):
+        return False
+    msgs = frameworks.chain_messages(maybe_json(out))
+    if msgs is None:
+        return False
+    put(f, "_output_raw", frameworks.last_text(msgs))
+    return True
 
 
 def _messages(a: Attrs, prefix: str, default_role: str) -> list[Message] | None:
@@ -142,7 +214,11 @@ def _messages(a: Attrs, prefix: str, default_role: str) -> list[Message] | None:
         has_parts = f"{base}contents.0.message_content.type" in a
         if role is None and content is None and not calls and not has_parts:
             break
+        call_id = a.get(base + "tool_call_id")
         if content is None:
+            if not calls and not has_parts and not call_id:
+                # A role alone (LangChain's instrumentor on a LangGraph state): no message to keep.
+                continue
             content = _contents(a, base + "contents.")
         msg: Message = {
             "role": role if isinstance(role, str) and role else default_role,
@@ -150,7 +226,6 @@ def _messages(a: Attrs, prefix: str, default_role: str) -> list[Message] | None:
         }
         if calls:
             msg["tool_calls"] = calls
-        call_id = a.get(base + "tool_call_id")
         if isinstance(call_id, str) and call_id:
             msg["tool_call_id"] = call_id
         out.append(msg)

@@ -52,6 +52,9 @@ _TEXT: Final = (
     ("session_id", _META + "session_id"),
     ("conversation_id", _META + "conversationId"),
     ("conversation_id", _META + "conversation_id"),
+    # The app's name for the function it traces (experimental_telemetry.functionId), on every span
+    # of the call: what an SLI is grouped by when the app names no agent.
+    ("agent_name", "ai.telemetry.functionId"),
     ("_input_raw", "ai.value"),  # embed / embedMany input
     ("_input_raw", "ai.values"),
 )
