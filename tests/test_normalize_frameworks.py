@@ -6,6 +6,7 @@ attributes openinference-instrumentation-langchain 0.1.80 / -llama-index 4.6.1 a
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from driftline.collector.normalize import arguments_pending, fill_arguments, unpriced
 from tests.support.recorded import normalize
@@ -104,7 +105,7 @@ def test_langgraph_root_messages_from_its_state() -> None:
 
 
 def test_langchain_tool_message_unwrapped() -> None:
-    message = {
+    message: dict[str, Any] = {
         "type": "tool",
         "data": {
             "content": "Sunny in Paris",
@@ -124,7 +125,11 @@ def test_langchain_tool_message_unwrapped() -> None:
             "output.mime_type": "application/json",
         },
     )
-    assert (row["tool_result"], row["tool_call_id"], row["output_text"]) == ("Sunny in Paris", "call_1", "Sunny in Paris")
+    assert (row["tool_result"], row["tool_call_id"], row["output_text"]) == (
+        "Sunny in Paris",
+        "call_1",
+        "Sunny in Paris",
+    )
     assert "tool_error" not in row
     failed = {**message, "data": {**message["data"], "content": "no such city", "status": "error"}}
     row = normalize("get_weather", {"openinference.span.kind": "TOOL", "output.value": json.dumps(failed)})
@@ -170,10 +175,18 @@ def test_llamaindex_tool_input_and_output_unwrapped() -> None:
 
 
 def test_bare_tool_arguments_taken_from_the_model_call() -> None:
-    tool = {"operation": "execute_tool", "tool_call_id": "call_1", "tool_arguments": "Paris", "input_text": "Paris"}
+    tool: dict[str, object] = {
+        "operation": "execute_tool",
+        "tool_call_id": "call_1",
+        "tool_arguments": "Paris",
+        "input_text": "Paris",
+    }
     tool["input_text_fallback"] = "Paris"
-    other = {"operation": "execute_tool", "tool_call_id": "call_9", "tool_arguments": "Rome"}
-    call = {"operation": "chat", "tool_calls": '[{"id":"call_1","name":"get_weather","arguments":"{\\"city\\": \\"Paris\\"}"}]'}
+    other: dict[str, object] = {"operation": "execute_tool", "tool_call_id": "call_9", "tool_arguments": "Rome"}
+    call: dict[str, object] = {
+        "operation": "chat",
+        "tool_calls": '[{"id":"call_1","name":"get_weather","arguments":"{\\"city\\": \\"Paris\\"}"}]',
+    }
     rows: list[dict[str, object]] = [call, tool, other]
     pending = [r for r in rows if arguments_pending(r)]
     assert pending == [tool, other]
