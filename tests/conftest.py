@@ -53,6 +53,18 @@ def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("chdb-engine")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def engine_check_path(chdb_path: Path) -> Iterator[None]:
+    """Golden normalization tests compare the engine's rows too (tests/support/engine_check.py),
+    on this session's chDB engine; its client is opened only when first needed."""
+    from tests.support import engine_check
+
+    engine_check.set_path(chdb_path)
+    yield
+    engine_check.close()
+    engine_check.set_path(None)
+
+
 @pytest.fixture(scope="session")
 def ch_http(chdb_path: Path) -> Iterator[ClickHouseHTTPServer]:
     server = ClickHouseHTTPServer(data_dir=str(chdb_path), username="driftline", password="s3cret-pw")
@@ -178,3 +190,14 @@ def new_path(tmp_path: Path, store: Store) -> Iterator[Callable[..., WritePath]]
     yield make
     for wp in made:
         wp.writer.stop(5)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """How many spans the engine's rows were compared on, and why others were left to Python."""
+    from tests.support import engine_check
+
+    if engine_check.CHECKED or engine_check.DEFERRED:
+        terminalreporter.write_line(
+            f"engine check: {engine_check.CHECKED['spans']} spans equal column by column; "
+            f"deferred to the Python path: {dict(engine_check.DEFERRED)}"
+        )

@@ -22,6 +22,7 @@ from genai_prices import Usage, calc_price
 from driftline.collector.normalize import Normalizer
 from driftline.pricing import Pricer
 from driftline.store.columns import NORMALIZED_COLUMNS
+from tests.support.engine_check import normalize_span
 from tests.support.fake_openai import (
     ANSWER_TEXT,
     CACHED_TOKENS,
@@ -93,7 +94,7 @@ def lib(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iter
 
 def _rows(cap: Capture, pricer: Pricer | None = None) -> list[dict[str, object]]:
     norm = Normalizer(pricer=pricer or Pricer())
-    return [norm.span(span, norm.resource(res), scope) for res, scope, span in iter_spans(cap.otlp_request())]
+    return [normalize_span(norm, res, scope, span) for res, scope, span in iter_spans(cap.otlp_request())]
 
 
 def _client(fake: FakeOpenAI) -> openai.OpenAI:

@@ -14,6 +14,7 @@ from opentelemetry.trace import SpanKind
 from driftline.collector.normalize import INVALID_REASONS, InvalidSpan, Normalizer
 from driftline.collector.otlp_values import truncate
 from driftline.store.columns import NORMALIZED_COLUMNS
+from tests.support.engine_check import normalize_span
 from tests.support.otel_capture import record_span
 
 
@@ -40,7 +41,7 @@ def test_invalid_spans(field: str, value: object, reason: str) -> None:
     setattr(span, field, value)
     norm = Normalizer()
     with pytest.raises(InvalidSpan) as info:
-        norm.span(span, norm.resource(res), scope)
+        normalize_span(norm, res, scope, span)  # the engine gives the same reason
     assert info.value.reason == reason and reason in INVALID_REASONS
     assert str(info.value)  # says what is wrong
 
@@ -60,7 +61,7 @@ def test_span_fields_and_types() -> None:
         error="boom",
     )
     norm = Normalizer()
-    row: dict[str, Any] = norm.span(span, norm.resource(res), scope)
+    row: dict[str, Any] = normalize_span(norm, res, scope, span)
     assert set(row) <= set(NORMALIZED_COLUMNS)
     assert row["trace_id"] == span.trace_id.hex() and len(row["trace_id"]) == 32
     assert row["span_id"] == span.span_id.hex() and row["parent_span_id"] == ""
@@ -83,7 +84,7 @@ def test_unspecified_kind_reads_as_internal() -> None:
     res, scope, span = _span()
     span.kind = Span.SPAN_KIND_UNSPECIFIED
     norm = Normalizer()
-    assert norm.span(span, norm.resource(res), scope)["kind"] == "internal"
+    assert normalize_span(norm, res, scope, span)["kind"] == "internal"
 
 
 def test_resource_environment_fallbacks() -> None:

@@ -13,6 +13,7 @@ import pytest
 import driftline.sdk as dl
 from driftline.collector.normalize import Normalizer
 from driftline.pricing import Pricer
+from tests.support.engine_check import normalize_span
 from tests.support.fake_openai import (
     ANSWER_TEXT,
     CACHED_TOKENS,
@@ -44,7 +45,7 @@ def fake() -> Iterator[FakeOpenAI]:
 
 def _rows(cap: Capture) -> list[dict[str, Any]]:
     n = Normalizer(pricer=Pricer())
-    return [n.span(s, n.resource(r), sc) for r, sc, s in iter_spans(cap.otlp_request())]
+    return [normalize_span(n, r, sc, s) for r, sc, s in iter_spans(cap.otlp_request())]
 
 
 def test_sdk_llm_call_equals_instrumentor(fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -82,7 +83,7 @@ def _normalize(span: Any) -> dict[str, Any]:
 
     n = Normalizer(pricer=Pricer())
     ((r, sc, s),) = list(iter_spans(to_otlp_request([span])))
-    return n.span(s, n.resource(r), sc)
+    return normalize_span(n, r, sc, s)
 
 
 def test_sdk_retrieval_tool_and_agent_fill_scorer_columns() -> None:

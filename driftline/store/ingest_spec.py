@@ -1,0 +1,513 @@
+"""The normalized `spans` columns as data: per column, its sources in fallback order.
+
+This is the declarative form of the fallback chains of docs/columns.md and of the convention
+modules (collector/conventions/): one list, rendered to ClickHouse SQL by store/ingest_sql.py
+(so the engine can parse and normalize OTLP itself) and to the generated part of docs/columns.md
+(`render_docs`). tests/test_engine_ingest.py holds the plain-attribute chains here to the
+convention modules' own tables, and tests/support/recorded.py checks every golden normalization
+test's row against the engine's row for each column this spec renders.
+
+Sources:
+- `Attr(family, key, read)`: one span attribute, read only when the family is present (one of
+  its marker attributes is on the span, as collector/conventions/__init__.py decides). `read`:
+  "text" (the first non-empty text wins), "int" (a count: int, double or numeric text), or
+  "op:<table>" / "provider" (the value folded onto a vocabulary, see OPERATION_TABLES).
+- `Present(family, keys, value)`: a constant when one of `keys` is present (GenAI retrieval
+  attributes make the operation `retrieval`).
+- `JsonText(family, keys, member)`: a string member of the first of `keys` holding a JSON object.
+- `Other(family, what)`: a source the engine does not read yet (messages, events, documents,
+  Langfuse's JSON usage, ...). A column with one is not rendered to SQL; its text is for the docs.
+`rendered(column)` tells which columns the SQL renders.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+__all__ = [
+    "COLUMNS",
+    "DETAILS_EVENT",
+    "FAMILIES",
+    "FAMILY_NAMES",
+    "OPERATION_TABLES",
+    "PROVIDERS",
+    "Attr",
+    "Column",
+    "JsonText",
+    "Other",
+    "Present",
+    "Source",
+    "deferred_sources",
+    "render_docs",
+    "rendered",
+]
+
+# Convention families in priority order (collector/conventions/__init__.py FAMILIES) and the
+# marker attributes that make each one run.
+FAMILIES: Final[dict[str, tuple[str, ...]]] = {
+    "GenAI": (
+        "gen_ai.operation.name",
+        "gen_ai.provider.name",
+        "gen_ai.system",
+        "gen_ai.request.model",
+        "gen_ai.response.model",
+        "gen_ai.tool.name",
+        "gen_ai.usage.input_tokens",
+        "gen_ai.usage.prompt_tokens",
+        "gen_ai.input.messages",
+        "gen_ai.agent.name",
+        "gen_ai.conversation.id",
+        "gen_ai.retrieval.documents",
+        "gen_ai.retrieval.query.text",
+    ),
+    "OI": (
+        "openinference.span.kind",
+        "llm.model_name",
+        "llm.input_messages.0.message.role",
+        "retrieval.documents.0.document.content",
+        "retrieval.documents.0.document.id",
+        "reranker.output_documents.0.document.content",
+        "reranker.output_documents.0.document.id",
+    ),
+    "TL": (
+        "traceloop.span.kind",
+        "traceloop.entity.name",
+        "traceloop.workflow.name",
+        "llm.request.type",
+        "llm.usage.total_tokens",
+        "gen_ai.prompt.0.role",
+        "gen_ai.prompt.0.content",
+        "gen_ai.completion.0.role",
+        "gen_ai.completion.0.content",
+        "traceloop.association.properties.user_id",
+        "traceloop.association.properties.session_id",
+    ),
+    "AI": ("ai.operationId", "ai.model.id", "ai.toolCall.name"),
+    "LF": (
+        "langfuse.observation.type",
+        "langfuse.trace.name",
+        "langfuse.observation.model.name",
+        "langfuse.user.id",
+        "langfuse.session.id",
+    ),
+    "LFI": (
+        "operation.cost",
+        "logfire.span_type",
+        "agent_name",
+        "final_result",
+        "tool_arguments",
+        "events",
+        "all_messages_events",
+        "pydantic_ai.all_messages",
+    ),
+    "OL": ("gen_ai.usage.cost", "gen_ai.server.time_to_first_token", "llm.time_to_first_token"),
+}
+FAMILY_NAMES: Final[dict[str, str]] = {
+    "GenAI": "OpenTelemetry GenAI semantic conventions",
+    "OI": "OpenInference",
+    "TL": "OpenLLMetry / Traceloop",
+    "AI": "Vercel AI SDK",
+    "LF": "Langfuse",
+    "LFI": "Logfire / pydantic-ai",
+    "OL": "OpenLIT",
+    "EV": "span events",
+}
+
+# Vocabularies a source value is folded onto (collector/conventions/providers.py and the
+# families' kind tables; docs/columns.md "Operation mapping").
+_OPERATIONS: Final = (
+    "chat",
+    "text_completion",
+    "embeddings",
+    "execute_tool",
+    "invoke_agent",
+    "create_agent",
+    "retrieval",
+    "rerank",
+    "workflow",
+    "guardrail",
+    "other",
+)
+OPERATION_TABLES: Final[dict[str, tuple[dict[str, str], str, str]]] = {
+    # name: (value -> operation, how the value is cleaned first, what an unknown value becomes)
+    "genai": (
+        {
+            **{op: op for op in _OPERATIONS},
+            "generate_content": "chat",
+            "completion": "text_completion",
+            "completions": "text_completion",
+            "embedding": "embeddings",
+            "embed": "embeddings",
+            "invoke_workflow": "workflow",
+            "chain": "workflow",
+            "agent": "invoke_agent",
+            "tool": "execute_tool",
+            "retrieve": "retrieval",
+            "retriever": "retrieval",
+            "reranker": "rerank",
+        },
+        "strip_lower",
+        "other",
+    ),
+    "openinference": (
+        {
+            "LLM": "chat",
+            "EMBEDDING": "embeddings",
+            "TOOL": "execute_tool",
+            "AGENT": "invoke_agent",
+            "RETRIEVER": "retrieval",
+            "RERANKER": "rerank",
+            "CHAIN": "workflow",
+            "GUARDRAIL": "guardrail",
+        },
+        "upper",
+        "other",
+    ),
+    "traceloop": (
+        {"workflow": "workflow", "task": "workflow", "agent": "invoke_agent", "tool": "execute_tool"},
+        "none",
+        "other",
+    ),
+    "langfuse": (
+        {
+            "generation": "chat",
+            "embedding": "embeddings",
+            "tool": "execute_tool",
+            "agent": "invoke_agent",
+            "retriever": "retrieval",
+            "chain": "workflow",
+            "guardrail": "guardrail",
+            "span": "other",
+            "event": "other",
+            "evaluator": "other",
+        },
+        "lower",
+        "other",
+    ),
+}
+PROVIDERS: Final[dict[str, str]] = {
+    "openai": "openai",
+    "azure": "azure.ai.openai",
+    "azure_openai": "azure.ai.openai",
+    "azure-openai": "azure.ai.openai",
+    "azure.ai.openai": "azure.ai.openai",
+    "az.ai.openai": "azure.ai.openai",
+    "azure.ai.inference": "azure.ai.inference",
+    "az.ai.inference": "azure.ai.inference",
+    "azure_ai_inference": "azure.ai.inference",
+    "anthropic": "anthropic",
+    "aws": "aws.bedrock",
+    "bedrock": "aws.bedrock",
+    "aws.bedrock": "aws.bedrock",
+    "aws_bedrock": "aws.bedrock",
+    "amazon-bedrock": "aws.bedrock",
+    "amazon_bedrock": "aws.bedrock",
+    "vertex_ai": "gcp.vertex_ai",
+    "vertexai": "gcp.vertex_ai",
+    "vertex": "gcp.vertex_ai",
+    "google-vertex": "gcp.vertex_ai",
+    "google.vertex": "gcp.vertex_ai",
+    "gcp.vertex_ai": "gcp.vertex_ai",
+    "gemini": "gcp.gemini",
+    "gcp.gemini": "gcp.gemini",
+    "google": "gcp.gemini",
+    "google.generative-ai": "gcp.gemini",
+    "google-generative-ai": "gcp.gemini",
+    "google_genai": "gcp.gemini",
+    "google-genai": "gcp.gemini",
+    "google-gla": "gcp.gemini",
+    "gcp.gen_ai": "gcp.gen_ai",
+    "cohere": "cohere",
+    "ibm.watsonx.ai": "ibm.watsonx.ai",
+    "watsonx": "ibm.watsonx.ai",
+    "perplexity": "perplexity",
+    "xai": "x_ai",
+    "x_ai": "x_ai",
+    "x-ai": "x_ai",
+    "deepseek": "deepseek",
+    "groq": "groq",
+    "mistral": "mistral_ai",
+    "mistralai": "mistral_ai",
+    "mistral_ai": "mistral_ai",
+}
+
+
+@dataclass(frozen=True)
+class Attr:
+    family: str
+    key: str
+    read: str = "text"
+
+
+@dataclass(frozen=True)
+class Present:
+    family: str
+    keys: tuple[str, ...]
+    value: str
+    unless: str = ""  # ... and this attribute is absent or empty
+
+
+@dataclass(frozen=True)
+class JsonText:
+    family: str
+    keys: tuple[str, ...]
+    member: str
+
+
+@dataclass(frozen=True)
+class Other:
+    """A source the engine does not read. With `keys` (attributes) or `event` (an event name) it
+    is deferred: the column is rendered, and a span carrying the source goes through the Python
+    path instead. Without either, the column is not rendered yet."""
+
+    family: str
+    what: str
+    keys: tuple[str, ...] = ()
+    event: str = ""
+
+
+Source = Attr | Present | JsonText | Other
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    sources: tuple[Source, ...]
+    # After the chain: "other_if_recognised" (a span some family recognised gets 'other'),
+    # "tokens" (the token accounting rule of store/columns.py), or "".
+    then: str = ""
+
+
+def _int(family: str, *keys: str) -> tuple[Attr, ...]:
+    return tuple(Attr(family, k, "int") for k in keys)
+
+
+def _text(family: str, *keys: str) -> tuple[Attr, ...]:
+    return tuple(Attr(family, k) for k in keys)
+
+
+_TLP: Final = "traceloop.association.properties."
+_AIM: Final = "ai.telemetry.metadata."
+DETAILS_EVENT: Final = "gen_ai.client.inference.operation.details"
+_DETAILS: Final = Other("EV", f"the `{DETAILS_EVENT}` event, read like GenAI attributes", event=DETAILS_EVENT)
+_LF_USAGE_KEYS: Final = ("langfuse.observation.usage_details",)
+_LF_USAGE: Final = "Langfuse `langfuse.observation.usage_details` (JSON)"
+
+COLUMNS: Final[tuple[Column, ...]] = (
+    Column(
+        "operation",
+        (
+            Attr("GenAI", "gen_ai.operation.name", "op:genai"),
+            Present("GenAI", ("gen_ai.retrieval.documents", "gen_ai.retrieval.query.text"), "retrieval"),
+            Attr("OI", "openinference.span.kind", "op:openinference"),
+            Present(
+                "OI",
+                ("retrieval.documents.0.document.content", "retrieval.documents.0.document.id"),
+                "retrieval",
+                unless="openinference.span.kind",
+            ),
+            Present(
+                "OI",
+                ("reranker.output_documents.0.document.content", "reranker.output_documents.0.document.id"),
+                "rerank",
+                unless="openinference.span.kind",
+            ),
+            Attr("TL", "llm.request.type", "op:genai"),
+            Attr("TL", "traceloop.span.kind", "op:traceloop"),
+            Attr("AI", "ai.operationId", "op:vercel"),
+            Present("AI", ("ai.toolCall.name",), "execute_tool"),
+            Attr("LF", "langfuse.observation.type", "op:langfuse"),
+            _DETAILS,
+        ),
+        then="other_if_recognised",
+    ),
+    Column(
+        "provider",
+        (
+            Attr("GenAI", "gen_ai.provider.name", "provider"),
+            Attr("GenAI", "gen_ai.system", "provider_present"),
+            Attr("OI", "llm.provider", "provider"),
+            Attr("OI", "llm.system", "provider"),
+            Attr("AI", "ai.model.provider", "provider"),
+            _DETAILS,
+        ),
+    ),
+    Column(
+        "request_model",
+        (
+            *_text("GenAI", "gen_ai.request.model"),
+            *_text("OI", "llm.request.model_name"),
+            JsonText("OI", ("llm.invocation_parameters", "embedding.invocation_parameters"), "model"),
+            *_text("AI", "ai.model.id"),
+            *_text("LF", "langfuse.observation.model.name"),
+            _DETAILS,
+        ),
+    ),
+    Column(
+        "response_model",
+        (
+            *_text("GenAI", "gen_ai.response.model"),
+            *_text("OI", "llm.response.model_name", "llm.model_name", "embedding.model_name", "reranker.model_name"),
+            *_text("AI", "ai.response.model"),
+            _DETAILS,
+        ),
+    ),
+    Column(
+        "input_tokens",
+        (
+            *_int("GenAI", "gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens"),
+            *_int("OI", "llm.token_count.prompt"),
+            *_int("AI", "ai.usage.inputTokens", "ai.usage.promptTokens", "ai.usage.tokens"),
+            Other(
+                "LF",
+                _LF_USAGE + ": `input` + the cache parts, or `prompt_tokens` / `input_tokens`",
+                keys=_LF_USAGE_KEYS,
+            ),
+            _DETAILS,
+        ),
+        then="tokens",
+    ),
+    Column(
+        "output_tokens",
+        (
+            *_int("GenAI", "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens"),
+            *_int("OI", "llm.token_count.completion"),
+            *_int("AI", "ai.usage.outputTokens", "ai.usage.completionTokens"),
+            Other(
+                "LF",
+                _LF_USAGE + ": `output` + reasoning, or `completion_tokens` / `output_tokens`",
+                keys=_LF_USAGE_KEYS,
+            ),
+            _DETAILS,
+        ),
+        then="tokens",
+    ),
+    Column(
+        "total_tokens",
+        (
+            *_int("GenAI", "gen_ai.usage.total_tokens"),
+            *_int("OI", "llm.token_count.total"),
+            *_int("TL", "llm.usage.total_tokens"),
+            *_int("AI", "ai.usage.totalTokens"),
+            Other("LF", _LF_USAGE + ": `total` / `total_tokens`", keys=_LF_USAGE_KEYS),
+            _DETAILS,
+        ),
+        then="tokens",
+    ),
+    Column(
+        "cache_read_tokens",
+        (
+            *_int(
+                "GenAI",
+                "gen_ai.usage.cache_read.input_tokens",
+                "gen_ai.usage.cache_read_input_tokens",
+                "gen_ai.usage.input_tokens.cached",
+                "gen_ai.usage.cached_input_tokens",
+            ),
+            *_int("OI", "llm.token_count.prompt_details.cache_read", "llm.token_count.prompt_details.cache_input"),
+            *_int("AI", "ai.usage.cachedInputTokens", "ai.usage.inputTokenDetails.cacheReadTokens"),
+            Other(
+                "LF",
+                _LF_USAGE
+                + ": `input_cached_tokens` / `input_cache_read` / `cache_read_input_tokens` / `cached_tokens`",
+                keys=_LF_USAGE_KEYS,
+            ),
+            _DETAILS,
+        ),
+    ),
+    Column(
+        "cache_creation_tokens",
+        (
+            *_int(
+                "GenAI",
+                "gen_ai.usage.cache_creation.input_tokens",
+                "gen_ai.usage.cache_write.input_tokens",
+                "gen_ai.usage.cache_creation_input_tokens",
+                "gen_ai.usage.input_tokens.cache_write",
+            ),
+            *_int("OI", "llm.token_count.prompt_details.cache_write"),
+            *_int("AI", "ai.usage.inputTokenDetails.cacheWriteTokens"),
+            Other(
+                "LF",
+                _LF_USAGE + ": `input_cache_creation` / `input_cache_write` / `cache_creation_input_tokens`",
+                keys=_LF_USAGE_KEYS,
+            ),
+            _DETAILS,
+        ),
+    ),
+    Column(
+        "reasoning_tokens",
+        (
+            *_int(
+                "GenAI",
+                "gen_ai.usage.reasoning.output_tokens",
+                "gen_ai.usage.reasoning_tokens",
+                "gen_ai.usage.output_tokens.reasoning",
+            ),
+            *_int("OI", "llm.token_count.completion_details.reasoning"),
+            *_int("TL", "llm.usage.reasoning_tokens"),
+            *_int("AI", "ai.usage.reasoningTokens", "ai.usage.outputTokenDetails.reasoningTokens"),
+            Other(
+                "LF",
+                _LF_USAGE + ": `output_reasoning_tokens` / `output_reasoning` / `reasoning_tokens`",
+                keys=_LF_USAGE_KEYS,
+            ),
+            _DETAILS,
+        ),
+    ),
+    Column(
+        "conversation_id",
+        (
+            *_text("GenAI", "gen_ai.conversation.id"),
+            *_text("TL", _TLP + "conversation_id", _TLP + "conversationId"),
+            *_text("AI", _AIM + "conversationId", _AIM + "conversation_id"),
+            _DETAILS,
+        ),
+    ),
+)
+
+_BY_NAME: Final = {c.name: c for c in COLUMNS}
+
+
+def rendered(column: Column) -> bool:
+    """Whether the SQL renderer reads (or defers) every source of `column`."""
+    return not any(isinstance(s, Other) and not (s.keys or s.event) for s in column.sources)
+
+
+def deferred_sources() -> list[Other]:
+    """The deferred sources of every column, once each."""
+    out: dict[tuple[str, tuple[str, ...], str], Other] = {}
+    for c in COLUMNS:
+        for s in c.sources:
+            if isinstance(s, Other) and (s.keys or s.event):
+                out.setdefault((s.family, s.keys, s.event), s)
+    return list(out.values())
+
+
+def _source_doc(s: Source) -> str:
+    if isinstance(s, Attr):
+        how = {"int": " (count)", "provider": " (folded)", "provider_present": " (folded, even if empty)", "text": ""}
+        how_s = how.get(s.read, f" ({s.read[3:]} mapping)")
+        return f"{s.family} `{s.key}`{how_s}"
+    if isinstance(s, Present):
+        unless = f" and `{s.unless}` is not" if s.unless else ""
+        return f"{s.family} `{s.value}` when " + " / ".join(f"`{k}`" for k in s.keys) + f" is present{unless}"
+    if isinstance(s, JsonText):
+        return f'{s.family} `"{s.member}"` in ' + " / ".join(f"`{k}`" for k in s.keys)
+    deferred = " (spans carrying it: Python path)" if s.keys or s.event else ""
+    return f"{s.family} {s.what}{deferred}"
+
+
+def render_docs() -> str:
+    """The generated table of docs/columns.md: each column's sources in order, and whether the
+    engine renders it (docs/columns.md says where the table starts and ends)."""
+    lines = ["| column | sources in order | engine SQL |", "|---|---|---|"]
+    for c in COLUMNS:
+        chain = " → ".join(_source_doc(s) for s in c.sources)
+        if c.then == "tokens":
+            chain += "; then the token accounting rule"
+        elif c.then == "other_if_recognised":
+            chain += " → `other` on a recognised span"
+        lines.append(f"| `{c.name}` | {chain} | {'yes' if rendered(c) else 'not yet'} |")
+    return "\n".join(lines) + "\n"

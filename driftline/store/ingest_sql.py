@@ -1,0 +1,411 @@
+"""OTLP export requests parsed and normalized by the engine: the SQL, rendered from the column spec.
+
+`span_rows_sql(source)` is one SELECT over raw `ExportTraceServiceRequest` bodies read with the
+`Protobuf` input format (store/otlp_schema.py): one row per span (ARRAY JOIN over resource,
+scope and span lists), with
+- the span's own columns as collector/normalize.py writes them (ids as lowercase hex, kind and
+  status names, service / release / environment from the resource),
+- `attributes_all` / `resource_attributes`: every attribute as the text the Python path stores
+  (strings as they are, numbers and booleans as JSON, bytes as base64, arrays and kvlists as
+  JSON, one level deep),
+- `invalid`: the per-span rejection reason of normalize.InvalidSpan ('' for a valid span),
+- `deferred`: why the engine cannot write this span's row exactly ([] when it can): a value it
+  does not render byte for byte (a double outside 1e-4..1e16, a nested array, a string over the
+  truncation limit, a duplicate key, an empty AnyValue), or a source the spec marks as read by
+  the Python path only (store/ingest_spec.py `Other`); such spans go through the Python path,
+- one column per spec column the renderer covers (ingest_spec.rendered).
+
+`source` is a table expression yielding the Protobuf rows: `file(path, 'Protobuf', STRUCTURE)` on
+the embedded store, `input(STRUCTURE)` in an `INSERT ... SELECT` sent to a server. The schema
+travels inline (`SETTINGS`, `format_schema_source = 'string'`): `schema_settings()`.
+
+How the SQL is written matters (a regex per attribute key costs ~30x array functions over the
+map's keys): every lookup here is a map subscript or `has` on the key array, no regex.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from driftline.store.ingest_spec import (
+    COLUMNS,
+    FAMILIES,
+    OPERATION_TABLES,
+    PROVIDERS,
+    Attr,
+    Column,
+    JsonText,
+    Other,
+    Present,
+    deferred_sources,
+    rendered,
+)
+from driftline.store.otlp_schema import MESSAGE, PROTO, STRUCTURE
+
+__all__ = ["RENDERED_COLUMNS", "SPAN_COLUMNS_SQL", "file_source", "schema_settings", "span_rows_sql"]
+
+# The envelope columns this query writes exactly as normalize.py does.
+SPAN_COLUMNS_SQL: Final = (
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "start_time",
+    "end_time",
+    "duration_ms",
+    "name",
+    "kind",
+    "status_code",
+    "status_message",
+    "service",
+    "release",
+    "environment",
+    "scope_name",
+    "resource_attributes",
+)
+RENDERED_COLUMNS: Final = tuple(c.name for c in COLUMNS if rendered(c))
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _arr(items: tuple[str, ...] | list[str]) -> str:
+    return "[" + ", ".join(_lit(i) for i in items) + "]"
+
+
+def schema_settings(schema_file: str | None = None) -> dict[str, str]:
+    """Settings that make the `Protobuf` format read OTLP with store/otlp_schema.py's schema.
+
+    On a server the schema travels inline (`format_schema_source = 'string'`; the server caches it
+    under its own format_schema_path). The embedded engine would write that cache under the
+    process's working directory, so there it reads `schema_file` (PROTO written once, an absolute
+    path, which the embedded engine allows).
+    """
+    common = {"output_format_json_escape_forward_slashes": "0"}
+    if schema_file is not None:
+        return {**common, "format_schema": f"{schema_file}:{MESSAGE}"}
+    return {**common, "format_schema": PROTO, "format_schema_source": "string", "format_schema_message_name": MESSAGE}
+
+
+def file_source(path: str) -> str:
+    return f"file({_lit(path)}, 'Protobuf', {_lit(STRUCTURE)})"
+
+
+# -- attribute values as text --------------------------------------------------------------
+# Python's repr / orjson of a finite double inside this range is the engine's shortest
+# round-trip text, with ".0" added when it has no point; outside it they use exponents.
+def _double_ok(d: str) -> str:
+    return f"(isFinite({d}) AND abs({d}) < 1e16 AND ({d} = 0 OR abs({d}) >= 1e-4))"
+
+
+def _double_text(d: str) -> str:
+    return f"if(position(toString({d}), '.') = 0, concat(toString({d}), '.0'), toString({d}))"
+
+
+# orjson and the engine's JSON writer escape these differently (lowercase / uppercase \\u00xx hex,
+# U+2028 / U+2029 raw / escaped): a string holding one, inside an array or kvlist, is deferred.
+_JSON_DIFFERS: Final = (
+    "["
+    + ", ".join(f"'\\x{c:02X}'" for c in (0x0B, 0x0E, 0x0F, 0x1A, 0x1B, 0x1C, 0x1D, 0x1E, 0x1F))
+    + ", '\u2028', '\u2029']"
+)
+
+
+def _json_string(s: str) -> str:
+    return f"toJSONString({s})"
+
+
+def _inner_json(i: str) -> str:
+    """One item of an array / kvlist as orjson writes it (a nested array or kvlist: deferred)."""
+    return (
+        f"multiIf({i}.string_value IS NOT NULL, {_json_string(f'assumeNotNull({i}.string_value)')}, "
+        f"{i}.int_value IS NOT NULL, toString({i}.int_value), "
+        f"{i}.double_value IS NOT NULL, {_double_text(f'assumeNotNull({i}.double_value)')}, "
+        f"{i}.bool_value IS NOT NULL, if({i}.bool_value, 'true', 'false'), "
+        f"{i}.bytes_value IS NOT NULL, concat('\"', base64Encode(assumeNotNull({i}.bytes_value)), '\"'), 'null')"
+    )
+
+
+def _inner_deferred(i: str) -> str:
+    return (
+        f"({i}.array_value IS NOT NULL OR {i}.kvlist_value IS NOT NULL "
+        f"OR ({i}.double_value IS NOT NULL AND NOT {_double_ok(f'assumeNotNull({i}.double_value)')}) "
+        f"OR multiSearchAny(ifNull({i}.string_value, ''), {_JSON_DIFFERS}))"
+    )
+
+
+def _value_text(v: str) -> str:
+    """read_attributes' text of one AnyValue tuple `v`."""
+    arr = f"{v}.array_value.values"
+    kvl = f"{v}.kvlist_value.values"
+    return (
+        f"ifNull(multiIf({v}.string_value IS NOT NULL, assumeNotNull({v}.string_value), "
+        f"{v}.int_value IS NOT NULL, toString({v}.int_value), "
+        f"{v}.double_value IS NOT NULL, if(isFinite(assumeNotNull({v}.double_value)), "
+        f"{_double_text(f'assumeNotNull({v}.double_value)')}, 'null'), "
+        f"{v}.bool_value IS NOT NULL, if({v}.bool_value, 'true', 'false'), "
+        f"{v}.bytes_value IS NOT NULL, base64Encode(assumeNotNull({v}.bytes_value)), "
+        f"notEmpty({arr}), concat('[', arrayStringConcat(arrayMap(i -> {_inner_json('i')}, {arr}), ','), ']'), "
+        f"notEmpty({kvl}), concat('{{', arrayStringConcat(arrayMap(kv -> concat({_json_string('kv.key')}, ':', "
+        f"{_inner_json('kv.value')}), {kvl}), ','), '}}'), ''), '')"
+    )
+
+
+def _value_deferred(v: str, limit: int) -> str:
+    """Why the engine cannot write this value's text exactly ('' when it can)."""
+    arr = f"{v}.array_value.values"
+    kvl = f"{v}.kvlist_value.values"
+    d = f"assumeNotNull({v}.double_value)"
+    return (
+        f"multiIf({v}.string_value IS NOT NULL AND length({v}.string_value) > {limit}, 'long_value', "
+        f"{v}.double_value IS NOT NULL AND isFinite({d}) AND NOT {_double_ok(d)}, 'double_format', "
+        f"arrayExists(i -> {_inner_deferred('i')}, {arr}) "
+        f"OR arrayExists(kv -> {_inner_deferred('kv.value')} OR multiSearchAny(kv.key, {_JSON_DIFFERS}), {kvl}), "
+        f"'nested_value', "
+        f"length(arrayDistinct(arrayMap(kv -> kv.key, {kvl}))) != length({kvl}), 'duplicate_key', "
+        f"{v}.string_value IS NULL AND {v}.int_value IS NULL AND {v}.double_value IS NULL "
+        f"AND {v}.bool_value IS NULL AND {v}.bytes_value IS NULL AND empty({arr}) AND empty({kvl}), 'empty_value', '')"
+    )
+
+
+# -- the spec's sources -----------------------------------------------------------------------
+def _present(keys: tuple[str, ...]) -> str:
+    return f"hasAny(a_keys, {_arr(keys)})"
+
+
+def _family(family: str) -> str:
+    return f"fam_{family.lower()}"
+
+
+def _to_int(s: str) -> str:
+    """conventions._common.to_int on attribute text: an integer, else a finite float truncated."""
+    f = f"toFloat64OrZero({s})"
+    return f"coalesce(toInt64OrNull({s}), if(isFinite({f}) AND toFloat64OrNull({s}) IS NOT NULL, toInt64({f}), NULL))"
+
+
+def _fold_operation(table: str, s: str) -> str:
+    mapping, clean, unknown = OPERATION_TABLES[table]
+    cleaned = {"strip_lower": f"lowerUTF8(trimBoth({s}))", "upper": f"upperUTF8({s})", "lower": f"lowerUTF8({s})"}.get(
+        clean, s
+    )
+    keys = tuple(mapping)
+    return f"transform({cleaned}, {_arr(keys)}, {_arr(tuple(mapping[k] for k in keys))}, {_lit(unknown)})"
+
+
+def _fold_provider(s: str) -> str:
+    """providers.normalize_provider: the table, else a dotted name's first segment, else lowercased."""
+    keys = tuple(PROVIDERS)
+    vals = tuple(PROVIDERS[k] for k in keys)
+    head = "splitByChar('.', low)[1]"
+    fallback = (
+        "multiIf(startsWith(low, 'google.vertex') OR startsWith(low, 'vertex.'), 'gcp.vertex_ai', "
+        "position(low, '.') > 0 AND position(low, '.') < length(low), "
+        f"transform({head}, {_arr(keys)}, {_arr(vals)}, {head}), low)"
+    )
+    # arrayMap over one item binds `low` once (the engine has no let-binding).
+    return f"arrayMap(low -> transform(low, {_arr(keys)}, {_arr(vals)}, {fallback}), [lowerUTF8(trimBoth({s}))])[1]"
+
+
+def _vercel_operation(s: str) -> str:
+    return (
+        f"multiIf(endsWith({s}, '.doGenerate') OR endsWith({s}, '.doStream'), 'chat', "
+        f"startsWith({s}, 'ai.embed'), 'embeddings', {s} = 'ai.toolCall', 'execute_tool', "
+        f"startsWith({s}, 'ai.generate') OR startsWith({s}, 'ai.stream'), 'workflow', 'other')"
+    )
+
+
+def _source_sql(src: Attr | Present | JsonText) -> str:
+    """One source: NULL when it gives nothing (the next source is tried)."""
+    gate = _family(src.family)
+    if isinstance(src, Present):
+        unless = f" AND a[{_lit(src.unless)}] = ''" if src.unless else ""
+        return f"if({gate} AND {_present(src.keys)}{unless}, {_lit(src.value)}, NULL)"
+    if isinstance(src, JsonText):
+        # OpenInference: the first key holding a JSON object with a string member wins, even if
+        # that member is empty (then nothing is taken).
+        out = "NULL"
+        for key in reversed(src.keys):
+            v = f"a[{_lit(key)}]"
+            ok = f"(startsWith({v}, '{{') AND isValidJSON({v}) AND JSONType({v}, {_lit(src.member)}) = 'String')"
+            out = f"if({ok}, nullIf(JSONExtractString({v}, {_lit(src.member)}), ''), {out})"
+        return f"if({gate}, {out}, NULL)"
+    v = f"a[{_lit(src.key)}]"
+    has_text = f"{v} != ''"
+    if src.read in ("text", "provider"):
+        value = f"if({has_text}, {v}, NULL)"
+    elif src.read == "int":
+        value = _to_int(v)
+    elif src.read == "provider_present":
+        value = f"if(has(a_keys, {_lit(src.key)}), {v}, NULL)"
+    elif src.read == "op:vercel":
+        value = f"if({has_text}, {_vercel_operation(v)}, NULL)"
+    elif src.read.startswith("op:"):
+        value = f"if({has_text}, {_fold_operation(src.read[3:], v)}, NULL)"
+    else:
+        raise ValueError(f"unknown read {src.read!r} for {src.key}")
+    return f"if({gate}, {value}, NULL)"
+
+
+def _same_read(src: Attr | Present | JsonText, read: str) -> bool:
+    return isinstance(src, Attr) and src.read == read
+
+
+def _runs(read: list[Attr | Present | JsonText]) -> list[str]:
+    """SQL per source, but a run of plain text / count attributes is one array expression: the
+    first non-empty one among those whose family is present (`fams`). A handful of constant
+    arrays analyze far faster than one `if` per source (the query is planned for every batch)."""
+    out: list[str] = []
+    i = 0
+    while i < len(read):
+        src = read[i]
+        if isinstance(src, Attr) and src.read in ("text", "int", "provider"):
+            j = i
+            while j < len(read) and _same_read(read[j], src.read):
+                j += 1
+            run = [x for x in read[i:j] if isinstance(x, Attr)]
+            keys, fams = _arr([x.key for x in run]), _arr([x.family for x in run])
+            if src.read == "int":
+                out.append(
+                    f"arrayFirst(x -> x IS NOT NULL, arrayMap((k, f) -> if(has(fams, f), {_to_int('a[k]')}, NULL), "
+                    f"{keys}, {fams}))"
+                )
+            else:
+                out.append(
+                    "nullIf(arrayFirst(x -> x != '', "
+                    f"arrayMap((k, f) -> if(has(fams, f), a[k], ''), {keys}, {fams})), '')"
+                )
+            i = j
+        else:
+            out.append(_source_sql(src))
+            i += 1
+    return out
+
+
+def _chain_sql(column: Column) -> str:
+    read = [s for s in column.sources if not isinstance(s, Other)]
+    parts = _runs(read)
+    chain = parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
+    if all(isinstance(s, Attr) and s.read in ("provider", "provider_present") for s in read):
+        # One fold of the first value found: the same as folding each source, at a tenth of the SQL.
+        chain = f"if({chain} IS NULL, NULL, {_fold_provider(f'assumeNotNull({chain})')})"
+    if column.then == "other_if_recognised":
+        return f"coalesce({chain}, if(fam_any, 'other', ''))"
+    if column.name in ("operation", "provider", "request_model", "response_model", "conversation_id"):
+        return f"coalesce({chain}, '')"
+    return chain
+
+
+def _deferred_sources() -> list[str]:
+    """A reason per deferred spec source (ingest_spec.Other with keys or an event) on the span."""
+    out = []
+    for s in deferred_sources():
+        if s.event:
+            out.append(f"if(has(event_names, {_lit(s.event)}), {_lit('event:' + s.event)}, '')")
+        else:
+            reason = "source:" + ",".join(s.keys)
+            out.append(f"if({_family(s.family)} AND {_present(s.keys)}, {_lit(reason)}, '')")
+    return out
+
+
+def span_rows_sql(source: str, limit: int = 65536) -> str:
+    """The SELECT described in the module docstring; `limit` is max_value_bytes."""
+    # Span and resource attributes in one list, so each value expression appears once in the SQL.
+    texts = f"arrayMap(kv -> {_value_text('kv.value')}, _kvs)"
+    value_deferred = f"arrayFilter(x -> x != '', arrayMap(kv -> {_value_deferred('kv.value', limit)}, _kvs))"
+    zero16 = "unhex('00000000000000000000000000000000')"
+    zero8 = "unhex('0000000000000000')"
+    invalid = (
+        f"multiIf(length(sp.trace_id) != 16 OR sp.trace_id = {zero16}, 'missing_trace_id', "
+        f"length(sp.span_id) != 8 OR sp.span_id = {zero8}, 'missing_span_id', "
+        f"sp.parent_span_id != '' AND (length(sp.parent_span_id) != 8 OR sp.parent_span_id = {zero8}), "
+        "'bad_parent_span_id', "
+        "sp.start_time_unix_nano < 946684800000000000 OR sp.end_time_unix_nano < sp.start_time_unix_nano "
+        "OR sp.end_time_unix_nano >= 4102444800000000000, 'bad_timestamp', '')"
+    )
+    inner = (
+        "SELECT "
+        "lower(hex(sp.trace_id)) AS trace_id, lower(hex(sp.span_id)) AS span_id, "
+        "lower(hex(sp.parent_span_id)) AS parent_span_id, "
+        "sp.start_time_unix_nano AS start_time, sp.end_time_unix_nano AS end_time, "
+        "sp.name AS name, "
+        "if(sp.kind BETWEEN 0 AND 5, "
+        "['internal', 'internal', 'server', 'client', 'producer', 'consumer'][sp.kind + 1], "
+        "'internal') AS kind, "
+        "if(sp.status.code BETWEEN 0 AND 2, ['unset', 'ok', 'error'][sp.status.code + 1], 'unset') AS status_code, "
+        "sp.status.message AS status_message, scope_name, "
+        "arrayConcat(sp.attributes, r_attrs) AS _kvs, length(sp.attributes) AS _n, "
+        f"{texts} AS _texts, "
+        "arrayMap(kv -> kv.key, sp.attributes) AS a_keys, arrayMap(kv -> kv.key, r_attrs) AS r_keys, "
+        f"{invalid} AS invalid, "
+        f"{value_deferred} AS _value_deferred, "
+        "arrayMap(e -> e.name, sp.events) AS event_names, "
+        "length(arrayDistinct(a_keys)) != length(a_keys) "
+        "OR length(arrayDistinct(r_keys)) != length(r_keys) AS _dup_keys, "
+        f"length(sp.status.message) > {limit} AS _long_status "
+        f"FROM ({_unnest(source)})"
+    )
+    families = [f"{_present(markers)} AS {_family(name)}" for name, markers in FAMILIES.items()]
+    any_family = " OR ".join(_family(name) for name in FAMILIES) + " AS fam_any"
+    spec_cols = [f"{_chain_sql(c)} AS {_raw(c)}" for c in COLUMNS if rendered(c)]
+    deferred = (
+        "arrayFilter(x -> x != '', arrayConcat(_value_deferred, "
+        "[if(_dup_keys, 'duplicate_key', ''), if(_long_status, 'long_value', ''), "
+        + ", ".join(_deferred_sources())
+        + "])) AS deferred"
+    )
+    # Layers, each reading the one below as columns: an alias used twice in one SELECT is analyzed
+    # twice (with everything it refers to), a column of a subquery once.
+    maps = (
+        "SELECT * EXCEPT (_texts, _kvs), arraySlice(_texts, 1, _n) AS a_vals, arraySlice(_texts, _n + 1) AS r_vals, "
+        f"mapFromArrays(a_keys, a_vals) AS a, mapFromArrays(r_keys, r_vals) AS r FROM ({inner})"
+    )
+    fams = (
+        "arrayFilter(x -> x != '', [" + ", ".join(f"if({_family(n)}, {_lit(n)}, '')" for n in FAMILIES) + "]) AS fams"
+    )
+    facts = f"SELECT *, {', '.join(families)}, {any_family}, {fams} FROM ({maps})"
+    chains = (
+        "SELECT trace_id, span_id, parent_span_id, start_time, end_time, "
+        "(end_time - start_time) / 1e6 AS duration_ms, name, kind, status_code, status_message, "
+        "r['service.name'] AS service, "
+        "if(r['service.version'] != '', r['service.version'], a['langfuse.release']) AS release, "
+        "multiIf(r['deployment.environment.name'] != '', r['deployment.environment.name'], "
+        "r['deployment.environment'] != '', r['deployment.environment'], a['langfuse.environment']) AS environment, "
+        f"scope_name, r AS resource_attributes, a AS attributes_all, invalid, {deferred}, "
+        + ", ".join(spec_cols)
+        + f" FROM ({facts})"
+    )
+    return f"SELECT *, {_tokens_sql()} FROM ({chains})"
+
+
+def _unnest(source: str) -> str:
+    """One row per span: (r_attrs, scope_name, sp). Each level is its own subquery so that an
+    ARRAY JOIN replicates only what the next level reads: joining the spans while the whole
+    resource (holding every span) is still in scope would copy it once per span."""
+    resources = (
+        f"SELECT rs.resource.attributes AS r_attrs, rs.scope_spans AS _sss FROM {source} "
+        "ARRAY JOIN resource_spans AS rs"
+    )
+    scopes = (
+        f"SELECT r_attrs, _ss.scope.name AS scope_name, _ss.spans AS _sps FROM ({resources}) ARRAY JOIN _sss AS _ss"
+    )
+    return f"SELECT r_attrs, scope_name, sp FROM ({scopes}) ARRAY JOIN _sps AS sp"
+
+
+def _raw(c: Column) -> str:
+    return f"_raw_{c.name}" if c.then == "tokens" else c.name
+
+
+def _tokens_sql() -> str:
+    """The token accounting rule (collector/conventions/derive.py fix_tokens, store/columns.py)."""
+    inp = "_raw_input_tokens"
+    out = "_raw_output_tokens"
+    cached = "(ifNull(cache_read_tokens, 0) + ifNull(cache_creation_tokens, 0))"
+    fixed_in = f"if({inp} IS NOT NULL AND {cached} > {inp}, {inp} + {cached}, {inp})"
+    more = "reasoning_tokens"
+    fixed_out = f"if({out} IS NOT NULL AND {more} IS NOT NULL AND {more} > {out}, {out} + {more}, {out})"
+    total = (
+        "multiIf(_raw_total_tokens IS NOT NULL, _raw_total_tokens, "
+        f"{fixed_in} IS NOT NULL AND {fixed_out} IS NOT NULL, {fixed_in} + {fixed_out}, "
+        f"{fixed_in} IS NOT NULL AND operation = 'embeddings', {fixed_in}, NULL)"
+    )
+    return f"{fixed_in} AS input_tokens, {fixed_out} AS output_tokens, {total} AS total_tokens"

@@ -1,0 +1,116 @@
+"""Every golden normalization test checks the engine's row too (store/ingest_sql.py).
+
+`normalize_span` runs the Python normalizer, as the tests always did, and then hands the same
+span, inside a real `ExportTraceServiceRequest` body, to the engine (the embedded chDB store of
+the test session), asserting that each column the engine renders holds the same value:
+- a span the Python path rejects is rejected by the engine with the same reason,
+- a span the engine defers (ingest_sql `deferred`) is counted and left to the Python path,
+- otherwise every envelope column and every spec column the engine renders equals the Python
+  row field by field, and `attributes` equals the engine's full attribute map but for a message
+  attribute the Python path leaves out (docs/columns.md).
+So any divergence between the two paths fails the golden test that shows it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from clickhouse_connect.driver.client import Client
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from driftline.collector.normalize import InvalidSpan, Normalizer
+from driftline.store.columns import column_defaults
+from driftline.store.connection import StoreConfig, open_client
+from driftline.store.ingest import EngineRows
+from driftline.store.ingest_sql import RENDERED_COLUMNS, SPAN_COLUMNS_SQL
+
+__all__ = ["DEFERRED", "MESSAGE_KEYS", "close", "engine_row", "normalize_span", "set_path"]
+
+# Attributes the Python path may leave out of `attributes` (derive.py: held whole by the messages).
+MESSAGE_KEYS = frozenset({"gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.prompt", "gen_ai.completion"})
+DEFERRED: Counter[str] = Counter()  # deferral reasons seen, for the report of test_engine_ingest
+CHECKED: Counter[str] = Counter()  # spans compared column by column
+
+
+class _State:
+    path: Path | None = None
+    client: Client | None = None
+    engines: dict[int, EngineRows] = {}
+
+
+_STATE = _State()
+
+
+def set_path(path: Path | None) -> None:
+    """The test session's chDB data path (conftest): one engine per process."""
+    _STATE.path = path
+
+
+def close() -> None:
+    for engine in _STATE.engines.values():
+        engine.close()
+    _STATE.engines.clear()
+    if _STATE.client is not None:
+        _STATE.client.close()
+        _STATE.client = None
+
+
+def _engine(limit: int) -> EngineRows:
+    if _STATE.client is None:
+        if _STATE.path is None:
+            raise RuntimeError("engine_check.set_path was not called (tests/conftest.py)")
+        _STATE.client = open_client(StoreConfig(f"chdb://{_STATE.path}", "default"))
+    if limit not in _STATE.engines:
+        _STATE.engines[limit] = EngineRows(_STATE.client, max_value_bytes=limit)
+    return _STATE.engines[limit]
+
+
+def body_of(res: Resource, scope: InstrumentationScope, span: Span) -> bytes:
+    req = ExportTraceServiceRequest()
+    rs = req.resource_spans.add()
+    rs.resource.CopyFrom(res)
+    ss = rs.scope_spans.add()
+    ss.scope.CopyFrom(scope)
+    ss.spans.add().CopyFrom(span)
+    body: bytes = req.SerializeToString()
+    return body
+
+
+def engine_row(res: Resource, scope: InstrumentationScope, span: Span, limit: int = 65536) -> dict[str, object]:
+    (row,) = _engine(limit).rows([body_of(res, scope, span)])
+    return row
+
+
+def normalize_span(norm: Normalizer, res: Resource, scope: InstrumentationScope, span: Span) -> dict[str, object]:
+    """`norm.span(...)`, checked against the engine's row of the same span."""
+    eng = engine_row(res, scope, span, norm.max_value_bytes)
+    try:
+        row = norm.span(span, norm.resource(res), scope)
+    except InvalidSpan as e:
+        assert eng["invalid"] == e.reason, (eng["invalid"], e.reason)
+        raise
+    assert eng["invalid"] == "", eng["invalid"]
+    deferred = eng["deferred"]
+    assert isinstance(deferred, list)
+    if deferred:
+        DEFERRED.update(deferred)
+        return row
+    CHECKED["spans"] += 1
+    defaults = column_defaults()
+    diffs = {
+        col: (eng[col], row.get(col, defaults[col]))
+        for col in (*SPAN_COLUMNS_SQL, *RENDERED_COLUMNS)
+        if eng[col] != row.get(col, defaults[col])
+    }
+    assert not diffs, f"engine != python (engine, python): {diffs}"
+    full = eng["attributes_all"]
+    stored = row["attributes"]
+    assert isinstance(full, dict) and isinstance(stored, dict)
+    left_out = set(full) - set(stored)
+    assert left_out <= MESSAGE_KEYS and set(stored) <= set(full), (left_out, set(stored) - set(full))
+    assert {k: full[k] for k in stored} == stored
+    return row

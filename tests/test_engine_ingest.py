@@ -1,0 +1,236 @@
+"""The engine-side ingest pieces: the OTLP schema, the column spec, the rendered SQL, on real chDB.
+
+The golden normalization tests compare the engine's rows with the Python path's on every span
+they normalize (tests/support/engine_check.py); this file holds the pieces to their sources:
+the .proto schema to opentelemetry-proto's descriptors, the spec's chains to the convention
+modules' tables, docs/columns.md to the spec, and the query to the Python path on OTLP bodies
+made by the real SDK (several requests in one stream, bad spans, values the engine defers).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+from opentelemetry.proto.common.v1 import common_pb2
+from opentelemetry.proto.resource.v1 import resource_pb2
+from opentelemetry.proto.trace.v1 import trace_pb2
+
+from driftline.collector import conventions
+from driftline.collector.conventions import genai, langfuse, openinference, providers, traceloop, vercel
+from driftline.collector.normalize import InvalidSpan, Normalizer
+from driftline.pricing import Pricer
+from driftline.store import ingest_spec
+from driftline.store.ingest_spec import COLUMNS, FAMILIES, OPERATION_TABLES, PROVIDERS, Attr, render_docs
+from driftline.store.otlp_schema import PROTO
+from tests.support import engine_check
+from tests.support.engine_check import body_of, normalize_span
+from tests.support.otel_capture import record_span
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# -- the schema -------------------------------------------------------------------------------
+
+_UPSTREAM: dict[str, Any] = {
+    "ExportTraceServiceRequest": trace_service_pb2.ExportTraceServiceRequest,
+    "ResourceSpans": trace_pb2.ResourceSpans,
+    "Resource": resource_pb2.Resource,
+    "ScopeSpans": trace_pb2.ScopeSpans,
+    "InstrumentationScope": common_pb2.InstrumentationScope,
+    "Span": trace_pb2.Span,
+    "Event": trace_pb2.Span.Event,
+    "Status": trace_pb2.Status,
+    "KeyValue": common_pb2.KeyValue,
+    "AnyValue": common_pb2.AnyValue,
+    "ArrayValue": common_pb2.ArrayValue,
+    "KeyValueList": common_pb2.KeyValueList,
+    "InnerKeyValue": common_pb2.KeyValue,
+    "InnerValue": common_pb2.AnyValue,
+}
+# protobuf wire type of each descriptor type / .proto scalar (0 varint, 1 fixed64, 2 length-delimited)
+_WIRE_BY_DESCRIPTOR = {1: 1, 3: 0, 5: 0, 6: 1, 7: 5, 8: 0, 9: 2, 11: 2, 12: 2, 13: 0, 14: 0}
+_WIRE_BY_NAME = {"string": 2, "bytes": 2, "bool": 0, "int64": 0, "int32": 0, "double": 1, "fixed64": 1}
+
+
+def _proto_fields() -> dict[str, dict[str, tuple[int, str]]]:
+    out: dict[str, dict[str, tuple[int, str]]] = {}
+    for name, body in re.findall(r"message (\w+) \{(.*?)\}", PROTO, re.S):
+        fields = re.findall(r"(?:repeated )?(\w+) (\w+) = (\d+);", body)
+        out[name] = {field: (int(number), kind) for kind, field, number in fields}
+    return out
+
+
+def test_the_schema_matches_the_otlp_protos_field_by_field() -> None:
+    ours = _proto_fields()
+    assert set(ours) == set(_UPSTREAM)
+    for message, fields in ours.items():
+        upstream = {f.name: f for f in _UPSTREAM[message].DESCRIPTOR.fields}
+        for field, (number, kind) in fields.items():
+            assert field in upstream, f"{message}.{field} is not in OTLP"
+            assert upstream[field].number == number, f"{message}.{field}"
+            wire = _WIRE_BY_NAME.get(kind, 2)  # a message type: length-delimited
+            assert _WIRE_BY_DESCRIPTOR[upstream[field].type] == wire, f"{message}.{field}: wire type"
+
+
+# -- the spec against the convention modules ---------------------------------------------------
+
+_MODULE_TABLES: dict[str, tuple[tuple[str, str], ...]] = {
+    "GenAI": (*genai.TOKEN_KEYS, *genai.TEXT_KEYS),
+    "OI": (*openinference._TOKENS, *openinference._TEXT),
+    "AI": (*vercel._TOKENS, *vercel._TEXT),
+}
+
+
+def test_spec_chains_are_the_convention_modules_tables() -> None:
+    """Each family's plain attributes for a column, in order, are that module's own table."""
+    for family, table in _MODULE_TABLES.items():
+        for column in COLUMNS:
+            spec = [
+                s.key
+                for s in column.sources
+                if isinstance(s, Attr) and s.family == family and s.read in ("text", "int")
+            ]
+            module = [key for col, key in table if col == column.name]
+            assert spec == module, (family, column.name)
+
+
+def test_spec_families_markers_and_vocabularies_are_the_collectors() -> None:
+    assert [(name, markers) for name, markers, _ in conventions.FAMILIES] == [
+        (n, m)
+        for n, m in zip(
+            ("genai", "openinference", "traceloop", "vercel", "langfuse", "logfire", "openlit"),
+            FAMILIES.values(),
+            strict=True,
+        )
+    ]
+    assert PROVIDERS == providers._PROVIDERS
+    genai_ops, _, _ = OPERATION_TABLES["genai"]
+    assert genai_ops == {**{o: o for o in providers.OPERATIONS}, **providers._OPERATION_ALIASES}
+    assert OPERATION_TABLES["openinference"][0] == openinference.OPERATION_BY_KIND
+    assert OPERATION_TABLES["traceloop"][0] == traceloop.OPERATION_BY_KIND
+    assert OPERATION_TABLES["langfuse"][0] == langfuse.OPERATION_BY_TYPE
+
+
+def test_docs_hold_the_rendered_spec() -> None:
+    docs = (ROOT / "docs" / "columns.md").read_text()
+    start, end = "<!-- ingest_spec: begin -->\n", "<!-- ingest_spec: end -->"
+    assert start in docs and end in docs
+    assert docs.split(start, 1)[1].split(end, 1)[0] == render_docs(), (
+        "docs/columns.md is stale: paste driftline.store.ingest_spec.render_docs() between its markers"
+    )
+
+
+def test_every_spec_column_is_rendered() -> None:
+    assert all(ingest_spec.rendered(c) for c in COLUMNS)
+
+
+# -- the query on real bodies --------------------------------------------------------------------
+
+_CHAT = {
+    "gen_ai.operation.name": "chat",
+    "gen_ai.provider.name": "OpenAI",
+    "gen_ai.request.model": "gpt-4o",
+    "gen_ai.usage.input_tokens": 100,
+    "gen_ai.usage.output_tokens": 20,
+    "gen_ai.usage.cache_read.input_tokens": 150,
+    "gen_ai.conversation.id": "conv-1",
+}
+
+
+def _rows(bodies: list[bytes]) -> list[dict[str, Any]]:
+    return engine_check._engine(65536).rows(bodies)
+
+
+def test_many_requests_in_one_stream_keep_each_spans_resource() -> None:
+    bodies = []
+    expected = []
+    norm = Normalizer(pricer=Pricer())
+    for i in range(3):
+        res, scope, span = record_span(
+            f"chat {i}", _CHAT, resource={"service.name": f"svc-{i}", "service.version": str(i)}
+        )
+        bodies.append(body_of(res, scope, span))
+        expected.append(norm.span(span, norm.resource(res), scope))
+    rows = _rows(bodies)
+    assert [(r["name"], r["service"], r["release"]) for r in rows] == [
+        (f"chat {i}", f"svc-{i}", str(i)) for i in range(3)
+    ]
+    for row, py in zip(rows, expected, strict=True):
+        assert row["deferred"] == [] and row["invalid"] == ""
+        assert (row["input_tokens"], row["total_tokens"]) == (py["input_tokens"], py["total_tokens"]) == (250, 270)
+        assert (row["provider"], row["conversation_id"]) == ("openai", "conv-1")
+
+
+def test_a_bad_span_is_rejected_alone_with_the_python_reason() -> None:
+    res, scope, good = record_span("ok", _CHAT)
+    body = trace_service_pb2.ExportTraceServiceRequest()
+    body.ParseFromString(body_of(res, scope, good))
+    spans = body.resource_spans[0].scope_spans[0].spans
+    bad = spans.add()
+    bad.CopyFrom(good)
+    bad.end_time_unix_nano = bad.start_time_unix_nano - 1
+    rows = _rows([body.SerializeToString()])
+    assert [r["invalid"] for r in rows] == ["", "bad_timestamp"]
+    with pytest.raises(InvalidSpan):
+        Normalizer().span(bad, Normalizer().resource(res), scope)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "plain",
+        "",
+        'quote " backslash \\ slash / tab \t nl \n ctrl \x01\x0b\x1f del \x7f é \u2028 😀',
+        -17,
+        0,
+        2**62,
+        0.5,
+        -0.0,
+        3.0,
+        1234567.125,
+        0.0001,
+        True,
+        False,
+        b"\x00\x01\xff",
+        ["stop", "x"],
+        [1, 2.5, True, 'a"b'],
+        {"k": "v", "n": 1, "f": 0.25},
+    ],
+)
+def test_attribute_text_is_the_python_paths(value: object) -> None:
+    res, scope, span = record_span("x", {"v": value, "gen_ai.operation.name": "chat"})
+    row = normalize_span(Normalizer(), res, scope, span)  # asserts the engine's equal
+    eng = engine_check.engine_row(res, scope, span)
+    full, stored = eng["attributes_all"], row["attributes"]
+    assert isinstance(full, dict) and isinstance(stored, dict)
+    assert eng["deferred"] == [] and full["v"] == stored["v"]
+
+
+@pytest.mark.parametrize(
+    ("attrs", "events", "reason"),
+    [
+        ({"v": 1e20}, None, "double_format"),
+        ({"v": 1e-7}, None, "double_format"),
+        ({"v": "x" * 2000}, None, "long_value"),
+        (
+            {"gen_ai.operation.name": "chat"},
+            [("gen_ai.client.inference.operation.details", {"gen_ai.request.model": "m"})],
+            "event:gen_ai.client.inference.operation.details",
+        ),
+        (
+            {"langfuse.observation.type": "generation", "langfuse.observation.usage_details": '{"input": 3}'},
+            None,
+            "source:langfuse.observation.usage_details",
+        ),
+    ],
+)
+def test_values_the_engine_cannot_write_exactly_are_deferred(
+    attrs: dict[str, Any], events: list[Any] | None, reason: str
+) -> None:
+    res, scope, span = record_span("x", attrs, events=events)
+    (row,) = engine_check._engine(1024).rows([body_of(res, scope, span)])
+    deferred = row["deferred"]
+    assert isinstance(deferred, list) and reason in deferred
