@@ -192,7 +192,7 @@ def test_label_by_form_then_the_next_item_opens(app: LiveServer) -> None:
         action = f"/review/queues/grounding/items/{first}/label"
         bad = c.post(action, data=hidden(view.text) | {"field.grounding": "hallucinated", "field.comment": "kept"})
         assert bad.status_code == 422
-        assert "quality" in bad.text and "Not saved" in bad.text
+        assert "quality" in bad.text and "Not done" in bad.text
         assert ">kept</textarea>" in bad.text
         assert item(app, "alice", "grounding", first)["labeled_by"] == []
 
@@ -313,3 +313,28 @@ def test_review_pages_have_json_twins(app: LiveServer) -> None:
         r = c.get("/review?format=json")
         assert r.status_code == 200
         assert [q["name"] for q in r.json()["queues"]] == ["grounding"]
+
+
+def test_an_item_is_claimed_on_its_page_and_another_reviewer_sees_who_holds_it(app: LiveServer) -> None:
+    make_queue(app)
+    with api(app, "alice") as a:
+        a.post("/api/v1/review/queues/grounding/items", json={"trace_ids": [T["t1"]]})
+    url = f"/review/queues/grounding/items/{T['t1']}"
+    with browser(app, "alice") as c:
+        view = c.get(url).text
+        assert 'id="claim"' in view and 'id="label-form"' not in view  # open: claim first
+        r = c.post(url + "/claim", data={"csrf": csrf(view)})
+        assert r.status_code == 303 and r.headers["location"] == url
+        view = c.get(url).text
+        assert 'id="label-form"' in view and "Yours until" in view
+    with browser(app, "bob") as c:
+        view = c.get(url).text
+        assert "Held by alice" in view and 'id="label-form"' not in view
+        r = c.post(url + "/claim", data={"csrf": csrf(view)})
+        assert r.status_code == 409 and "Not done" in r.text  # the API's conflict, on the page
+    with browser(app, "alice") as c:
+        r = c.post(url + "/release", data={"csrf": csrf(c.get(url).text)})
+        assert r.status_code == 303 and r.headers["location"] == "/review/queues/grounding?notice=released"
+    assert item(app, "alice", "grounding", T["t1"])["status"] == "open"
+    with browser(app, "alice") as c:
+        assert c.get(url, params={"format": "json"}).json()["status"] == "open"  # the page's JSON twin
