@@ -47,6 +47,12 @@ def run(settings: UpSettings) -> int:
             file=sys.stderr,
         )
 
+    if settings.demo and not settings.review_queues:
+        # Something to review in the quick start: the demo's flagged answers and failed tools.
+        from driftline.review.models import DEMO_QUEUES
+
+        settings = settings.model_copy(update={"review_queues": DEMO_QUEUES})
+
     def build(ctx: ProcessContext) -> list[Service]:
         collector = CollectorService(settings, ctx.registry, store=ctx.store, auth=ctx.auth)
         scorer = ScorerService(settings, ctx.store, ctx.registry, pricer=collector.normalizer.pricer, auth=ctx.auth)

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
+    "DEMO_QUEUES",
     "AddItems",
     "AddedItems",
     "AgreementReport",
@@ -357,3 +358,33 @@ class AgreementReport(BaseModel):
     since: datetime
     until: datetime
     scorers: list[ScorerAgreement]
+
+
+# `driftline up --demo` with no queues configured: one queue, so the quick start has failures to
+# review (the demo's ungrounded answers and failing tools) and a small control sample.
+DEMO_QUEUES: dict[str, QueueDefinition] = {
+    "hallucinations": QueueDefinition.model_validate(
+        {
+            "description": "Answers flagged as not grounded, failed tool calls, negative feedback, 5% of the rest",
+            "rules": [
+                {"kind": "score", "scorer": "hallucination", "labels": ["hallucinated"]},
+                {"kind": "score", "scorer": "tool_failure", "not_labels": ["ok", "error", "no_context"]},
+                {"kind": "feedback"},
+                {"kind": "control", "sample_rate": 0.05},
+            ],
+            "max_per_hour": 30,
+            "rubric": {
+                "instructions": "Read the retrieved passages and tool results, then the answer. Is every claim "
+                "in the answer supported by them?",
+                "corrected_answer": True,
+                "fields": [
+                    {"name": "grounding", "type": "categorical", "options": ["grounded", "hallucinated", "unsure"],
+                     "required": True, "negative": ["hallucinated"], "scorer": "hallucination",
+                     "scorer_labels": {"grounded": "grounded", "hallucinated": "hallucinated"}},
+                    {"name": "helpful", "type": "boolean", "description": "Would the user be helped by it?"},
+                    {"name": "comment", "type": "text"},
+                ],
+            },
+        }
+    )
+}  # fmt: skip
