@@ -13,15 +13,21 @@ import httpx
 import pytest
 
 from driftline.collector.service import CollectorService
+from driftline.config import CollectorSettings
 from driftline.server import create_app
-from tests.conftest import KEY_A, LiveServer, make_settings, serve
+from tests.conftest import KEY_A, TENANT_A, LiveServer, make_settings, serve
 from tests.support.clickhouse_http import ClickHouseHTTPServer
 from tests.support.sql import admin_client
 
 AUTH = {"Authorization": f"Bearer {KEY_A}"}
+ADMIN_KEY = "key-tenant-a-admin"  # tenant A's admin key: the routes that change review queues need it
 # Requests for every API route, by "METHOD /route" (a new route must be added here: the first test
-# checks the list): (path, query parameters, JSON body for a POST).
+# checks the list): (path, query parameters, JSON body for a POST). Review routes run in this order:
+# the queue is made first and deleted last.
 Request = tuple[str, dict[str, str], object]
+_Q = "/api/v1/review/queues/q1"
+_ITEM = f"{_Q}/items/{'ab' * 16}"
+_RUBRIC = {"fields": [{"name": "ok", "type": "boolean"}]}
 REQUESTS: dict[str, list[Request]] = {
     "GET /api/v1/traces": [("/api/v1/traces", {}, None), ("/api/v1/traces", {"service": "svc"}, None)],
     "GET /api/v1/traces/{trace_id}": [("/api/v1/traces/" + "ab" * 16, {}, None)],
@@ -35,15 +41,51 @@ REQUESTS: dict[str, list[Request]] = {
     "GET /api/v1/compare/releases": [
         ("/api/v1/compare/releases", {"service": "svc", "baseline": "1", "candidate": "2"}, None)
     ],
+    "POST /api/v1/review/queues": [("/api/v1/review/queues", {}, {"name": "q1", "rubric": _RUBRIC})],
+    "GET /api/v1/review/queues": [("/api/v1/review/queues", {}, None)],
+    "GET /api/v1/review/queues/{queue}": [(_Q, {}, None)],
+    "PUT /api/v1/review/queues/{queue}": [(_Q, {}, {"rubric": _RUBRIC})],
+    "GET /api/v1/review/queues/{queue}/progress": [(f"{_Q}/progress", {}, None)],
+    "GET /api/v1/review/queues/{queue}/items": [(f"{_Q}/items", {}, None)],
+    "POST /api/v1/review/queues/{queue}/items": [(f"{_Q}/items", {}, {"trace_ids": ["ab" * 16]})],
+    "POST /api/v1/review/queues/{queue}/items/search": [(f"{_Q}/items/search", {}, {"filter": {"service": "svc"}})],
+    "POST /api/v1/review/queues/{queue}/next": [(f"{_Q}/next", {}, None)],
+    "GET /api/v1/review/queues/{queue}/items/{trace_id}": [(_ITEM, {}, None)],
+    "POST /api/v1/review/queues/{queue}/items/{trace_id}/claim": [(f"{_ITEM}/claim", {}, None)],
+    "POST /api/v1/review/queues/{queue}/items/{trace_id}/release": [(f"{_ITEM}/release", {}, None)],
+    "POST /api/v1/review/queues/{queue}/items/{trace_id}/skip": [(f"{_ITEM}/skip", {}, None)],
+    "POST /api/v1/review/queues/{queue}/items/{trace_id}/label": [(f"{_ITEM}/label", {}, {"fields": {"ok": True}})],
+    "POST /api/v1/review/queues/{queue}/items/{trace_id}/adjudicate": [
+        (f"{_ITEM}/adjudicate", {}, {"fields": {"ok": True}})
+    ],
+    "GET /api/v1/review/queues/{queue}/export": [(f"{_Q}/export", {}, None)],
+    "GET /api/v1/review/datasets": [("/api/v1/review/datasets", {}, None)],
+    "POST /api/v1/review/datasets/{dataset}": [("/api/v1/review/datasets/d1", {}, {"queue": "q1"})],
+    "GET /api/v1/review/datasets/{dataset}/export": [("/api/v1/review/datasets/d1/export", {}, None)],
+    "GET /api/v1/review/agreement": [("/api/v1/review/agreement", {}, None)],
+    "DELETE /api/v1/review/queues/{queue}": [(_Q, {}, None)],
 }
+_ADMIN_ROUTES = {
+    "POST /api/v1/review/queues",
+    "PUT /api/v1/review/queues/{queue}",
+    "DELETE /api/v1/review/queues/{queue}",
+}
+
+
+@pytest.fixture
+def settings(tmp_path: Path, chdb_path: Path, database: str) -> CollectorSettings:
+    """Tenant A's keys: the read/review key the requests use, and an admin key for the queue changes."""
+    keys = f"{KEY_A}={TENANT_A},{ADMIN_KEY}={TENANT_A}:admin"
+    return make_settings(tmp_path / "data", f"chdb://{chdb_path}", database, api_keys=keys)
 
 
 def _answers(url: str) -> list[tuple[str, int, str | None]]:
     out = []
     for route, requests in REQUESTS.items():
         method = route.split()[0]
+        auth = {"Authorization": f"Bearer {ADMIN_KEY}"} if route in _ADMIN_ROUTES else AUTH
         for path, params, body in requests:
-            r = httpx.request(method, url + path, params=params, json=body, headers=AUTH, timeout=60)
+            r = httpx.request(method, url + path, params=params, json=body, headers=auth, timeout=60)
             out.append((f"{method} {path}?{params}", r.status_code, r.headers.get("retry-after")))
     return out
 
@@ -61,8 +103,9 @@ def test_every_api_route_is_covered(runtime: CollectorService) -> None:
 
 def test_routes_answer_before_the_failure(live: LiveServer) -> None:
     codes = {a[0]: a[1] for a in _answers(live.url)}
-    # the store works: the 503s below come from the failures
-    assert set(codes.values()) <= {200, 404}, codes
+    # the store works: the 503s below come from the failures (201: the queue made, 204: no next item
+    # to review, then the queue deleted; 404: no such item or dataset)
+    assert set(codes.values()) <= {200, 201, 204, 404}, codes
 
 
 def test_database_dropped_is_503(live: LiveServer) -> None:
@@ -81,7 +124,8 @@ def http_runtime(
     tmp_path: Path, chdb_path: Path, database: str
 ) -> Iterator[tuple[CollectorService, ClickHouseHTTPServer]]:
     server = ClickHouseHTTPServer(data_dir=str(chdb_path), username="u", password="p").start()
-    rt = CollectorService(make_settings(tmp_path / "data", server.url, database))
+    keys = f"{KEY_A}={TENANT_A},{ADMIN_KEY}={TENANT_A}:admin"
+    rt = CollectorService(make_settings(tmp_path / "data", server.url, database, api_keys=keys))
     rt.start()
     try:
         yield rt, server
