@@ -155,6 +155,9 @@ def test_add_these_n_from_a_filtered_trace_list(app: LiveServer) -> None:
         form = {"csrf": csrf(chooser.text), "queue": "grounding", "back": "/traces?service=shop", "trace_id": ids}
         r = c.post("/review/add", data=form)
         assert "2 added" in r.text
+        # A full page of the list (200 traces) fits in the chooser's address.
+        many = c.get("/review/add", params={"trace_id": [f"{i:032x}" for i in range(200)], "back": "/traces"})
+        assert many.status_code == 200 and "<strong>200</strong> traces" in many.text
     with api(app, "alice") as a:
         items = a.get("/api/v1/review/queues/grounding/items").json()["items"]
     assert {i["trace_id"] for i in items} == {T["t1"], T["t2"]}

@@ -5,6 +5,7 @@ the API and goes on to the next item."""
 
 # No `from __future__ import annotations`: FastAPI reads these annotations at definition time.
 
+import asyncio
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -96,9 +97,11 @@ def review_router(sessions: SessionCodec, templates: Jinja2Templates) -> APIRout
     @router.get("/review/queues/{queue}", response_class=HTMLResponse)
     async def queue(request: Request, queue: str, status: str = "", cursor: str = "") -> Response:
         s = session_of(request, sessions)
-        answer = await call_api(request, s.token, "GET", queue_path(queue))
         params = [(k, v) for k, v in (("status", status), ("cursor", cursor)) if v]
-        items = await call_api(request, s.token, "GET", queue_path(queue) + "/items", params)
+        answer, items = await asyncio.gather(
+            call_api(request, s.token, "GET", queue_path(queue)),
+            call_api(request, s.token, "GET", queue_path(queue) + "/items", params),
+        )
         return page(request, s, "review_queue.html", answer, queue=queue, status=status, items=items, statuses=STATUSES)
 
     async def claim_next(request: Request, s: Session, queue: str) -> Response:
@@ -129,8 +132,11 @@ def review_router(sessions: SessionCodec, templates: Jinja2Templates) -> APIRout
         status: int | None = None,
         values: dict[str, str] | None = None,
     ) -> Response:
-        q = await call_api(request, s.token, "GET", queue_path(queue))
-        trace = await call_api(request, s.token, "GET", f"/api/v1/traces/{quote(trace_id, safe='')}")
+        # Both at once: each API call is a thread of the app's pool.
+        q, trace = await asyncio.gather(
+            call_api(request, s.token, "GET", queue_path(queue)),
+            call_api(request, s.token, "GET", f"/api/v1/traces/{quote(trace_id, safe='')}"),
+        )
         it = _body(item)
         own = [lb for lb in it.get("labels", []) if lb.get("kind") == "label"]
         if values is None:  # a reviewer's own label (the API shows others' only once all are done)
