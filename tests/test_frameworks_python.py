@@ -223,7 +223,11 @@ def test_llamaindex_query_engine_streaming_and_agent(live: LiveServer, fake: Fak
                 "RetrieverQueryEngine._query",
                 {"operation": "retrieval", "retrieved_documents": Json(documents), "input_text": question, **IDS},
             ),
-            Row("VectorIndexRetriever._retrieve", "VectorIndexRetriever.retrieve", {"operation": "retrieval", **IDS}),
+            Row(
+                "VectorIndexRetriever._retrieve",
+                "VectorIndexRetriever.retrieve",
+                {"operation": "retrieval", "input_text": question, **IDS},  # not {"query_bundle": ...}
+            ),
             Row(
                 "OpenAIEmbedding.get_query_embedding",
                 "VectorIndexRetriever._retrieve",
@@ -233,14 +237,17 @@ def test_llamaindex_query_engine_streaming_and_agent(live: LiveServer, fake: Fak
         ]
 
     system = {"role": "system", "content": TEXT_QA_SYSTEM_PROMPT.content}
+    answered = {"input_text": question, "output_text": ANSWER_TEXT}
+    asked_qa = {"input_text": question}  # not {"query_str": ..., "text_chunks": [...]}
     assert_trace(
         traces[query_id],
         [
             Row("RetrieverQueryEngine.query", None, workflow | {"input_text": question, "output_text": ANSWER_TEXT}),
-            Row("RetrieverQueryEngine._query", "RetrieverQueryEngine.query", workflow),
+            # its output is the Response {"response", "source_nodes", ...}: the text is the response
+            Row("RetrieverQueryEngine._query", "RetrieverQueryEngine.query", workflow | answered),
             *retrieval([docs[0], second]),
             Row("CompactAndRefine.synthesize", "RetrieverQueryEngine._query", workflow | {"output_text": ANSWER_TEXT}),
-            Row("CompactAndRefine.get_response", "CompactAndRefine.synthesize", workflow),
+            Row("CompactAndRefine.get_response", "CompactAndRefine.synthesize", workflow | asked_qa),
             Row("TokenTextSplitter.split_text", "CompactAndRefine.get_response", workflow),
             Row("CompactAndRefine.get_response", "CompactAndRefine.get_response", workflow),
             Row("TokenTextSplitter.split_text", "CompactAndRefine.get_response", workflow),
@@ -269,11 +276,12 @@ def test_llamaindex_query_engine_streaming_and_agent(live: LiveServer, fake: Fak
     assert_trace(
         traces[stream_id],
         [
-            Row("RetrieverQueryEngine.query", None, workflow | {"input_text": question}),
-            Row("RetrieverQueryEngine._query", "RetrieverQueryEngine.query", workflow),
+            # a StreamingResponse not yet drained has no text: the streamed call holds it
+            Row("RetrieverQueryEngine.query", None, workflow | {"input_text": question, "output_text": ""}),
+            Row("RetrieverQueryEngine._query", "RetrieverQueryEngine.query", workflow | {"input_text": question}),
             *retrieval(docs),
-            Row("CompactAndRefine.synthesize", "RetrieverQueryEngine._query", workflow),
-            Row("CompactAndRefine.get_response", "CompactAndRefine.synthesize", workflow),
+            Row("CompactAndRefine.synthesize", "RetrieverQueryEngine._query", workflow | {"output_text": ""}),
+            Row("CompactAndRefine.get_response", "CompactAndRefine.synthesize", workflow | asked_qa),
             Row("TokenTextSplitter.split_text", "CompactAndRefine.get_response", workflow),
             Row("CompactAndRefine.get_response", "CompactAndRefine.get_response", workflow),
             Row("TokenTextSplitter.split_text", "CompactAndRefine.get_response", workflow),

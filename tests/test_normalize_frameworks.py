@@ -241,3 +241,24 @@ def test_model_calls_without_tokens_are_unpriced() -> None:
     assert not unpriced({"operation": "chat", "request_model": "gpt-4o-mini"})  # a wrapper: model, nothing else
     assert unpriced({"operation": "chat", "input_tokens": 3})
     assert not unpriced({"operation": "workflow", "request_model": "gpt-4o-mini", "input_messages": "[...]"})
+
+
+def test_llamaindex_query_and_response_objects() -> None:
+    row = normalize(
+        "RetrieverQueryEngine._query",
+        {
+            "openinference.span.kind": "CHAIN",
+            "input.value": '{"query_bundle": {"query_str": "Capital?", "image_path": null, "embedding": null}}',
+            "output.value": '{"response": "Paris.", "source_nodes": ["<NodeWithScore(...)>"], "metadata": {}}',
+        },
+    )
+    assert (row["input_text"], row["output_text"]) == ("Capital?", "Paris.")
+    streamed = '{"response_gen": "<generator object>", "source_nodes": [], "metadata": {}, "response_txt": null}'
+    row = normalize(
+        "RetrieverQueryEngine.query",
+        {"openinference.span.kind": "CHAIN", "input.value": "Capital?", "output.value": streamed},
+    )
+    assert (row["input_text"], row.get("output_text")) == ("Capital?", None)
+    other = '{"response": {"status": 200}}'  # not a LlamaIndex response: kept as it came
+    row = normalize("call", {"openinference.span.kind": "CHAIN", "output.value": other})
+    assert row["output_text"] == other

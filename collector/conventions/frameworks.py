@@ -11,7 +11,9 @@ LangChain message forms (langchain_core.messages / load.dump):
   {"type": "human", "data": {"content": ..., ...}}                 messages_to_dict
   {"lc": 1, "type": "constructor", "id": [..., "HumanMessage"], "kwargs": {...}}   dumpd
 LlamaIndex ToolOutput (llama_index.core.tools.types): {"blocks": [{"text": ...}] | "content": ...,
-"tool_name", "raw_input", "raw_output", "is_error"}.
+"tool_name", "raw_input", "raw_output", "is_error"}; a query's input {"query_bundle": {"query_str"}}
+or {"query_str", ...}; its Response {"response", "source_nodes", "metadata"} and StreamingResponse
+{"response_gen": "<generator object>", ..., "response_txt"} (llama_index.core.base.response.schema).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Final
 from driftline.collector.conventions._common import Message, ToolCall, as_text
 from driftline.collector.conventions.messages import text_of, tool_call
 
-__all__ = ["ToolOutcome", "chain_messages", "last_text", "tool_arguments", "tool_outcome"]
+__all__ = ["ToolOutcome", "chain_messages", "last_text", "llamaindex_io", "tool_arguments", "tool_outcome"]
 
 # LangChain message type -> role
 _ROLES: Final[dict[str, str]] = {
@@ -162,4 +164,23 @@ def tool_outcome(value: object) -> ToolOutcome | None:
         text = text_of(blocks) if isinstance(blocks, list) else as_text(value.get("content"))
         error = (text or "error") if value.get("is_error") is True else ""
         return text, "", error
+    return None
+
+
+def llamaindex_io(value: object) -> str | None:
+    """The text inside a LlamaIndex query input or response: the query string, the response text;
+    "" for a StreamingResponse not yet drained (its text is the streamed call's); None for
+    anything else."""
+    if not isinstance(value, dict):
+        return None
+    bundle = value.get("query_bundle")
+    query = bundle.get("query_str") if isinstance(bundle, dict) else value.get("query_str")
+    if isinstance(query, str):
+        return query
+    if "source_nodes" in value:
+        text = value.get("response") if "response" in value else value.get("response_txt")
+        if isinstance(text, str):
+            return text
+        if text is None and "response_gen" in value:
+            return ""
     return None

@@ -190,12 +190,23 @@ def _tool(a: Attrs, f: Fields, inp: str | None, out: str | None) -> None:
 
 
 def _chain_io(a: Attrs, f: Fields, inp: str | None, out: str | None) -> bool:
-    """A chain / agent span whose input or output is a LangGraph state {"messages": [...]} (or a
-    node's update [{"update": {"messages": [...]}}]): the input messages, and as output text the
-    last assistant message's (else the last message's) text. True when the output was such a state."""
-    if "_in" not in f and inp is not None and inp.startswith('{"messages"'):
-        put(f, "_in", frameworks.chain_messages(maybe_json(inp)))
-    if out is None or not out.startswith(('{"messages"', '[{"graph"')):
+    """A chain / agent / retriever span whose input or output is a framework object: a LangGraph
+    state {"messages": [...]} (or a node's update [{"update": {"messages": [...]}}]) gives the input
+    messages, and as output text the last assistant message's (else the last message's) text; a
+    LlamaIndex query gives its query string, a LlamaIndex response its text. True when the output
+    was such an object (output.value is then not the output text)."""
+    if "_in" not in f and inp is not None:
+        if inp.startswith('{"messages"'):
+            put(f, "_in", frameworks.chain_messages(maybe_json(inp)))
+        elif inp.startswith(('{"query_bundle"', '{"query_str"')):
+            put(f, "_input_raw", frameworks.llamaindex_io(maybe_json(inp)))
+    if out is None:
+        return False
+    if out.startswith('{"response'):
+        text = frameworks.llamaindex_io(maybe_json(out))
+        put(f, "_output_raw", text)
+        return text is not None
+    if not out.startswith(('{"messages"', '[{"graph"')):
         return False
     msgs = frameworks.chain_messages(maybe_json(out))
     if msgs is None:
