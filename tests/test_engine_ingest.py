@@ -79,7 +79,9 @@ def test_the_schema_matches_the_otlp_protos_field_by_field() -> None:
 
 _MODULE_TABLES: dict[str, tuple[tuple[str, str], ...]] = {
     "GenAI": (*genai.TOKEN_KEYS, *genai.TEXT_KEYS),
-    "OI": (*openinference._TOKENS, *openinference._TEXT),
+    # openinference._models reads llm.model_name (a response model unless the invocation parameters,
+    # a deferred source, are LlamaIndex's) between the two tables
+    "OI": (*openinference._TOKENS, *openinference._MODELS, ("response_model", "llm.model_name"), *openinference._TEXT),
     "AI": (*vercel._TOKENS, *vercel._TEXT),
 }
 

@@ -291,6 +291,14 @@ _TLP: Final = "traceloop.association.properties."
 _AIM: Final = "ai.telemetry.metadata."
 DETAILS_EVENT: Final = "gen_ai.client.inference.operation.details"
 _DETAILS: Final = Other("EV", f"the `{DETAILS_EVENT}` event, read like GenAI attributes", event=DETAILS_EVENT)
+# What `llm.model_name` means depends on the parameters (collector/conventions/openinference.py
+# `_models`): LlamaIndex's LLMMetadata make it the configured (request) model.
+_OI_PARAMS: Final = Other(
+    "OI",
+    '`"model"` in `llm.invocation_parameters`, else their `"model_name"` (and `llm.model_name`, then a '
+    "request, not a response) when they are LlamaIndex's LLMMetadata",
+    keys=("llm.invocation_parameters",),
+)
 _LF_USAGE_KEYS: Final = ("langfuse.observation.usage_details",)
 _LF_USAGE: Final = "Langfuse `langfuse.observation.usage_details` (JSON)"
 
@@ -338,7 +346,8 @@ COLUMNS: Final[tuple[Column, ...]] = (
         (
             *_text("GenAI", "gen_ai.request.model"),
             *_text("OI", "llm.request.model_name"),
-            JsonText("OI", ("llm.invocation_parameters", "embedding.invocation_parameters"), "model"),
+            _OI_PARAMS,
+            JsonText("OI", ("embedding.invocation_parameters",), "model"),
             *_text("AI", "ai.model.id"),
             *_text("LF", "langfuse.observation.model.name"),
             _DETAILS,
@@ -348,7 +357,9 @@ COLUMNS: Final[tuple[Column, ...]] = (
         "response_model",
         (
             *_text("GenAI", "gen_ai.response.model"),
-            *_text("OI", "llm.response.model_name", "llm.model_name", "embedding.model_name", "reranker.model_name"),
+            *_text("OI", "llm.response.model_name"),
+            _OI_PARAMS,
+            *_text("OI", "llm.model_name", "embedding.model_name", "reranker.model_name"),
             *_text("AI", "ai.response.model"),
             _DETAILS,
         ),
