@@ -170,7 +170,7 @@ def test_review_a_flagged_answer_with_the_keyboard(server: str) -> None:
         keys.press("ArrowDown")
         expect(page.get_by_label("severity")).to_be_focused()
         keys.type("4")
-        keys.press("ArrowDown")
+        keys.press("Enter")  # Enter goes on to the next field; it does not send the form
         keys.press("1")
         expect(page.locator('[data-field="user_harmed"] input[value="true"]')).to_be_checked()
         keys.press("ArrowDown")

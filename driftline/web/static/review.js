@@ -88,6 +88,13 @@
       form.requestSubmit(document.getElementById("complete"));
       return;
     }
+    // Plain Enter in a number or an option goes on to the next field instead of sending the
+    // form: only Ctrl+Enter completes.
+    if (form && e.key === "Enter" && !e.altKey && !e.shiftKey && el && el.tagName === "INPUT" && form.contains(el)) {
+      e.preventDefault();
+      focusField(current() + 1);
+      return;
+    }
     if (e.key === "Escape" && typing(el)) {
       var i = current();
       if (i >= 0) { fields[i].focus(); mark(i); }
