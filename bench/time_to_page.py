@@ -24,6 +24,8 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import yaml
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from driftline.alerting import AlertThresholds, render_rules
@@ -33,7 +35,7 @@ from driftline.scorers.hallucination import OfflineHallucinationScorer
 from driftline.scorers.metrics import ScorerMetrics
 from driftline.scorers.runner import JobOptions, ScorerJob
 from driftline.scorers.scheduler import ScheduledJob, ScoringService
-from driftline.sli import SLIJob, options_from
+from driftline.sli import SLI_SCORERS, SLIJob, options_from
 from tests.conftest import serve
 from tests.otlp_helpers import http_exporter, provider_for, send_rag_trace
 from tests.support.alert_stack import AlertStack
@@ -55,6 +57,12 @@ def send(
             at = now - int((a - (a - b) * i / max(1, n - 1)) * 60e9)
         send_rag_trace(tp, PASSAGE, "What is the capital of Australia?", BAD if rng.random() < bad else GOOD, at_ns=at)
     tp.shutdown()
+
+
+def _page_group_wait() -> str:
+    """The page route's group_wait in the shipped alerts/alertmanager.yml."""
+    doc = yaml.safe_load((Path(__file__).resolve().parents[1] / "alerts" / "alertmanager.yml").read_text())
+    return str(next(r for r in doc["route"]["routes"] if r.get("matchers") == ['severity="page"'])["group_wait"])
 
 
 def main() -> int:
@@ -81,11 +89,11 @@ def main() -> int:
     rt.registry.register(sli.collector)
     job = ScorerJob(OfflineHallucinationScorer(), rt.store, JobOptions(sweep=timedelta(minutes=10)))
     scoring = ScoringService([ScheduledJob(job, s.scorer_interval_s)], metrics)
-    scoring.add_periodic("sli", sli.run_once, s.sli_interval_s)
+    scoring.add_periodic("sli", sli.run_once, s.sli_interval_s, after=SLI_SCORERS)  # as ScorerService does
     t = AlertThresholds() if prod else AlertThresholds(
         evaluation_interval="1s", drift_for="2s", keep_firing_for="1s", drift_min_current=25, drift_min_baseline=60
     )  # fmt: skip
-    intervals = ("15s", "15s", "10s", "5m") if prod else ("1s", "1s", "1s", "1s")
+    intervals = ("15s", "15s", _page_group_wait(), "5m") if prod else ("1s", "1s", "1s", "1s")
     stack = AlertStack(work / "mon", url.removeprefix("http://"), render_rules(t), scrape_interval=intervals[0],
                        evaluation_interval=intervals[1], group_wait=intervals[2], group_interval=intervals[3])  # fmt: skip
     rng = random.Random(7)

@@ -42,7 +42,9 @@ Why these defaults (alpha 1e-5; 150 current and 1,000 baseline samples; the floo
   which varies more than binomially from hour to hour, is held back by the floor too.
 - 150 current samples: reached in a 5-minute window from 0.5 scored requests/s. At exactly the
   minimum (against 1,000 baseline samples) a 5% -> 25% jump is detected with >= 99% power
-  (test (b): 99.7%). Lower traffic needs a longer current window, the SLI job's choice.
+  (test (b): 99.7%). Lower traffic needs a longer current window, the SLI job's choice: it
+  lengthens the window of a label set a minute at a time until it holds the minimum
+  (`drift_current_max_window_s`), and never tests a smaller sample.
 - Detection delay with a sliding 5-minute window, step 5% -> 25%: p95 150 s at 1 scored
   request/s, 105 s at 10/s (the floor binds: a quarter of the window must be post-change). That
   fits the 5-minute page budget of alerts/README.md with scraping, evaluation, `for:` and

@@ -25,12 +25,13 @@ from driftline.store import Store
 from driftline.store.queries.feedback import feedback_counts
 from driftline.vocabulary import FAILED_LABEL, LLM_OPERATIONS, OTHER_LABEL, SLI_LABELS, TOOL_FAILURE_CLASSES
 
-__all__ = ["LLM_OPS", "SLIJob", "SLIOptions", "SLISnapshot", "options_from"]
+__all__ = ["LLM_OPS", "SLI_SCORERS", "SLIJob", "SLIOptions", "SLISnapshot", "options_from"]
 
 log = logging.getLogger(__name__)
 
 L = SLI_LABELS
 LLM_OPS = sorted(LLM_OPERATIONS)  # a fixed order for the queries' bound parameter
+SLI_SCORERS = ("hallucination", "refusal", "tool_failure")  # the scorers whose scores make SLIs
 _BUCKET_S = 60  # a longer drift window grows a minute at a time
 Key = tuple[str, str, str, str, str]
 Keep = tuple[set[tuple[str, str]], set[tuple[str, str]]]  # (service, model), (service, release) kept

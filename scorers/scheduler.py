@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -36,6 +37,11 @@ class ScoringService:
         self.m = metrics
         self._periodic: list[tuple[str, Callable[[], object], float]] = []
         self._sched = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
+        # periodic job -> (the scorers whose new scores bring its next run forward, its interval)
+        self._after: dict[str, tuple[frozenset[str], float]] = {}
+        self._started: dict[str, float] = {}  # periodic job -> monotonic time its last run started
+        self._running: set[str] = set()
+        self._lock = threading.Lock()
 
     def run(self, job: ScorerJob) -> RunResult | None:
         """The one wrapper every run goes through."""
@@ -60,17 +66,44 @@ class ScoringService:
             return r
         self.m.runs.labels(name, "ok").inc()
         self.m.last_success.labels(name).set(time.time())
+        if r.scored:
+            self._bring_forward(name)
         return r
+
+    def _bring_forward(self, scorer: str) -> None:
+        """Run now the periodic jobs that read this scorer's scores (the SLI and drift job), unless one
+        is running or started within the last third of its interval: new scores reach the SLIs as soon
+        as they are written instead of up to an interval later, and the job still runs at most about
+        three times an interval. APScheduler's interval then counts from this run."""
+        if not self._sched.running:
+            return
+        now = time.monotonic()
+        for name, (scorers, interval) in self._after.items():
+            if scorer not in scorers:
+                continue
+            with self._lock:
+                if name in self._running or now - self._started.get(name, -1e9) < interval / 3:
+                    continue
+                self._started[name] = now  # claimed: a scorer finishing a moment later does not trigger again
+            job = self._sched.get_job(name)
+            if job is not None:
+                job.modify(next_run_time=datetime.now(UTC))
 
     def run_all_once(self) -> dict[str, RunResult | None]:
         return {sj.job.scorer.name: self.run(sj.job) for sj in self.jobs}
 
-    def add_periodic(self, name: str, fn: Callable[[], object], interval_s: float) -> None:
-        """Another periodic job (the SLI computation) under the same wrapper and metrics."""
+    def add_periodic(self, name: str, fn: Callable[[], object], interval_s: float, after: Sequence[str] = ()) -> None:
+        """Another periodic job (the SLI computation) under the same wrapper and metrics. `after`:
+        scorers whose runs that wrote scores bring its next run forward (see _bring_forward)."""
         self._periodic.append((name, fn, interval_s))
+        if after:
+            self._after[name] = (frozenset(after), interval_s)
 
     def _run_periodic(self, name: str, fn: Callable[[], object]) -> None:
         t0 = time.perf_counter()
+        with self._lock:
+            self._running.add(name)
+            self._started[name] = time.monotonic()
         try:
             fn()
         except Exception:
@@ -78,6 +111,8 @@ class ScoringService:
             log.exception("periodic job %s failed", name)
             return
         finally:
+            with self._lock:
+                self._running.discard(name)
             self.m.duration.labels(name).observe(time.perf_counter() - t0)
         self.m.runs.labels(name, "ok").inc()
         self.m.last_success.labels(name).set(time.time())

@@ -28,7 +28,7 @@ from driftline.scorers.metrics import ScorerMetrics
 from driftline.scorers.registry import build_jobs
 from driftline.scorers.scheduler import ScoringService
 from driftline.service import Service
-from driftline.sli import SLIJob, options_from
+from driftline.sli import SLI_SCORERS, SLIJob, options_from
 from driftline.store import Store
 
 __all__ = ["ScorerService", "run"]
@@ -65,7 +65,7 @@ class ScorerService(Service):
             # runs, so a stale SLI shows as missing rather than frozen.
             self.sli = SLIJob(store, options_from(settings))
             registry.register(self.sli.collector)
-            self.scoring.add_periodic("sli", self.sli.run_once, settings.sli_interval_s)
+            self.scoring.add_periodic("sli", self.sli.run_once, settings.sli_interval_s, after=SLI_SCORERS)
         self.canaries: list[CanaryJob] = []
         if settings.scorers_enabled and settings.replica_index == 0:
             for sj in jobs:
