@@ -1,13 +1,17 @@
 """LLM-judge hallucination scorer on any OpenAI-compatible chat completions endpoint.
 
-Cheap first: where the offline groundedness score is confident, the judge is not called. Every call
-is metered against a per-tenant hourly budget in tokens and USD; once spent, the judge stops (and
-says so in a metric and once in the log) until the next hour. A reply that is not the JSON verdict
-asked for becomes an `error` score, never a crash. The judge's own token use is recorded.
+Cheap first: where the offline groundedness score is confident, the judge is not called, and a
+verdict already in the judge cache (same version, same prompt) is not asked again. Every call is
+metered against a per-tenant hourly budget in tokens and USD; once spent, the judge stops (and
+says so in a metric and once in the log) until the next hour. Calls go through the judge client
+(scorers/judge_client.py): a timeout, bounded retries with backoff, the verdict's JSON schema as
+structured output where the endpoint takes it. A reply that is not the JSON verdict asked for
+becomes an `error` score, never a crash. The judge's own token use is recorded.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -15,13 +19,15 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import httpx
 
 from driftline.pricing import Pricer
 from driftline.scorers.base import LLM_OPERATIONS, Score, SpanRow, TraceContext
 from driftline.scorers.hallucination import OfflineHallucinationScorer, grounding_context
+from driftline.scorers.judge_cache import JudgeCache, Verdict
+from driftline.scorers.judge_client import JudgeCallError, JudgeClient, JudgeReply
 from driftline.scorers.metrics import ScorerMetrics
 
 __all__ = ["DEFAULT_PROMPT", "HallucinationJudgeScorer", "HourlyBudget", "JudgeConfig"]
@@ -62,6 +68,7 @@ class JudgeConfig:
     budget_tokens_per_hour: int = 200_000
     budget_usd_per_hour: float = 1.0
     timeout_s: float = 30.0
+    max_retries: int = 3  # transient failures (timeout, 429, 5xx), with exponential backoff
     max_context_chars: int = 24_000
     prefilter: bool = True  # skip the judge where the offline score is confident
 
@@ -98,9 +105,21 @@ class HourlyBudget:
             self._used[tenant] = (now, tok + tokens, spent + usd)
 
 
+_VERDICT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "verdict": {"type": "string", "enum": ["grounded", "hallucinated"]},
+        "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+        "reason": {"type": "string"},
+    },
+    "required": ["verdict", "confidence", "reason"],
+    "additionalProperties": False,
+}
+
+
 class HallucinationJudgeScorer:
     name: ClassVar[str] = "hallucination_judge"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: asked with the verdict's JSON schema as structured output
     needs_trace: ClassVar[bool] = True
 
     def __init__(
@@ -111,13 +130,19 @@ class HallucinationJudgeScorer:
         pricer: Pricer | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         http: httpx.Client | None = None,
+        cache: JudgeCache | None = None,
     ) -> None:
         self.cfg = config
         self.m = metrics
         self.offline = offline
         self.pricer = pricer or Pricer()
+        self.cache = cache
         self.budget = HourlyBudget(config.budget_tokens_per_hour, config.budget_usd_per_hour, clock)
-        self._http = http or httpx.Client(timeout=config.timeout_s)
+        self.client = JudgeClient(
+            base_url=config.base_url, model=config.model, api_key=config.api_key, timeout_s=config.timeout_s,
+            max_retries=config.max_retries, schema=_VERDICT_SCHEMA, max_tokens=_MAX_REPLY_TOKENS, http=http,
+            on_retry=lambda: self.m.judge_retries.labels(self.name).inc(),
+        )  # fmt: skip
         self._told: set[tuple[str, str]] = set()  # (tenant, hour) already logged as exhausted
         self._clock = clock
 
@@ -138,6 +163,11 @@ class HallucinationJudgeScorer:
         prompt = self.cfg.prompt.format(
             context=context, question=str(span.get("input_text") or ""), answer=str(span["output_text"])
         )
+        h = hashlib.sha256(prompt.encode()).hexdigest()
+        if self.cache is not None and (hit := self.cache.get(tenant, self.name, self.version, h)) is not None:
+            self.m.judge_calls.labels(self.name, "cached").inc()
+            return Score(hit.value, hit.label, hit.reasoning, {"source": "judge", "model": self.cfg.model,
+                                                               "prompt_sha256": h, "cached": True})  # fmt: skip
         # ~4 characters a token, plus room for the short JSON verdict: a cautious estimate.
         est_tokens = len(prompt) // 4 + _MAX_REPLY_TOKENS
         est_usd, _ = self.pricer.price(self.cfg.provider, self.cfg.model, len(prompt) // 4, _MAX_REPLY_TOKENS)
@@ -151,35 +181,20 @@ class HallucinationJudgeScorer:
                             tenant)  # fmt: skip
             return None
         self.m.judge_exhausted.labels(self.name, tenant).set(0)
-        reply = self._call(prompt)
-        self._account(tenant, reply)
-        return self._verdict(reply)
-
-    def _call(self, prompt: str) -> dict[str, Any]:
-        headers = {"Authorization": f"Bearer {self.cfg.api_key}"} if self.cfg.api_key else {}
         try:
-            r = self._http.post(
-                self.cfg.base_url.rstrip("/") + "/chat/completions",
-                json={
-                    "model": self.cfg.model,
-                    "temperature": 0,
-                    "max_tokens": _MAX_REPLY_TOKENS,
-                    "messages": [{"role": "user", "content": prompt}],
-                },
-                headers=headers,
-            )
-            r.raise_for_status()
-            body: dict[str, Any] = r.json()
-        except (httpx.HTTPError, ValueError):
-            # Transient or endpoint failure: raise so the span stays unscored and is retried.
+            reply = self.client.complete([{"role": "user", "content": prompt}])
+        except JudgeCallError:
+            # Retries spent or a permanent failure: raise so the span stays unscored and is retried.
             self.m.judge_calls.labels(self.name, "error").inc()
             raise
-        return body
+        self._account(tenant, reply)
+        s = self._verdict(reply.content)
+        if self.cache is not None and s.label != "error":
+            self.cache.put(tenant, self.name, self.version, h, Verdict(s.value, s.label, s.explanation))
+        return Score(s.value, s.label, s.explanation, {**s.details, "prompt_sha256": h, "cached": False})
 
-    def _account(self, tenant: str, reply: dict[str, Any]) -> None:
-        usage = reply.get("usage") or {}
-        tin = int(usage.get("prompt_tokens") or 0)
-        tout = int(usage.get("completion_tokens") or 0)
+    def _account(self, tenant: str, reply: JudgeReply) -> None:
+        tin, tout = reply.input_tokens, reply.output_tokens
         usd, _ = self.pricer.price(self.cfg.provider, self.cfg.model, tin, tout)
         self.budget.spend(tenant, tin + tout, usd or 0.0)
         self.m.judge_tokens.labels(self.name, tenant, "input").inc(tin)
@@ -187,9 +202,8 @@ class HallucinationJudgeScorer:
         if usd:
             self.m.judge_spend.labels(self.name, tenant).inc(usd)
 
-    def _verdict(self, reply: dict[str, Any]) -> Score:
+    def _verdict(self, content: str) -> Score:
         try:
-            content = reply["choices"][0]["message"]["content"]
             text = str(content).strip()
             if text.startswith("```"):  # models like to fence JSON
                 text = text.strip("`").removeprefix("json").strip()

@@ -19,16 +19,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import pyarrow as pa
-
 from driftline.judge_config import JudgeDefinition, judge_template_env
 from driftline.pricing import Pricer
 from driftline.scorers.base import LLM_OPERATIONS, Score, SpanRow, TraceContext
 from driftline.scorers.hallucination import grounding_context
 from driftline.scorers.judge import HourlyBudget
+from driftline.scorers.judge_cache import JudgeCache, Verdict
 from driftline.scorers.judge_client import JudgeCallError, JudgeClient, JudgeReply
 from driftline.scorers.metrics import ScorerMetrics
-from driftline.store import Store
 
 __all__ = ["CustomJudgeScorer", "JudgeCache", "JudgeSpec", "Verdict", "parse_verdict"]
 
@@ -52,13 +50,6 @@ class JudgeSpec:
         return self.definition.version(self.base_url, self.model)
 
 
-@dataclass(frozen=True)
-class Verdict:
-    value: float
-    label: str
-    reasoning: str
-
-
 def parse_verdict(text: str, d: JudgeDefinition) -> Verdict:
     """The reply as the schema asks, or ValueError saying what is wrong with it."""
     text = text.strip()
@@ -76,29 +67,6 @@ def parse_verdict(text: str, d: JudgeDefinition) -> Verdict:
     if not d.output.score_min <= score <= d.output.score_max:
         raise ValueError(f"score {score} outside [{d.output.score_min:g}, {d.output.score_max:g}]")
     return Verdict(float(score), str(label), str(doc.get("reasoning") or "")[:_MAX_REASONING])
-
-
-class JudgeCache:
-    """Verdicts by (tenant, judge, judge version, input hash), in the store: it survives restarts and
-    every replica shares it."""
-
-    def __init__(self, store: Store, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
-        self.store = store
-        self.clock = clock
-
-    def get(self, tenant: str, judge: str, version: str, input_hash: str) -> Verdict | None:
-        row = self.store.judges.cached(tenant, judge, version, [input_hash]).get(input_hash)
-        return None if row is None else Verdict(float(row["value"]), str(row["label"]), str(row["reasoning"]))
-
-    def put(self, tenant: str, judge: str, version: str, input_hash: str, v: Verdict) -> None:
-        table = pa.table(
-            {
-                "tenant": [tenant], "judge": [judge], "judge_version": [version], "input_hash": [input_hash],
-                "value": [v.value], "label": [v.label], "reasoning": [v.reasoning],
-                "created_at": pa.array([self.clock()], pa.timestamp("ms", tz="UTC")),
-            }
-        )  # fmt: skip
-        self.store.insert_arrow("judge_cache", table)
 
 
 def _metadata(span: SpanRow) -> dict[str, Any]:

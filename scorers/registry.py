@@ -12,7 +12,8 @@ from driftline.scorers.base import Scorer
 from driftline.scorers.cost import CostScorer, TraceCostScorer
 from driftline.scorers.hallucination import OfflineHallucinationScorer
 from driftline.scorers.judge import HallucinationJudgeScorer, JudgeConfig
-from driftline.scorers.judge_custom import CustomJudgeScorer, JudgeCache, JudgeSpec
+from driftline.scorers.judge_cache import JudgeCache
+from driftline.scorers.judge_custom import CustomJudgeScorer, JudgeSpec
 from driftline.scorers.latency import CriticalPathScorer, LatencyScorer
 from driftline.scorers.metrics import ScorerMetrics
 from driftline.scorers.pii import PIIScorer
@@ -77,6 +78,7 @@ def build_scorers(
         RefusalScorer(),
         PIIScorer(),
     ]
+    cache = JudgeCache(store) if store is not None else None
     if settings.judge_base_url:
         out.append(
             HallucinationJudgeScorer(
@@ -90,9 +92,9 @@ def build_scorers(
                 metrics,
                 offline=offline,
                 pricer=pricer,
+                cache=cache,
             )
         )
-    cache = JudgeCache(store) if store is not None else None
     for spec in judge_specs(settings):
         if spec.name in SCORER_NAMES:
             raise ValueError(f"judge {spec.name!r} takes the name of a built-in scorer")

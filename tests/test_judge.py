@@ -141,3 +141,39 @@ def test_confident_offline_score_skips_the_judge(live: LiveServer, judge_server:
     assert out is not None and out.label == "hallucinated"
     assert judge_server.requests == [] and out.details["source"] == "offline"
     assert _metric(reg, "driftline_judge_calls_total", judge="hallucination_judge", outcome="skipped_confident") == 1
+
+
+def test_verdicts_are_cached_and_transient_failures_retried(live: LiveServer, judge_server: FakeJudge) -> None:
+    from driftline.scorers.judge_cache import JudgeCache
+
+    reg = CollectorRegistry()
+    m = ScorerMetrics(reg)
+    _ingest(live, 2)
+    judge_server.replies = [503, '{"verdict": "hallucinated", "confidence": 0.7, "reason": "made up"}']
+    config = JudgeConfig(base_url=judge_server.url, model="gpt-4o-mini", prefilter=False)
+    judge = HallucinationJudgeScorer(config, m, clock=_Clock(), cache=JudgeCache(live.runtime.store))
+    judge.client._sleep = lambda _: None  # the backoff is not waited in a test
+    job = ScorerJob(judge, live.runtime.store, JobOptions(settle=timedelta(0)))
+    assert job.run_once().scored == 2
+    assert len(judge_server.requests) == 3  # one 503, retried
+    assert _metric(reg, "driftline_judge_retries_total", judge="hallucination_judge") == 1
+    body = judge_server.requests[0]["body"]
+    assert body["response_format"]["json_schema"]["schema"]["properties"]["verdict"]["enum"] == [
+        "grounded",
+        "hallucinated",
+    ]
+    # A backfill, with a new scorer instance (a restart, another replica): answered from the cache.
+    again = HallucinationJudgeScorer(config, m, clock=_Clock(), cache=JudgeCache(live.runtime.store))
+    r = ScorerJob(again, live.runtime.store).backfill(
+        datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC) + timedelta(minutes=1)
+    )
+    assert r.scored == 2 and len(judge_server.requests) == 3
+    assert _metric(reg, "driftline_judge_calls_total", judge="hallucination_judge", outcome="cached") == 2
+    rows = admin_rows(
+        live.runtime.store,
+        "SELECT label, details FROM {db}.scores FINAL WHERE tenant = {tenant:String} "
+        "AND scorer = 'hallucination_judge' ORDER BY span_start_time",
+        {"tenant": TENANT_A},
+    )
+    assert [x["label"] for x in rows] == ["hallucinated", "grounded"]
+    assert all(json.loads(x["details"])["cached"] for x in rows)
