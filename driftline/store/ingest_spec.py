@@ -265,6 +265,7 @@ class Other:
     what: str
     keys: tuple[str, ...] = ()
     event: str = ""
+    contains: str = ""  # with keys: deferred only when one of them holds this text
 
 
 Source = Attr | Present | JsonText | Other
@@ -291,15 +292,17 @@ _TLP: Final = "traceloop.association.properties."
 _AIM: Final = "ai.telemetry.metadata."
 DETAILS_EVENT: Final = "gen_ai.client.inference.operation.details"
 _DETAILS: Final = Other("EV", f"the `{DETAILS_EVENT}` event, read like GenAI attributes", event=DETAILS_EVENT)
-# What `llm.model_name` means depends on the parameters (collector/conventions/openinference.py
-# `_models`): LlamaIndex's LLMMetadata make it the configured (request) model.
-_OI_PARAMS: Final = Other(
-    "OI",
-    '`"model"` in `llm.invocation_parameters`, else their `"model_name"` (and `llm.model_name`, then a '
-    "request, not a response) when they are LlamaIndex's LLMMetadata",
-    keys=("llm.invocation_parameters",),
-)
 _LF_USAGE_KEYS: Final = ("langfuse.observation.usage_details",)
+_OI_PARAMS: Final = ("llm.invocation_parameters", "embedding.invocation_parameters")
+# LlamaIndex's invocation parameters are its LLMMetadata ({"model_name", "context_window", ...}):
+# there `llm.model_name` is the configured (request) model, not the response model.
+_LLAMAINDEX: Final = Other(
+    "OI",
+    'LlamaIndex: parameters holding `"context_window"` make `"model_name"` in them, else `llm.model_name`, '
+    "the request model (and no response model)",
+    keys=_OI_PARAMS,
+    contains='"context_window"',
+)
 _LF_USAGE: Final = "Langfuse `langfuse.observation.usage_details` (JSON)"
 
 COLUMNS: Final[tuple[Column, ...]] = (
@@ -346,8 +349,8 @@ COLUMNS: Final[tuple[Column, ...]] = (
         (
             *_text("GenAI", "gen_ai.request.model"),
             *_text("OI", "llm.request.model_name"),
-            _OI_PARAMS,
-            JsonText("OI", ("embedding.invocation_parameters",), "model"),
+            JsonText("OI", _OI_PARAMS, "model"),
+            _LLAMAINDEX,
             *_text("AI", "ai.model.id"),
             *_text("LF", "langfuse.observation.model.name"),
             _DETAILS,
@@ -358,8 +361,9 @@ COLUMNS: Final[tuple[Column, ...]] = (
         (
             *_text("GenAI", "gen_ai.response.model"),
             *_text("OI", "llm.response.model_name"),
-            _OI_PARAMS,
-            *_text("OI", "llm.model_name", "embedding.model_name", "reranker.model_name"),
+            Attr("OI", "llm.model_name", "model_name"),
+            _LLAMAINDEX,
+            *_text("OI", "embedding.model_name", "reranker.model_name"),
             *_text("AI", "ai.response.model"),
             _DETAILS,
         ),
@@ -488,17 +492,23 @@ def rendered(column: Column) -> bool:
 
 def deferred_sources() -> list[Other]:
     """The deferred sources of every column, once each."""
-    out: dict[tuple[str, tuple[str, ...], str], Other] = {}
+    out: dict[tuple[str, tuple[str, ...], str, str], Other] = {}
     for c in COLUMNS:
         for s in c.sources:
             if isinstance(s, Other) and (s.keys or s.event):
-                out.setdefault((s.family, s.keys, s.event), s)
+                out.setdefault((s.family, s.keys, s.event, s.contains), s)
     return list(out.values())
 
 
 def _source_doc(s: Source) -> str:
     if isinstance(s, Attr):
-        how = {"int": " (count)", "provider": " (folded)", "provider_present": " (folded, even if empty)", "text": ""}
+        how = {
+            "int": " (count)",
+            "provider": " (folded)",
+            "provider_present": " (folded, even if empty)",
+            "model_name": "",
+            "text": "",
+        }
         how_s = how.get(s.read, f" ({s.read[3:]} mapping)")
         return f"{s.family} `{s.key}`{how_s}"
     if isinstance(s, Present):

@@ -221,17 +221,17 @@ def _source_sql(src: Attr | Present | JsonText) -> str:
         unless = f" AND a[{_lit(src.unless)}] = ''" if src.unless else ""
         return f"if({gate} AND {_present(src.keys)}{unless}, {_lit(src.value)}, NULL)"
     if isinstance(src, JsonText):
-        # OpenInference: the first key holding a JSON object with a string member wins, even if
-        # that member is empty (then nothing is taken).
+        # OpenInference: the first key holding a JSON object with a non-empty string member.
         out = "NULL"
         for key in reversed(src.keys):
             v = f"a[{_lit(key)}]"
+            member = f"JSONExtractString({v}, {_lit(src.member)})"
             ok = f"(startsWith({v}, '{{') AND isValidJSON({v}) AND JSONType({v}, {_lit(src.member)}) = 'String')"
-            out = f"if({ok}, nullIf(JSONExtractString({v}, {_lit(src.member)}), ''), {out})"
+            out = f"if({ok} AND {member} != '', {member}, {out})"
         return f"if({gate}, {out}, NULL)"
     v = f"a[{_lit(src.key)}]"
     has_text = f"{v} != ''"
-    if src.read in ("text", "provider"):
+    if src.read in ("text", "provider", "model_name"):
         value = f"if({has_text}, {v}, NULL)"
     elif src.read == "int":
         value = _to_int(v)
@@ -264,16 +264,12 @@ def _runs(read: list[Attr | Present | JsonText]) -> list[str]:
                 j += 1
             run = [x for x in read[i:j] if isinstance(x, Attr)]
             keys, fams = _arr([x.key for x in run]), _arr([x.family for x in run])
+            # Only the keys that are on the span (usually none or one) go through the conversion.
+            present = f"arrayFilter((k, f) -> has(fams, f) AND a[k] != '', {keys}, {fams})"
             if src.read == "int":
-                out.append(
-                    f"arrayFirst(x -> x IS NOT NULL, arrayMap((k, f) -> if(has(fams, f), {_to_int('a[k]')}, NULL), "
-                    f"{keys}, {fams}))"
-                )
+                out.append(f"arrayFirst(x -> x IS NOT NULL, arrayMap(k -> {_to_int('a[k]')}, {present}))")
             else:
-                out.append(
-                    "nullIf(arrayFirst(x -> x != '', "
-                    f"arrayMap((k, f) -> if(has(fams, f), a[k], ''), {keys}, {fams})), '')"
-                )
+                out.append(f"if(empty({present}), NULL, a[{present}[1]])")
             i = j
         else:
             out.append(_source_sql(src))
@@ -301,6 +297,10 @@ def _deferred_sources() -> list[str]:
     for s in deferred_sources():
         if s.event:
             out.append(f"if(has(event_names, {_lit(s.event)}), {_lit('event:' + s.event)}, '')")
+        elif s.contains:
+            reason = f"source:{','.join(s.keys)} holding {s.contains}"
+            holds = " OR ".join(f"position(a[{_lit(k)}], {_lit(s.contains)}) > 0" for k in s.keys)
+            out.append(f"if({_family(s.family)} AND ({holds}), {_lit(reason)}, '')")
         else:
             reason = "source:" + ",".join(s.keys)
             out.append(f"if({_family(s.family)} AND {_present(s.keys)}, {_lit(reason)}, '')")
@@ -374,7 +374,7 @@ def span_rows_sql(source: str, limit: int = 65536) -> str:
         + ", ".join(spec_cols)
         + f" FROM ({facts})"
     )
-    return f"SELECT *, {_tokens_sql()} FROM ({chains})"
+    return _tokens_sql(chains)
 
 
 def _unnest(source: str) -> str:
@@ -395,17 +395,20 @@ def _raw(c: Column) -> str:
     return f"_raw_{c.name}" if c.then == "tokens" else c.name
 
 
-def _tokens_sql() -> str:
-    """The token accounting rule (collector/conventions/derive.py fix_tokens, store/columns.py)."""
+def _tokens_sql(chains: str) -> str:
+    """The token accounting rule (collector/conventions/derive.py fix_tokens, store/columns.py),
+    over the chains' raw counts: the corrected counts in one layer, the total from them in the next
+    (each correction is computed once, not again inside the total)."""
     inp = "_raw_input_tokens"
     out = "_raw_output_tokens"
     cached = "(ifNull(cache_read_tokens, 0) + ifNull(cache_creation_tokens, 0))"
     fixed_in = f"if({inp} IS NOT NULL AND {cached} > {inp}, {inp} + {cached}, {inp})"
     more = "reasoning_tokens"
     fixed_out = f"if({out} IS NOT NULL AND {more} IS NOT NULL AND {more} > {out}, {out} + {more}, {out})"
+    fixed = f"SELECT *, {fixed_in} AS input_tokens, {fixed_out} AS output_tokens FROM ({chains})"
     total = (
         "multiIf(_raw_total_tokens IS NOT NULL, _raw_total_tokens, "
-        f"{fixed_in} IS NOT NULL AND {fixed_out} IS NOT NULL, {fixed_in} + {fixed_out}, "
-        f"{fixed_in} IS NOT NULL AND operation = 'embeddings', {fixed_in}, NULL)"
+        "input_tokens IS NOT NULL AND output_tokens IS NOT NULL, input_tokens + output_tokens, "
+        "input_tokens IS NOT NULL AND operation = 'embeddings', input_tokens, NULL)"
     )
-    return f"{fixed_in} AS input_tokens, {fixed_out} AS output_tokens, {total} AS total_tokens"
+    return f"SELECT *, {total} AS total_tokens FROM ({fixed})"
