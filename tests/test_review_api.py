@@ -132,6 +132,7 @@ def test_claim_label_and_the_counts(app: LiveServer) -> None:
     assert nxt.status_code == 200, nxt.text
     item = nxt.json()
     assert item["trace_id"] == T["t1"] and item["status"] == "claimed" and item["holders"] == ["alice"]
+    assert item["viewer"] == "alice"
     assert item["my_claim_expires_at"] is not None and item["span_id"] == f"{T['t1'][:14]}01"
     # Asking again gives the item alice already holds.
     assert httpx.post(f"{url}/api/v1/review/queues/grounding/next", headers=h("alice")).json()["trace_id"] == T["t1"]

@@ -145,6 +145,7 @@ class ReviewDesk:
             trace_start=utc(row["trace_start"]),
             created_at=utc(row["created_at"]),
             status=st.status,
+            viewer=viewer,
             holders=sorted(st.holders),
             my_claim_expires_at=st.holders.get(viewer),
             labeled_by=st.labeled_by,

@@ -269,6 +269,7 @@ class ReviewItem(BaseModel):
     added_by: str
     created_at: datetime
     status: Status
+    viewer: str = Field(description="the caller's reviewer name (the API key's name)")
     holders: list[str] = Field(description="reviewers holding a live claim")
     my_claim_expires_at: datetime | None = Field(description="when the caller's claim ends; null: not held")
     labeled_by: list[str] = Field(description="reviewers who labeled it")
