@@ -341,3 +341,31 @@ def test_an_item_is_claimed_on_its_page_and_another_reviewer_sees_who_holds_it(a
     assert item(app, "alice", "grounding", T["t1"])["status"] == "open"
     with browser(app, "alice") as c:
         assert c.get(url, params={"format": "json"}).json()["status"] == "open"  # the page's JSON twin
+
+
+def test_a_label_sent_after_the_claim_ended_is_saved_if_no_one_took_the_item(app: LiveServer) -> None:
+    make_queue(app)
+    with api(app, "alice") as a:
+        a.post("/api/v1/review/queues/grounding/items", json={"trace_ids": [T["t1"], T["t2"]]})
+    with browser(app, "alice") as c:
+        r = c.post("/review/queues/grounding/next", data={"csrf": csrf(c.get("/review/queues/grounding").text)})
+        url = r.headers["location"]
+        first = url.rsplit("/", 1)[-1]
+        view = c.get(url).text
+        with api(app, "alice") as a:  # her claim ends while the page is open (as a lease runs out)
+            assert a.post(f"/api/v1/review/queues/grounding/items/{first}/release").status_code == 200
+        r = c.post(url + "/label", data=hidden(view) | {"field.grounding": "grounded", "field.quality": "5"})
+        assert r.status_code == 303, r.text
+        assert item(app, "alice", "grounding", first)["final"] == {"grounding": "grounded", "quality": 5.0}
+        # Bob holds the other one: alice's late label on it is refused, and the page says by whom.
+        other = T["t2"] if first == T["t1"] else T["t1"]
+        with api(app, "alice") as a:
+            a.post(f"/api/v1/review/queues/grounding/items/{other}/release")
+        with api(app, "bob") as b:
+            assert b.post(f"/api/v1/review/queues/grounding/items/{other}/claim").status_code == 200
+        r = c.post(
+            f"/review/queues/grounding/items/{other}/label",
+            data=hidden(view) | {"field.grounding": "grounded", "field.quality": "5"},
+        )
+        assert r.status_code == 409 and "Not done" in r.text and "Held by bob" in r.text
+        assert item(app, "bob", "grounding", other)["labeled_by"] == []

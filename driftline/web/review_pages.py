@@ -194,7 +194,13 @@ def review_router(sessions: SessionCodec, templates: Jinja2Templates) -> APIRout
             "note": form.get("note", ""),
             "corrected_answer": form.get("corrected_answer", ""),
         }
-        answer = await call_api(request, s.token, "POST", item_path(queue, trace_id) + f"/{kind}", json=body)
+        path = item_path(queue, trace_id) + f"/{kind}"
+        answer = await call_api(request, s.token, "POST", path, json=body)
+        if answer.status == 409 and kind == "label":
+            # The claim ran out while the reviewer read: claim again (if no one else has) and save.
+            again = await call_api(request, s.token, "POST", item_path(queue, trace_id) + "/claim")
+            if again.ok:
+                answer = await call_api(request, s.token, "POST", path, json=body)
         if not answer.ok:
             item = await call_api(request, s.token, "GET", item_path(queue, trace_id))
             return await item_page(
