@@ -138,6 +138,10 @@ def main() -> int:
     thread.join(10)
     rt.stop()
     print(f"false pages before the drop: {len(early)}")
+    for name in ("hallucination", "sli"):  # how long the scorer and SLI runs took on this machine
+        n = rt.registry.get_sample_value("driftline_scorer_run_duration_seconds_count", {"scorer": name}) or 0
+        total = rt.registry.get_sample_value("driftline_scorer_run_duration_seconds_sum", {"scorer": name}) or 0
+        print(f"{name} runs: {n:.0f}, mean {total / max(1, n):.2f} s")
     if fired is None:
         print(f"no page within {args.timeout:.0f}s")
         return 1
