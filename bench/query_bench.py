@@ -196,23 +196,24 @@ def fill(store: Store, spans: int, days: float, batch_traces: int) -> float:
 
 
 async def _time(client: httpx.AsyncClient, path: str | Callable[[int], str], params: dict[str, Any],
-                repeat: int) -> tuple[list[float], int, int]:  # fmt: skip
-    out = []
-    status = 0
+                repeat: int) -> tuple[list[float], list[float], int]:  # fmt: skip
+    """Wall times and this process's CPU times (ms) of `repeat` requests: the engine runs in-process,
+    so CPU time counts its threads too and says what a request costs on a busy machine."""
+    out, cpu = [], []
     rows = 0
     for i in range(repeat + 2):
         p = path(i) if callable(path) else path
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         r = await client.get(p, params=params)
-        dt = (time.perf_counter() - t0) * 1000
-        status = r.status_code
+        dt, dc = (time.perf_counter() - t0) * 1000, (time.process_time() - c0) * 1000
         if r.status_code != 200:
             raise SystemExit(f"{p} {params}: {r.status_code} {r.text[:300]}")
         body = r.json()
         rows = len(body.get("traces") or body.get("sessions") or body.get("spans") or [])
         if i >= 2:  # two warm-ups: the first read of a column pays for the page cache
             out.append(dt)
-    return out, status, rows
+            cpu.append(dc)
+    return out, cpu, rows
 
 
 def wait_for_mutations(store: Store) -> float:
@@ -234,54 +235,75 @@ def _pct(xs: list[float], q: float) -> float:
     return statistics.quantiles(xs, n=100, method="inclusive")[int(q) - 1] if len(xs) > 1 else xs[0]
 
 
-async def _samples(c: httpx.AsyncClient) -> tuple[list[str], list[str]]:
+async def _samples(c: httpx.AsyncClient, until: dict[str, str]) -> tuple[list[str], list[str]]:
     """Trace ids spread over the week (the highest-scored ones) and session ids, read through the API."""
-    traces = (await c.get("/api/v1/traces", params={"sort": "score", "limit": 40})).json()["traces"]
-    sessions = (await c.get("/api/v1/sessions", params={"limit": 40})).json()["sessions"]
+    traces = (await c.get("/api/v1/traces", params={"sort": "score", "limit": "40", **until})).json()["traces"]
+    sessions = (await c.get("/api/v1/sessions", params={"limit": "40", **until})).json()["sessions"]
     return [t["trace_id"] for t in traces], [s["session_id"] for s in sessions]
 
 
-async def bench(store: Store, repeat: int) -> list[tuple[str, float, float, int]]:
+def anchor(store: Store) -> datetime:
+    """The fill's "now": just after the newest span. A later --reuse asks for the ranges the fill
+    meant (the last 7 days before it), so its figures compare with the fill's own."""
+    client = open_client(store.cfg)
+    try:
+        ns = int(client.command(  # type: ignore[arg-type]
+            "SELECT toUnixTimestamp64Nano(max(start_time)) FROM spans WHERE tenant = {t:String}", parameters={"t": TENANT}
+        ))  # fmt: skip
+    finally:
+        client.close()
+    return datetime.fromtimestamp(ns // 1_000_000_000 + 1, UTC)
+
+
+async def bench(store: Store, repeat: int, only: str = "") -> list[tuple[str, float, float, float, int]]:
     auth = Authenticator({})
     auth.add_key(KEY, TENANT)
     registry = CollectorRegistry()
     app = build_app([ApiService(store, auth, registry)], registry)
-    since = (datetime.now(UTC) - timedelta(days=1)).isoformat()
+    now = anchor(store)
+    until = {"until": now.isoformat()}
+    since = (now - timedelta(days=1)).isoformat()
     traces: list[str] = []
     sessions: list[str] = []
     cases: list[tuple[str, str | Callable[[int], str], dict[str, Any]]] = [
-        ("trace by id", lambda i: f"/api/v1/traces/{traces[i % len(traces)]}", {}),
-        ("list: first page", "/api/v1/traces", {}),
-        ("list: since 1 day", "/api/v1/traces", {"since": since}),
-        ("list: service", "/api/v1/traces", {"service": "billing"}),
-        ("list: model", "/api/v1/traces", {"model": "gpt-4o"}),
-        ("list: release", "/api/v1/traces", {"release": "2.6.0-rc1"}),
-        ("list: environment", "/api/v1/traces", {"environment": "staging"}),
-        ("list: operation", "/api/v1/traces", {"operation": "execute_tool"}),
-        ("list: status=error", "/api/v1/traces", {"status": "error"}),
-        ("list: session", "/api/v1/traces", {"session_id": "sess-77"}),
-        ("list: user", "/api/v1/traces", {"user_id": "user-42"}),
-        ("list: scorer+label", "/api/v1/traces", {"scorer": "hallucination", "label": "hallucinated"}),
-        ("list: score range", "/api/v1/traces", {"min_score": 0.9}),
-        ("list: feedback=negative", "/api/v1/traces", {"feedback": "negative"}),
-        ("list: text", "/api/v1/traces", {"q": "warranty policy"}),
-        ("list: sort=cost", "/api/v1/traces", {"sort": "cost"}),
-        ("list: sort=duration", "/api/v1/traces", {"sort": "duration"}),
-        ("list: sort=score", "/api/v1/traces", {"sort": "score"}),
-        ("sessions: first page", "/api/v1/sessions", {}),
-        ("session by id", lambda i: f"/api/v1/sessions/{sessions[i % len(sessions)]}", {}),
+        ("trace by id", lambda i: f"/api/v1/traces/{traces[i % len(traces)]}", {}),  # no range
+        ("list: first page", "/api/v1/traces", until),
+        ("list: since 1 day", "/api/v1/traces", {"since": since} | until),
+        ("list: service", "/api/v1/traces", {"service": "billing"} | until),
+        ("list: model", "/api/v1/traces", {"model": "gpt-4o"} | until),
+        ("list: release", "/api/v1/traces", {"release": "2.6.0-rc1"} | until),
+        ("list: environment", "/api/v1/traces", {"environment": "staging"} | until),
+        ("list: operation", "/api/v1/traces", {"operation": "execute_tool"} | until),
+        ("list: status=error", "/api/v1/traces", {"status": "error"} | until),
+        ("list: session", "/api/v1/traces", {"session_id": "sess-77"} | until),
+        ("list: user", "/api/v1/traces", {"user_id": "user-42"} | until),
+        ("list: scorer+label", "/api/v1/traces", {"scorer": "hallucination", "label": "hallucinated"} | until),
+        ("list: score range", "/api/v1/traces", {"min_score": 0.9} | until),
+        ("list: feedback=negative", "/api/v1/traces", {"feedback": "negative"} | until),
+        ("list: text", "/api/v1/traces", {"q": "warranty policy"} | until),
+        ("list: sort=cost", "/api/v1/traces", {"sort": "cost"} | until),
+        ("list: sort=duration", "/api/v1/traces", {"sort": "duration"} | until),
+        ("list: sort=score", "/api/v1/traces", {"sort": "score"} | until),
+        ("sessions: first page", "/api/v1/sessions", until),
+        ("session by id", lambda i: f"/api/v1/sessions/{sessions[i % len(sessions)]}", until),
     ]
     out = []
     transport = httpx.ASGITransport(app=app)
     headers = {"authorization": f"Bearer {KEY}"}
     async with httpx.AsyncClient(transport=transport, base_url="http://bench", headers=headers, timeout=120) as c:
-        got_traces, got_sessions = await _samples(c)
+        got_traces, got_sessions = await _samples(c, until)
         traces += got_traces
         sessions += got_sessions
         for name, path, params in cases:
-            times, _, rows = await _time(c, path, params, repeat)
-            out.append((name, _pct(times, 50), _pct(times, 95), rows))
-            print(f"  {name:<24} p50 {out[-1][1]:8.1f} ms   p95 {out[-1][2]:8.1f} ms   rows {rows}", flush=True)
+            if only not in name:
+                continue
+            times, cpu, rows = await _time(c, path, params, repeat)
+            out.append((name, _pct(times, 50), _pct(times, 95), _pct(cpu, 50), rows))
+            print(
+                f"  {name:<24} p50 {out[-1][1]:8.1f} ms   p95 {out[-1][2]:8.1f} ms   cpu p50 {out[-1][3]:8.1f} ms"
+                f"   rows {rows}",
+                flush=True,
+            )
     return out
 
 
@@ -294,6 +316,7 @@ def main() -> None:
     ap.add_argument("--data-dir", type=Path, default=None, help="default: a new directory under /tmp")
     ap.add_argument("--keep-data", action="store_true", help="keep the data directory (default: removed)")
     ap.add_argument("--reuse", action="store_true", help="skip the fill: time an existing --data-dir")
+    ap.add_argument("--only", default="", help="time only the requests whose name contains this")
     a = ap.parse_args()
     data = a.data_dir or Path(tempfile.mkdtemp(prefix="driftline-query-bench-", dir="/tmp"))
     store = Store(StoreConfig(f"chdb://{data}", "driftline"), retention_days=max(30, int(a.days) + 2))
@@ -306,11 +329,11 @@ def main() -> None:
             print(f"filled in {secs:.0f} s ({a.spans / secs:,.0f} spans/s)")
         print(f"waited {wait_for_mutations(store):.0f} s for index and projection builds")
         print(f"timing {a.repeat} requests per case (tenant {TENANT}: ~90% of the spans)")
-        results = asyncio.run(bench(store, a.repeat))
+        results = asyncio.run(bench(store, a.repeat, a.only))
         print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-        print("\n| request | p50 ms | p95 ms | rows |\n|---|---:|---:|---:|")
-        for name, p50, p95, rows in results:
-            print(f"| {name} | {p50:.1f} | {p95:.1f} | {rows} |")
+        print("\n| request | p50 ms | p95 ms | CPU p50 ms | rows |\n|---|---:|---:|---:|---:|")
+        for name, p50, p95, cpu50, rows in results:
+            print(f"| {name} | {p50:.1f} | {p95:.1f} | {cpu50:.1f} | {rows} |")
     finally:
         store.close()
         if not a.keep_data:

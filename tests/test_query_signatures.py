@@ -11,7 +11,7 @@ from typing import Any
 
 import driftline.store.queries as queries
 
-MECHANISM = {"select", "_where"}  # the Reader and its helpers, not queries
+MECHANISM = {"select", "_where", "_summary"}  # the Reader and its helpers, not queries
 CROSS_TENANT = {"tenants"}  # queries/tenants.py: the deliberate cross-tenant reads
 
 

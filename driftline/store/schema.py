@@ -8,11 +8,12 @@ by rule (store/cluster.py), so a migration is written once, for one node.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from driftline.store.columns import INPUT_TEXT_EXPR, OUTPUT_TEXT_EXPR, SPAN_COLUMNS
 
-__all__ = ["MIGRATIONS", "SCHEMA_MIGRATIONS", "TTL_TABLES", "Guarded", "Migration"]
+__all__ = ["MIGRATIONS", "SCHEMA_MIGRATIONS", "TTL_TABLES", "Guarded", "Migration", "PerDay"]
 
 
 @dataclass(frozen=True)
@@ -25,10 +26,19 @@ class Guarded:
 
 
 @dataclass(frozen=True)
+class PerDay:
+    """A statement run once per day of data in `table` (each day a partition of it, named in
+    `{day}` as 'YYYY-MM-DD'), so a backfill over a large table is a series of small INSERTs."""
+
+    sql: str
+    table: str
+
+
+@dataclass(frozen=True)
 class Migration:
     version: int
     name: str
-    statements: tuple[str | Guarded, ...]
+    statements: tuple[str | Guarded | PerDay, ...]
 
 
 def _span_columns_ddl() -> str:
@@ -193,6 +203,143 @@ ORDER BY (tenant, sli, service, model, release, environment)
 TTL toDateTime(computed_at) + INTERVAL 7 DAY
 """
 
+# One row per (tenant, hour, trace) holding what the trace list needs of the spans of that hour and
+# of their scores, kept by materialized views on every insert, so lists, sorts and filters read this
+# small table instead of the spans. Every aggregate is idempotent or checkable, because OTLP retries
+# send the same span twice and scorers write the same score again (both tables are
+# ReplacingMergeTree, read with FINAL):
+# - sets (groupUniqArrayArray) and min/max tuples are idempotent: the root span, first session, etc.;
+# - the plain sums (cost, tokens) count a retried span twice, so `span_rows` counts rows and
+#   `span_keys` the distinct (span_id, start_time) keys: where they differ, readers take the
+#   exact figures from `spans` (per span key the max, i.e. the span once);
+# - scores likewise: `score_keys` (span, scorer, version) against `score_values` (the same with
+#   value and label); where they differ a score was replaced, and readers take the latest per key
+#   from `scores` (key, scored_at, scorer, value, label).
+# The hour is the span's (the score's span's): rows of one trace in two hours are read together.
+# Feedback is not here: that table is small and is read directly.
+_NO_TIME = "toDateTime64('2262-01-01 00:00:00', 9, 'UTC')"  # sorts after any span: "none yet"
+_TS = "DateTime64(9, 'UTC')"
+_TRACE_SUMMARIES = f"""
+CREATE TABLE IF NOT EXISTS {{db}}.trace_summaries (
+    tenant LowCardinality(String),
+    hour DateTime('UTC'),
+    trace_id String,
+    root SimpleAggregateFunction(min, Tuple(child UInt8, start {_TS}, span_id String, duration_ms Float64,
+        service String, release String, environment String, name String))
+        DEFAULT (1, {_NO_TIME}, '', 0, '', '', '', ''),
+    span_rows SimpleAggregateFunction(sum, UInt64),
+    span_keys SimpleAggregateFunction(groupUniqArrayArray, Array(UInt64)),
+    error_keys SimpleAggregateFunction(groupUniqArrayArray, Array(UInt64)),
+    cost SimpleAggregateFunction(sum, Float64),
+    priced SimpleAggregateFunction(sum, UInt64),
+    in_tokens SimpleAggregateFunction(sum, Int64),
+    out_tokens SimpleAggregateFunction(sum, Int64),
+    -- per span key: (key, cost, priced, input tokens, output tokens); max per key = the span once
+    spans SimpleAggregateFunction(maxMap, Tuple(Array(UInt64), Array(Float64), Array(UInt8), Array(Int64),
+        Array(Int64))),
+    first_span SimpleAggregateFunction(min, Tuple({_TS}, String, String)) DEFAULT ({_NO_TIME}, '', ''),
+    ended SimpleAggregateFunction(max, {_TS}),
+    error SimpleAggregateFunction(max, UInt8),
+    models SimpleAggregateFunction(groupUniqArrayArray, Array(String)),
+    services SimpleAggregateFunction(groupUniqArrayArray, Array(String)),
+    releases SimpleAggregateFunction(groupUniqArrayArray, Array(String)),
+    environments SimpleAggregateFunction(groupUniqArrayArray, Array(String)),
+    operations SimpleAggregateFunction(groupUniqArrayArray, Array(String)),
+    session_ids SimpleAggregateFunction(groupUniqArrayArray, Array(String)),
+    user_ids SimpleAggregateFunction(groupUniqArrayArray, Array(String)),
+    -- (none, start, span_id, value): the earliest span naming one
+    session SimpleAggregateFunction(min, Tuple(UInt8, {_TS}, String, String)) DEFAULT (1, {_NO_TIME}, '', ''),
+    user SimpleAggregateFunction(min, Tuple(UInt8, {_TS}, String, String)) DEFAULT (1, {_NO_TIME}, '', ''),
+    session_last SimpleAggregateFunction(max, {_TS}),
+    input_preview SimpleAggregateFunction(min, Tuple(UInt8, {_TS}, String, String))
+        DEFAULT (1, {_NO_TIME}, '', ''),
+    output_preview SimpleAggregateFunction(max, Tuple(UInt8, {_TS}, String)),
+    scores SimpleAggregateFunction(groupUniqArrayArray,
+        Array(Tuple(UInt64, DateTime64(3, 'UTC'), String, Float64, String))),
+    score_keys SimpleAggregateFunction(groupUniqArrayArray, Array(UInt64)),
+    score_values SimpleAggregateFunction(groupUniqArrayArray, Array(UInt64)),
+    score_max SimpleAggregateFunction(maxMap, Tuple(Array(String), Array(Float64))),
+    INDEX idx_trace_id trace_id TYPE bloom_filter(0.001) GRANULARITY 1,
+    INDEX idx_session_ids session_ids TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_user_ids user_ids TYPE bloom_filter(0.01) GRANULARITY 1
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toDate(hour)
+ORDER BY (tenant, hour, trace_id)
+TTL hour + INTERVAL {{ttl_days}} DAY
+-- A page's traces are read by id from all over the week: small granules read little around each.
+SETTINGS index_granularity = 1024
+"""
+
+_FROM_SPANS = """
+SELECT tenant, toStartOfHour(start_time) AS hour, trace_id,
+    min((parent_span_id != '', start_time, span_id, duration_ms, toString(service), toString(release),
+        toString(environment), name)) AS root,
+    count() AS span_rows,
+    groupUniqArray(sipHash64(span_id, start_time)) AS span_keys,
+    groupUniqArrayIf(sipHash64(span_id, start_time), status_code = 'error') AS error_keys,
+    sum(ifNull(cost_usd, 0)) AS cost,
+    countIf(cost_usd IS NOT NULL) AS priced,
+    sum(ifNull(input_tokens, 0)) AS in_tokens,
+    sum(ifNull(output_tokens, 0)) AS out_tokens,
+    maxMap(([sipHash64(span_id, start_time)], [ifNull(cost_usd, 0)], [toUInt8(cost_usd IS NOT NULL)],
+        [ifNull(input_tokens, 0)], [ifNull(output_tokens, 0)])) AS spans,
+    min((start_time, span_id, toString(service))) AS first_span,
+    max(end_time) AS ended,
+    max(status_code = 'error') AS error,
+    groupUniqArrayArray(arrayFilter(m -> m != '', [toString(request_model), toString(response_model)])) AS models,
+    groupUniqArray(toString(service)) AS services,
+    groupUniqArray(toString(release)) AS releases,
+    groupUniqArray(toString(environment)) AS environments,
+    groupUniqArray(toString(operation)) AS operations,
+    groupUniqArrayIf(session_id, session_id != '') AS session_ids,
+    groupUniqArrayIf(user_id, user_id != '') AS user_ids,
+    min((session_id = '', start_time, span_id, session_id)) AS session,
+    min((user_id = '', start_time, span_id, user_id)) AS user,
+    maxIf(start_time, session_id != '') AS session_last,
+    min((input_text = '', start_time, span_id, substringUTF8(input_text, 1, 200))) AS input_preview,
+    max((output_text != '', end_time, substringUTF8(output_text, 1, 200))) AS output_preview
+FROM {db}.spans"""
+
+_FROM_SCORES = """
+SELECT tenant, toStartOfHour(span_start_time) AS hour, trace_id,
+    groupUniqArray((sipHash64(span_id, scorer, scorer_version), scored_at, toString(scorer), value, toString(label)))
+        AS scores,
+    groupUniqArray(sipHash64(span_id, scorer, scorer_version)) AS score_keys,
+    groupUniqArray(sipHash64(span_id, scorer, scorer_version, value, label)) AS score_values,
+    maxMap(([toString(scorer)], [value])) AS score_max
+FROM {db}.scores"""
+
+
+def _columns(select: str) -> str:
+    """The column list an INSERT ... SELECT of `select` fills (its AS names, in order)."""
+    names = ["tenant", "hour", "trace_id", *re.findall(r"\bAS (\w+)(?=,|\n)", select.split("trace_id,", 1)[1])]
+    return ", ".join(names)
+
+
+_GROUP = " GROUP BY tenant, hour, trace_id"
+# Views first, then the backfill: a span written in between is counted by both, which the
+# key sets above detect (readers then take the exact figures), so nothing is counted twice.
+_SUMMARIES = (
+    _TRACE_SUMMARIES,
+    f"CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.trace_summaries_spans TO {{db}}.trace_summaries "
+    f"AS{_FROM_SPANS}{_GROUP}",
+    f"CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.trace_summaries_scores TO {{db}}.trace_summaries "
+    f"AS{_FROM_SCORES}{_GROUP}",
+    PerDay(
+        f"INSERT INTO {{db}}.trace_summaries ({_columns(_FROM_SPANS)}){_FROM_SPANS} "
+        "WHERE toDate(start_time) = toDate('{day}')" + _GROUP,
+        "spans",
+    ),
+    PerDay(
+        f"INSERT INTO {{db}}.trace_summaries ({_columns(_FROM_SCORES)}){_FROM_SCORES} "
+        "WHERE toDate(span_start_time) = toDate('{day}')" + _GROUP,
+        "scores",
+    ),
+    # One part per day, each key once: readers' FINAL has nothing left to merge in the old days.
+    PerDay("OPTIMIZE TABLE {db}.trace_summaries PARTITION '{day}' FINAL", "trace_summaries"),
+)
+
 # Review queues (migration 8). The queue definitions a tenant made or changed through the API (the
 # configured ones are defaults every tenant has); `deleted` hides a configured queue too.
 _REVIEW_QUEUES = """
@@ -325,6 +472,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "feedback", (_FEEDBACK,)),
     Migration(5, "trace, session and user lookups: by_trace projection, bloom filters", _READ_INDEXES),
     Migration(6, "drift_state: the SLI job's last drift verdicts", (_DRIFT_STATE,)),
+    Migration(7, "trace_summaries: per-trace list rows kept by materialized views, backfilled", _SUMMARIES),
     Migration(
         8,
         "review queues: definitions, items, events, labels, datasets",
@@ -341,4 +489,5 @@ TTL_TABLES: tuple[tuple[str, str], ...] = (
     ("scores", "span_start_time"),
     ("feedback", "created_at"),
     ("judge_cache", "created_at"),
+    ("trace_summaries", "hour"),
 )

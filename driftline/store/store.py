@@ -28,7 +28,7 @@ from driftline.store.queries import (
     ScoringQueries,
     SLIQueries,
 )
-from driftline.store.schema import MIGRATIONS, TTL_TABLES, Guarded
+from driftline.store.schema import MIGRATIONS, TTL_TABLES, Guarded, PerDay
 from driftline.store.shards import split_by_shard
 
 __all__ = ["Store"]
@@ -81,6 +81,10 @@ class Store:
                     step += 1
                     if isinstance(stmt, Guarded) and not int(c.command(stmt.when.format(db=db))):  # type: ignore[arg-type]
                         continue
+                    if isinstance(stmt, PerDay):
+                        for day in self._days(c, stmt.table):
+                            c.command(stmt.sql.format(db=db, day=day))
+                        continue
                     sql = stmt.sql if isinstance(stmt, Guarded) else stmt
                     c.command(sql.format(db=db, ttl_days=self.retention_days))
                 c.insert(
@@ -94,12 +98,23 @@ class Store:
                 on_step(total, total, "done")
             self._apply_retention(c)
             if self.cfg.embedded:
-                for name in ("spans", "scores", "review_items"):
+                for name in ("spans", "scores", "review_items", "trace_summaries"):
                     table = layout.storage_table(name) if layout else name
                     c.command(
                         f"ALTER TABLE {db}.{table} MODIFY SETTING old_parts_lifetime = {_EMBEDDED_OLD_PARTS_LIFETIME_S}"
                     )
         return applied
+
+    def _days(self, c: Client, table: str) -> list[str]:
+        """The days (partitions, 'YYYY-MM-DD') holding data in a day-partitioned table (on a cluster,
+        its local table on the node the runner reaches)."""
+        layout = self.cfg.cluster
+        res = c.query(
+            "SELECT DISTINCT partition FROM system.parts WHERE database = {db:String} AND table = {table:String} "
+            "AND active ORDER BY partition",
+            parameters={"db": self.cfg.database, "table": layout.storage_table(table) if layout else table},
+        )
+        return [str(r[0]) for r in res.result_rows]
 
     def _apply_retention(self, c: Client) -> None:
         """Retention comes from config, so a changed value must reach existing tables too."""

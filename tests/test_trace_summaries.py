@@ -1,0 +1,178 @@
+"""trace_summaries (migration 7): the list's figures stay exact when OTLP retries send a span twice,
+a scorer replaces a score, a trace's spans fall in two hours, or the rows come from the backfill.
+
+Each test writes through the store's own insert path (the materialized views run on it) and reads
+through the query functions the API calls; the expectations are worked out by hand.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from driftline.collector.batch import rows_to_table
+from driftline.scorers.runner import SCORE_SCHEMA
+from driftline.store import Store
+from driftline.store.queries import sessions as session_queries
+from driftline.store.queries import traces as trace_queries
+from tests.support.sql import admin_client
+
+TENANT = "tenant-a"
+# Half a second before an hour starts: a trace's child spans fall in the next hour.
+EDGE = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2, milliseconds=500)
+T1, T2, T3 = "c1" * 16, "c2" * 16, "c3" * 16
+
+
+def _ns(dt: datetime) -> int:
+    return int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1000
+
+
+def _span(trace: str, n: int, start: datetime, ms: float, **kw: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "trace_id": trace,
+        "span_id": f"{trace[:14]}{n:02x}",
+        "parent_span_id": "" if n == 0 else f"{trace[:14]}00",
+        "start_time": _ns(start),
+        "end_time": _ns(start + timedelta(milliseconds=ms)),
+        "duration_ms": ms,
+        "name": "agent" if n == 0 else "chat",
+        "service": "shop",
+        "status_code": "unset",
+    }
+    row.update(kw)
+    return row
+
+
+def _score(trace: str, n: int, start: datetime, value: float, label: str, at: datetime) -> dict[str, Any]:
+    return {
+        "tenant": TENANT, "trace_id": trace, "span_id": f"{trace[:14]}{n:02x}", "scorer": "hallucination",
+        "scorer_version": "v1", "value": value, "label": label, "explanation": "", "service": "shop",
+        "operation": "chat", "model": "gpt-4o", "release": "1.0", "environment": "prod",
+        "span_start_time": start, "scored_at": at, "details": "{}",
+    }  # fmt: skip
+
+
+def _scores(rows: list[dict[str, Any]]) -> pa.Table:
+    return pa.table({f.name: [r[f.name] for r in rows] for f in SCORE_SCHEMA}, schema=SCORE_SCHEMA)
+
+
+def _t1() -> list[dict[str, Any]]:
+    """Root and a priced chat span in one hour, a second priced span (an error) in the next."""
+    return [
+        _span(T1, 0, EDGE, 900.0),
+        _span(T1, 1, EDGE + timedelta(milliseconds=100), 50.0, operation="chat", request_model="gpt-4o",
+              cost_usd=0.01, input_tokens=100, output_tokens=10, session_id="s1", user_id="u1",
+              input_text="first question", output_text="first answer"),
+        _span(T1, 2, EDGE + timedelta(milliseconds=700), 100.0, operation="execute_tool", status_code="error",
+              cost_usd=0.02, input_tokens=5, output_tokens=5, service="tools", output_text="last answer"),
+    ]  # fmt: skip
+
+
+def _t2() -> list[dict[str, Any]]:
+    """One hour only; its chat span priced at exactly zero (priced: cost 0.0, not null)."""
+    start = EDGE - timedelta(minutes=30)
+    return [
+        _span(T2, 0, start, 2000.0),
+        _span(T2, 1, start + timedelta(milliseconds=5), 10.0, request_model="free-model", cost_usd=0.0),
+    ]
+
+
+def _t3() -> list[dict[str, Any]]:
+    """No span priced: cost is unknown (null), and sorts as 0."""
+    start = EDGE - timedelta(minutes=20)
+    return [_span(T3, 0, start, 100.0), _span(T3, 1, start + timedelta(milliseconds=1), 10.0, request_model="m")]
+
+
+def _summaries(store: Store) -> dict[str, dict[str, Any]]:
+    lo, hi = EDGE - timedelta(hours=2), EDGE + timedelta(hours=2)
+    return trace_queries.trace_summaries(store, TENANT, [T1, T2, T3], lo, hi)
+
+
+def _page(store: Store, **kw: Any) -> list[str]:
+    q = trace_queries.TraceQuery(since=EDGE - timedelta(days=1), until=EDGE + timedelta(hours=3), **kw)
+    rows, _ = trace_queries.search_traces(store, TENANT, q)
+    return [r["trace_id"] for r in rows]
+
+
+def _write_all(store: Store, times: int) -> None:
+    spans = _t1() + _t2() + _t3()
+    for _ in range(times):  # an OTLP retry: the same spans in another request, another INSERT
+        store.insert_arrow("spans", rows_to_table(TENANT, spans))
+        # and the child spans once more, on their own, as a retried later export would
+        store.insert_arrow("spans", rows_to_table(TENANT, [s for s in spans if s["parent_span_id"]]))
+
+
+def _check_figures(store: Store) -> None:
+    got = _summaries(store)
+    t1, t2, t3 = got[T1], got[T2], got[T3]
+    assert (t1["spans"], t1["errors"], t1["error"]) == (3, 1, True)
+    assert t1["cost_usd"] == pytest.approx(0.03)
+    assert (t1["input_tokens"], t1["output_tokens"]) == (105, 15)
+    assert (t1["session_id"], t1["user_id"], t1["duration_ms"], t1["service"]) == ("s1", "u1", 900.0, "shop")
+    assert (t1["input_preview"], t1["output_preview"]) == ("first question", "last answer")
+    assert t1["models"] == ["gpt-4o"]
+    assert t2["cost_usd"] == 0.0 and t3["cost_usd"] is None
+    assert (t2["spans"], t3["spans"]) == (2, 2)
+    # sorts and filters over the same figures
+    assert _page(store, sort="cost") == [T1, T3, T2]  # 0.03, then 0 and unpriced tie: by trace id
+    assert _page(store, sort="duration") == [T2, T1, T3]
+    assert _page(store, service="tools") == [T1]  # matched by a span in the root's next hour only
+    assert _page(store, status="error") == [T1]
+    assert _page(store, status="ok") == [T3, T2]
+    assert _page(store, model="free-model") == [T2]
+
+
+def test_retried_spans_are_counted_once(store: Store) -> None:
+    _write_all(store, times=2)
+    _check_figures(store)
+    # T4 costs more than T1 (0.03) but less than T1 counted twice: a page of one must be T4.
+    t4 = "c4" * 16
+    start = EDGE - timedelta(minutes=10)
+    store.insert_arrow("spans", rows_to_table(TENANT, [_span(t4, 0, start, 5.0, cost_usd=0.05)]))
+    assert _page(store, sort="cost", limit=1) == [t4]
+    assert _page(store, sort="cost", descending=False, limit=2) == [T2, T3]
+
+
+def test_replaced_scores_count_as_the_latest_only(store: Store) -> None:
+    _write_all(store, times=1)
+    at = datetime.now(UTC).replace(microsecond=0)
+    child = EDGE + timedelta(milliseconds=100)
+    first = [_score(T1, 1, child, 0.9, "hallucinated", at), _score(T2, 1, EDGE, 0.5, "hallucinated", at)]
+    store.insert_arrow("scores", _scores(first))
+    store.insert_arrow("scores", _scores(first))  # the same scores again: a scorer's retry
+    assert _page(store, sort="score") == [T1, T2]
+    assert _page(store, label="hallucinated") == [T1, T2]
+    # T1 re-scored later, now grounded and lower than T2: the old score no longer counts
+    store.insert_arrow("scores", _scores([_score(T1, 1, child, 0.1, "grounded", at + timedelta(seconds=5))]))
+    got = _summaries(store)
+    assert (got[T1]["hallucination_score"], got[T1]["hallucination_label"]) == (pytest.approx(0.1), "grounded")
+    assert _page(store, sort="score") == [T2, T1]
+    assert _page(store, label="hallucinated") == [T2]
+    assert _page(store, min_score=0.8) == []
+    assert _page(store, max_score=0.2) == [T1]
+
+
+def test_sessions_count_each_trace_once(store: Store) -> None:
+    _write_all(store, times=2)
+    lo, hi = EDGE - timedelta(days=1), EDGE + timedelta(hours=3)
+    rows, nxt = session_queries.list_sessions(store, TENANT, lo, hi)
+    assert nxt is None and [(r["session_id"], r["traces"], r["errors"]) for r in rows] == [("s1", 1, 1)]
+    assert rows[0]["cost_usd"] == pytest.approx(0.03) and rows[0]["user_id"] == "u1"
+    assert [r["trace_id"] for r in session_queries.session_trace_ids(store, TENANT, "s1", lo, hi)] == [T1]
+
+
+def test_the_migration_backfills_spans_and_scores_written_before_it(store: Store) -> None:
+    db = store.cfg.database
+    with admin_client(store) as c:  # back to version 6: no summaries, no views
+        for name in ("trace_summaries_spans", "trace_summaries_scores", "trace_summaries"):
+            c.command(f"DROP TABLE {db}.{name}")
+        c.command(f"DELETE FROM {db}.schema_migrations WHERE version = 7")
+    _write_all(store, times=2)
+    at = datetime.now(UTC).replace(microsecond=0)
+    store.insert_arrow("scores", _scores([_score(T1, 1, EDGE + timedelta(milliseconds=100), 0.7, "hallucinated", at)]))
+    assert store.migrate() == [7]
+    _check_figures(store)
+    assert _summaries(store)[T1]["hallucination_score"] == pytest.approx(0.7)
