@@ -108,7 +108,7 @@ def _filters(w: Where, q: TraceQuery, lo: datetime, hi: datetime, p: str) -> lis
         t = w.bind(q.text, "String")
         out.append(
             f"trace_id IN (SELECT trace_id FROM {{db}}.spans WHERE tenant = {{tenant:String}} "
-            f"AND start_time >= {w.bind(lo - TRACE_SPAN, 'DateTime64(9)')} "
+            f"AND start_time >= {w.bind(lo, 'DateTime64(9)')} "
             f"AND start_time < {w.bind(hi + TRACE_SPAN, 'DateTime64(9)')} "
             f"AND (positionCaseInsensitiveUTF8(input_text, {t}) > 0 "
             f"OR positionCaseInsensitiveUTF8(output_text, {t}) > 0))"
