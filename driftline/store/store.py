@@ -114,6 +114,12 @@ class Store:
             "AND active ORDER BY partition",
             parameters={"db": self.cfg.database, "table": layout.storage_table(table) if layout else table},
         )
+        days = [str(r[0]) for r in res.result_rows]
+        if all(re.fullmatch(r"\d{4}-\d{2}-\d{2}", d) for d in days) or table not in DAY_PARTITIONED:
+            return days
+        # A table created before it was partitioned by day (partition 'tuple()'): its days from the data.
+        col = DAY_PARTITIONED[table]
+        res = c.query(f"SELECT DISTINCT toString(toDate({col})) AS d FROM {self.cfg.database}.{table} ORDER BY d")
         return [str(r[0]) for r in res.result_rows]
 
     def _apply_retention(self, c: Client) -> None:
