@@ -10,53 +10,12 @@ from __future__ import annotations
 
 from typing import Final
 
+from driftline.store.ingest_spec import PROVIDERS
+
 __all__ = ["OPERATIONS", "normalize_operation", "normalize_provider"]
 
-_PROVIDERS: Final[dict[str, str]] = {
-    "openai": "openai",
-    "azure": "azure.ai.openai",
-    "azure_openai": "azure.ai.openai",
-    "azure-openai": "azure.ai.openai",
-    "azure.ai.openai": "azure.ai.openai",
-    "az.ai.openai": "azure.ai.openai",
-    "azure.ai.inference": "azure.ai.inference",
-    "az.ai.inference": "azure.ai.inference",
-    "azure_ai_inference": "azure.ai.inference",
-    "anthropic": "anthropic",
-    "aws": "aws.bedrock",
-    "bedrock": "aws.bedrock",
-    "aws.bedrock": "aws.bedrock",
-    "aws_bedrock": "aws.bedrock",
-    "amazon-bedrock": "aws.bedrock",
-    "amazon_bedrock": "aws.bedrock",
-    "vertex_ai": "gcp.vertex_ai",
-    "vertexai": "gcp.vertex_ai",
-    "vertex": "gcp.vertex_ai",
-    "google-vertex": "gcp.vertex_ai",
-    "google.vertex": "gcp.vertex_ai",
-    "gcp.vertex_ai": "gcp.vertex_ai",
-    "gemini": "gcp.gemini",
-    "gcp.gemini": "gcp.gemini",
-    "google": "gcp.gemini",
-    "google.generative-ai": "gcp.gemini",
-    "google-generative-ai": "gcp.gemini",
-    "google_genai": "gcp.gemini",
-    "google-genai": "gcp.gemini",
-    "google-gla": "gcp.gemini",
-    "gcp.gen_ai": "gcp.gen_ai",
-    "cohere": "cohere",
-    "ibm.watsonx.ai": "ibm.watsonx.ai",
-    "watsonx": "ibm.watsonx.ai",
-    "perplexity": "perplexity",
-    "xai": "x_ai",
-    "x_ai": "x_ai",
-    "x-ai": "x_ai",
-    "deepseek": "deepseek",
-    "groq": "groq",
-    "mistral": "mistral_ai",
-    "mistralai": "mistral_ai",
-    "mistral_ai": "mistral_ai",
-}
+# One table for both ingest paths: the engine's column spec holds it, this module reads it.
+_PROVIDERS: Final = PROVIDERS
 
 _MAX_CACHE: Final = 4096
 _cache: dict[str, str] = {}
