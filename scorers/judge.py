@@ -25,16 +25,23 @@ import httpx
 
 from driftline.pricing import Pricer
 from driftline.scorers.base import LLM_OPERATIONS, Score, SpanRow, TraceContext
+from driftline.scorers.grounding.evidence import is_empty_answer
 from driftline.scorers.hallucination import OfflineHallucinationScorer, grounding_context
 from driftline.scorers.judge_cache import JudgeCache, Verdict
 from driftline.scorers.judge_client import JudgeCallError, JudgeClient, JudgeReply
 from driftline.scorers.metrics import ScorerMetrics
 
-__all__ = ["DEFAULT_PROMPT", "HallucinationJudgeScorer", "HourlyBudget", "JudgeConfig"]
+__all__ = ["DEFAULT_PROMPT", "NO_CONTEXT", "HallucinationJudgeScorer", "HourlyBudget", "JudgeConfig"]
 
 log = logging.getLogger(__name__)
 
 _MAX_REPLY_TOKENS = 200  # the verdict is one short JSON object
+
+# What grounding_context looks for; instructions (a system prompt without documents) are not evidence.
+NO_CONTEXT = (
+    "no evidence in the trace: no retrieved documents, tool results or documents pasted into the prompt "
+    "(instructions are not evidence)"
+)
 
 DEFAULT_PROMPT = """You check whether an AI assistant's answer is supported by the context it was given.
 Say "hallucinated" if the answer states anything the context does not support (a wrong entity,
@@ -147,13 +154,15 @@ class HallucinationJudgeScorer:
         self._clock = clock
 
     def applies(self, span: SpanRow) -> bool:
-        return span.get("operation") in LLM_OPERATIONS and bool(span.get("output_text"))
+        # As the offline scorer: an empty answer, or only a role tag ("assistant: ", a tool-calling
+        # step), says nothing that could be unsupported; asking a paid judge about it is waste.
+        return span.get("operation") in LLM_OPERATIONS and not is_empty_answer(str(span.get("output_text") or ""))
 
     def score(self, span: SpanRow, trace: TraceContext) -> Score | None:
         tenant = str(span.get("tenant", ""))
         context = grounding_context(span, trace)[: self.cfg.max_context_chars]
         if not context:
-            return Score(0.5, "no_context", "no retrieved documents, tool results or system prompt in the trace")
+            return Score(0.5, "no_context", NO_CONTEXT)
         if self.offline is not None and self.cfg.prefilter:
             pre = self.offline.score(span, trace)
             if pre is not None and pre.details.get("confident"):

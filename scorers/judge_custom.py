@@ -22,6 +22,7 @@ from typing import Any
 from driftline.judge_config import JudgeDefinition, judge_template_env
 from driftline.pricing import Pricer
 from driftline.scorers.base import LLM_OPERATIONS, Score, SpanRow, TraceContext
+from driftline.scorers.grounding.evidence import is_empty_answer
 from driftline.scorers.hallucination import grounding_context
 from driftline.scorers.judge import HourlyBudget
 from driftline.scorers.judge_cache import JudgeCache, Verdict
@@ -125,7 +126,8 @@ class CustomJudgeScorer:
         return self._version
 
     def applies(self, span: SpanRow) -> bool:
-        return span.get("operation") in LLM_OPERATIONS and bool(span.get("output_text"))
+        # An empty answer or a bare role tag ("assistant: ", a tool-calling step) has nothing to judge.
+        return span.get("operation") in LLM_OPERATIONS and not is_empty_answer(str(span.get("output_text") or ""))
 
     # -- what the judge sees ----------------------------------------------------------------
     def variables(self, span: SpanRow, trace: TraceContext) -> dict[str, Any]:

@@ -177,3 +177,47 @@ def test_verdicts_are_cached_and_transient_failures_retried(live: LiveServer, ju
     )
     assert [x["label"] for x in rows] == ["hallucinated", "grounded"]
     assert all(json.loads(x["details"])["cached"] for x in rows)
+
+
+@pytest.mark.parametrize("answer", ["", "   ", "assistant: ", "Assistant:", "AI: assistant: ...", "?!"])
+def test_the_judges_refuse_what_the_offline_scorer_refuses(judge_server: FakeJudge, answer: str) -> None:
+    """An empty or role-only answer (a tool-calling step) is not sent to a paid judge: the same rule
+    as the offline scorer's, for the hallucination judge and for custom judges alike."""
+    from driftline.judge_config import JudgeDefinition, JudgeOutput
+    from driftline.scorers.judge_custom import CustomJudgeScorer, JudgeSpec
+
+    offline = OfflineHallucinationScorer()
+    judge = _judge(judge_server, ScorerMetrics(CollectorRegistry()), _Clock())
+    definition = JudgeDefinition(prompt="{{ output }}", output=JudgeOutput(labels=["ok", "bad"]))
+    custom = CustomJudgeScorer(
+        JudgeSpec("tone", definition, judge_server.url, "m", ""), ScorerMetrics(CollectorRegistry())
+    )
+    span: SpanRow = {"operation": "chat", "output_text": answer}
+    assert [s.applies(span) for s in (offline, judge, custom)] == [False, False, False]
+    said = {**span, "output_text": answer + " Canberra."}
+    assert [s.applies(said) for s in (offline, judge, custom)] == [True, True, True]
+
+
+def test_no_context_says_what_evidence_is_missing(judge_server: FakeJudge) -> None:
+    """A chat call with instructions only (a system prompt, a question) has no evidence: no_context,
+    without a call, and the explanation does not claim a system prompt would have been evidence."""
+    from driftline.scorers.judge import NO_CONTEXT
+
+    judge = _judge(judge_server, ScorerMetrics(CollectorRegistry()), _Clock())
+    span: SpanRow = {
+        "tenant": TENANT_A, "operation": "chat", "span_id": "s", "start_time": 1,
+        "system_prompt": "You are a helpful support agent. Answer briefly.",
+        "input_text": "What is the capital of Australia?", "output_text": "Canberra.",
+    }  # fmt: skip
+    out = judge.score(span, TraceContext([]))
+    assert out is not None and out.label == "no_context" and out.explanation == NO_CONTEXT
+    assert "system prompt" not in out.explanation and "documents pasted into the prompt" in out.explanation
+    assert judge_server.requests == []
+    # The same instructions with a document pasted into the prompt are evidence: the judge is asked.
+    judge_server.replies = ['{"verdict": "grounded", "confidence": 0.9, "reason": "supported"}']
+    pasted = {
+        **span,
+        "system_prompt": span["system_prompt"] + "\n\nContext:\nCanberra is the capital city of Australia.",
+    }
+    out = judge.score(pasted, TraceContext([]))
+    assert out is not None and out.label == "grounded" and len(judge_server.requests) == 1
