@@ -1,11 +1,12 @@
 """Scorer throughput: every scorer's scored spans/s on stored data (query, score, write), and its
 pure scoring speed (score() alone, one core).
 
-    python bench/scorer_bench.py [--traces 2000]
+    python bench/scorer_bench.py [--traces 2000] [--doc-chars 3000]
 
 Traces are RAG agent runs stored through the collector's consume path on the embedded store:
-a retrieval span with a 600-1200 character passage, a tool call (1 in 5 failing) and a chat span
-whose answer is grounded or not.
+a retrieval span with a passage of about `--doc-chars` characters (3,000 by default: the issue's
+3 KB documents), a tool call (1 in 5 failing) and a chat span whose answer is grounded or not.
+"score() spans/s" is one scorer scoring on one thread, no I/O: the single-core figure.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 import json
 import os
 import random
+import re
 import sys
 import tempfile
 import time
@@ -48,7 +50,16 @@ def _kv(k: str, v: str | int) -> KeyValue:
     return KeyValue(key=k, value=AnyValue(string_value=v) if isinstance(v, str) else AnyValue(int_value=v))
 
 
-def rag_request(n_traces: int, seed: int) -> ExportTraceServiceRequest:
+def passage_of(rng: random.Random, chars: int) -> str:
+    """About `chars` characters of policy sentences, their numbers varied so no passage repeats."""
+    out: list[str] = []
+    while sum(len(x) + 1 for x in out) < chars:
+        s = rng.choice(SENTENCES)
+        out.append(re.sub(r"\d+", lambda m: str(int(m.group()) + rng.randint(0, 9)), s))
+    return " ".join(out)
+
+
+def rag_request(n_traces: int, seed: int, doc_chars: int = 3000) -> ExportTraceServiceRequest:
     rng = random.Random(seed)
     req = ExportTraceServiceRequest()
     rs = req.resource_spans.add()
@@ -58,7 +69,7 @@ def rag_request(n_traces: int, seed: int) -> ExportTraceServiceRequest:
     for i in range(n_traces):
         tid, root = rng.randbytes(16), rng.randbytes(8)
         start = t0 + i * 10_000_000
-        passage = " ".join(rng.sample(SENTENCES, 4))
+        passage = passage_of(rng, doc_chars)
         grounded = rng.random() < 0.8
         answer = (
             passage.split(".")[0] + "." if grounded else "Refunds are issued within 3 days and shipping is always free."
@@ -93,16 +104,17 @@ def rag_request(n_traces: int, seed: int) -> ExportTraceServiceRequest:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--traces", type=int, default=2000)
+    ap.add_argument("--doc-chars", type=int, default=3000, help="characters of each retrieved passage")
     args = ap.parse_args()
     data = Path(tempfile.mkdtemp(prefix="driftline-scorer-bench-"))
     s = load_settings(UpSettings, environ={}, data_dir=data, api_keys="k=bench", grpc_enabled=False)
     rt = CollectorService(s)
     rt.start()
     for chunk in range(0, args.traces, 100):
-        req = rag_request(min(100, args.traces - chunk), seed=chunk)
+        req = rag_request(min(100, args.traces - chunk), seed=chunk, doc_chars=args.doc_chars)
         rt.ingest("bench", req.SerializeToString(), "", "application/x-protobuf", "bench")
     rt.flush(120)
-    print(f"stored {args.traces} traces ({args.traces * 4} spans)")
+    print(f"stored {args.traces} traces ({args.traces * 4} spans), passages of ~{args.doc_chars} characters")
     metrics = ScorerMetrics(CollectorRegistry())
     print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     # CPU-seconds (this process's threads, the embedded engine's included) beside wall time: on a
