@@ -29,7 +29,10 @@ from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 __all__ = [
+    "JUDGE_NAME",
     "TEMPLATE_VARIABLES",
+    "ApiJudge",
+    "ApiJudgeIn",
     "CanaryConfig",
     "JudgeDefinition",
     "JudgeOutput",
@@ -182,3 +185,51 @@ class JudgeDefinition(BaseModel):
             "expected_attribute": self.expected_attribute,
         }
         return "j" + hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class ApiJudge(JudgeDefinition):
+    """A judge defined through the API (`/api/v1/judges`), stored per tenant; the scorer picks it up
+    on its next run. Its endpoint and model are its own (no fallback to the operator's judge
+    settings, so the operator's key is never sent to an endpoint a tenant chose). `api_key` is
+    write-only: stored, sent to this endpoint only, never answered back or logged."""
+
+    base_url: str = Field(min_length=1, description="OpenAI-compatible endpoint (http:// or https://).")
+    model: str = Field(min_length=1, max_length=200, description="Model the judge asks.")
+    api_key: SecretStr = Field(
+        SecretStr(""),
+        exclude=True,
+        description="API key of the endpoint. Write-only: never returned. On PUT, left out: the stored key is "
+        'kept while base_url stays the same; "": no key.',
+    )
+    canary: CanaryConfig | None = Field(None, description="Not available through the API: declare the judge in config.")
+    # Which spans, as `scorers.<name>` does for a configured scorer.
+    enabled: bool = Field(True, description="Run this judge.")
+    interval_s: float | None = Field(None, gt=0, description="Seconds between runs; default scorer_interval_s.")
+    sample_rate: float = Field(1.0, ge=0, le=1, description="Share of traces judged; errors always are.")
+    services: list[str] = Field(default_factory=list, max_length=100, description="Only these services.")
+    models: list[str] = Field(default_factory=list, max_length=100, description="Only these request/response models.")
+    operations: list[str] = Field(default_factory=list, max_length=100, description="Only these operations.")
+    releases: list[str] = Field(default_factory=list, max_length=100, description="Only these releases.")
+    environments: list[str] = Field(default_factory=list, max_length=100, description="Only these environments.")
+    error_only: bool = Field(False, description="Only spans with error status.")
+    max_spans_per_hour: int = Field(0, ge=0, description="Most spans judged per clock hour (0: no limit).")
+
+    @field_validator("canary")
+    @classmethod
+    def _no_canary(cls, v: CanaryConfig | None) -> None:
+        if v is not None:
+            raise ValueError("canary sets are declared in config (judges.<name>.canary), not through the API")
+
+    @property
+    def judge_version(self) -> str:
+        """The definition hash (JudgeDefinition.version) with this judge's own endpoint and model."""
+        return self.version(self.base_url, self.model)
+
+
+JUDGE_NAME = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
+
+
+class ApiJudgeIn(ApiJudge):
+    """A new judge: its name and its definition."""
+
+    name: str = Field(pattern=JUDGE_NAME, description="The judge's name: the scorer name on its scores.")

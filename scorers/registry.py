@@ -24,7 +24,7 @@ from driftline.scorers.scheduler import ScheduledJob
 from driftline.scorers.tool_failure import ToolFailureScorer
 from driftline.store import Store
 
-__all__ = ["SCORER_NAMES", "build_jobs", "build_scorers", "judge_specs"]
+__all__ = ["SCORER_NAMES", "build_jobs", "build_scorers", "job_options", "judge_specs"]
 
 # The name each scorer writes on its scores, the judge's included (configured or not): what the
 # UI's scorer filter offers, so it never lists a name no score carries.
@@ -104,7 +104,8 @@ def build_scorers(
     return out
 
 
-def _options(settings: ScorerSettings, cfg: ScorerJobConfig) -> JobOptions:
+def job_options(settings: ScorerSettings, cfg: ScorerJobConfig) -> JobOptions:
+    """A scorer's sampling, filters and budget: its `scorers.<name>` over the settings' defaults."""
     filters = {
         k: v
         for k, v in {
@@ -149,6 +150,6 @@ def build_jobs(
         cfg = settings.scorers.get(s.name, ScorerJobConfig())
         if not cfg.enabled:
             continue
-        job = ScorerJob(s, store, _options(settings, cfg), clock=clock)
+        job = ScorerJob(s, store, job_options(settings, cfg), clock=clock)
         jobs.append(ScheduledJob(job, cfg.interval_s or settings.scorer_interval_s))
     return jobs

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter
 from prometheus_client import CollectorRegistry
@@ -22,10 +22,11 @@ from driftline.review.agreement import AgreementJob
 from driftline.review.desk import ReviewDesk
 from driftline.review.fill import QueueFiller, ReviewMetrics
 from driftline.scorers.backfill_api import Backfills, backfill_router
+from driftline.scorers.judge_api_jobs import ApiJudgeJobs
 from driftline.scorers.judge_canary import CanaryItem, CanaryJob, load_canary_file, reviewed_items
 from driftline.scorers.judge_custom import CustomJudgeScorer
 from driftline.scorers.metrics import ScorerMetrics
-from driftline.scorers.registry import build_jobs
+from driftline.scorers.registry import SCORER_NAMES, build_jobs, job_options
 from driftline.scorers.scheduler import ScoringService
 from driftline.service import Service
 from driftline.sli import SLI_SCORERS, SLIJob, options_from
@@ -46,14 +47,16 @@ class ScorerService(Service):
         registry: CollectorRegistry,
         pricer: Pricer | None = None,
         auth: Authenticator | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        """`auth`: serve the admin backfill API with these keys (none: no HTTP routes)."""
+        """`auth`: serve the admin backfill API with these keys (none: no HTTP routes); `clock`:
+        the scorer jobs' (tests move it)."""
         self.settings = settings
         self.store = store
         self.metrics = ScorerMetrics(registry)
         self.pricer = pricer or Pricer(settings.model_prices())
         try:
-            jobs = build_jobs(settings, store, self.metrics, self.pricer)
+            jobs = build_jobs(settings, store, self.metrics, self.pricer, clock=clock)
         except ValueError as e:  # a scorer name in `scorers` that does not exist
             raise ConfigError(f"invalid scorers: {e}") from None
         self.scoring = ScoringService(jobs, self.metrics)
@@ -66,6 +69,14 @@ class ScorerService(Service):
             self.sli = SLIJob(store, options_from(settings))
             registry.register(self.sli.collector)
             self.scoring.add_periodic("sli", self.sli.run_once, settings.sli_interval_s, after=SLI_SCORERS)
+        # Judges tenants define through the API: read from the store at every run, on every replica
+        # (each scores its own shard), so a new or edited judge runs without a restart.
+        self.api_judges = ApiJudgeJobs(
+            settings, store, self.metrics, run=self.scoring.run, options=job_options, pricer=self.pricer,
+            taken={*SCORER_NAMES, *(sj.job.scorer.name for sj in jobs)}, clock=clock,
+        )  # fmt: skip
+        if settings.scorers_enabled:
+            self.scoring.add_periodic("api-judges", self.api_judges.run_once, settings.scorer_interval_s)
         self.canaries: list[CanaryJob] = []
         if settings.scorers_enabled and settings.replica_index == 0:
             for sj in jobs:

@@ -23,11 +23,13 @@ AUTH = {"Authorization": f"Bearer {KEY_A}"}
 ADMIN_KEY = "key-tenant-a-admin"  # tenant A's admin key: the routes that change review queues need it
 # Requests for every API route, by "METHOD /route" (a new route must be added here: the first test
 # checks the list): (path, query parameters, JSON body for a POST). Review routes run in this order:
-# the queue is made first and deleted last.
+# the queue is made first and deleted last; so is the judge.
 Request = tuple[str, dict[str, str], object]
 _Q = "/api/v1/review/queues/q1"
 _ITEM = f"{_Q}/items/{'ab' * 16}"
 _RUBRIC = {"fields": [{"name": "ok", "type": "boolean"}]}
+_JUDGE = {"prompt": "{{ output }}", "output": {"labels": ["ok", "bad"]}, "base_url": "http://127.0.0.1:9/v1",
+          "model": "m", "api_key": "k"}  # fmt: skip
 REQUESTS: dict[str, list[Request]] = {
     "GET /api/v1/traces": [("/api/v1/traces", {}, None), ("/api/v1/traces", {"service": "svc"}, None)],
     "GET /api/v1/traces/{trace_id}": [("/api/v1/traces/" + "ab" * 16, {}, None)],
@@ -64,11 +66,20 @@ REQUESTS: dict[str, list[Request]] = {
     "GET /api/v1/review/datasets/{dataset}/export": [("/api/v1/review/datasets/d1/export", {}, None)],
     "GET /api/v1/review/agreement": [("/api/v1/review/agreement", {}, None)],
     "DELETE /api/v1/review/queues/{queue}": [(_Q, {}, None)],
+    "POST /api/v1/judges": [("/api/v1/judges", {}, {"name": "j1", **_JUDGE})],
+    "GET /api/v1/judges": [("/api/v1/judges", {}, None)],
+    "GET /api/v1/judges/{judge}": [("/api/v1/judges/j1", {}, None)],
+    "PUT /api/v1/judges/{judge}": [("/api/v1/judges/j1", {}, _JUDGE)],
+    "DELETE /api/v1/judges/{judge}": [("/api/v1/judges/j1", {}, None)],
+    "GET /api/v1/scorers": [("/api/v1/scorers", {}, None)],
 }
 _ADMIN_ROUTES = {
     "POST /api/v1/review/queues",
     "PUT /api/v1/review/queues/{queue}",
     "DELETE /api/v1/review/queues/{queue}",
+    "POST /api/v1/judges",
+    "PUT /api/v1/judges/{judge}",
+    "DELETE /api/v1/judges/{judge}",
 }
 
 

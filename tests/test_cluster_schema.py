@@ -343,6 +343,7 @@ def test_rehearsal_tables_are_the_cluster_tables_without_replication(rehearsal: 
         **{t: "ReplacingMergeTree" for t in (
             "review_queues", "review_queue_items", "review_events", "review_labels", "review_datasets")},
         "judge_cache": "ReplacingMergeTree", "judge_canary": "ReplacingMergeTree",
+        "judge_definitions": "ReplacingMergeTree",
         "trace_summaries_local": "AggregatingMergeTree", "trace_summaries": "Merge",
         "trace_summaries_spans": "MaterializedView", "trace_summaries_scores": "MaterializedView",
     }  # fmt: skip

@@ -10,7 +10,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from driftline.api.feedback import feedback_routes
+from driftline.api.judges import judge_routes
 from driftline.api.review import review_routes
+from driftline.api.scorers import scorer_routes
 from driftline.api.traces import jsonable_span, trace_routes
 from driftline.auth import Authenticator
 from driftline.collector.errors import Forbidden, Unauthenticated
@@ -42,6 +44,8 @@ def api_router(store: Store, auth: Authenticator, desk: ReviewDesk | None = None
     # Feedback comes from applications (their ingest key) and from reviewers.
     feedback_routes(router, store, with_role("ingest", "review"))
     review_routes(router, store, auth, desk if desk is not None else ReviewDesk(store))
+    judge_routes(router, store, auth)
+    scorer_routes(router, store, tenant)
 
     @router.get("/compare/releases", summary="Has a candidate release regressed against a baseline release?")
     def compare(

@@ -465,6 +465,22 @@ ENGINE = ReplacingMergeTree(run_at)
 ORDER BY (tenant, judge, judge_version, kind, item_id)
 """
 
+# LLM judges defined through the API (scorers/judge_book.py), per tenant: the definition as JSON
+# (driftline/judge_config.py ApiJudge, without its key) and, apart, the endpoint's key, which is
+# never read back to a client. `deleted` keeps a removed judge's name from coming back.
+_JUDGE_DEFINITIONS = """
+CREATE TABLE IF NOT EXISTS {db}.judge_definitions (
+    tenant LowCardinality(String),
+    name String,
+    definition String CODEC(ZSTD(3)),
+    api_key String,
+    deleted UInt8,
+    updated_at DateTime64(3, 'UTC')
+)
+ENGINE = ReplacingMergeTree(updated_at)
+ORDER BY (tenant, name)
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "spans, scores, review_items", (_SPANS, _SCORES, _REVIEW_ITEMS)),
     Migration(2, "scorer_state", (_SCORER_STATE,)),
@@ -481,6 +497,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         9, "judge_cache, judge_canary: LLM judges' verdict cache and canary baselines", (_JUDGE_CACHE, _JUDGE_CANARY)
     ),
+    Migration(12, "judge_definitions: LLM judges defined through the API", (_JUDGE_DEFINITIONS,)),
 )
 
 # Tables whose TTL follows `retention_days`: (table, TTL expression column).

@@ -94,6 +94,10 @@ def pages_router(sessions: SessionCodec, templates: Jinja2Templates) -> APIRoute
         s = session_of(request, sessions)
         params = _params(request, (*TRACE_FILTERS, "cursor"))
         answer = await call_api(request, s.token, "GET", "/api/v1/traces", params)
+        # The scorer filter offers every scorer the tenant has (built-in, its judges, plugins'),
+        # from the API like the list; the built-in ones if that call fails (the list says why).
+        known = await call_api(request, s.token, "GET", "/api/v1/scorers")
+        scorer_names = [x["name"] for x in known.body["scorers"]] if known.ok else list(SCORER_NAMES)
         # Alerts link here with their tenant label: a link for another tenant says so.
         linked_tenant = request.query_params.get("tenant", "")
         filters = {k: v for k, v in params if k != "cursor"}
@@ -107,7 +111,7 @@ def pages_router(sessions: SessionCodec, templates: Jinja2Templates) -> APIRoute
             "traces.html",
             answer,
             filters=filters,
-            scorer_names=SCORER_NAMES,
+            scorer_names=scorer_names,
             other_tenant=linked_tenant if linked_tenant and linked_tenant != s.tenant else "",
             next_url=next_url,
         )

@@ -458,3 +458,15 @@ CREATE TABLE IF NOT EXISTS driftline.judge_canary ON CLUSTER prod (
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/driftline/judge_canary', '{replica}', run_at)
 ORDER BY (tenant, judge, judge_version, kind, item_id);
 
+-- migration 12: judge_definitions: LLM judges defined through the API
+CREATE TABLE IF NOT EXISTS driftline.judge_definitions ON CLUSTER prod (
+    tenant LowCardinality(String),
+    name String,
+    definition String CODEC(ZSTD(3)),
+    api_key String,
+    deleted UInt8,
+    updated_at DateTime64(3, 'UTC')
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/driftline/judge_definitions', '{replica}', updated_at)
+ORDER BY (tenant, name);
+

@@ -1,4 +1,5 @@
-"""The LLM judges' reads: cached verdicts by (judge version, input hash), and canary verdicts."""
+"""The LLM judges' reads: cached verdicts by (judge version, input hash), canary verdicts, and the
+judges a tenant defined through the API."""
 
 from __future__ import annotations
 
@@ -43,3 +44,10 @@ class JudgeQueries:
             {"judge": judge, "version": version, "kind": kind},
         )
         return {str(r["item_id"]): r for r in rows}
+
+    def definitions(self, tenant: str) -> list[dict[str, Any]]:
+        """The tenant's judges defined through the API (deleted ones included, flagged), by name."""
+        return self._r.rows(
+            tenant,
+            Select("name, definition, api_key, deleted, updated_at", "judge_definitions", final=True, order_by="name"),
+        )

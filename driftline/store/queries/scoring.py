@@ -187,3 +187,9 @@ class ScoringQueries:
         for r in cast(list[SpanRecord], rows):
             out.setdefault(r["trace_id"], []).append(r)
         return out
+
+    def scorer_names(self, tenant: str) -> list[str]:
+        """The scorers that wrote scores for this tenant (built-ins, judges, plugins), sorted. Read
+        from the sorting key's second column, so it reads the `scorer` column alone."""
+        rows = self._r.rows(tenant, Select("DISTINCT scorer", "scores", order_by="scorer"))
+        return [str(r["scorer"]) for r in rows]

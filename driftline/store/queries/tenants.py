@@ -28,3 +28,11 @@ class CrossTenantQueries:
             why="the scheduled jobs loop over tenants; only tenant names cross",
         )
         return sorted(str(r["tenant"]) for r in rows)
+
+    def tenants_with_judges(self) -> list[str]:
+        """Tenants that defined LLM judges through the API (deleted ones count: they are cheap), sorted."""
+        rows = self._r.rows_across_tenants(
+            Select("DISTINCT tenant", "judge_definitions"),
+            why="the API judges' job loops over tenants; only tenant names cross",
+        )
+        return sorted(str(r["tenant"]) for r in rows)

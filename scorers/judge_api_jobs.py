@@ -1,0 +1,125 @@
+"""The judges tenants define through the API, run as scorer jobs without a restart.
+
+One periodic job (`api-judges`, every scorer_interval_s, on every replica) reads each tenant's
+judge book and runs each live judge as a ScorerJob of that tenant alone, through the scoring
+service's one wrapper (runs, duration, failures, lag per judge name). A judge's job is kept while
+its definition and key stay the same (its hourly budget with it) and built anew when they change:
+an edited prompt is a new version, with its own watermark and its own scores, never mixed with
+the old version's. A judge whose name a built-in scorer, a configured judge or a plugin already
+uses is skipped (and logged once): its scores would be indistinguishable from theirs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from driftline.config import ScorerJobConfig, ScorerSettings
+from driftline.pricing import Pricer
+from driftline.scorers.judge_book import JudgeBook, StoredJudge
+from driftline.scorers.judge_cache import JudgeCache
+from driftline.scorers.judge_custom import CustomJudgeScorer, JudgeSpec
+from driftline.scorers.metrics import ScorerMetrics
+from driftline.scorers.runner import JobOptions, RunResult, ScorerJob
+from driftline.store import Store
+
+__all__ = ["ApiJudgeJobs", "api_judge_options"]
+
+log = logging.getLogger(__name__)
+
+
+OptionsOf = Callable[[ScorerSettings, ScorerJobConfig], JobOptions]
+
+
+def api_judge_options(settings: ScorerSettings, tenant: str, j: StoredJudge, options: OptionsOf) -> JobOptions:
+    """The judge's sampling and filters as a configured scorer's `scorers.<name>` would give them,
+    for its own tenant only."""
+    d = j.definition
+    cfg = ScorerJobConfig(
+        interval_s=d.interval_s, sample_rate=d.sample_rate, tenants=[tenant], services=d.services, models=d.models,
+        operations=d.operations, releases=d.releases, environments=d.environments, error_only=d.error_only,
+        max_spans_per_hour=d.max_spans_per_hour,
+    )  # fmt: skip
+    return options(settings, cfg)
+
+
+@dataclass
+class _Entry:
+    fingerprint: tuple[str, str]  # (definition JSON, key): a change builds the job anew
+    job: ScorerJob
+    interval_s: float
+    last_run: float = -1e18  # monotonic seconds
+
+
+class ApiJudgeJobs:
+    def __init__(
+        self,
+        settings: ScorerSettings,
+        store: Store,
+        metrics: ScorerMetrics,
+        run: Callable[[ScorerJob], RunResult | None],
+        options: OptionsOf,
+        taken: Iterable[str] = (),
+        pricer: Pricer | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """`run`: the scoring service's wrapper; `options`: settings -> JobOptions (the registry's);
+        `taken`: scorer names already in use in this process."""
+        self.settings = settings
+        self.store = store
+        self.book = JudgeBook(store)
+        self.metrics = metrics
+        self._run = run
+        self._options = options
+        self.taken = frozenset(taken)
+        self.pricer = pricer
+        self.cache = JudgeCache(store)
+        self._clock = clock
+        self._monotonic = monotonic
+        self._jobs: dict[tuple[str, str], _Entry] = {}
+        self._told: set[tuple[str, str]] = set()
+
+    def run_once(self) -> dict[tuple[str, str], RunResult | None]:
+        """Run every live judge that is due; (tenant, judge) -> its run's result."""
+        out: dict[tuple[str, str], RunResult | None] = {}
+        seen: set[tuple[str, str]] = set()
+        for tenant in self.store.cross_tenant.tenants_with_judges():
+            for j in self.book.judges(tenant):
+                key = (tenant, j.name)
+                if not j.definition.enabled:
+                    continue
+                if j.name in self.taken:
+                    if key not in self._told:
+                        self._told.add(key)
+                        log.warning("judge %s of tenant %s is not run: a configured scorer has that name",
+                                    j.name, tenant)  # fmt: skip
+                    continue
+                seen.add(key)
+                entry = self._entry(tenant, j)
+                now = self._monotonic()
+                if now - entry.last_run < entry.interval_s:
+                    continue
+                entry.last_run = now
+                out[key] = self._run(entry.job)
+        for gone in set(self._jobs) - seen:  # deleted or disabled: its job (and budget) is dropped
+            del self._jobs[gone]
+        return out
+
+    def _entry(self, tenant: str, j: StoredJudge) -> _Entry:
+        d = j.definition
+        fingerprint = (d.model_dump_json(), d.api_key.get_secret_value())
+        entry = self._jobs.get((tenant, j.name))
+        if entry is not None and entry.fingerprint == fingerprint:
+            return entry
+        spec = JudgeSpec(name=j.name, definition=d, base_url=d.base_url, model=d.model,
+                         api_key=d.api_key.get_secret_value())  # fmt: skip
+        scorer = CustomJudgeScorer(spec, self.metrics, cache=self.cache, pricer=self.pricer)
+        opts = api_judge_options(self.settings, tenant, j, self._options)
+        job = ScorerJob(scorer, self.store, opts, clock=self._clock)
+        entry = _Entry(fingerprint, job, d.interval_s or self.settings.scorer_interval_s)
+        self._jobs[(tenant, j.name)] = entry
+        return entry

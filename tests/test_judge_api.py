@@ -1,0 +1,256 @@
+"""LLM judges defined through the API (/api/v1/judges), over the real app on a real uvicorn and the
+real store, against a FAKE OpenAI-compatible judge endpoint (it stands in for the provider, nothing
+else): made by an admin key, run by the scorer on its next run without a restart, a new version on
+an edited prompt with both versions' scores kept apart, tenant-scoped, the key write-only."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry
+
+from driftline.collector.service import CollectorService
+from driftline.config import ScorerSettings, load_settings
+from driftline.scorers.service import ScorerService
+from tests.conftest import KEY_A, KEY_B, TENANT_A, TENANT_B, LiveServer, make_settings, serve
+from tests.otlp_helpers import http_exporter, provider_for, send_rag_trace
+from tests.support.fake_judge import FakeJudge, fake_judge
+
+ADMIN_A, ADMIN_B = "key-tenant-a-admin", "key-tenant-b-admin"
+KEYS = f"{KEY_A}={TENANT_A},{ADMIN_A}={TENANT_A}:admin,{KEY_B}={TENANT_B},{ADMIN_B}={TENANT_B}:admin"
+JUDGE_KEY = "sk-judge-do-not-echo-4711"
+PASSAGE = "Canberra is the capital city of Australia."
+QUESTION = "What is the capital of Australia?"
+
+
+def _h(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture
+def app(tmp_path: Path, chdb_path: Path, database: str) -> Iterator[LiveServer]:
+    rt = CollectorService(make_settings(tmp_path / "data", f"chdb://{chdb_path}", database, api_keys=KEYS))
+    rt.start()
+    server, thread, url = serve(rt)
+    try:
+        yield LiveServer(url, rt)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        rt.stop()
+
+
+def _polite(body: dict[str, Any]) -> str:
+    user = body["messages"][-1]["content"]
+    rude = "idiot" in user
+    return json.dumps({"score": 0.1 if rude else 0.95, "label": "rude" if rude else "polite",
+                       "reasoning": "insults the user" if rude else "courteous and on topic"})  # fmt: skip
+
+
+@pytest.fixture
+def judge_server() -> Iterator[FakeJudge]:
+    with fake_judge() as f:
+        f.answer = _polite
+        yield f
+
+
+def _judge(url: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "prompt": "Is this answer polite?\nQ: {{ input }}\nA: {{ output }}",
+        "output": {"labels": ["polite", "rude"]},
+        "base_url": url,
+        "model": "gpt-4o-mini",
+        "api_key": JUDGE_KEY,
+        **extra,
+    }
+
+
+def _ingest(app: LiveServer, key: str, answers: list[str]) -> list[dict[str, str]]:
+    tp = provider_for(http_exporter(app.url, key), service="support-bot", release="2.0")
+    ids = [send_rag_trace(tp, PASSAGE, QUESTION, a) for a in answers]
+    tp.shutdown()
+    assert app.runtime.flush(20)
+    return ids
+
+
+def _scorer(app: LiveServer) -> ScorerService:
+    """The scorer service over the app's store, its clock a little ahead (spans are never too fresh),
+    every judge due at every run (the interval is a millisecond)."""
+    settings = load_settings(ScorerSettings, environ={}, scorer_interval_s=0.001)
+    return ScorerService(
+        settings, app.runtime.store, CollectorRegistry(), clock=lambda: datetime.now(UTC) + timedelta(seconds=5)
+    )
+
+
+def _judge_scores(app: LiveServer, key: str, trace_id: str, name: str = "politeness") -> list[dict[str, Any]]:
+    r = httpx.get(f"{app.url}/api/v1/traces/{trace_id}", headers=_h(key), timeout=30)
+    assert r.status_code == 200, r.text
+    return sorted((s for s in r.json()["scores"] if s["name"] == name), key=lambda s: str(s["version"]))
+
+
+def test_a_judge_made_through_the_api_scores_spans_and_an_edit_is_a_new_version(
+    app: LiveServer, judge_server: FakeJudge, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    ids = _ingest(app, KEY_A, ["The capital is Canberra.", "Canberra, you idiot."])
+    scorer = _scorer(app)
+    assert scorer.api_judges.run_once() == {}  # no judge yet
+
+    made = httpx.post(f"{app.url}/api/v1/judges", json={"name": "politeness", **_judge(judge_server.url)},
+                      headers=_h(ADMIN_A), timeout=30)  # fmt: skip
+    assert made.status_code == 201, made.text
+    v1 = made.json()["version"]
+    assert v1.startswith("j") and made.json()["api_key_set"] is True
+    assert made.json()["definition"]["prompt"].startswith("Is this answer polite?")
+
+    # The running scorer picks it up on its next run: both spans judged, with the stored key.
+    [(key, r1)] = scorer.api_judges.run_once().items()
+    assert key == (TENANT_A, "politeness") and r1 is not None and (r1.scored, r1.failed) == (2, 0)
+    assert {r["auth"] for r in judge_server.requests} == {f"Bearer {JUDGE_KEY}"}
+    [polite] = _judge_scores(app, KEY_A, ids[0]["trace_id"])
+    [rude] = _judge_scores(app, KEY_A, ids[1]["trace_id"])
+    assert (polite["label"], polite["comment"], polite["version"]) == ("polite", "courteous and on topic", v1)
+    assert (rude["label"], rude["comment"]) == ("rude", "insults the user")
+    assert rude["details"]["judge_version"] == v1 and len(rude["details"]["prompt_sha256"]) == 64
+    assert scorer.api_judges.run_once()[key].scored == 0  # type: ignore[union-attr]  # already judged
+    asked = len(judge_server.requests)
+    assert asked == 2
+
+    # Edit the prompt (the key left out: kept, the endpoint is the same): a new version.
+    edited = _judge(judge_server.url, prompt="Rate the politeness of: {{ output }}")
+    del edited["api_key"]
+    put = httpx.put(f"{app.url}/api/v1/judges/politeness", json=edited, headers=_h(ADMIN_A), timeout=30)
+    assert put.status_code == 200, put.text
+    v2 = put.json()["version"]
+    assert v2 != v1 and put.json()["api_key_set"] is True
+    # Budget, sampling and filters decide no verdict: changing them keeps the version.
+    same = httpx.put(f"{app.url}/api/v1/judges/politeness", json={**edited, "budget_tokens_per_hour": 90_000},
+                     headers=_h(ADMIN_A), timeout=30)  # fmt: skip
+    assert same.json()["version"] == v2
+    r2 = scorer.api_judges.run_once()[key]  # the same scorer: no restart
+    assert r2 is not None and r2.scored == 2
+    assert judge_server.requests[-1]["body"]["messages"][-1]["content"].startswith("Rate the politeness of:")
+    assert judge_server.requests[-1]["auth"] == f"Bearer {JUDGE_KEY}"
+
+    # Both versions' scores are kept, each under its own version and its own prompt hash.
+    both = _judge_scores(app, KEY_A, ids[1]["trace_id"])
+    assert sorted(s["version"] for s in both) == sorted([v1, v2])
+    assert len({s["details"]["prompt_sha256"] for s in both}) == 2
+    assert {s["details"]["judge_version"] for s in both} == {v1, v2}
+
+    # The trace view shows each verdict's reasoning, prompt hash and judge version.
+    with httpx.Client(base_url=app.url, timeout=30) as c:
+        assert c.post("/login", data={"key": KEY_A, "next": "/traces"}).status_code == 303
+        page = c.get(f"/traces/{ids[1]['trace_id']}").text
+        listed = c.get("/traces").text
+    assert "insults the user" in page
+    for s in both:
+        assert f'prompt sha256 <span title="{s["details"]["prompt_sha256"]}">' in page
+        assert f"judge version {s['version']}" in page
+    # The list's scorer filter offers the judge, and the scorer list says where it comes from.
+    assert '<option value="politeness"' in listed
+    known = httpx.get(f"{app.url}/api/v1/scorers", headers=_h(KEY_A), timeout=30).json()["scorers"]
+    assert {"name": "politeness", "sources": ["api_judge", "scores"]} in known
+    assert {"name": "hallucination", "sources": ["builtin"]} in known
+
+    # The key is never answered back nor logged.
+    for r in (made, put, httpx.get(f"{app.url}/api/v1/judges", headers=_h(KEY_A), timeout=30),
+              httpx.get(f"{app.url}/api/v1/judges/politeness", headers=_h(KEY_A), timeout=30)):  # fmt: skip
+        assert r.status_code in (200, 201) and JUDGE_KEY not in r.text
+    assert JUDGE_KEY not in caplog.text
+
+    # Deleted: the scorer stops running it; its scores stay.
+    assert httpx.delete(f"{app.url}/api/v1/judges/politeness", headers=_h(ADMIN_A), timeout=30).status_code == 204
+    assert httpx.get(f"{app.url}/api/v1/judges/politeness", headers=_h(KEY_A), timeout=30).status_code == 404
+    _ingest(app, KEY_A, ["Canberra it is."])
+    assert scorer.api_judges.run_once() == {} and len(judge_server.requests) == 4
+    assert len(_judge_scores(app, KEY_A, ids[1]["trace_id"])) == 2
+
+
+def test_judges_are_tenant_scoped(app: LiveServer, judge_server: FakeJudge) -> None:
+    a = _ingest(app, KEY_A, ["The capital is Canberra."])
+    b = _ingest(app, KEY_B, ["The capital is Canberra, you idiot."])
+    made = httpx.post(f"{app.url}/api/v1/judges", json={"name": "politeness", **_judge(judge_server.url)},
+                      headers=_h(ADMIN_A), timeout=30)  # fmt: skip
+    assert made.status_code == 201
+    # Tenant B sees none of A's judges, and cannot change or delete them.
+    assert httpx.get(f"{app.url}/api/v1/judges", headers=_h(KEY_B), timeout=30).json() == {"judges": []}
+    assert httpx.get(f"{app.url}/api/v1/judges/politeness", headers=_h(KEY_B), timeout=30).status_code == 404
+    assert httpx.delete(f"{app.url}/api/v1/judges/politeness", headers=_h(ADMIN_B), timeout=30).status_code == 404
+    known_b = httpx.get(f"{app.url}/api/v1/scorers", headers=_h(KEY_B), timeout=30).json()["scorers"]
+    assert "politeness" not in {s["name"] for s in known_b}
+    # A's judge judges A's spans only.
+    results = _scorer(app).api_judges.run_once()
+    assert set(results) == {(TENANT_A, "politeness")} and len(judge_server.requests) == 1
+    assert len(_judge_scores(app, KEY_A, a[0]["trace_id"])) == 1
+    assert _judge_scores(app, KEY_B, b[0]["trace_id"]) == []
+    # B's own judge of the same name is B's: A's stays as it was.
+    mine = _judge(judge_server.url, prompt="Be strict. {{ output }}")
+    assert httpx.put(f"{app.url}/api/v1/judges/politeness", json=mine, headers=_h(ADMIN_B), timeout=30).is_success
+    got_a = httpx.get(f"{app.url}/api/v1/judges/politeness", headers=_h(KEY_A), timeout=30).json()
+    assert got_a["version"] == made.json()["version"] and got_a["definition"]["prompt"].startswith("Is this")
+    assert set(_scorer(app).api_judges.run_once()) == {(TENANT_A, "politeness"), (TENANT_B, "politeness")}
+    [b_score] = _judge_scores(app, KEY_B, b[0]["trace_id"])
+    assert b_score["label"] == "rude" and b_score["version"] != got_a["version"]
+
+
+def test_roles(app: LiveServer, judge_server: FakeJudge) -> None:
+    body = {"name": "politeness", **_judge(judge_server.url)}
+    assert httpx.post(f"{app.url}/api/v1/judges", json=body, timeout=30).status_code == 401
+    # A read key reads; only admin writes.
+    assert httpx.post(f"{app.url}/api/v1/judges", json=body, headers=_h(KEY_A), timeout=30).status_code == 403
+    assert httpx.post(f"{app.url}/api/v1/judges", json=body, headers=_h(ADMIN_A), timeout=30).status_code == 201
+    assert httpx.post(f"{app.url}/api/v1/judges", json=body, headers=_h(ADMIN_A), timeout=30).status_code == 409
+    assert httpx.get(f"{app.url}/api/v1/judges/politeness", headers=_h(KEY_A), timeout=30).status_code == 200
+    put = httpx.put(f"{app.url}/api/v1/judges/politeness", json=_judge(judge_server.url), headers=_h(KEY_A), timeout=30)
+    assert put.status_code == 403
+    assert httpx.delete(f"{app.url}/api/v1/judges/politeness", headers=_h(KEY_A), timeout=30).status_code == 403
+
+
+def test_the_key_is_write_only_and_never_follows_a_new_endpoint(app: LiveServer, judge_server: FakeJudge) -> None:
+    url = f"{app.url}/api/v1/judges/politeness"
+    assert httpx.put(url, json=_judge(judge_server.url), headers=_h(ADMIN_A), timeout=30).json()["api_key_set"]
+    moved = _judge("https://judge.example.com/v1")
+    del moved["api_key"]
+    # The endpoint changed and no key was given: the old key is not sent to the new endpoint.
+    assert httpx.put(url, json=moved, headers=_h(ADMIN_A), timeout=30).json()["api_key_set"] is False
+    back = _judge(judge_server.url)
+    assert httpx.put(url, json=back, headers=_h(ADMIN_A), timeout=30).json()["api_key_set"] is True
+    assert httpx.put(url, json={**back, "api_key": ""}, headers=_h(ADMIN_A), timeout=30).json()["api_key_set"] is False
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        ({"prompt": "{{ outptu }}"}, "prompt", "unknown template variable 'outptu'"),
+        ({"system": "{% if %}"}, "system", "not a valid template"),
+        ({"output": {"labels": ["a", "a"]}}, "output", "labels must be distinct"),
+        ({"output": {"labels": ["ok", "error"]}}, "output", "'error' is reserved"),
+        ({"base_url": "ftp://judge/v1"}, "base_url", "must start with http:// or https://"),
+        ({"base_url": ""}, "base_url", "at least 1 character"),
+        ({"model": ""}, "model", "at least 1 character"),
+        ({"temperature": 5}, "temperature", "less than or equal to 2"),
+        ({"sample_rate": 1.5}, "sample_rate", "less than or equal to 1"),
+        ({"temprature": 0}, "temprature", "Extra inputs are not permitted"),
+        ({"canary": {"dataset": "golden"}}, "canary", "declared in config"),
+        ({"name": "refusal"}, "name", "built-in scorer"),
+        ({"name": "has space"}, "name", "String should match pattern"),
+    ],
+)
+def test_a_bad_definition_is_a_422_naming_the_field(
+    app: LiveServer, judge_server: FakeJudge, change: dict[str, Any], field: str, message: str
+) -> None:
+    body = {"name": "politeness", **_judge(judge_server.url), **change}
+    r = httpx.post(f"{app.url}/api/v1/judges", json=body, headers=_h(ADMIN_A), timeout=30)
+    assert r.status_code == 422, r.text
+    errors = r.json()["detail"]
+    assert any(e["loc"][:2] == ["body", field] and message in e["msg"] for e in errors), errors
+    assert JUDGE_KEY not in r.text  # a refused body is not echoed with its key
+    assert httpx.get(f"{app.url}/api/v1/judges", headers=_h(KEY_A), timeout=30).json() == {"judges": []}
