@@ -221,3 +221,25 @@ def test_no_context_says_what_evidence_is_missing(judge_server: FakeJudge) -> No
     }
     out = judge.score(pasted, TraceContext([]))
     assert out is not None and out.label == "grounded" and len(judge_server.requests) == 1
+
+
+def test_the_trace_view_shows_the_judges_reasoning_and_prompt_hash(live: LiveServer, judge_server: FakeJudge) -> None:
+    """The built-in judge's verdict in the trace page: its reasoning, its version and the hash of
+    exactly the prompt it was sent."""
+    import hashlib
+
+    import httpx
+
+    [ids] = _ingest(live, 1)
+    judge_server.replies = [
+        '{"verdict": "hallucinated", "confidence": 0.8, "reason": "the year is not in the passage"}'
+    ]
+    judge = _judge(judge_server, ScorerMetrics(CollectorRegistry()), _Clock())
+    assert ScorerJob(judge, live.runtime.store, JobOptions(settle=timedelta(0))).run_once().scored == 1
+    sent = judge_server.requests[0]["body"]["messages"][0]["content"]
+    with httpx.Client(base_url=live.url, timeout=30) as c:
+        assert c.post("/login", data={"key": KEY_A, "next": "/traces"}).status_code == 303
+        page = c.get(f"/traces/{ids['trace_id']}").text
+    assert "the year is not in the passage" in page
+    sha = hashlib.sha256(sent.encode()).hexdigest()
+    assert f'judge version {judge.version} · prompt sha256 <span title="{sha}">{sha[:16]}</span>' in page
