@@ -10,17 +10,23 @@ from pathlib import Path
 
 import pytest
 
+from driftline.scorers.evaluate import FAITHFUL_PATH
 from driftline.scorers.grounding.crossval import (
+    CVResult,
+    FoldScore,
     LabelledSet,
     balanced_accuracy,
+    compare,
     cross_validate,
     featurize,
     fit,
     folds_of,
+    gains_across_folds,
 )
 from driftline.scorers.grounding.dataset import Example
 from driftline.scorers.grounding.model import DEFAULT_MODEL_PATH, LogisticModel
 from tests.conftest import require_data
+from tools.grounding.train import format_changes
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -64,6 +70,51 @@ def test_balanced_accuracy() -> None:
     assert balanced_accuracy([False, False], [False, True]) == 0.5
 
 
+def _result(name: str, pooled: float, folds: dict[str, float]) -> CVResult:
+    scores = [FoldScore(f, 10, v, v, v) for f, v in folds.items()]
+    return CVResult(name, "test", [], scores, pooled)
+
+
+RECORDED = {
+    "a": {"pooled_balanced_accuracy": 0.9, "folds": {"f1": 0.9, "f2": 0.8, "f3": 1.0}},
+    "b": {"pooled_balanced_accuracy": 0.7, "folds": {"x": 0.7, "y": 0.6}},
+}
+
+
+def test_a_change_stays_only_if_it_gains_across_folds() -> None:
+    # Two folds of "a" up, none down, "b" unmoved: it gains across folds.
+    up = compare(
+        RECORDED, [_result("a", 0.92, {"f1": 0.95, "f2": 0.85, "f3": 1.0}), _result("b", 0.7, {"x": 0.7, "y": 0.6})]
+    )
+    assert [(c.name, c.gained, c.lost, c.unchanged) for c in up] == [("a", ("f1", "f2"), (), 1), ("b", (), (), 2)]
+    assert all(c.holds for c in up) and gains_across_folds(up)
+    # A gain on one set bought with a loss on the other does not.
+    traded = compare(
+        RECORDED, [_result("a", 0.92, {"f1": 0.95, "f2": 0.8, "f3": 1.0}), _result("b", 0.68, {"x": 0.66, "y": 0.6})]
+    )
+    assert traded[0].holds and not traded[1].holds and not gains_across_folds(traded)
+    # As many folds down as up is no gain, even with the pooled figure level.
+    even = compare(RECORDED, [_result("a", 0.9, {"f1": 0.95, "f2": 0.75, "f3": 1.0})])
+    assert not even[0].holds and not gains_across_folds(even)
+    # Nothing moved: holds, but gains nothing.
+    still = compare(RECORDED, [_result("a", 0.9, {"f1": 0.9, "f2": 0.8, "f3": 1.0})])
+    assert still[0].holds and not gains_across_folds(still)
+    # A set with nothing recorded is left out.
+    assert compare(RECORDED, [_result("c", 0.5, {"z": 0.5})]) == []
+
+
+def test_the_training_report_names_the_verdict() -> None:
+    up = compare(
+        RECORDED, [_result("a", 0.92, {"f1": 0.95, "f2": 0.85, "f3": 1.0}), _result("b", 0.7, {"x": 0.7, "y": 0.6})]
+    )
+    text = format_changes(up, (40, 44), [40, 44])
+    assert "a            pooled 0.900 -> 0.920; folds up 2, down 0, same 1; up: f1, f2" in text
+    assert text.endswith("verdict: gains across folds")
+    # The same gain that flags more of the long faithful answers is not kept.
+    assert "do not keep it" in format_changes(up, (38, 44), [40, 44]).splitlines()[-1]
+    assert format_changes([], (40, 44), None).endswith("verdict: nothing recorded to compare with")
+
+
 @pytest.fixture(scope="module")
 def dev_sets() -> list[LabelledSet]:
     require_data(DATA)
@@ -78,7 +129,11 @@ def test_shipped_model_is_the_cross_validated_recipe_fitted_on_all_rows(dev_sets
     refit = fit([s.vectors() for s in dev_sets], [s.y for s in dev_sets])
     assert refit.weights == pytest.approx(shipped.weights, abs=1e-6)
     assert refit.bias == pytest.approx(shipped.bias, abs=1e-6)
-    recorded = json.loads(DEFAULT_MODEL_PATH.read_text())["fit"]["cv"]
+    fit_info = json.loads(DEFAULT_MODEL_PATH.read_text())["fit"]
+    faithful = featurize("faithful", FAITHFUL_PATH)
+    grounded = sum(1 for a in faithful.analyses if shipped.probability(a.vector()) < shipped.threshold)
+    assert fit_info["faithful_grounded"] == [grounded, len(faithful.analyses)]
+    recorded = fit_info["cv"]
     for r in cross_validate(dev_sets):
         assert recorded[r.name]["pooled_balanced_accuracy"] == pytest.approx(r.pooled, abs=1e-4)
         assert recorded[r.name]["folds"] == {f.name: pytest.approx(f.balanced_accuracy, abs=1e-4) for f in r.folds}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,11 +33,14 @@ __all__ = [
     "CVResult",
     "FoldScore",
     "LabelledSet",
+    "SetChange",
     "balanced_accuracy",
+    "compare",
     "cross_validate",
     "featurize",
     "fit",
     "folds_of",
+    "gains_across_folds",
 ]
 
 FOLDS = 5  # for sets without domains: GroupKFold by question / document
@@ -208,3 +211,59 @@ def cross_validate(
         pooled = balanced_accuracy(ys[k], [p >= THRESHOLD for p in oof])
         results.append(CVResult(s.name, scheme, oof, scores, pooled))
     return results
+
+
+@dataclass(frozen=True)
+class SetChange:
+    """One set's grouped-CV figures after a change, against those recorded before it."""
+
+    name: str
+    pooled_before: float
+    pooled_after: float
+    gained: tuple[str, ...]  # held-out folds whose figure rose
+    lost: tuple[str, ...]  # and fell
+    unchanged: int
+
+    @property
+    def holds(self) -> bool:
+        """Not worse on this set: the pooled figure did not fall, and more folds rose than fell (or none
+        moved)."""
+        if round(self.pooled_after, 4) < round(self.pooled_before, 4):
+            return False
+        return len(self.gained) > len(self.lost) or not (self.gained or self.lost)
+
+
+def compare(recorded: Mapping[str, Mapping[str, object]], results: Sequence[CVResult]) -> list[SetChange]:
+    """Per set, which held-out folds a change moved, against figures recorded in the same shape as the
+    shipped model's (`fit.cv` in data/model.json: 4-decimal figures per fold and pooled).
+
+    The rule a change must pass to stay is `gains_across_folds`: a gain on the rows one has read is
+    no evidence; a gain on held-out folds of every set, with no set worse, is some."""
+    out = []
+    for r in results:
+        before = recorded.get(r.name)
+        if not isinstance(before, Mapping):
+            continue
+        folds = before.get("folds")
+        pooled = before.get("pooled_balanced_accuracy")
+        if not isinstance(folds, Mapping) or not isinstance(pooled, int | float):
+            continue
+        gained, lost, same = [], [], 0
+        for f in r.folds:
+            old = folds.get(f.name)
+            if not isinstance(old, int | float):
+                continue
+            new = round(f.balanced_accuracy, 4)
+            if new > old:
+                gained.append(f.name)
+            elif new < old:
+                lost.append(f.name)
+            else:
+                same += 1
+        out.append(SetChange(r.name, float(pooled), r.pooled, tuple(gained), tuple(lost), same))
+    return out
+
+
+def gains_across_folds(changes: Sequence[SetChange]) -> bool:
+    """Every set holds (see SetChange.holds) and at least one held-out fold rose."""
+    return bool(changes) and all(c.holds for c in changes) and any(c.gained for c in changes)
