@@ -8,17 +8,20 @@ the judge's own endpoint: a definition read back carries only whether a key is s
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from driftline.judge_config import ApiJudge
 from driftline.store import Store
 
 __all__ = ["MAX_JUDGES_PER_TENANT", "JudgeBook", "StoredJudge", "TooManyJudges"]
+
+log = logging.getLogger(__name__)
 
 # Each judge is a scheduled job and a label value of the judge metrics: a tenant's count is bounded.
 MAX_JUDGES_PER_TENANT = 50
@@ -48,6 +51,12 @@ class StoredJudge:
         return bool(self.definition.api_key.get_secret_value())
 
 
+def _first_error(e: ValidationError) -> str:
+    """Where and what, without the input (a definition may hold text a log should not)."""
+    err = e.errors(include_input=False)[0]
+    return f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}"
+
+
 def _utc(t: datetime) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
@@ -57,6 +66,7 @@ class JudgeBook:
         self.store = store
         self._clock = clock
         self._last = datetime(1970, 1, 1, tzinfo=UTC)
+        self._told: set[tuple[str, str, datetime]] = set()
 
     def _now(self) -> datetime:
         """Strictly increasing in this process (ReplacingMergeTree keeps the latest write)."""
@@ -65,12 +75,20 @@ class JudgeBook:
         return t
 
     def judges(self, tenant: str) -> list[StoredJudge]:
-        """The tenant's live judges, by name."""
+        """The tenant's live judges, by name. A stored definition this version of Driftline no
+        longer accepts is left out (and logged, once per process): a PUT replaces it."""
         out = []
         for r in self.store.judges.definitions(tenant):
             if r["deleted"]:
                 continue
-            d = ApiJudge.model_validate_json(r["definition"])
+            try:
+                d = ApiJudge.model_validate_json(r["definition"])
+            except ValidationError as e:
+                if (tenant, r["name"], r["updated_at"]) not in self._told:
+                    self._told.add((tenant, r["name"], r["updated_at"]))
+                    log.warning("judge %s of tenant %s: stored definition not valid, not run: %s",
+                                r["name"], tenant, _first_error(e))  # fmt: skip
+                continue
             d = d.model_copy(update={"api_key": SecretStr(str(r["api_key"]))})
             out.append(StoredJudge(str(r["name"]), d, _utc(r["updated_at"])))
         return out

@@ -254,3 +254,31 @@ def test_a_bad_definition_is_a_422_naming_the_field(
     assert any(e["loc"][:2] == ["body", field] and message in e["msg"] for e in errors), errors
     assert JUDGE_KEY not in r.text  # a refused body is not echoed with its key
     assert httpx.get(f"{app.url}/api/v1/judges", headers=_h(KEY_A), timeout=30).json() == {"judges": []}
+
+
+def test_a_stored_definition_no_longer_valid_is_skipped_not_a_500(
+    app: LiveServer, judge_server: FakeJudge, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A definition stored by another version of Driftline that this one rejects (here: a template
+    variable it does not know) hides neither the tenant's other judges nor the list: it is left out,
+    logged once, and a PUT replaces it."""
+    from driftline.scorers.judge_book import JudgeBook
+
+    _ingest(app, KEY_A, ["The capital is Canberra."])
+    ok = httpx.post(f"{app.url}/api/v1/judges", json={"name": "politeness", **_judge(judge_server.url)},
+                    headers=_h(ADMIN_A), timeout=30)  # fmt: skip
+    assert ok.status_code == 201
+    bad = dict(ok.json()["definition"])
+    bad["prompt"] = "{{ reference_answer }}"
+    JudgeBook(app.runtime.store)._write(TENANT_A, "older", json.dumps(bad), "", False, datetime.now(UTC))
+    listed = httpx.get(f"{app.url}/api/v1/judges", headers=_h(KEY_A), timeout=30)
+    assert listed.status_code == 200 and [j["name"] for j in listed.json()["judges"]] == ["politeness"]
+    assert httpx.get(f"{app.url}/api/v1/judges/older", headers=_h(KEY_A), timeout=30).status_code == 404
+    with caplog.at_level(logging.WARNING):
+        results = _scorer(app).api_judges.run_once()
+    assert set(results) == {(TENANT_A, "politeness")}
+    assert "judge older of tenant tenant-a: stored definition not valid" in caplog.text
+    assert "unknown template variable 'reference_answer'" in caplog.text
+    fixed = httpx.put(f"{app.url}/api/v1/judges/older", json=_judge(judge_server.url), headers=_h(ADMIN_A), timeout=30)
+    assert fixed.status_code == 200
+    assert set(_scorer(app).api_judges.run_once()) == {(TENANT_A, "politeness"), (TENANT_A, "older")}
