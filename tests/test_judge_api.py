@@ -282,3 +282,46 @@ def test_a_stored_definition_no_longer_valid_is_skipped_not_a_500(
     fixed = httpx.put(f"{app.url}/api/v1/judges/older", json=_judge(judge_server.url), headers=_h(ADMIN_A), timeout=30)
     assert fixed.status_code == 200
     assert set(_scorer(app).api_judges.run_once()) == {(TENANT_A, "politeness"), (TENANT_A, "older")}
+
+
+def _wait_for(check: Any, timeout_s: float = 60.0) -> Any:
+    """Poll `check` until it returns something truthy (bounded): the scheduler runs on its own thread."""
+    import threading
+
+    done = threading.Event()
+    deadline = datetime.now(UTC) + timedelta(seconds=timeout_s)
+    while datetime.now(UTC) < deadline:
+        if got := check():
+            return got
+        done.wait(0.1)
+    raise AssertionError(f"not within {timeout_s} s")
+
+
+def test_the_running_scheduler_picks_a_judge_up_and_its_edit_without_a_restart(
+    app: LiveServer, judge_server: FakeJudge
+) -> None:
+    """Through the real APScheduler: the scorer is started first, the judge made and edited after."""
+    ids = _ingest(app, KEY_A, ["Canberra, you idiot."])
+    settings = load_settings(ScorerSettings, environ={}, scorer_interval_s=0.3, sli_interval_s=3600,
+                             review_fill_interval_s=3600, review_agreement_interval_s=3600)  # fmt: skip
+    service = ScorerService(
+        settings, app.runtime.store, CollectorRegistry(), clock=lambda: datetime.now(UTC) + timedelta(seconds=5)
+    )
+    service.start()
+    try:
+        made = httpx.post(f"{app.url}/api/v1/judges", json={"name": "politeness", **_judge(judge_server.url)},
+                          headers=_h(ADMIN_A), timeout=30)  # fmt: skip
+        v1 = made.json()["version"]
+        trace_id = ids[0]["trace_id"]
+        assert [s["version"] for s in _wait_for(lambda: _judge_scores(app, KEY_A, trace_id))] == [v1]
+        edited = _judge(judge_server.url, prompt="Rate the politeness of: {{ output }}")
+        v2 = httpx.put(f"{app.url}/api/v1/judges/politeness", json=edited, headers=_h(ADMIN_A), timeout=30).json()
+
+        def two() -> list[dict[str, Any]] | None:
+            got = _judge_scores(app, KEY_A, trace_id)
+            return got if len(got) == 2 else None
+
+        both = _wait_for(two)
+        assert sorted(s["version"] for s in both) == sorted([v1, v2["version"]])
+    finally:
+        assert service.scoring.stop(wait=True, timeout_s=30)
