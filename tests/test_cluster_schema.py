@@ -346,6 +346,7 @@ def test_rehearsal_tables_are_the_cluster_tables_without_replication(rehearsal: 
         "judge_definitions": "ReplacingMergeTree",
         "trace_summaries_local": "AggregatingMergeTree", "trace_summaries": "Merge",
         "trace_summaries_spans": "MaterializedView", "trace_summaries_scores": "MaterializedView",
+        "trace_index_local": "AggregatingMergeTree", "trace_index": "Merge", "trace_index_spans": "MaterializedView",
     }  # fmt: skip
     spans = tables["spans_local"]["create_table_query"]
     assert "PROJECTION by_trace" in spans and "idx_session_id" in spans and "toIntervalDay(30)" in spans

@@ -481,6 +481,40 @@ ENGINE = ReplacingMergeTree(updated_at)
 ORDER BY (tenant, name)
 """
 
+# Where a trace's spans are (migration 11): one row per (tenant, day, trace) with the first and last
+# span start, sorted by trace id in small granules, kept by a view on spans. A trace by id reads one
+# small granule per part here, then only the spans table's granules of that time range (its primary
+# key), instead of the by_trace projection's 8192-row granule in every part of the spans table.
+_TRACE_INDEX = """
+CREATE TABLE IF NOT EXISTS {db}.trace_index (
+    tenant LowCardinality(String),
+    day Date,
+    trace_id String,
+    first_start SimpleAggregateFunction(min, DateTime64(9, 'UTC')),
+    last_start SimpleAggregateFunction(max, DateTime64(9, 'UTC'))
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY day
+ORDER BY (tenant, trace_id, day)
+TTL day + INTERVAL {ttl_days} DAY
+SETTINGS index_granularity = 256
+"""
+_FROM_SPANS_INDEX = """
+SELECT tenant, toDate(start_time) AS day, trace_id, min(start_time) AS first_start, max(start_time) AS last_start
+FROM {db}.spans"""
+_INDEX_GROUP = " GROUP BY tenant, day, trace_id"
+# The view first, then the backfill: a span counted by both changes neither min nor max.
+_TRACE_LOOKUP = (
+    _TRACE_INDEX,
+    f"CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.trace_index_spans TO {{db}}.trace_index AS{_FROM_SPANS_INDEX}"
+    f"{_INDEX_GROUP}",
+    PerDay(
+        "INSERT INTO {db}.trace_index (tenant, day, trace_id, first_start, last_start)"
+        f"{_FROM_SPANS_INDEX} WHERE toDate(start_time) = toDate('{{day}}')" + _INDEX_GROUP,
+        "spans",
+    ),
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "spans, scores, review_items", (_SPANS, _SCORES, _REVIEW_ITEMS)),
     Migration(2, "scorer_state", (_SCORER_STATE,)),
@@ -497,6 +531,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         9, "judge_cache, judge_canary: LLM judges' verdict cache and canary baselines", (_JUDGE_CACHE, _JUDGE_CANARY)
     ),
+    Migration(11, "trace_index: each trace's span start range by trace id, kept by a view, backfilled", _TRACE_LOOKUP),
     Migration(12, "judge_definitions: LLM judges defined through the API", (_JUDGE_DEFINITIONS,)),
 )
 
@@ -507,4 +542,5 @@ TTL_TABLES: tuple[tuple[str, str], ...] = (
     ("feedback", "created_at"),
     ("judge_cache", "created_at"),
     ("trace_summaries", "hour"),
+    ("trace_index", "day"),
 )

@@ -424,6 +424,30 @@ CREATE TABLE IF NOT EXISTS driftline.judge_canary (
 ENGINE = ReplacingMergeTree(run_at)
 ORDER BY (tenant, judge, judge_version, kind, item_id);
 
+-- migration 11: trace_index: each trace's span start range by trace id, kept by a view, backfilled
+CREATE TABLE IF NOT EXISTS driftline.trace_index (
+    tenant LowCardinality(String),
+    day Date,
+    trace_id String,
+    first_start SimpleAggregateFunction(min, DateTime64(9, 'UTC')),
+    last_start SimpleAggregateFunction(max, DateTime64(9, 'UTC'))
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY day
+ORDER BY (tenant, trace_id, day)
+TTL day + INTERVAL 30 DAY
+SETTINGS index_granularity = 256;
+
+-- migration 11: trace_index: each trace's span start range by trace id, kept by a view, backfilled
+CREATE MATERIALIZED VIEW IF NOT EXISTS driftline.trace_index_spans TO driftline.trace_index AS
+SELECT tenant, toDate(start_time) AS day, trace_id, min(start_time) AS first_start, max(start_time) AS last_start
+FROM driftline.spans GROUP BY tenant, day, trace_id;
+
+-- migration 11: trace_index: each trace's span start range by trace id, kept by a view, backfilled (PerDay: table=spans)
+INSERT INTO driftline.trace_index (tenant, day, trace_id, first_start, last_start)
+SELECT tenant, toDate(start_time) AS day, trace_id, min(start_time) AS first_start, max(start_time) AS last_start
+FROM driftline.spans WHERE toDate(start_time) = toDate('{day}') GROUP BY tenant, day, trace_id;
+
 -- migration 12: judge_definitions: LLM judges defined through the API
 CREATE TABLE IF NOT EXISTS driftline.judge_definitions (
     tenant LowCardinality(String),

@@ -244,15 +244,14 @@ def trace_summaries(
 
 
 def get_trace(store: Store, tenant: str, trace_id: str) -> list[dict[str, Any]]:
-    """Every span of the trace, by start time. Two steps: the trace's time range from the by_trace
-    projection (sorted by trace id), then the spans in that range only, found by the primary key."""
+    """Every span of the trace, by start time. Two steps: the trace's span start range from
+    `trace_index` (sorted by trace id in small granules), then the spans in that range only, found
+    by the primary key: one granule of the spans table instead of one in every part."""
     bounds = store._reader.rows(
         tenant,
         # In ns: a datetime would round the nanoseconds away and miss the last span.
-        "SELECT toUnixTimestamp64Nano(min(start_time)) AS lo, toUnixTimestamp64Nano(max(start_time)) AS hi, "
-        "count() AS n FROM {db}.spans "
-        # The projection finds the trace in one mark; the bloom filter would be read whole first.
-        "WHERE tenant = {tenant:String} AND trace_id = {trace_id:String} SETTINGS use_skip_indexes = 0",
+        "SELECT toUnixTimestamp64Nano(min(first_start)) AS lo, toUnixTimestamp64Nano(max(last_start)) AS hi, "
+        "count() AS n FROM {db}.trace_index WHERE tenant = {tenant:String} AND trace_id = {trace_id:String}",
         {"trace_id": trace_id},
     )
     if not bounds or not bounds[0]["n"]:
@@ -260,9 +259,12 @@ def get_trace(store: Store, tenant: str, trace_id: str) -> list[dict[str, Any]]:
     cols = ", ".join(f"`{c}`" for c in SPAN_READ_COLUMNS)
     return store._reader.rows(
         tenant,
-        f"SELECT {cols} FROM {{db}}.spans FINAL WHERE tenant = {{tenant:String}} AND trace_id = {{trace_id:String}} "
+        # PREWHERE on sorting key columns only, so FINAL still sees every copy of a span it keeps;
+        # one thread: the read is a granule or two.
+        f"SELECT {cols} FROM {{db}}.spans FINAL PREWHERE tenant = {{tenant:String}} AND trace_id = {{trace_id:String}} "
         "AND start_time >= fromUnixTimestamp64Nano({lo:Int64}, 'UTC') "
-        "AND start_time <= fromUnixTimestamp64Nano({hi:Int64}, 'UTC') ORDER BY start_time, span_id",
+        "AND start_time <= fromUnixTimestamp64Nano({hi:Int64}, 'UTC') ORDER BY start_time, span_id "
+        "SETTINGS max_threads = 1",
         {"trace_id": trace_id, "lo": bounds[0]["lo"], "hi": bounds[0]["hi"]},
     )
 
@@ -272,7 +274,7 @@ def trace_scores(store: Store, tenant: str, trace_id: str) -> list[dict[str, Any
     return store._reader.rows(
         tenant,
         "SELECT trace_id, span_id, scorer, scorer_version, value, label, explanation, details, scored_at "
-        "FROM {db}.scores FINAL WHERE tenant = {tenant:String} AND trace_id = {trace_id:String} "
-        "ORDER BY span_start_time, span_id, scorer, scorer_version",
+        "FROM {db}.scores FINAL PREWHERE tenant = {tenant:String} AND trace_id = {trace_id:String} "
+        "ORDER BY span_start_time, span_id, scorer, scorer_version SETTINGS max_threads = 1",
         {"tenant": tenant, "trace_id": trace_id},
     )
