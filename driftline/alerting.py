@@ -465,9 +465,10 @@ def _pipeline_rules(t: AlertThresholds) -> list[dict[str, Any]]:
         f"{changed} >= {t.judge_canary_changed_min} and {changed} > {t.judge_canary_changed_share:g} * "
         "driftline_judge_canary_items",
         t.judge_canary_for,
-        f"LLM judge {_t('$labels.judge')} changed {_t('$value')} canary verdicts",
-        f"Re-scoring its canary set, judge {_t('$labels.judge')} gave {_t('$value')} verdicts that differ from "
-        "its pinned baseline (of {{ with printf `driftline_judge_canary_items{judge=%q}` $labels.judge | query }}"
+        f"LLM judge {_t('$labels.judge')} (tenant {_t('$labels.tenant')}) changed {_t('$value')} canary verdicts",
+        f"Re-scoring its canary set, judge {_t('$labels.judge')} of tenant {_t('$labels.tenant')} gave "
+        f"{_t('$value')} verdicts that differ from its pinned baseline (of {{{{ with printf "
+        "`driftline_judge_canary_items{judge=%q,tenant=%q}` $labels.judge $labels.tenant | query }}"
         "{{ . | first | value }}{{ end }} items): the endpoint or model behind it changed, and scores and SLIs "
         "it makes are no longer comparable with earlier ones. Compare the canary verdicts "
         "(judge_canary, kind latest vs baseline), pin the model version, or accept the new behaviour by "

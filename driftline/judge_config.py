@@ -201,7 +201,15 @@ class ApiJudge(JudgeDefinition):
         description="API key of the endpoint. Write-only: never returned. On PUT, left out: the stored key is "
         'kept while base_url stays the same; "": no key.',
     )
-    canary: CanaryConfig | None = Field(None, description="Not available through the API: declare the judge in config.")
+    canary: CanaryConfig | None = Field(
+        None, description="Not through the API (a canary file is on the scorer's disk): use canary_dataset."
+    )
+    canary_dataset: str = Field(
+        "",
+        pattern=r"^([a-z0-9][a-z0-9_.-]{0,63})?$",
+        description="A review golden dataset of this tenant whose items are the judge's canary set ('': none).",
+    )
+    canary_interval_s: float = Field(3600.0, ge=60, description="Seconds between canary runs.")
     # Which spans, as `scorers.<name>` does for a configured scorer.
     enabled: bool = Field(True, description="Run this judge.")
     interval_s: float | None = Field(None, gt=0, description="Seconds between runs; default scorer_interval_s.")
@@ -218,7 +226,7 @@ class ApiJudge(JudgeDefinition):
     @classmethod
     def _no_canary(cls, v: CanaryConfig | None) -> None:
         if v is not None:
-            raise ValueError("canary sets are declared in config (judges.<name>.canary), not through the API")
+            raise ValueError("not through the API: a judge's canary set is canary_dataset, a review golden dataset")
 
     @property
     def judge_version(self) -> str:

@@ -7,6 +7,10 @@ its definition and key stay the same (its hourly budget with it) and built anew 
 an edited prompt is a new version, with its own watermark and its own scores, never mixed with
 the old version's. A judge whose name a built-in scorer, a configured judge or a plugin already
 uses is skipped (and logged once): its scores would be indistinguishable from theirs.
+
+A judge with a `canary_dataset` is watched as a configured judge with a canary is
+(scorers/judge_canary.py): on replica 0, every `canary_interval_s`, the review golden dataset of
+its tenant is re-scored by the judge and compared with the version's pinned baseline.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from driftline.config import ScorerJobConfig, ScorerSettings
 from driftline.pricing import Pricer
 from driftline.scorers.judge_book import JudgeBook, StoredJudge
 from driftline.scorers.judge_cache import JudgeCache
+from driftline.scorers.judge_canary import CanaryItem, CanaryJob, reviewed_items
 from driftline.scorers.judge_custom import CustomJudgeScorer, JudgeSpec
 from driftline.scorers.metrics import ScorerMetrics
 from driftline.scorers.runner import JobOptions, RunResult, ScorerJob
@@ -52,6 +57,13 @@ class _Entry:
     job: ScorerJob
     interval_s: float
     last_run: float = -1e18  # monotonic seconds
+    canary: CanaryJob | None = None
+    canary_interval_s: float = 3600.0
+    canary_last_run: float = -1e18
+
+
+def _dataset_items(store: Store, tenant: str, dataset: str) -> Callable[[], list[CanaryItem]]:
+    return lambda: reviewed_items(store, tenant, dataset)
 
 
 class ApiJudgeJobs:
@@ -62,18 +74,21 @@ class ApiJudgeJobs:
         metrics: ScorerMetrics,
         run: Callable[[ScorerJob], RunResult | None],
         options: OptionsOf,
+        run_periodic: Callable[[str, Callable[[], object]], None] | None = None,
         taken: Iterable[str] = (),
         pricer: Pricer | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        """`run`: the scoring service's wrapper; `options`: settings -> JobOptions (the registry's);
-        `taken`: scorer names already in use in this process."""
+        """`run`: the scoring service's wrapper of scorer runs, `run_periodic` its wrapper of other
+        jobs (the canaries; None: no canaries, as on replicas other than 0); `options`: settings ->
+        JobOptions (the registry's); `taken`: scorer names already in use in this process."""
         self.settings = settings
         self.store = store
         self.book = JudgeBook(store)
         self.metrics = metrics
         self._run = run
+        self._run_periodic = run_periodic
         self._options = options
         self.taken = frozenset(taken)
         self.pricer = pricer
@@ -101,10 +116,17 @@ class ApiJudgeJobs:
                 seen.add(key)
                 entry = self._entry(tenant, j)
                 now = self._monotonic()
-                if now - entry.last_run < entry.interval_s:
-                    continue
-                entry.last_run = now
-                out[key] = self._run(entry.job)
+                if now - entry.last_run >= entry.interval_s:
+                    entry.last_run = now
+                    out[key] = self._run(entry.job)
+                canary, run_periodic = entry.canary, self._run_periodic
+                if (
+                    canary is not None
+                    and run_periodic is not None
+                    and (now - entry.canary_last_run >= entry.canary_interval_s)
+                ):
+                    entry.canary_last_run = now
+                    run_periodic(canary.name, canary.run_once)
         for gone in set(self._jobs) - seen:  # deleted or disabled: its job (and budget) is dropped
             del self._jobs[gone]
         return out
@@ -120,6 +142,13 @@ class ApiJudgeJobs:
         scorer = CustomJudgeScorer(spec, self.metrics, cache=self.cache, pricer=self.pricer)
         opts = api_judge_options(self.settings, tenant, j, self._options)
         job = ScorerJob(scorer, self.store, opts, clock=self._clock)
+        old = entry
         entry = _Entry(fingerprint, job, d.interval_s or self.settings.scorer_interval_s)
+        if d.canary_dataset:
+            items = _dataset_items(self.store, tenant, d.canary_dataset)
+            entry.canary = CanaryJob(scorer, self.store, self.metrics, tenant, items, clock=self._clock)
+            entry.canary_interval_s = d.canary_interval_s
+            if old is not None and old.canary is not None and old.job.scorer.version == scorer.version:
+                entry.canary_last_run = old.canary_last_run  # a budget edit is no reason to ask again
         self._jobs[(tenant, j.name)] = entry
         return entry

@@ -152,9 +152,9 @@ class CanaryJob:
                     result.changed_ids.append(item.id)
         self._write("latest", verdicts)
         self._write("baseline", [v for v in verdicts if v[0] not in baseline])
-        self.m.canary_items.labels(j.name).set(result.items)
-        self.m.canary_changed.labels(j.name).set(result.changed)
-        self.m.canary_last_run.labels(j.name).set(self.clock().timestamp())
+        self.m.canary_items.labels(j.name, self.tenant).set(result.items)
+        self.m.canary_changed.labels(j.name, self.tenant).set(result.changed)
+        self.m.canary_last_run.labels(j.name, self.tenant).set(self.clock().timestamp())
         if result.changed:
             log.warning("canary %s: %d of %d verdicts differ from the baseline (items %s)", self.name,
                         result.changed, result.items, ", ".join(result.changed_ids[:10]))  # fmt: skip

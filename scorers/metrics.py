@@ -62,13 +62,14 @@ class ScorerMetrics:
             registry=registry,
         )  # fmt: skip
         c = "driftline_judge_canary_"
-        self.canary_items = Gauge(c + "items", "Canary items the judge's last canary run scored.", ["judge"],
-                                  registry=registry)  # fmt: skip
+        # tenant: the canary's (a configured judge's canary.tenant; an API judge's own tenant).
+        self.canary_items = Gauge(c + "items", "Canary items the judge's last canary run scored.",
+                                  ["judge", "tenant"], registry=registry)  # fmt: skip
         self.canary_changed = Gauge(
-            c + "changed", "Canary verdicts of the last run that differ from the pinned baseline.", ["judge"],
-            registry=registry,
+            c + "changed", "Canary verdicts of the last run that differ from the pinned baseline.",
+            ["judge", "tenant"], registry=registry,
         )  # fmt: skip
         self.canary_last_run = Gauge(
-            c + "last_run_timestamp_seconds", "When the judge's canary set was last re-scored.", ["judge"],
+            c + "last_run_timestamp_seconds", "When the judge's canary set was last re-scored.", ["judge", "tenant"],
             registry=registry,
         )  # fmt: skip

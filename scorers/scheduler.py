@@ -99,7 +99,9 @@ class ScoringService:
         if after:
             self._after[name] = (frozenset(after), interval_s)
 
-    def _run_periodic(self, name: str, fn: Callable[[], object]) -> None:
+    def run_periodic(self, name: str, fn: Callable[[], object]) -> None:
+        """The one wrapper every periodic run goes through (also for jobs run from inside another,
+        as the API judges' canaries): runs, duration and failures recorded, an exception logged."""
         t0 = time.perf_counter()
         with self._lock:
             self._running.add(name)
@@ -119,7 +121,7 @@ class ScoringService:
 
     def start(self) -> None:
         for name, fn, interval in self._periodic:
-            self._sched.add_job(self._run_periodic, IntervalTrigger(seconds=interval), args=[name, fn], id=name)
+            self._sched.add_job(self.run_periodic, IntervalTrigger(seconds=interval), args=[name, fn], id=name)
         for sj in self.jobs:
             self._sched.add_job(
                 self.run, IntervalTrigger(seconds=sj.interval_s), args=[sj.job], id=sj.job.scorer.name,

@@ -74,6 +74,7 @@ class ScorerService(Service):
         self.api_judges = ApiJudgeJobs(
             settings, store, self.metrics, run=self.scoring.run, options=job_options, pricer=self.pricer,
             taken={*SCORER_NAMES, *(sj.job.scorer.name for sj in jobs)}, clock=clock,
+            run_periodic=self.scoring.run_periodic if settings.replica_index == 0 else None,
         )  # fmt: skip
         if settings.scorers_enabled:
             self.scoring.add_periodic("api-judges", self.api_judges.run_once, settings.scorer_interval_s)

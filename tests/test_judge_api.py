@@ -239,7 +239,9 @@ def test_the_key_is_write_only_and_never_follows_a_new_endpoint(app: LiveServer,
         ({"temperature": 5}, "temperature", "less than or equal to 2"),
         ({"sample_rate": 1.5}, "sample_rate", "less than or equal to 1"),
         ({"temprature": 0}, "temprature", "Extra inputs are not permitted"),
-        ({"canary": {"dataset": "golden"}}, "canary", "declared in config"),
+        ({"canary": {"dataset": "golden"}}, "canary", "canary_dataset"),
+        ({"canary_dataset": "../etc"}, "canary_dataset", "String should match pattern"),
+        ({"canary_interval_s": 1}, "canary_interval_s", "greater than or equal to 60"),
         ({"name": "refusal"}, "name", "built-in scorer"),
         ({"name": "has space"}, "name", "String should match pattern"),
     ],
@@ -325,3 +327,50 @@ def test_the_running_scheduler_picks_a_judge_up_and_its_edit_without_a_restart(
         assert sorted(s["version"] for s in both) == sorted([v1, v2["version"]])
     finally:
         assert service.scoring.stop(wait=True, timeout_s=30)
+
+
+def test_an_api_judge_is_watched_by_its_canary_dataset(app: LiveServer, judge_server: FakeJudge) -> None:
+    """A judge made through the API with a canary_dataset: its tenant's reviewed items re-scored on
+    schedule, a verdict change against the pinned baseline counted per (judge, tenant)."""
+    from driftline.scorers.judge_api_jobs import ApiJudgeJobs
+    from driftline.scorers.metrics import ScorerMetrics
+    from driftline.scorers.registry import job_options
+    from driftline.scorers.scheduler import ScoringService
+    from driftline.store.queries import review as review_queries
+
+    now = datetime.now(UTC)
+    records = [
+        {"trace_id": f"t{i}", "span_id": f"s{i}", "queue": "support", "input": "Refund?", "output": out,
+         "context": "", "corrected_answer": "", "labels": {}}
+        for i, out in enumerate(["Sure, refunded.", "No, you idiot.", "Ask again later, idiot."])
+    ]  # fmt: skip
+    review_queries.insert_dataset_records(
+        app.runtime.store, TENANT_A,
+        [{"dataset": "golden", "queue": "support", "trace_id": r["trace_id"], "record": json.dumps(r), "added_at": now}
+         for r in records],
+    )  # fmt: skip
+    body = {"name": "politeness", **_judge(judge_server.url), "canary_dataset": "golden", "canary_interval_s": 600}
+    assert httpx.post(f"{app.url}/api/v1/judges", json=body, headers=_h(ADMIN_A), timeout=30).status_code == 201
+    reg = CollectorRegistry()
+    metrics = ScorerMetrics(reg)
+    scoring = ScoringService([], metrics)
+    ticks = [0.0]
+    settings = load_settings(ScorerSettings, environ={})
+    jobs = ApiJudgeJobs(settings, app.runtime.store, metrics, run=scoring.run, options=job_options,
+                        run_periodic=scoring.run_periodic, monotonic=lambda: ticks[0])  # fmt: skip
+    labels = {"judge": "politeness", "tenant": TENANT_A}
+
+    def gauges() -> tuple[float | None, float | None]:
+        return (reg.get_sample_value("driftline_judge_canary_changed", labels),
+                reg.get_sample_value("driftline_judge_canary_items", labels))  # fmt: skip
+
+    jobs.run_once()  # the first canary run pins the baseline: 3 items asked, none compared yet
+    assert len(judge_server.requests) == 3 and gauges() == (0, 0)
+    ticks[0] += 60
+    jobs.run_once()  # within canary_interval_s: not asked again
+    assert len(judge_server.requests) == 3
+    judge_server.answer = lambda _: json.dumps({"score": 0.9, "label": "polite", "reasoning": "fine"})  # drifted
+    ticks[0] += 600
+    jobs.run_once()
+    assert len(judge_server.requests) == 6 and gauges() == (2, 3)  # the two rude verdicts flipped
+    assert reg.get_sample_value("driftline_scorer_runs_total", {"scorer": "canary:politeness", "outcome": "ok"}) == 2

@@ -86,7 +86,7 @@ def _service(settings: ScorerSettings, store: Store) -> tuple[ScorerService, Col
 
 
 def _gauges(reg: CollectorRegistry) -> tuple[float | None, float | None]:
-    labels = {"judge": "politeness"}
+    labels = {"judge": "politeness", "tenant": TENANT}
     return (
         reg.get_sample_value("driftline_judge_canary_changed", labels),
         reg.get_sample_value("driftline_judge_canary_items", labels),
@@ -143,7 +143,7 @@ def _promtool_fires(tmp_path: Path, changed: float | None, items: float | None, 
     rule = {k: v for k, v in rule.items() if k != "annotations"}
     rules = tmp_path / "canary-rules.yml"
     rules.write_text(yaml.safe_dump({"groups": [{"name": "canary", "interval": "15s", "rules": [rule]}]}))
-    labels = {"judge": "politeness", "instance": "scorer-0", "job": "driftline-scorer"}
+    labels = {"judge": "politeness", "tenant": TENANT, "instance": "scorer-0", "job": "driftline-scorer"}
     series = ",".join(f'{k}="{v}"' for k, v in labels.items())
     test = {
         "rule_files": [str(rules)],
