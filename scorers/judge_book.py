@@ -9,6 +9,7 @@ the judge's own endpoint: a definition read back carries only whether a key is s
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -66,13 +67,15 @@ class JudgeBook:
         self.store = store
         self._clock = clock
         self._last = datetime(1970, 1, 1, tzinfo=UTC)
+        self._lock = threading.Lock()  # the API's handlers run on a thread pool
         self._told: set[tuple[str, str, datetime]] = set()
 
     def _now(self) -> datetime:
         """Strictly increasing in this process (ReplacingMergeTree keeps the latest write)."""
-        t = max(_utc(self._clock()), self._last + timedelta(milliseconds=1))
-        self._last = t
-        return t
+        with self._lock:
+            t = max(_utc(self._clock()), self._last + timedelta(milliseconds=1))
+            self._last = t
+            return t
 
     def judges(self, tenant: str) -> list[StoredJudge]:
         """The tenant's live judges, by name. A stored definition this version of Driftline no

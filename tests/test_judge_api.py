@@ -374,3 +374,21 @@ def test_an_api_judge_is_watched_by_its_canary_dataset(app: LiveServer, judge_se
     jobs.run_once()
     assert len(judge_server.requests) == 6 and gauges() == (2, 3)  # the two rude verdicts flipped
     assert reg.get_sample_value("driftline_scorer_runs_total", {"scorer": "canary:politeness", "outcome": "ok"}) == 2
+
+
+def test_a_name_a_configured_judge_uses_is_not_run(
+    app: LiveServer, judge_server: FakeJudge, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The API cannot know the scorer's configured judges and plugins: the scorer skips an API judge
+    that takes one's name (its scores would mix with theirs) and says so once."""
+    _ingest(app, KEY_A, ["The capital is Canberra."])
+    body = {"name": "politeness", **_judge(judge_server.url)}
+    assert httpx.post(f"{app.url}/api/v1/judges", json=body, headers=_h(ADMIN_A), timeout=30).status_code == 201
+    configured = {"politeness": {"prompt": "{{ output }}", "output": {"labels": ["ok"]}, "base_url": judge_server.url}}
+    settings = load_settings(ScorerSettings, environ={}, judges=configured, scorers_enabled=True)
+    service = ScorerService(settings, app.runtime.store, CollectorRegistry())
+    with caplog.at_level(logging.WARNING):
+        assert service.api_judges.run_once() == {} and service.api_judges.run_once() == {}
+    said = [r.getMessage() for r in caplog.records if "is not run" in r.getMessage()]
+    assert said == ["judge politeness of tenant tenant-a is not run: a configured scorer has that name"]
+    assert judge_server.requests == []
