@@ -1,7 +1,7 @@
 """Scorer throughput: every scorer's scored spans/s on stored data (query, score, write), and its
 pure scoring speed (score() alone, one core).
 
-    python bench/scorer_bench.py [--traces 2000] [--doc-chars 3000]
+    python bench/scorer_bench.py [--traces 2000] [--doc-chars 3000] [--profile hallucination]
 
 Traces are RAG agent runs stored through the collector's consume path on the embedded store:
 a retrieval span with a passage of about `--doc-chars` characters (3,000 by default: the issue's
@@ -12,8 +12,10 @@ a retrieval span with a passage of about `--doc-chars` characters (3,000 by defa
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import os
+import pstats
 import random
 import re
 import sys
@@ -105,6 +107,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--traces", type=int, default=2000)
     ap.add_argument("--doc-chars", type=int, default=3000, help="characters of each retrieved passage")
+    ap.add_argument("--profile", default="", metavar="SCORER", help="profile this scorer's score() (cProfile, top 25)")
     args = ap.parse_args()
     data = Path(tempfile.mkdtemp(prefix="driftline-scorer-bench-"))
     s = load_settings(UpSettings, environ={}, data_dir=data, api_keys="k=bench", grpc_enabled=False)
@@ -125,6 +128,7 @@ def main() -> int:
         f"{'scorer':<22}{'scored':>8}{'job spans/s':>13}{'job spans/CPU-s':>17}{'score() spans/s':>17}"
         f"{'score() spans/CPU-s':>21}"
     )
+    profiles: list[tuple[str, cProfile.Profile]] = []
     for scorer in build_scorers(s, metrics):
         job = ScorerJob(scorer, rt.store, JobOptions(settle=timedelta(0), max_spans_per_run=10**7))
         t, cpu = time.perf_counter(), time.process_time()
@@ -141,11 +145,21 @@ def main() -> int:
             scorer.score(x, TraceContext(traces.get(x["trace_id"], ())))
         pure = len(rows) / max(1e-9, time.perf_counter() - t)
         pure_cpu = len(rows) / max(1e-9, time.thread_time() - tcpu)
+        if scorer.name == args.profile:
+            prof = cProfile.Profile()
+            prof.enable()
+            for x in rows:
+                scorer.score(x, TraceContext(traces.get(x["trace_id"], ())))
+            prof.disable()
+            profiles.append((scorer.name, prof))
         print(
             f"{scorer.name:<22}{r.scored:>8}{r.scored / dt:>13,.0f}{r.scored / max(dcpu, 1e-9):>17,.0f}{pure:>17,.0f}"
             f"{pure_cpu:>21,.0f}"
         )
     print(f"load average: {os.getloadavg()[0]:.1f} at the end")
+    for name, prof in profiles:
+        print(f"\nprofile of {name}.score(), by cumulative time:")
+        pstats.Stats(prof, stream=sys.stdout).sort_stats("cumulative").print_stats(25)
     _print_disk(rt.store)
     rt.stop()
     return 0
