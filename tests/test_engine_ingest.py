@@ -236,3 +236,12 @@ def test_values_the_engine_cannot_write_exactly_are_deferred(
     (row,) = engine_check._engine(1024).rows([body_of(res, scope, span)])
     deferred = row["deferred"]
     assert isinstance(deferred, list) and reason in deferred
+
+
+@pytest.mark.parametrize("count", ["inf", "-inf", "nan", "NaN", "12.7", " 7", "\t8\n", "+9", "1e3", "x"])
+def test_a_count_that_is_not_a_finite_number_is_read_as_python_reads_it(count: str) -> None:
+    """Every branch of the engine's count conversion runs on every span (no short-circuit):
+    a non-finite count must neither fail the query nor differ from the Python path."""
+    res, scope, span = record_span("x", {**_CHAT, "gen_ai.usage.input_tokens": count})
+    row = normalize_span(Normalizer(), res, scope, span)  # asserts the engine's row equal
+    assert engine_check.engine_row(res, scope, span)["input_tokens"] == row.get("input_tokens")
