@@ -4,7 +4,7 @@ beside the Python path's decode + normalize of the same bodies.
 The bodies are ingest_bench.py's own requests (tools/loadgen.py: 100 GenAI chat spans each,
 300-800 byte message contents). CPU time of this process (chDB runs in it), not wall time:
 
-    python bench/engine_bench.py [--requests 200] [--rounds 3] [--threads 2]
+    python bench/engine_bench.py [--requests 200] [--rounds 5] [--threads 2]
 
 Prints, per path: us of CPU per span (the median of the rounds), and for the engine the fixed
 cost of planning the query (one request) apart from the per-span cost (the slope between one
@@ -89,7 +89,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--spans", type=int, default=100)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2, help="max_threads of the engine's query")
     args = ap.parse_args()
     bodies = [llm_request(args.spans, seed=i).SerializeToString() for i in range(args.requests)]
@@ -98,16 +98,21 @@ def main() -> None:
 
     norm = Normalizer(pricer=Pricer())
     _python_us(bodies[:5], norm)  # warm the pricer's caches
-    py = [_python_us(bodies, norm) for _ in range(args.rounds)]
-    print(f"python  decode + normalize (every column):  {statistics.median(py):6.1f} us CPU/span (rounds {py})")
-
+    py: list[float] = []
+    one: list[float] = []
+    runs: list[tuple[float, int, int]] = []
     with tempfile.TemporaryDirectory() as tmp:
         client = open_client(StoreConfig(f"chdb://{tmp}/db", "default"), settings={"max_threads": args.threads})
         sink = _NullSink(client, tmp)
         sink.run(bodies[:1])  # the first query loads the engine's functions
-        one = [sink.run(bodies[:1])[0] for _ in range(args.rounds)]
-        runs = [sink.run(bodies) for _ in range(args.rounds)]
+        # Rounds interleaved (Python, engine on one request, engine on all), so a change in the
+        # machine's load falls on both paths alike.
+        for _ in range(args.rounds):
+            py.append(_python_us(bodies, norm))
+            one.append(sink.run(bodies[:1])[0])
+            runs.append(sink.run(bodies))
         client.close()
+    print(f"python  decode + normalize (every column):  {statistics.median(py):6.1f} us CPU/span (rounds {py})")
     fixed = statistics.median(one)
     total = statistics.median(r[0] for r in runs)
     spans, deferred = runs[0][1], runs[0][2]
