@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+import weakref
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import pairwise
+from itertools import filterfalse, pairwise, repeat
+from operator import attrgetter
+from typing import cast
 
 from driftline.scorers.grounding.lexicon import Lexicon
 from driftline.scorers.grounding.text import (
@@ -18,6 +22,9 @@ from driftline.scorers.grounding.text import (
     NEGATION_VERBS,
     NUMBER_WORDS,
     STOPWORDS,
+    normalize,
+    number_value,
+    raw_tokens,
     split_sentences,
     split_sources,
     terms,
@@ -32,18 +39,21 @@ __all__ = ["ContextIndex", "number_key"]
 # one name of a list ("Otto Stern and Max Volmer"; "A, B and C"): it inherits the names outside lists.
 _SINGULAR = frozenset({"he", "she", "it", "his", "her", "its", "this"})
 _PLURAL = frozenset({"they", "their", "these", "those"})
+_REFERRING = _SINGULAR | _PLURAL
 _REFERRING_REACH = 8
 _NAME_RUN = re.compile(r"[A-Z][\w'’.-]*(?:\s+(?:(?:of|de|van|von|the|for|and|&)\s+)?[A-Z][\w'’.-]*)*")
 _LIST_GLUE = frozenset({",", "and", ", and", "or", ", or", "&"})
 
 
-def _reference(words: Sequence[tuple[str, float | None]], sentence: str) -> str:
+def _reference(words: Sequence[str], sentence: str) -> str:
     """ "singular", "plural" or "" (the sentence does not refer back)."""
-    for low, _ in words[:_REFERRING_REACH]:
-        if low in _SINGULAR:
-            return "singular"
-        if low in _PLURAL:
-            return "plural"
+    first = words[:_REFERRING_REACH]
+    if not _REFERRING.isdisjoint(first):
+        for low in first:
+            if low in _SINGULAR:
+                return "singular"
+            if low in _PLURAL:
+                return "plural"
     # "The event ...", "The band ...": "the" and a common (lowercase) noun.
     head = sentence.lstrip(" \"'“‘(")
     return "singular" if head.startswith("The ") and head[4:5].islower() else ""
@@ -99,6 +109,60 @@ def _precision(value: float) -> float:
     return 1e-6
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class _Term:
+    """What one token, as written, adds to the sentence it stands in: worked out once per token (the
+    same words recur across sentences and documents), not once per occurrence."""
+
+    low: str
+    forms: frozenset[str]  # its forms, the parts of a compound, the numbers it names ("four-time")
+    numbers: tuple[float, ...]  # the numbers it names: a number word, or a compound's parts
+    senses: frozenset[int]  # none for a function word or a number
+    hypernyms: frozenset[int]
+    negates: bool
+    # A numeral, whose value depends on the token after it ("5 million"), is read in the sentence
+    # (these forms and senses are what it adds if it turns out to be no number: "3d", "mp3"); so is a
+    # token that adds anything to the context's numbers, or nothing at all.
+    special: bool
+
+
+_NO_INTS: frozenset[int] = frozenset()
+_SKIP = _Term("", frozenset(), (), _NO_INTS, _NO_INTS, False, True)
+_LOW, _FORMS, _SENSES = attrgetter("low"), attrgetter("forms"), attrgetter("senses")
+_HYPERNYMS, _NEGATES, _SPECIAL = attrgetter("hypernyms"), attrgetter("negates"), attrgetter("special")
+_MEMO_LIMIT = 200_000  # cleared when full, as the lexicon's own memo is
+_MEMOS: weakref.WeakKeyDictionary[Lexicon, dict[str, _Term]] = weakref.WeakKeyDictionary()
+
+
+def _term(raw: str, lexicon: Lexicon) -> _Term:
+    low = normalize(raw)
+    if not low:
+        return _SKIP
+    digits = low[0].isdigit() or low[0] in "$€£"
+    if not digits and low in NUMBER_WORDS:
+        value = NUMBER_WORDS[low]
+        return _Term(low, frozenset({number_key(value)}), (value,), _NO_INTS, _NO_INTS, False, True)
+    info = lexicon.word(low)
+    forms = set(info.forms)
+    numbers: list[float] = []
+    if "-" in low:
+        for part in low.split("-"):
+            forms.add(part)
+            if part in NUMBER_WORDS:  # "a four-time nominee" states "four"
+                numbers.append(NUMBER_WORDS[part])
+                forms.add(number_key(NUMBER_WORDS[part]))
+    stop = low in STOPWORDS
+    return _Term(
+        low,
+        frozenset(forms),
+        tuple(numbers),
+        _NO_INTS if stop else info.senses,
+        _NO_INTS if stop else info.hypernyms,
+        low in NEGATION_CUES or low in NEGATION_VERBS,
+        digits or bool(numbers),
+    )
+
+
 @dataclass
 class ContextIndex:
     sentences: list[str] = field(default_factory=list)
@@ -123,17 +187,24 @@ class ContextIndex:
     sentence_words: list[list[str]] = field(default_factory=list)
     question_words: list[str] = field(default_factory=list)
     _new_source: bool = False
+    _postings: defaultdict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
 
     @classmethod
     def build(cls, context: str, question: str, lexicon: Lexicon) -> ContextIndex:
         index = cls()
+        memo = _MEMOS.get(lexicon)
+        if memo is None or len(memo) >= _MEMO_LIMIT:
+            memo = _MEMOS[lexicon] = {}
         for source in split_sources(context):
             # A pronoun opening a pasted piece refers to something outside it: no link back.
             index._new_source = True
             for sentence in split_sentences(source):
-                index._add_sentence(sentence, lexicon)
+                index._add_sentence(sentence, lexicon, memo)
+        index.postings = dict(index._postings)
         n = max(1, len(index.sentences))
-        index.idf = {form: math.log(1.0 + n / len(ids)) for form, ids in index.postings.items()}
+        # The idf of a form depends only on how many sentences state it: one logarithm per count.
+        weight = [0.0, *(math.log(1.0 + n / count) for count in range(1, n + 1))]
+        index.idf = dict(zip(index.postings, map(weight.__getitem__, map(len, index.postings.values())), strict=True))
         # The question is premise, not evidence: its words may be repeated without being
         # hallucinated, but it takes no part in aligning answer sentences to the context.
         index.question = question
@@ -147,12 +218,36 @@ class ContextIndex:
         index.forms |= index.question_forms
         return index
 
-    def _add_sentence(self, sentence: str, lexicon: Lexicon) -> None:
+    def _add_sentence(self, sentence: str, lexicon: Lexicon, memo: dict[str, _Term]) -> None:
         sid = len(self.sentences)
-        forms: set[str] = set()
-        senses: set[int] = set()
-        negated = False
-        words = terms(sentence)
+        raws = raw_tokens(sentence)
+        found = [memo.get(raw) for raw in raws]
+        if None in found:
+            found = [memo.get(raw) or memo.setdefault(raw, _term(raw, lexicon)) for raw in raws]
+        terms_ = cast(list[_Term], found)
+        words = list(map(_LOW, terms_))
+        form_sets: list[Iterable[str]] = list(map(_FORMS, terms_))
+        sense_sets = list(map(_SENSES, terms_))
+        hypernym_sets = list(map(_HYPERNYMS, terms_))
+        negated = any(map(_NEGATES, terms_))
+        if any(map(_SPECIAL, terms_)):
+            skipped = False
+            for k, term in enumerate(terms_):
+                if not term.special:
+                    continue
+                skipped = skipped or term is _SKIP
+                if term.low[:1].isdigit() or term.low[:1] in ("$", "€", "£"):
+                    value = number_value(term.low, raws[k + 1].lower() if k + 1 < len(raws) else "")
+                    if value is not None:  # a number: nothing of the word
+                        self.numbers.add(value)
+                        form_sets[k], sense_sets[k], hypernym_sets[k] = (number_key(value),), _NO_INTS, _NO_INTS
+                        continue
+                self.numbers.update(term.numbers)
+            if skipped:
+                words = [w for w in words if w]
+        forms: set[str] = set().union(*form_sets)
+        senses: set[int] = set().union(*sense_sets)
+        self.hypernyms.update(*hypernym_sets)
         inherited: frozenset[str] = frozenset()
         reference = _reference(words, sentence) if sid > 0 and not self._new_source else ""
         if reference:
@@ -162,33 +257,16 @@ class ContextIndex:
                 self.inherited_postings.setdefault(form, []).append(sid)
         self._new_source = False
         self.inherited.append(inherited)
-        self.sentence_words.append([low for low, _ in words if low not in STOPWORDS])
-        for low, value in words:
-            if value is not None:
-                self.numbers.add(value)
-                forms.add(number_key(value))
-                continue
-            if low in NEGATION_CUES or low in NEGATION_VERBS:
-                negated = True
-            info = lexicon.word(low)
-            forms |= info.forms
-            if "-" in low:
-                for part in low.split("-"):
-                    forms.add(part)
-                    if part in NUMBER_WORDS:  # "a four-time nominee" states "four"
-                        self.numbers.add(NUMBER_WORDS[part])
-                        forms.add(number_key(NUMBER_WORDS[part]))
-            if low not in STOPWORDS:
-                senses |= info.senses
-                self.hypernyms |= info.hypernyms
+        self.sentence_words.append(list(filterfalse(STOPWORDS.__contains__, words)))
         self.sentences.append(sentence)
         self.sentence_forms.append(forms)
         self.sentence_senses.append(senses)
         self.sentence_negated.append(negated)
         self.forms |= forms
         self.senses |= senses
-        for form in forms:
-            self.postings.setdefault(form, []).append(sid)
+        # postings[form].append(sid) for every form, run by map() rather than a loop of bytecode: it is
+        # the commonest step of the whole build. (list.append returns None, so any() runs them all.)
+        any(map(list.append, map(self._postings.__getitem__, forms), repeat(sid)))
 
     def sentences_with(self, form: str) -> list[int]:
         """The sentences that state `form`, or state something about a subject named by it."""

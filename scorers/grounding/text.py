@@ -15,6 +15,9 @@ __all__ = [
     "NUMBER_WORDS",
     "STOPWORDS",
     "Token",
+    "normalize",
+    "number_value",
+    "raw_tokens",
     "split_sentences",
     "split_sources",
     "terms",
@@ -57,21 +60,31 @@ _SCALES: dict[str, float] = {
     "b": 1e9, "bn": 1e9, "billion": 1e9, "billions": 1e9, "tn": 1e12, "trillion": 1e12,
 }  # fmt: skip
 
+# Every token starts with a letter, a digit or a currency sign, so the pattern opens with that class
+# and the engine skips the rest in one scan instead of trying a match at every character; what follows
+# the first character is told apart by what that character was (the lookbehinds).
 _TOKEN = re.compile(
-    r"(?:[A-Za-z]\.){2,}"  # acronyms with dots: U.S., e.g.
-    r"|[$€£]?\d+(?:[.,]\d+)*(?:%|[A-Za-z]+)?"  # numbers, with a unit or scale glued on: $5bn, 15%
-    r"|[A-Za-z0-9]+(?:[-'’][A-Za-z0-9]+)*"  # words, hyphenated compounds, contractions
+    r"[A-Za-z$€£\d](?:"
+    r"(?<=[A-Za-z])\.(?:[A-Za-z]\.)+"  # acronyms with dots: U.S., e.g.
+    r"|(?<=[$€£])\d+(?:[.,]\d+)*(?:%|[A-Za-z]+)?"  # numbers, with a unit or scale glued on: $5bn, 15%
+    r"|(?<=\d)\d*(?:[.,]\d+)*(?:%|[A-Za-z]+)?"
+    r"|(?<=[A-Za-z])[A-Za-z0-9]*(?:[-'’][A-Za-z0-9]+)*"  # words, hyphenated compounds, contractions
+    r")"
 )
 _NUMBER = re.compile(r"[$€£]?(\d+(?:\.\d+)?)([a-z%]*)")
 # A sentence ends at . ! ? (before any closing quote or bracket) followed by space, or at a line break.
 # A stop after an initial or a title ("Mark L. Lester", "Dr. Smith") ends nothing.
+# The pattern matches the stop too (it opens with the class of a separator's first character, so that
+# the engine scans for it quickly): split_sentences leaves the stop with its sentence.
 _SENTENCE_END = re.compile(
-    r"(?<=[.!?])(?<!\b[A-Z]\.)(?<!\b(?:Mr|Ms|Dr|St|Jr|Sr|vs)\.)(?<!\bMrs\.)[\"'”’)\]]*\s+|\s*\n\s*"
+    r"[.!?\s](?:(?<=[.!?])(?<!\b[A-Z]\.)(?<!\b(?:Mr|Ms|Dr|St|Jr|Sr|vs)\.)(?<!\bMrs\.)[\"'”’)\]]*\s+"
+    r"|(?<=\n)\s*|(?<=\s)\s*\n\s*)"
 )
 # Text pasted together from two sources often runs on without a space: "19th century.First for Women
 # is", "8-6.Anna Kournikova", "on the U55 .The Reichstag". A lowercase letter, a digit, a closing
 # bracket or a space before the stop and a capitalised word after it tell it from "U.S.A" or "Mk.II".
-_RUN_ON = re.compile(r"(?<=[a-z0-9)\"”’][.!?])(?=[A-Z][a-z])|(?<= [.!?])(?=[A-Z][a-z])")
+# The text is cut right after the stop.
+_RUN_ON = re.compile(r"[.!?](?<=[a-z0-9)\"”’ ][.!?])(?=[A-Z][a-z])")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +97,7 @@ class Token:
     start: int = -1  # offset in the text it was read from
 
 
-def _number_value(low: str, following: str) -> float | None:
+def number_value(low: str, following: str) -> float | None:
     m = _NUMBER.fullmatch(low.replace(",", ""))
     if m is None:
         return None
@@ -100,7 +113,7 @@ def _number_value(low: str, following: str) -> float | None:
 
 
 @lru_cache(maxsize=1 << 16)  # a pure function of a word: memoised, since words recur constantly
-def _normalize(raw: str) -> str:
+def normalize(raw: str) -> str:
     low = raw.lower().replace("’", "'")
     if low[-1] == "." and low[0].isalpha():
         return low.replace(".", "")  # an acronym: "U.K." matches "UK"
@@ -116,13 +129,13 @@ def tokenize(text: str) -> list[Token]:
     out: list[Token] = []
     for k, m in enumerate(matches):
         raw = m.group(0)
-        low = _normalize(raw)
+        low = normalize(raw)
         if not low:
             continue
         following = matches[k + 1].group(0).lower() if k + 1 < len(matches) else ""
         value: float | None = None
         if low[0].isdigit() or low[0] in "$€£":
-            value = _number_value(low, following)
+            value = number_value(low, following)
         elif low in NUMBER_WORDS:
             value = NUMBER_WORDS[low]
         j = m.start() - 1
@@ -132,18 +145,36 @@ def tokenize(text: str) -> list[Token]:
     return out
 
 
+# No token has, starts or ends with one of these (an acronym's last stop aside: see raw_tokens).
+_AROUND_WORDS = ",.;:!?()[]\"'“”‘’"
+
+
+def raw_tokens(text: str) -> list[str]:
+    """The tokens of `text` as written, before `normalize`: what _TOKEN finds, found sooner. No token
+    spans white space, and a piece of text between spaces that is one plain word or number with only
+    punctuation around it ("word,", "(1984)") is that one token, with no regular expression run."""
+    out: list[str] = []
+    for piece in text.split():
+        core = piece.strip(_AROUND_WORDS)
+        if core.isascii() and (core.isalpha() or core.isdecimal()):
+            out.append(core)
+        elif core:
+            out.extend(_TOKEN.findall(piece))
+    return out
+
+
 def terms(text: str) -> list[tuple[str, float | None]]:
     """The (normalised word, numeric value) pairs of `tokenize`, without the rest: the fast path
     for contexts, which are long and need no capitalisation or position."""
-    raws: list[str] = _TOKEN.findall(text)
+    raws = raw_tokens(text)
     out: list[tuple[str, float | None]] = []
     for k, raw in enumerate(raws):
-        low = _normalize(raw)
+        low = normalize(raw)
         if not low:
             continue
         if low[0].isdigit() or low[0] in "$€£":
             following = raws[k + 1].lower() if k + 1 < len(raws) else ""
-            out.append((low, _number_value(low, following)))
+            out.append((low, number_value(low, following)))
         else:
             out.append((low, NUMBER_WORDS.get(low)))
     return out
@@ -151,8 +182,24 @@ def terms(text: str) -> list[tuple[str, float | None]]:
 
 def split_sources(text: str) -> list[str]:
     """The text cut where two pasted pieces run on into each other (see _RUN_ON)."""
-    return _RUN_ON.split(text)
+    out: list[str] = []
+    start = 0
+    for m in _RUN_ON.finditer(text):
+        out.append(text[start : m.end()])
+        start = m.end()
+    out.append(text[start:])
+    return out
 
 
 def split_sentences(text: str) -> list[str]:
-    return [s for part in split_sources(text) for s in _SENTENCE_END.split(part) if s and not s.isspace()]
+    out: list[str] = []
+    for part in split_sources(text):
+        start = 0
+        for m in _SENTENCE_END.finditer(part):
+            end = m.start() + 1 if part[m.start()] in ".!?" else m.start()  # the stop ends the sentence
+            if start < end and not part[start:end].isspace():
+                out.append(part[start:end])
+            start = m.end()
+        if start < len(part) and not part[start:].isspace():
+            out.append(part[start:])
+    return out
