@@ -5,9 +5,11 @@ too: a read while the store is down answers 503 + Retry-After on its own."""
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
+from fastapi.exceptions import RequestValidationError
 from prometheus_client import CollectorRegistry
 
 from driftline.api import api_router
+from driftline.api.judges import judge_validation_errors
 from driftline.api_metrics import ApiMetrics
 from driftline.auth import Authenticator
 from driftline.config import ApiSettings
@@ -48,6 +50,7 @@ class ApiService(Service):
         from driftline.web import mount_web
 
         super().mount(app)
+        app.add_exception_handler(RequestValidationError, judge_validation_errors)
         self.metrics.instrument(app)
         mount_web(app, self.store, self.auth)  # the UI at /, drawn from the API above
 

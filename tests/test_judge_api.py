@@ -392,3 +392,17 @@ def test_a_name_a_configured_judge_uses_is_not_run(
     said = [r.getMessage() for r in caplog.records if "is not run" in r.getMessage()]
     assert said == ["judge politeness of tenant tenant-a is not run: a configured scorer has that name"]
     assert judge_server.requests == []
+
+
+def test_a_refused_body_never_echoes_the_key(app: LiveServer, judge_server: FakeJudge) -> None:
+    """A missing field's error would carry the whole body as its input: on the judge routes the
+    refused input is left out of a 422 (the field and the message stay); elsewhere FastAPI's as is."""
+    body = {"name": "politeness", **_judge(judge_server.url)}
+    del body["prompt"]
+    r = httpx.post(f"{app.url}/api/v1/judges", json=body, headers=_h(ADMIN_A), timeout=30)
+    assert r.status_code == 422 and JUDGE_KEY not in r.text
+    assert {"loc": ["body", "prompt"], "msg": "Field required", "type": "missing"} in r.json()["detail"]
+    r = httpx.put(f"{app.url}/api/v1/judges/politeness", json={"api_key": JUDGE_KEY}, headers=_h(ADMIN_A), timeout=30)
+    assert r.status_code == 422 and JUDGE_KEY not in r.text
+    other = httpx.get(f"{app.url}/api/v1/traces", params={"limit": "many"}, headers=_h(KEY_A), timeout=30)
+    assert other.status_code == 422 and other.json()["detail"][0]["input"] == "many"

@@ -11,6 +11,10 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from driftline.auth import Authenticator, Principal
@@ -20,7 +24,7 @@ from driftline.scorers.judge_book import JudgeBook, StoredJudge, TooManyJudges
 from driftline.scorers.registry import SCORER_NAMES
 from driftline.store import Store
 
-__all__ = ["JudgeList", "JudgeSummary", "judge_routes"]
+__all__ = ["JudgeList", "JudgeSummary", "judge_routes", "judge_validation_errors"]
 
 JudgeName = Annotated[str, Path(pattern=JUDGE_NAME, description="the judge's name")]
 
@@ -48,6 +52,17 @@ def _name_taken(name: str, loc: list[str]) -> None:
         raise HTTPException(
             422, [{"loc": loc, "msg": f"{name!r} is the name of a built-in scorer", "type": "value_error"}]
         )
+
+
+async def judge_validation_errors(request: Request, exc: Exception) -> Response:
+    """A 422 as FastAPI answers it, but on the judge routes without the refused input: a pydantic
+    error carries the value it refused, and for a missing field that is the whole body, the
+    endpoint's key included, which is never answered back."""
+    assert isinstance(exc, RequestValidationError)
+    if not request.url.path.startswith("/api/v1/judges"):
+        return await request_validation_exception_handler(request, exc)
+    errors = [{k: v for k, v in e.items() if k != "input"} for e in exc.errors()]
+    return JSONResponse(status_code=422, content={"detail": jsonable_encoder(errors)})
 
 
 def judge_routes(router: APIRouter, store: Store, auth: Authenticator) -> None:
