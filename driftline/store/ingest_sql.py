@@ -91,6 +91,9 @@ def schema_settings(schema_file: str | None = None) -> dict[str, str]:
         "output_format_json_escape_forward_slashes": "0",
         "short_circuit_function_evaluation": "disable",
         "optimize_and_compare_chain": "0",
+        # Merging the layers' expression steps into one costs more planning (~40%) than it saves
+        # (bench/engine_bench.py: per span it was no faster, on 50,000-span batches slower).
+        "query_plan_merge_expressions": "0",
     }
     if schema_file is not None:
         return {**common, "format_schema": f"{schema_file}:{MESSAGE}"}
@@ -415,18 +418,19 @@ def _raw(c: Column) -> str:
 
 def _tokens_sql(chains: str) -> str:
     """The token accounting rule (collector/conventions/derive.py fix_tokens, store/columns.py),
-    over the chains' raw counts: the corrected counts in one layer, the total from them in the next
-    (each correction is computed once, not again inside the total)."""
+    over the chains' raw counts, in one layer: the total reads the corrected counts' aliases (the
+    same expressions, computed once)."""
     inp = "_raw_input_tokens"
     out = "_raw_output_tokens"
     cached = "(ifNull(cache_read_tokens, 0) + ifNull(cache_creation_tokens, 0))"
     fixed_in = f"if({inp} IS NOT NULL AND {cached} > {inp}, {inp} + {cached}, {inp})"
     more = "reasoning_tokens"
     fixed_out = f"if({out} IS NOT NULL AND {more} IS NOT NULL AND {more} > {out}, {out} + {more}, {out})"
-    fixed = f"SELECT *, {fixed_in} AS input_tokens, {fixed_out} AS output_tokens FROM ({chains})"
     total = (
         "multiIf(_raw_total_tokens IS NOT NULL, _raw_total_tokens, "
         "input_tokens IS NOT NULL AND output_tokens IS NOT NULL, input_tokens + output_tokens, "
         "input_tokens IS NOT NULL AND operation = 'embeddings', input_tokens, NULL)"
     )
-    return f"SELECT *, {total} AS total_tokens FROM ({fixed})"
+    return (
+        f"SELECT *, {fixed_in} AS input_tokens, {fixed_out} AS output_tokens, {total} AS total_tokens FROM ({chains})"
+    )
