@@ -98,6 +98,14 @@ class HourlyBudget:
                 tok, usd = 0, 0.0
             return self.tokens - tok, self.usd - usd
 
+    def carry_from(self, other: HourlyBudget) -> None:
+        """Take over what `other` has spent (a judge rebuilt for an edit that changes no verdict
+        keeps its spending of this hour: editing is no way round the budget)."""
+        with other._lock:
+            used = dict(other._used)
+        with self._lock:
+            self._used = used
+
     def allows(self, tenant: str, tokens: int, usd: float) -> bool:
         """Whether a call estimated at `tokens` / `usd` still fits: the budget is never overrun."""
         tok, left = self.remaining(tenant)

@@ -406,3 +406,17 @@ def test_a_refused_body_never_echoes_the_key(app: LiveServer, judge_server: Fake
     assert r.status_code == 422 and JUDGE_KEY not in r.text
     other = httpx.get(f"{app.url}/api/v1/traces", params={"limit": "many"}, headers=_h(KEY_A), timeout=30)
     assert other.status_code == 422 and other.json()["detail"][0]["input"] == "many"
+
+
+def test_an_edit_is_no_way_round_the_hourly_budget(app: LiveServer, judge_server: FakeJudge) -> None:
+    _ingest(app, KEY_A, [f"The capital is Canberra ({i})." for i in range(4)])
+    # Each call is estimated below 600 tokens and costs 420 (the fake's usage): 2 fit in 1,200.
+    body = {"name": "politeness", **_judge(judge_server.url), "budget_tokens_per_hour": 1200}
+    assert httpx.post(f"{app.url}/api/v1/judges", json=body, headers=_h(ADMIN_A), timeout=30).status_code == 201
+    scorer = _scorer(app)
+    assert scorer.api_judges.run_once()[(TENANT_A, "politeness")].scored == 2  # type: ignore[union-attr]
+    del body["name"]
+    edited = {**body, "max_retries": 1}  # no verdict changes: the same version, a job built anew
+    assert httpx.put(f"{app.url}/api/v1/judges/politeness", json=edited, headers=_h(ADMIN_A), timeout=30).is_success
+    assert scorer.api_judges.run_once()[(TENANT_A, "politeness")].scored == 0  # type: ignore[union-attr]
+    assert len(judge_server.requests) == 2  # this hour's 840 tokens still count against the 1,200
