@@ -52,7 +52,9 @@ def list_sessions(
     if not page:
         return [], None
     # The session's numbers cover every span of its traces: tool and retrieval spans often carry
-    # no session id of their own.
+    # no session id of their own. A trace belongs to a session by its earliest session tuple, which
+    # one of its rows holds: rows whose own earliest session is on the page find every such trace
+    # (a tuple element, read alone, where the set of all the row's session ids is an array).
     s = Where(tenant)
     ids, span = s.bind([r["session_id"] for r in page], "Array(String)"), hours(s, since, until)
     stats = store._reader.rows(
@@ -63,7 +65,7 @@ def list_sessions(
         "max(ended) AS a_ended, min(user) AS a_user, length(groupUniqArrayArray(error_keys)) AS a_errors, "
         "maxMap(spans) AS a_spans FROM {db}.trace_summaries "
         f"PREWHERE trace_id IN (SELECT trace_id FROM {{db}}.trace_summaries "
-        f"WHERE tenant = {{tenant:String}} AND {span} AND hasAny(session_ids, {ids})) "
+        f"WHERE tenant = {{tenant:String}} AND {span} AND session.1 = 0 AND session.4 IN {ids}) "
         f"WHERE tenant = {{tenant:String}} AND {span} GROUP BY trace_id) "
         f"WHERE a_session.1 = 0 AND a_session.4 IN {ids} GROUP BY session_id",
         s.params,
