@@ -17,6 +17,7 @@ fixed sets here become SQL text.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -48,6 +49,9 @@ _SPAN_SETS: Final = {
     "model": "models",
 }
 _FAILURE_OK: Final = "('ok', 'error', 'no_context')"  # tool_failure labels that are not a failure
+# Text a JSON writer never escapes: printable ASCII but for " and \ (always escaped), / (some
+# writers), < > & (Go's encoding/json); anything else may be written as \uXXXX.
+_RAW_SAFE: Final = re.compile(r"[ !#-%'-.0-;=?-\[\]-~]+")
 
 
 @dataclass(frozen=True)
@@ -106,10 +110,21 @@ def _filters(w: Where, q: TraceQuery, lo: datetime, hi: datetime, p: str) -> lis
         out.append(f"trace_id {'NOT IN' if q.feedback == 'none' else 'IN'} ({fb})")
     if q.text:
         t = w.bind(q.text, "String")
+        # input_text / output_text are extracted from the stored message JSON when read. Text that
+        # no JSON writer escapes is found in the stored JSON (or the stored text) wherever it is in
+        # the extracted text, so a plain search there first spares the extraction on most spans.
+        raw = ""
+        if _RAW_SAFE.fullmatch(q.text):
+            raw = (
+                f"AND (positionCaseInsensitiveUTF8(input_messages, {t}) > 0 "
+                f"OR positionCaseInsensitiveUTF8(input_text_fallback, {t}) > 0 "
+                f"OR positionCaseInsensitiveUTF8(output_messages, {t}) > 0 "
+                f"OR positionCaseInsensitiveUTF8(output_text_fallback, {t}) > 0) "
+            )
         out.append(
             f"trace_id IN (SELECT trace_id FROM {{db}}.spans WHERE tenant = {{tenant:String}} "
             f"AND start_time >= {w.bind(lo, 'DateTime64(9)')} "
-            f"AND start_time < {w.bind(hi + TRACE_SPAN, 'DateTime64(9)')} "
+            f"AND start_time < {w.bind(hi + TRACE_SPAN, 'DateTime64(9)')} {raw}"
             f"AND (positionCaseInsensitiveUTF8(input_text, {t}) > 0 "
             f"OR positionCaseInsensitiveUTF8(output_text, {t}) > 0))"
         )
