@@ -245,3 +245,28 @@ def test_a_count_that_is_not_a_finite_number_is_read_as_python_reads_it(count: s
     res, scope, span = record_span("x", {**_CHAT, "gen_ai.usage.input_tokens": count})
     row = normalize_span(Normalizer(), res, scope, span)  # asserts the engine's row equal
     assert engine_check.engine_row(res, scope, span)["input_tokens"] == row.get("input_tokens")
+
+
+def test_what_a_resource_defers_stays_with_that_resources_spans() -> None:
+    """The resource's attribute map and deferral reasons are computed once per resource: each
+    span carries its own resource's, in a body holding several resources."""
+    bodies = []
+    for i, extra in enumerate(({"v": 1e20}, {}, {"dup": "a"})):
+        res, scope, span = record_span(f"chat {i}", _CHAT, resource={"service.name": f"svc-{i}", **extra})
+        if "dup" in extra:  # the SDK keeps keys unique: add the duplicate on the wire
+            dup = common_pb2.KeyValue()
+            dup.CopyFrom(res.attributes[-1])
+            res.attributes.append(dup)
+        bodies.append(body_of(res, scope, span))
+    merged = trace_service_pb2.ExportTraceServiceRequest()
+    for body in bodies:
+        part = trace_service_pb2.ExportTraceServiceRequest()
+        part.ParseFromString(body)
+        merged.resource_spans.extend(part.resource_spans)
+    rows = _rows([merged.SerializeToString()])
+    assert [(r["service"], r["deferred"]) for r in rows] == [
+        ("svc-0", ["double_format"]),
+        ("svc-1", []),
+        ("svc-2", ["duplicate_key"]),
+    ]
+    assert rows[1]["resource_attributes"]["service.name"] == "svc-1"

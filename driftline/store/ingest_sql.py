@@ -328,9 +328,11 @@ def _deferred_sources() -> list[str]:
 
 def span_rows_sql(source: str, limit: int = 65536) -> str:
     """The SELECT described in the module docstring; `limit` is max_value_bytes."""
-    # Span and resource attributes in one list, so each value expression appears once in the SQL.
-    texts = f"arrayMap(kv -> {_value_text('kv.value')}, _kvs)"
-    value_deferred = f"arrayFilter(x -> x != '', arrayMap(kv -> {_value_deferred('kv.value', limit)}, _kvs))"
+    texts = f"arrayMap(kv -> {_value_text('kv.value')}, sp.attributes)"
+    value_deferred = (
+        f"arrayConcat(arrayFilter(x -> x != '', arrayMap(kv -> {_value_deferred('kv.value', limit)}, sp.attributes)), "
+        "_r_deferred)"
+    )
     zero16 = "unhex('00000000000000000000000000000000')"
     zero8 = "unhex('0000000000000000')"
     invalid = (
@@ -352,16 +354,14 @@ def span_rows_sql(source: str, limit: int = 65536) -> str:
         "'internal') AS kind, "
         "if(sp.status.code BETWEEN 0 AND 2, ['unset', 'ok', 'error'][sp.status.code + 1], 'unset') AS status_code, "
         "sp.status.message AS status_message, scope_name, "
-        "arrayConcat(sp.attributes, r_attrs) AS _kvs, length(sp.attributes) AS _n, "
-        f"{texts} AS _texts, "
-        "arrayMap(kv -> kv.key, sp.attributes) AS a_keys, arrayMap(kv -> kv.key, r_attrs) AS r_keys, "
+        f"r, {texts} AS a_vals, "
+        "arrayMap(kv -> kv.key, sp.attributes) AS a_keys, "
         f"{invalid} AS invalid, "
         f"{value_deferred} AS _value_deferred, "
         "arrayMap(e -> e.name, sp.events) AS event_names, "
-        "length(arrayDistinct(a_keys)) != length(a_keys) "
-        "OR length(arrayDistinct(r_keys)) != length(r_keys) AS _dup_keys, "
+        "length(arrayDistinct(a_keys)) != length(a_keys) OR _r_dup_keys AS _dup_keys, "
         f"length(sp.status.message) > {limit} AS _long_status "
-        f"FROM ({_unnest(source)})"
+        f"FROM ({_unnest(source, limit)})"
     )
     families = [f"{_present(markers)} AS {_family(name)}" for name, markers in FAMILIES.items()]
     any_family = " OR ".join(_family(name) for name in FAMILIES) + " AS fam_any"
@@ -375,8 +375,7 @@ def span_rows_sql(source: str, limit: int = 65536) -> str:
     # Layers, each reading the one below as columns: an alias used twice in one SELECT is analyzed
     # twice (with everything it refers to), a column of a subquery once.
     maps = (
-        "SELECT * EXCEPT (_texts, _kvs), arraySlice(_texts, 1, _n) AS a_vals, arraySlice(_texts, _n + 1) AS r_vals, "
-        f"mapFromArrays(a_keys, a_vals) AS a, mapFromArrays(r_keys, r_vals) AS r, "
+        "SELECT *, mapFromArrays(a_keys, a_vals) AS a, "
         # every attribute read as a count once: one conversion in the SQL, not one per count key
         f"mapFromArrays(a_keys, arrayMap(t -> {_to_int('t')}, a_vals)) AS ai FROM ({inner})"
     )
@@ -398,18 +397,24 @@ def span_rows_sql(source: str, limit: int = 65536) -> str:
     return _tokens_sql(chains)
 
 
-def _unnest(source: str) -> str:
-    """One row per span: (r_attrs, scope_name, sp). Each level is its own subquery so that an
-    ARRAY JOIN replicates only what the next level reads: joining the spans while the whole
-    resource (holding every span) is still in scope would copy it once per span."""
+def _unnest(source: str, limit: int) -> str:
+    """One row per span: (r, _r_deferred, _r_dup_keys, scope_name, sp). Each level is its own
+    subquery so that an ARRAY JOIN replicates only what the next level reads: joining the spans
+    while the whole resource (holding every span) is still in scope would copy it once per span.
+    The resource's attribute map and what it defers are computed once per resource, not per span."""
+    attrs = "rs.resource.attributes"
+    keys = f"arrayMap(kv -> kv.key, {attrs})"
     resources = (
-        f"SELECT rs.resource.attributes AS r_attrs, rs.scope_spans AS _sss FROM {source} "
-        "ARRAY JOIN resource_spans AS rs"
+        f"SELECT mapFromArrays({keys}, arrayMap(kv -> {_value_text('kv.value')}, {attrs})) AS r, "
+        f"arrayFilter(x -> x != '', arrayMap(kv -> {_value_deferred('kv.value', limit)}, {attrs})) AS _r_deferred, "
+        f"length(arrayDistinct({keys})) != length({attrs}) AS _r_dup_keys, "
+        f"rs.scope_spans AS _sss FROM {source} ARRAY JOIN resource_spans AS rs"
     )
     scopes = (
-        f"SELECT r_attrs, _ss.scope.name AS scope_name, _ss.spans AS _sps FROM ({resources}) ARRAY JOIN _sss AS _ss"
+        "SELECT r, _r_deferred, _r_dup_keys, _ss.scope.name AS scope_name, _ss.spans AS _sps "
+        f"FROM ({resources}) ARRAY JOIN _sss AS _ss"
     )
-    return f"SELECT r_attrs, scope_name, sp FROM ({scopes}) ARRAY JOIN _sps AS sp"
+    return f"SELECT r, _r_deferred, _r_dup_keys, scope_name, sp FROM ({scopes}) ARRAY JOIN _sps AS sp"
 
 
 def _raw(c: Column) -> str:
