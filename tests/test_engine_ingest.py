@@ -251,7 +251,8 @@ def test_what_a_resource_defers_stays_with_that_resources_spans() -> None:
     """The resource's attribute map and deferral reasons are computed once per resource: each
     span carries its own resource's, in a body holding several resources."""
     bodies = []
-    for i, extra in enumerate(({"v": 1e20}, {}, {"dup": "a"})):
+    extras: tuple[dict[str, Any], ...] = ({"v": 1e20}, {}, {"dup": "a"})
+    for i, extra in enumerate(extras):
         res, scope, span = record_span(f"chat {i}", _CHAT, resource={"service.name": f"svc-{i}", **extra})
         if "dup" in extra:  # the SDK keeps keys unique: add the duplicate on the wire
             dup = common_pb2.KeyValue()
