@@ -1,4 +1,5 @@
-"""The scorer's fast text handling against the plain regular expressions it stands for.
+"""The scorer's fast text handling against the plain regular expressions it stands for, and what it
+keeps between answers against a fresh reading.
 
 tokenize/split_sentences read every context sentence, so they are written for speed (a pattern that
 opens with a character class, a split on white space before any pattern runs); these are the plain
@@ -16,6 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from driftline.scorers.grounding import GroundednessScorer
+from driftline.scorers.grounding.lexicon import Lexicon
 from driftline.scorers.grounding.text import raw_tokens, split_sentences, split_sources, terms
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -70,3 +73,24 @@ def test_a_piece_with_punctuation_around_it_is_one_token() -> None:
     tokens = raw_tokens('("Hello," she said.) U.S. 1,200 (1984) it’s')
     assert tokens == ["Hello", "she", "said", "U.S.", "1,200", "1984", "it’s"]
     assert [low for low, _ in terms("The U.S. didn't.")] == ["the", "us", "not"]
+
+
+def test_a_kept_index_and_sentences_read_before_give_what_a_fresh_reading_gives() -> None:
+    """The scorer keeps the index of recent contexts and what it read of each sentence: a context
+    scored again, or grown by a turn, must be judged as if it were read for the first time."""
+    first = (
+        "Alf Heiberg Clausen is an American film and television composer. He was born in 1941 in Minnesota. "
+        "The theme music of the series was re-arranged in its third season by Alf Clausen."
+    )
+    grown = first + " Revenue increased by 5 percent in the second quarter, the company said. It fell 2 million."
+    question = "When was the composer born?"
+    answers = ["Alf Clausen was born in 1942 in Minnesota.", "He was born in 1941.", "Revenue fell by 5 percent."]
+    warm = GroundednessScorer()
+    seen = [warm.analyse(a, first, question) for a in answers]  # reads the sentences of `first`
+    again = [warm.analyse(a, first, question) for a in answers]  # the kept index of `first`
+    on_grown = [warm.analyse(a, grown, question) for a in answers]  # its sentences read before
+    fresh = GroundednessScorer(lexicon=Lexicon.load())  # a lexicon of its own: nothing read before
+    assert seen == again == [fresh.analyse(a, first, question) for a in answers]
+    assert on_grown == [GroundednessScorer(lexicon=Lexicon.load()).analyse(a, grown, question) for a in answers]
+    assert [warm.score(a, grown, question) for a in answers] == [fresh.score(a, grown, question) for a in answers]
+    assert any(r.label == "hallucinated" for r in (fresh.score(a, grown, question) for a in answers))

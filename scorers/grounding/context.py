@@ -11,7 +11,7 @@ import re
 import weakref
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import filterfalse, pairwise, repeat
 from operator import attrgetter
 from typing import cast
@@ -130,8 +130,6 @@ _NO_INTS: frozenset[int] = frozenset()
 _SKIP = _Term("", frozenset(), (), _NO_INTS, _NO_INTS, False, True)
 _LOW, _FORMS, _SENSES = attrgetter("low"), attrgetter("forms"), attrgetter("senses")
 _HYPERNYMS, _NEGATES, _SPECIAL = attrgetter("hypernyms"), attrgetter("negates"), attrgetter("special")
-_MEMO_LIMIT = 200_000  # cleared when full, as the lexicon's own memo is
-_MEMOS: weakref.WeakKeyDictionary[Lexicon, dict[str, _Term]] = weakref.WeakKeyDictionary()
 
 
 def _term(raw: str, lexicon: Lexicon) -> _Term:
@@ -163,11 +161,82 @@ def _term(raw: str, lexicon: Lexicon) -> _Term:
     )
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class _Sentence:
+    """What a sentence adds to the index, whatever the context it stands in."""
+
+    words: list[str]  # its words, lowercased
+    content_words: list[str]  # without the function words
+    forms: frozenset[str]
+    senses: frozenset[int]
+    hypernym_sets: tuple[frozenset[int], ...]
+    numbers: tuple[float, ...]
+    negated: bool
+
+
+class _Memo:
+    """Tokens and sentences already read, per lexicon: documents and their sentences recur (the same
+    retrieved passages, a conversation's context growing by a turn), so each is read once. Both are
+    cleared when full, as the lexicon's own memo is."""
+
+    def __init__(self) -> None:
+        self.terms: dict[str, _Term] = {}
+        self.sentences: dict[str, _Sentence] = {}
+
+    def trim(self) -> None:
+        if len(self.terms) >= _TERMS_KEPT:
+            self.terms = {}
+        if len(self.sentences) >= _SENTENCES_KEPT:
+            self.sentences = {}
+
+
+_TERMS_KEPT = 200_000
+_SENTENCES_KEPT = 4096  # a sentence's entry takes a few KB (its forms and senses)
+_MEMOS: weakref.WeakKeyDictionary[Lexicon, _Memo] = weakref.WeakKeyDictionary()
+
+
+def _read(sentence: str, lexicon: Lexicon, memo: dict[str, _Term]) -> _Sentence:
+    raws = raw_tokens(sentence)
+    found = [memo.get(raw) for raw in raws]
+    if None in found:
+        found = [memo.get(raw) or memo.setdefault(raw, _term(raw, lexicon)) for raw in raws]
+    terms_ = cast(list[_Term], found)
+    words = list(map(_LOW, terms_))
+    form_sets: list[Iterable[str]] = list(map(_FORMS, terms_))
+    sense_sets = list(map(_SENSES, terms_))
+    hypernym_sets = list(map(_HYPERNYMS, terms_))
+    numbers: list[float] = []
+    if any(map(_SPECIAL, terms_)):
+        skipped = False
+        for k, term in enumerate(terms_):
+            if not term.special:
+                continue
+            skipped = skipped or term is _SKIP
+            if term.low[:1].isdigit() or term.low[:1] in ("$", "€", "£"):
+                value = number_value(term.low, raws[k + 1].lower() if k + 1 < len(raws) else "")
+                if value is not None:  # a number: nothing of the word
+                    numbers.append(value)
+                    form_sets[k], sense_sets[k], hypernym_sets[k] = (number_key(value),), _NO_INTS, _NO_INTS
+                    continue
+            numbers.extend(term.numbers)
+        if skipped:
+            words = [w for w in words if w]
+    return _Sentence(
+        words,
+        list(filterfalse(STOPWORDS.__contains__, words)),
+        frozenset().union(*form_sets),
+        frozenset().union(*sense_sets),
+        tuple(hypernym_sets),
+        tuple(numbers),
+        any(map(_NEGATES, terms_)),
+    )
+
+
 @dataclass
 class ContextIndex:
     sentences: list[str] = field(default_factory=list)
-    sentence_forms: list[set[str]] = field(default_factory=list)
-    sentence_senses: list[set[int]] = field(default_factory=list)
+    sentence_forms: list[frozenset[str]] = field(default_factory=list)
+    sentence_senses: list[frozenset[int]] = field(default_factory=list)
     sentence_negated: list[bool] = field(default_factory=list)
     forms: set[str] = field(default_factory=set)
     senses: set[int] = field(default_factory=set)
@@ -187,67 +256,64 @@ class ContextIndex:
     sentence_words: list[list[str]] = field(default_factory=list)
     question_words: list[str] = field(default_factory=list)
     _new_source: bool = False
-    _postings: defaultdict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
 
     @classmethod
     def build(cls, context: str, question: str, lexicon: Lexicon) -> ContextIndex:
+        return cls.of_context(context, lexicon).with_question(question, lexicon)
+
+    @classmethod
+    def of_context(cls, context: str, lexicon: Lexicon) -> ContextIndex:
+        """The index of the context alone. It is never changed afterwards (with_question makes a new
+        one), so one may serve every answer checked against the same context."""
         index = cls()
         memo = _MEMOS.get(lexicon)
-        if memo is None or len(memo) >= _MEMO_LIMIT:
-            memo = _MEMOS[lexicon] = {}
+        if memo is None:
+            memo = _MEMOS[lexicon] = _Memo()
+        memo.trim()
+        postings: defaultdict[str, list[int]] = defaultdict(list)
         for source in split_sources(context):
             # A pronoun opening a pasted piece refers to something outside it: no link back.
             index._new_source = True
             for sentence in split_sentences(source):
-                index._add_sentence(sentence, lexicon, memo)
-        index.postings = dict(index._postings)
+                index._add_sentence(sentence, lexicon, memo, postings)
+        index.postings = dict(postings)
         n = max(1, len(index.sentences))
         # The idf of a form depends only on how many sentences state it: one logarithm per count.
         weight = [0.0, *(math.log(1.0 + n / count) for count in range(1, n + 1))]
         index.idf = dict(zip(index.postings, map(weight.__getitem__, map(len, index.postings.values())), strict=True))
-        # The question is premise, not evidence: its words may be repeated without being
-        # hallucinated, but it takes no part in aligning answer sentences to the context.
-        index.question = question
-        index.question_words = [low for low, _ in terms(question) if low not in STOPWORDS]
-        for token in tokenize(question):
-            if token.value is not None:
-                index.numbers.add(token.value)
-                index.question_forms.add(number_key(token.value))
-            else:
-                index.question_forms |= lexicon.word(token.low).forms
-        index.forms |= index.question_forms
         return index
 
-    def _add_sentence(self, sentence: str, lexicon: Lexicon, memo: dict[str, _Term]) -> None:
+    def with_question(self, question: str, lexicon: Lexicon) -> ContextIndex:
+        """This context's index, with the question that was asked of it. The question is premise, not
+        evidence: its words may be repeated without being hallucinated, but it takes no part in
+        aligning answer sentences to the context."""
+        question_forms: set[str] = set()
+        numbers: set[float] = set()
+        for token in tokenize(question):
+            if token.value is not None:
+                numbers.add(token.value)
+                question_forms.add(number_key(token.value))
+            else:
+                question_forms |= lexicon.word(token.low).forms
+        return replace(
+            self,
+            question=question,
+            question_words=[low for low, _ in terms(question) if low not in STOPWORDS],
+            question_forms=question_forms,
+            numbers=self.numbers | numbers,
+            forms=self.forms | question_forms,
+        )
+
+    def _add_sentence(
+        self, sentence: str, lexicon: Lexicon, memo: _Memo, postings: defaultdict[str, list[int]]
+    ) -> None:
         sid = len(self.sentences)
-        raws = raw_tokens(sentence)
-        found = [memo.get(raw) for raw in raws]
-        if None in found:
-            found = [memo.get(raw) or memo.setdefault(raw, _term(raw, lexicon)) for raw in raws]
-        terms_ = cast(list[_Term], found)
-        words = list(map(_LOW, terms_))
-        form_sets: list[Iterable[str]] = list(map(_FORMS, terms_))
-        sense_sets = list(map(_SENSES, terms_))
-        hypernym_sets = list(map(_HYPERNYMS, terms_))
-        negated = any(map(_NEGATES, terms_))
-        if any(map(_SPECIAL, terms_)):
-            skipped = False
-            for k, term in enumerate(terms_):
-                if not term.special:
-                    continue
-                skipped = skipped or term is _SKIP
-                if term.low[:1].isdigit() or term.low[:1] in ("$", "€", "£"):
-                    value = number_value(term.low, raws[k + 1].lower() if k + 1 < len(raws) else "")
-                    if value is not None:  # a number: nothing of the word
-                        self.numbers.add(value)
-                        form_sets[k], sense_sets[k], hypernym_sets[k] = (number_key(value),), _NO_INTS, _NO_INTS
-                        continue
-                self.numbers.update(term.numbers)
-            if skipped:
-                words = [w for w in words if w]
-        forms: set[str] = set().union(*form_sets)
-        senses: set[int] = set().union(*sense_sets)
-        self.hypernyms.update(*hypernym_sets)
+        read = memo.sentences.get(sentence)
+        if read is None:
+            read = memo.sentences[sentence] = _read(sentence, lexicon, memo.terms)
+        words, forms, senses = read.words, read.forms, read.senses
+        self.numbers.update(read.numbers)
+        self.hypernyms.update(*read.hypernym_sets)
         inherited: frozenset[str] = frozenset()
         reference = _reference(words, sentence) if sid > 0 and not self._new_source else ""
         if reference:
@@ -257,16 +323,16 @@ class ContextIndex:
                 self.inherited_postings.setdefault(form, []).append(sid)
         self._new_source = False
         self.inherited.append(inherited)
-        self.sentence_words.append(list(filterfalse(STOPWORDS.__contains__, words)))
+        self.sentence_words.append(read.content_words)
         self.sentences.append(sentence)
         self.sentence_forms.append(forms)
         self.sentence_senses.append(senses)
-        self.sentence_negated.append(negated)
+        self.sentence_negated.append(read.negated)
         self.forms |= forms
         self.senses |= senses
         # postings[form].append(sid) for every form, run by map() rather than a loop of bytecode: it is
         # the commonest step of the whole build. (list.append returns None, so any() runs them all.)
-        any(map(list.append, map(self._postings.__getitem__, forms), repeat(sid)))
+        any(map(list.append, map(postings.__getitem__, forms), repeat(sid)))
 
     def sentences_with(self, form: str) -> list[int]:
         """The sentences that state `form`, or state something about a subject named by it."""
@@ -274,7 +340,7 @@ class ContextIndex:
         found = self.postings.get(form, [])
         return found + inherited if inherited else found
 
-    def claim_forms(self, sid: int) -> set[str]:
+    def claim_forms(self, sid: int) -> frozenset[str]:
         """The forms of sentence `sid`, with the subject it inherits from the sentence before."""
         return self.sentence_forms[sid] | self.inherited[sid]
 

@@ -13,6 +13,7 @@ answer is unsupported.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache, partial
 from typing import Literal
 
 from driftline.scorers.grounding.context import ContextIndex
@@ -25,6 +26,7 @@ __all__ = ["GroundednessScorer", "GroundingResult", "Label"]
 
 Label = Literal["grounded", "hallucinated", "no_context"]
 
+_CONTEXTS_KEPT = 16  # the latest contexts whose index is kept: a 3 KB context's takes about 160 KB
 _EXPLAINED_ITEMS = 5  # the explanation is for a person skimming a list: name the first few only
 
 
@@ -45,13 +47,18 @@ class GroundednessScorer:
         if self.model.features != FEATURE_NAMES:
             raise ValueError(f"model features {self.model.features} do not match the scorer's {FEATURE_NAMES}")
         self.lexicon = lexicon if lexicon is not None else default_lexicon()
+        # The same documents are checked again and again: by every answer of a trace after its
+        # retrieval, by each turn of a conversation, by every summary of one document. Their index is
+        # kept for the most recent contexts (lru_cache is thread-safe; an index is never changed).
+        self._context_index = lru_cache(maxsize=_CONTEXTS_KEPT)(partial(ContextIndex.of_context, lexicon=self.lexicon))
 
     @property
     def threshold(self) -> float:
         return self.model.threshold
 
     def analyse(self, answer: str, context: str, question: str = "") -> Analysis:
-        return analyse(answer, ContextIndex.build(context, question, self.lexicon), self.lexicon)
+        ctx = self._context_index(context).with_question(question, self.lexicon)
+        return analyse(answer, ctx, self.lexicon)
 
     def score(self, answer: str, context: str, question: str = "") -> GroundingResult:
         if is_empty_answer(answer):
