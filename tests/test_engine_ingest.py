@@ -271,3 +271,12 @@ def test_what_a_resource_defers_stays_with_that_resources_spans() -> None:
         ("svc-2", ["duplicate_key"]),
     ]
     assert rows[1]["resource_attributes"]["service.name"] == "svc-1"
+
+
+@pytest.mark.parametrize("count", ["1_000", "\u0661\u0662", "1\xa0", "\x1c1", "9223372036854775808", "1e19"])
+def test_a_count_python_reads_otherwise_defers_its_span(count: str) -> None:
+    """Python's int() / float() accept underscores, Unicode digits and spaces and any size: such a
+    count's span goes through the Python path."""
+    res, scope, span = record_span("x", {**_CHAT, "gen_ai.usage.input_tokens": count})
+    deferred = engine_check.engine_row(res, scope, span)["deferred"]
+    assert isinstance(deferred, list) and "count_format" in deferred

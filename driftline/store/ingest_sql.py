@@ -203,6 +203,28 @@ def _to_int(s: str) -> str:
     )
 
 
+# Every attribute the chains read as a count.
+_COUNT_KEYS: Final = tuple(
+    dict.fromkeys(s.key for c in COLUMNS for s in c.sources if isinstance(s, Attr) and s.read == "int")
+)
+
+
+def _tuple(items: tuple[str, ...]) -> str:
+    return "(" + ", ".join(_lit(i) for i in items) + ")"
+
+
+def _odd_count(s: str) -> str:
+    """A count text Python reads differently from `_to_int` (its span is deferred): one with an
+    underscore (int('1_000')), a byte outside printable ASCII and ASCII whitespace (Unicode digits
+    and spaces, which int() accepts), or a finite number beyond Int64."""
+    f = f"toFloat64OrZero(trim(BOTH ' \\t\\n\\r\\x0B\\x0C' FROM {s}))"
+    return (
+        f"(position({s}, '_') > 0 OR NOT match({s}, '^[\\x09-\\x0D\\x20-\\x7E]*$') "
+        f"OR (toInt64OrNull(trim(BOTH ' \\t\\n\\r\\x0B\\x0C' FROM {s})) IS NULL AND isFinite({f}) "
+        f"AND abs({f}) >= 9.2e18))"
+    )
+
+
 def _fold_operation(table: str, s: str) -> str:
     mapping, clean, unknown = OPERATION_TABLES[table]
     cleaned = {"strip_lower": f"lowerUTF8(trimBoth({s}))", "upper": f"upperUTF8({s})", "lower": f"lowerUTF8({s})"}.get(
@@ -369,15 +391,16 @@ def span_rows_sql(source: str, limit: int = 65536) -> str:
     deferred = (
         "arrayFilter(x -> x != '', arrayConcat(_value_deferred, "
         "[if(_dup_keys, 'duplicate_key', ''), if(_long_status, 'long_value', ''), "
-        + ", ".join(_deferred_sources())
-        + "])) AS deferred"
+        "if(_odd_count, 'count_format', ''), " + ", ".join(_deferred_sources()) + "])) AS deferred"
     )
     # Layers, each reading the one below as columns: an alias used twice in one SELECT is analyzed
     # twice (with everything it refers to), a column of a subquery once.
     maps = (
         "SELECT *, mapFromArrays(a_keys, a_vals) AS a, "
         # every attribute read as a count once: one conversion in the SQL, not one per count key
-        f"mapFromArrays(a_keys, arrayMap(t -> {_to_int('t')}, a_vals)) AS ai FROM ({inner})"
+        f"mapFromArrays(a_keys, arrayMap(t -> {_to_int('t')}, a_vals)) AS ai, "
+        f"arrayExists((k, t) -> {_odd_count(f'if(k IN {_tuple(_COUNT_KEYS)}, t, {_lit(chr(48))})')}, a_keys, a_vals) "
+        f"AS _odd_count FROM ({inner})"
     )
     fams = (
         "arrayFilter(x -> x != '', [" + ", ".join(f"if({_family(n)}, {_lit(n)}, '')" for n in FAMILIES) + "]) AS fams"
