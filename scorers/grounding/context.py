@@ -59,7 +59,7 @@ def _reference(words: Sequence[str], sentence: str) -> str:
     return "singular" if head.startswith("The ") and head[4:5].islower() else ""
 
 
-def _names(sentence: str, lexicon: Lexicon, singular: bool) -> frozenset[str]:
+def _names(sentence: str, singular: bool, lexicon: Lexicon) -> frozenset[str]:
     """The forms of the names in a sentence: runs of capitalised words, the first word of the sentence
     only if it is a name or starts one; for a singular pronoun, none that stands in a list."""
     runs = list(_NAME_RUN.finditer(sentence))
@@ -165,13 +165,13 @@ def _term(raw: str, lexicon: Lexicon) -> _Term:
 class _Sentence:
     """What a sentence adds to the index, whatever the context it stands in."""
 
-    words: list[str]  # its words, lowercased
-    content_words: list[str]  # without the function words
+    content_words: list[str]  # its words, lowercased, without the function words
     forms: frozenset[str]
     senses: frozenset[int]
     hypernym_sets: tuple[frozenset[int], ...]
     numbers: tuple[float, ...]
     negated: bool
+    reference: str  # whether it refers back, if something stands before it: see _reference
 
 
 class _Memo:
@@ -182,12 +182,15 @@ class _Memo:
     def __init__(self) -> None:
         self.terms: dict[str, _Term] = {}
         self.sentences: dict[str, _Sentence] = {}
+        self.names: dict[tuple[str, bool], frozenset[str]] = {}  # _names of a sentence
 
     def trim(self) -> None:
         if len(self.terms) >= _TERMS_KEPT:
             self.terms = {}
         if len(self.sentences) >= _SENTENCES_KEPT:
             self.sentences = {}
+        if len(self.names) >= _SENTENCES_KEPT:
+            self.names = {}
 
 
 _TERMS_KEPT = 200_000
@@ -222,13 +225,13 @@ def _read(sentence: str, lexicon: Lexicon, memo: dict[str, _Term]) -> _Sentence:
         if skipped:
             words = [w for w in words if w]
     return _Sentence(
-        words,
         list(filterfalse(STOPWORDS.__contains__, words)),
         frozenset().union(*form_sets),
         frozenset().union(*sense_sets),
         tuple(hypernym_sets),
         tuple(numbers),
         any(map(_NEGATES, terms_)),
+        _reference(words, sentence),
     )
 
 
@@ -311,14 +314,18 @@ class ContextIndex:
         read = memo.sentences.get(sentence)
         if read is None:
             read = memo.sentences[sentence] = _read(sentence, lexicon, memo.terms)
-        words, forms, senses = read.words, read.forms, read.senses
+        forms, senses = read.forms, read.senses
         self.numbers.update(read.numbers)
         self.hypernyms.update(*read.hypernym_sets)
         inherited: frozenset[str] = frozenset()
-        reference = _reference(words, sentence) if sid > 0 and not self._new_source else ""
+        reference = read.reference if sid > 0 and not self._new_source else ""
         if reference:
             # Whom the pronoun means is not known: any name of the sentence before may be it.
-            inherited = self.inherited[-1] | _names(self.sentences[-1], lexicon, reference == "singular")
+            key = (self.sentences[-1], reference == "singular")
+            names = memo.names.get(key)
+            if names is None:
+                names = memo.names[key] = _names(*key, lexicon)
+            inherited = self.inherited[-1] | names
             for form in inherited:
                 self.inherited_postings.setdefault(form, []).append(sid)
         self._new_source = False
@@ -371,15 +378,13 @@ class ContextIndex:
     def align(self, form_sets: list[frozenset[str]]) -> int:
         """Index of the context sentence sharing the most (idf-weighted) words with the given ones."""
         scores: dict[int, float] = {}
+        idf = self.idf
         for forms in form_sets:
+            # Each sentence gets the weight of the rarest of the forms it states: with the forms taken
+            # commonest first, the last weight a sentence is given is its own.
             best: dict[int, float] = {}
-            for form in forms:
-                weight = self.idf.get(form)
-                if weight is None:
-                    continue
-                for sid in self.postings[form]:
-                    if weight > best.get(sid, 0.0):
-                        best[sid] = weight
+            for weight, form in sorted((idf[form], form) for form in forms if form in idf):
+                best.update(dict.fromkeys(self.postings[form], weight))
             for sid, weight in best.items():
                 scores[sid] = scores.get(sid, 0.0) + weight
         if not scores:

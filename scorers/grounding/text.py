@@ -97,6 +97,7 @@ class Token:
     start: int = -1  # offset in the text it was read from
 
 
+@lru_cache(maxsize=1 << 16)  # a pure function of two words, which recur
 def number_value(low: str, following: str) -> float | None:
     m = _NUMBER.fullmatch(low.replace(",", ""))
     if m is None:
