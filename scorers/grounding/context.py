@@ -243,7 +243,6 @@ class ContextIndex:
     sentence_negated: list[bool] = field(default_factory=list)
     forms: set[str] = field(default_factory=set)
     senses: set[int] = field(default_factory=set)
-    hypernyms: set[int] = field(default_factory=set)
     numbers: set[float] = field(default_factory=set)
     postings: dict[str, list[int]] = field(default_factory=dict)
     idf: dict[str, float] = field(default_factory=dict)
@@ -258,6 +257,11 @@ class ContextIndex:
     # several words must be found as a phrase.
     sentence_words: list[list[str]] = field(default_factory=list)
     question_words: list[str] = field(default_factory=list)
+    # The more general senses of the context's words, per sentence and word: united only if an answer
+    # needs them (see `hypernyms`), most do not. The union is kept in a cell that the copies made by
+    # with_question share, so it is made once per context.
+    hypernym_sets: list[tuple[frozenset[int], ...]] = field(default_factory=list)
+    _hypernyms: list[set[int]] = field(default_factory=list)
     _new_source: bool = False
 
     @classmethod
@@ -316,7 +320,7 @@ class ContextIndex:
             read = memo.sentences[sentence] = _read(sentence, lexicon, memo.terms)
         forms, senses = read.forms, read.senses
         self.numbers.update(read.numbers)
-        self.hypernyms.update(*read.hypernym_sets)
+        self.hypernym_sets.append(read.hypernym_sets)
         inherited: frozenset[str] = frozenset()
         reference = read.reference if sid > 0 and not self._new_source else ""
         if reference:
@@ -340,6 +344,13 @@ class ContextIndex:
         # postings[form].append(sid) for every form, run by map() rather than a loop of bytecode: it is
         # the commonest step of the whole build. (list.append returns None, so any() runs them all.)
         any(map(list.append, map(postings.__getitem__, forms), repeat(sid)))
+
+    @property
+    def hypernyms(self) -> set[int]:
+        """The senses up to two levels more general than those of the context's words."""
+        if not self._hypernyms:
+            self._hypernyms.append(set().union(*(h for sets in self.hypernym_sets for h in sets)))
+        return self._hypernyms[0]
 
     def sentences_with(self, form: str) -> list[int]:
         """The sentences that state `form`, or state something about a subject named by it."""
