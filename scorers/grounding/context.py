@@ -31,7 +31,7 @@ from driftline.scorers.grounding.text import (
     tokenize,
 )
 
-__all__ = ["ContextIndex", "number_key"]
+__all__ = ["ContextIndex", "forget_sentences", "number_key"]
 
 # A sentence that has one of these among its first few words speaks of something named before it
 # ("He was born in 1941", "Popularly known as the Desert Fox, he served ..."); so does one that opens
@@ -167,7 +167,7 @@ class _Sentence:
 
     content_words: list[str]  # its words, lowercased, without the function words
     forms: frozenset[str]
-    senses: frozenset[int]
+    sense_sets: tuple[frozenset[int], ...]  # of its words, united only when needed
     hypernym_sets: tuple[frozenset[int], ...]
     numbers: tuple[float, ...]
     negated: bool
@@ -196,6 +196,13 @@ class _Memo:
 _TERMS_KEPT = 200_000
 _SENTENCES_KEPT = 4096  # a sentence's entry takes a few KB (its forms and senses)
 _MEMOS: weakref.WeakKeyDictionary[Lexicon, _Memo] = weakref.WeakKeyDictionary()
+
+
+def forget_sentences(lexicon: Lexicon) -> None:
+    """Drop the sentences read with `lexicon` (the tokens stay known)."""
+    memo = _MEMOS.get(lexicon)
+    if memo is not None:
+        memo.sentences, memo.names = {}, {}
 
 
 def _read(sentence: str, lexicon: Lexicon, memo: dict[str, _Term]) -> _Sentence:
@@ -227,7 +234,7 @@ def _read(sentence: str, lexicon: Lexicon, memo: dict[str, _Term]) -> _Sentence:
     return _Sentence(
         list(filterfalse(STOPWORDS.__contains__, words)),
         frozenset().union(*form_sets),
-        frozenset().union(*sense_sets),
+        tuple(sense_sets),
         tuple(hypernym_sets),
         tuple(numbers),
         any(map(_NEGATES, terms_)),
@@ -239,10 +246,8 @@ def _read(sentence: str, lexicon: Lexicon, memo: dict[str, _Term]) -> _Sentence:
 class ContextIndex:
     sentences: list[str] = field(default_factory=list)
     sentence_forms: list[frozenset[str]] = field(default_factory=list)
-    sentence_senses: list[frozenset[int]] = field(default_factory=list)
     sentence_negated: list[bool] = field(default_factory=list)
     forms: set[str] = field(default_factory=set)
-    senses: set[int] = field(default_factory=set)
     numbers: set[float] = field(default_factory=set)
     postings: dict[str, list[int]] = field(default_factory=dict)
     idf: dict[str, float] = field(default_factory=dict)
@@ -262,6 +267,11 @@ class ContextIndex:
     # with_question share, so it is made once per context.
     hypernym_sets: list[tuple[frozenset[int], ...]] = field(default_factory=list)
     _hypernyms: list[set[int]] = field(default_factory=list)
+    # The same for the senses of the context's words: per sentence (needed only for the few sentences
+    # an answer sentence is aligned with) and for the whole context.
+    sense_sets: list[tuple[frozenset[int], ...]] = field(default_factory=list)
+    _senses: list[set[int]] = field(default_factory=list)
+    _sentence_senses: dict[int, set[int]] = field(default_factory=dict)
     _new_source: bool = False
 
     @classmethod
@@ -318,7 +328,7 @@ class ContextIndex:
         read = memo.sentences.get(sentence)
         if read is None:
             read = memo.sentences[sentence] = _read(sentence, lexicon, memo.terms)
-        forms, senses = read.forms, read.senses
+        forms = read.forms
         self.numbers.update(read.numbers)
         self.hypernym_sets.append(read.hypernym_sets)
         inherited: frozenset[str] = frozenset()
@@ -337,13 +347,26 @@ class ContextIndex:
         self.sentence_words.append(read.content_words)
         self.sentences.append(sentence)
         self.sentence_forms.append(forms)
-        self.sentence_senses.append(senses)
+        self.sense_sets.append(read.sense_sets)
         self.sentence_negated.append(read.negated)
         self.forms |= forms
-        self.senses |= senses
         # postings[form].append(sid) for every form, run by map() rather than a loop of bytecode: it is
         # the commonest step of the whole build. (list.append returns None, so any() runs them all.)
         any(map(list.append, map(postings.__getitem__, forms), repeat(sid)))
+
+    @property
+    def senses(self) -> set[int]:
+        """The senses of the context's words."""
+        if not self._senses:
+            self._senses.append(set().union(*(h for sets in self.sense_sets for h in sets)))
+        return self._senses[0]
+
+    def sentence_senses(self, sid: int) -> set[int]:
+        """The senses of the words of sentence `sid`."""
+        senses = self._sentence_senses.get(sid)
+        if senses is None:
+            senses = self._sentence_senses[sid] = set().union(*self.sense_sets[sid])
+        return senses
 
     @property
     def hypernyms(self) -> set[int]:

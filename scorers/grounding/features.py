@@ -144,7 +144,7 @@ def _analyse_sentence(
     form_sets = [forms_of(t, lexicon) for t in content]
     window = ctx.window(ctx.align(form_sets))
     window_forms: set[str] = set().union(*(ctx.sentence_forms[s] for s in window))
-    window_senses: set[int] = set().union(*(ctx.sentence_senses[s] for s in window))
+    window_senses: set[int] = set().union(*(ctx.sentence_senses(s) for s in window))
     for k, (token, forms) in enumerate(zip(content, form_sets, strict=True)):
         result.content_words += 1
         kind = "supported" if token.low in explained else classify(token, ctx, lexicon)

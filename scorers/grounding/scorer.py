@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache, partial
 from typing import Literal
 
-from driftline.scorers.grounding.context import ContextIndex
+from driftline.scorers.grounding.context import ContextIndex, forget_sentences
 from driftline.scorers.grounding.evidence import is_empty_answer
 from driftline.scorers.grounding.features import FEATURE_NAMES, Analysis, Finding, analyse
 from driftline.scorers.grounding.lexicon import Lexicon, default_lexicon
@@ -51,6 +51,12 @@ class GroundednessScorer:
         # retrieval, by each turn of a conversation, by every summary of one document. Their index is
         # kept for the most recent contexts (lru_cache is thread-safe; an index is never changed).
         self._context_index = lru_cache(maxsize=_CONTEXTS_KEPT)(partial(ContextIndex.of_context, lexicon=self.lexicon))
+
+    def forget(self) -> None:
+        """Drop the indexes of the contexts and the sentences read so far (the per-word caches stay):
+        what scoring an answer costs when its context is new, as bench/grounding_bench.py measures."""
+        self._context_index.cache_clear()
+        forget_sentences(self.lexicon)
 
     @property
     def threshold(self) -> float:
