@@ -4,6 +4,8 @@ too: a read while the store is down answers 503 + Retry-After on its own."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from fastapi import APIRouter, FastAPI
 from fastapi.exceptions import RequestValidationError
 from prometheus_client import CollectorRegistry
@@ -30,6 +32,7 @@ class ApiService(Service):
         registry: CollectorRegistry,
         metrics: ApiMetrics | None = None,
         settings: ApiSettings | None = None,
+        judge_endpoints: Sequence[str] | None = None,
     ) -> None:
         """`registry`: the process's; `metrics`: the API's own, registered there unless given;
         `settings`: the configured review queues and the claim settle time (default: none, 0)."""
@@ -37,6 +40,10 @@ class ApiService(Service):
         self.auth = auth
         self.registry = registry
         self.metrics = metrics or ApiMetrics(registry)
+        # judge_endpoints: given, or the settings' (a collector's runtime in tests has no ApiSettings).
+        self.judge_endpoints = list(
+            judge_endpoints if judge_endpoints is not None else settings.judge_endpoints if settings is not None else ()
+        )
         self.review = ReviewDesk(
             store,
             settings.review_queues if settings is not None else {},
@@ -44,7 +51,7 @@ class ApiService(Service):
         )
 
     def routers(self) -> list[APIRouter]:
-        return [api_router(self.store, self.auth, self.review)]
+        return [api_router(self.store, self.auth, self.review, self.judge_endpoints)]
 
     def mount(self, app: FastAPI) -> None:
         from driftline.web import mount_web

@@ -29,7 +29,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from driftline.judge_config import JudgeDefinition
+from driftline.judge_config import JudgeDefinition, endpoint_allowed
 
 if TYPE_CHECKING:
     from driftline.pricing import ModelPrice
@@ -121,8 +121,11 @@ class _Base(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # No dotenv or secrets-dir magic: what configures a service is the environment and
-        # the one file named on the command line, and nothing else.
-        return init_settings, env_settings
+        # the one file named on the command line, and nothing else. load_settings reads both and
+        # hands them over as init values: pydantic-settings' own environment source would read the
+        # environment a second time, decode list settings as JSON only (refusing the documented
+        # comma-separated form) and ignore the `environ` load_settings was given.
+        return (init_settings,)
 
 
 def _json_text(v: Any) -> Any:
@@ -362,6 +365,31 @@ class ServerSettings(CommonSettings):
         description="Request-body bytes held in memory at once, over all requests (each reserves its "
         "Content-Length); beyond it, 503 + Retry-After before the body is read.",
     )
+
+    judge_endpoints: list[str] = Field(
+        default_factory=list,
+        description="Endpoints LLM judges defined through the API (/api/v1/judges) may call: URLs such as "
+        "https://api.openai.com/v1; a judge's base_url must have the same scheme, host and port and a path at "
+        "or under one of them. Empty: no endpoint, so no judge can be defined through the API (a tenant "
+        "admin would otherwise choose what the scorer calls from inside this network). Judges in the config "
+        "file are the operator's own and need no entry. Comma separated in the environment.",
+    )
+
+    @field_validator("judge_endpoints", mode="before")
+    @classmethod
+    def _judge_endpoints_list(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = v.strip()
+            return json.loads(v) if v.startswith("[") else [p.strip() for p in v.split(",") if p.strip()]
+        return v
+
+    @field_validator("judge_endpoints")
+    @classmethod
+    def _judge_endpoints(cls, v: list[str]) -> list[str]:
+        for url in v:
+            if not endpoint_allowed(url, [url]):
+                raise ValueError(f"{url!r} is not an http:// or https:// URL with a host (and no user or password)")
+        return v
 
     @model_validator(mode="after")
     def _metrics_exposure(self) -> ServerSettings:

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, meta
 from jinja2.sandbox import SandboxedEnvironment
@@ -36,6 +38,7 @@ __all__ = [
     "CanaryConfig",
     "JudgeDefinition",
     "JudgeOutput",
+    "endpoint_allowed",
     "judge_template_env",
 ]
 
@@ -235,6 +238,33 @@ class ApiJudge(JudgeDefinition):
 
 
 JUDGE_NAME = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
+
+
+def _parts(url: str) -> tuple[str, str, int, str] | None:
+    """(scheme, host, port, path without a trailing slash) of an http(s) URL; None: not one."""
+    try:
+        u = urlsplit(url)
+        port = u.port or (443 if u.scheme == "https" else 80)
+    except ValueError:
+        return None
+    if u.scheme not in ("http", "https") or not u.hostname or u.username or u.password:
+        return None
+    return u.scheme, u.hostname.lower(), port, u.path.rstrip("/")
+
+
+def endpoint_allowed(url: str, allowed: Sequence[str]) -> bool:
+    """Whether a judge defined through the API may call `url`: the operator's `judge_endpoints`
+    list it (same scheme, host and port; its path at or under an entry's path, whole segments
+    only). A tenant admin chooses the URL the scorer calls from inside the operator's network,
+    so it is never free: 'https://api.example.com' does not allow 'https://api.example.com.evil'."""
+    got = _parts(url)
+    if got is None:
+        return False
+    for entry in allowed:
+        want = _parts(entry)
+        if want is not None and got[:3] == want[:3] and (got[3] == want[3] or got[3].startswith(want[3] + "/")):
+            return True
+    return False
 
 
 class ApiJudgeIn(ApiJudge):

@@ -120,5 +120,11 @@ def create_app(rt: CollectorService) -> FastAPI:
     from driftline.api_service import ApiService
 
     # Tests build many apps over one collector: the API's request metrics get a registry per app.
-    api = ApiService(rt.store, rt.auth, rt.registry, metrics=ApiMetrics(CollectorRegistry()))
+    api = ApiService(
+        rt.store,
+        rt.auth,
+        rt.registry,
+        metrics=ApiMetrics(CollectorRegistry()),
+        judge_endpoints=rt.settings.judge_endpoints,
+    )
     return build_app([rt, api], rt.registry)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from driftline.config import ScorerJobConfig, ScorerSettings
+from driftline.judge_config import endpoint_allowed
 from driftline.pricing import Pricer
 from driftline.scorers.judge_book import JudgeBook, StoredJudge
 from driftline.scorers.judge_cache import JudgeCache
@@ -97,6 +98,7 @@ class ApiJudgeJobs:
         self._monotonic = monotonic
         self._jobs: dict[tuple[str, str], _Entry] = {}
         self._told: set[tuple[str, str]] = set()
+        self._told_endpoint: set[tuple[str, str, str]] = set()
 
     def run_once(self) -> dict[tuple[str, str], RunResult | None]:
         """Run every live judge that is due; (tenant, judge) -> its run's result."""
@@ -111,6 +113,15 @@ class ApiJudgeJobs:
                     if key not in self._told:
                         self._told.add(key)
                         log.warning("judge %s of tenant %s is not run: a configured scorer has that name",
+                                    j.name, tenant)  # fmt: skip
+                    continue
+                # The API checked the endpoint when the judge was stored; the operator's list may
+                # have changed since, and the scorer holds to the list it runs with.
+                if not endpoint_allowed(j.definition.base_url, self.settings.judge_endpoints):
+                    told = (*key, j.definition.base_url)
+                    if told not in self._told_endpoint:
+                        self._told_endpoint.add(told)
+                        log.warning("judge %s of tenant %s is not run: its endpoint is not in judge_endpoints",
                                     j.name, tenant)  # fmt: skip
                     continue
                 seen.add(key)

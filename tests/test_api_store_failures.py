@@ -87,7 +87,9 @@ _ADMIN_ROUTES = {
 def settings(tmp_path: Path, chdb_path: Path, database: str) -> CollectorSettings:
     """Tenant A's keys: the read/review key the requests use, and an admin key for the queue changes."""
     keys = f"{KEY_A}={TENANT_A},{ADMIN_KEY}={TENANT_A}:admin"
-    return make_settings(tmp_path / "data", f"chdb://{chdb_path}", database, api_keys=keys)
+    return make_settings(
+        tmp_path / "data", f"chdb://{chdb_path}", database, api_keys=keys, judge_endpoints=[_JUDGE["base_url"]]
+    )
 
 
 def _answers(url: str) -> list[tuple[str, int, str | None]]:
@@ -136,7 +138,9 @@ def http_runtime(
 ) -> Iterator[tuple[CollectorService, ClickHouseHTTPServer]]:
     server = ClickHouseHTTPServer(data_dir=str(chdb_path), username="u", password="p").start()
     keys = f"{KEY_A}={TENANT_A},{ADMIN_KEY}={TENANT_A}:admin"
-    rt = CollectorService(make_settings(tmp_path / "data", server.url, database, api_keys=keys))
+    rt = CollectorService(
+        make_settings(tmp_path / "data", server.url, database, api_keys=keys, judge_endpoints=[_JUDGE["base_url"]])
+    )
     rt.start()
     try:
         yield rt, server

@@ -55,12 +55,26 @@ def test_env_values_parse() -> None:
         ({"DRIFTLINE_PRICE_OVERRIDES": "not json"}, "DRIFTLINE_PRICE_OVERRIDES"),
         ({"DRIFTLINE_PRICE_OVERRIDES": '{"m": {"input_mtok": -1, "output_mtok": 1}}'}, "DRIFTLINE_PRICE_OVERRIDES"),
         ({"DRIFTLINE_PRICE_OVERRIDES": '{"m": {"input_mtok": 1, "output": 1}}'}, "DRIFTLINE_PRICE_OVERRIDES"),
+        ({"DRIFTLINE_JUDGE_ENDPOINTS": "ftp://judge/v1"}, "DRIFTLINE_JUDGE_ENDPOINTS"),
+        ({"DRIFTLINE_JUDGE_ENDPOINTS": "https://user:pw@judge/v1"}, "DRIFTLINE_JUDGE_ENDPOINTS"),
     ],
 )
 def test_bad_env_value_names_the_variable(env: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigError) as e:
         load_settings(CollectorSettings, environ=env)
     assert named in str(e.value)
+
+
+def test_list_settings_from_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The process environment is read once, by load_settings, in the documented forms (comma
+    separated lists); before, pydantic-settings read it a second time as JSON and refused them."""
+    monkeypatch.setenv("DRIFTLINE_REDACT", "email, api_key")
+    monkeypatch.setenv("DRIFTLINE_JUDGE_ENDPOINTS", "https://api.openai.com/v1,http://127.0.0.1:8000/v1")
+    s = load_settings(CollectorSettings)
+    assert s.redact == ["email", "api_key"]
+    assert s.judge_endpoints == ["https://api.openai.com/v1", "http://127.0.0.1:8000/v1"]
+    # An `environ` given is the whole environment: the process's is not read besides it.
+    assert load_settings(CollectorSettings, environ={}).redact == []
 
 
 def test_bad_key_error_never_echoes_the_secret() -> None:

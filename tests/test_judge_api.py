@@ -14,11 +14,15 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
+from driftline.api_service import ApiService
 from driftline.collector.service import CollectorService
 from driftline.config import ScorerSettings, load_settings
+from driftline.judge_config import endpoint_allowed
 from driftline.scorers.service import ScorerService
+from driftline.server import build_app
 from tests.conftest import KEY_A, KEY_B, TENANT_A, TENANT_B, LiveServer, make_settings, serve
 from tests.otlp_helpers import http_exporter, provider_for, send_rag_trace
 from tests.support.fake_judge import FakeJudge, fake_judge
@@ -34,9 +38,18 @@ def _h(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+# The operator's list of endpoints API judges may call (judge_endpoints): the fake judge, and one
+# more for the test of a key that must not follow a judge to a new endpoint.
+MOVED_TO = "https://judge.example.com/v1"
+
+
 @pytest.fixture
-def app(tmp_path: Path, chdb_path: Path, database: str) -> Iterator[LiveServer]:
-    rt = CollectorService(make_settings(tmp_path / "data", f"chdb://{chdb_path}", database, api_keys=KEYS))
+def app(tmp_path: Path, chdb_path: Path, database: str, judge_server: FakeJudge) -> Iterator[LiveServer]:
+    endpoints = [judge_server.url, MOVED_TO]
+    settings = make_settings(
+        tmp_path / "data", f"chdb://{chdb_path}", database, api_keys=KEYS, judge_endpoints=endpoints
+    )
+    rt = CollectorService(settings)
     rt.start()
     server, thread, url = serve(rt)
     try:
@@ -83,7 +96,9 @@ def _ingest(app: LiveServer, key: str, answers: list[str]) -> list[dict[str, str
 def _scorer(app: LiveServer) -> ScorerService:
     """The scorer service over the app's store, its clock a little ahead (spans are never too fresh),
     every judge due at every run (the interval is a millisecond)."""
-    settings = load_settings(ScorerSettings, environ={}, scorer_interval_s=0.001)
+    settings = load_settings(
+        ScorerSettings, environ={}, scorer_interval_s=0.001, judge_endpoints=app.runtime.settings.judge_endpoints
+    )
     return ScorerService(
         settings, app.runtime.store, CollectorRegistry(), clock=lambda: datetime.now(UTC) + timedelta(seconds=5)
     )
@@ -217,7 +232,7 @@ def test_roles(app: LiveServer, judge_server: FakeJudge) -> None:
 def test_the_key_is_write_only_and_never_follows_a_new_endpoint(app: LiveServer, judge_server: FakeJudge) -> None:
     url = f"{app.url}/api/v1/judges/politeness"
     assert httpx.put(url, json=_judge(judge_server.url), headers=_h(ADMIN_A), timeout=30).json()["api_key_set"]
-    moved = _judge("https://judge.example.com/v1")
+    moved = _judge(MOVED_TO)
     del moved["api_key"]
     # The endpoint changed and no key was given: the old key is not sent to the new endpoint.
     assert httpx.put(url, json=moved, headers=_h(ADMIN_A), timeout=30).json()["api_key_set"] is False
@@ -234,6 +249,9 @@ def test_the_key_is_write_only_and_never_follows_a_new_endpoint(app: LiveServer,
         ({"output": {"labels": ["a", "a"]}}, "output", "labels must be distinct"),
         ({"output": {"labels": ["ok", "error"]}}, "output", "'error' is reserved"),
         ({"base_url": "ftp://judge/v1"}, "base_url", "must start with http:// or https://"),
+        ({"base_url": "http://169.254.169.254/latest"}, "base_url", "judge_endpoints"),
+        ({"base_url": "https://judge.example.com.attacker.test/v1"}, "base_url", "judge_endpoints"),
+        ({"base_url": "https://judge.example.com/v1evil"}, "base_url", "judge_endpoints"),
         ({"base_url": ""}, "base_url", "at least 1 character"),
         ({"model": ""}, "model", "at least 1 character"),
         ({"temperature": 5}, "temperature", "less than or equal to 2"),
@@ -305,7 +323,8 @@ def test_the_running_scheduler_picks_a_judge_up_and_its_edit_without_a_restart(
     """Through the real APScheduler: the scorer is started first, the judge made and edited after."""
     ids = _ingest(app, KEY_A, ["Canberra, you idiot."])
     settings = load_settings(ScorerSettings, environ={}, scorer_interval_s=0.3, sli_interval_s=3600,
-                             review_fill_interval_s=3600, review_agreement_interval_s=3600)  # fmt: skip
+                             review_fill_interval_s=3600, review_agreement_interval_s=3600,
+                             judge_endpoints=app.runtime.settings.judge_endpoints)  # fmt: skip
     service = ScorerService(
         settings, app.runtime.store, CollectorRegistry(), clock=lambda: datetime.now(UTC) + timedelta(seconds=5)
     )
@@ -355,7 +374,7 @@ def test_an_api_judge_is_watched_by_its_canary_dataset(app: LiveServer, judge_se
     metrics = ScorerMetrics(reg)
     scoring = ScoringService([], metrics)
     ticks = [0.0]
-    settings = load_settings(ScorerSettings, environ={})
+    settings = load_settings(ScorerSettings, environ={}, judge_endpoints=app.runtime.settings.judge_endpoints)
     jobs = ApiJudgeJobs(settings, app.runtime.store, metrics, run=scoring.run, options=job_options,
                         run_periodic=scoring.run_periodic, monotonic=lambda: ticks[0])  # fmt: skip
     labels = {"judge": "politeness", "tenant": TENANT_A}
@@ -385,7 +404,8 @@ def test_a_name_a_configured_judge_uses_is_not_run(
     body = {"name": "politeness", **_judge(judge_server.url)}
     assert httpx.post(f"{app.url}/api/v1/judges", json=body, headers=_h(ADMIN_A), timeout=30).status_code == 201
     configured = {"politeness": {"prompt": "{{ output }}", "output": {"labels": ["ok"]}, "base_url": judge_server.url}}
-    settings = load_settings(ScorerSettings, environ={}, judges=configured, scorers_enabled=True)
+    settings = load_settings(ScorerSettings, environ={}, judges=configured, scorers_enabled=True,
+                             judge_endpoints=app.runtime.settings.judge_endpoints)  # fmt: skip
     service = ScorerService(settings, app.runtime.store, CollectorRegistry())
     with caplog.at_level(logging.WARNING):
         assert service.api_judges.run_once() == {} and service.api_judges.run_once() == {}
@@ -420,3 +440,50 @@ def test_an_edit_is_no_way_round_the_hourly_budget(app: LiveServer, judge_server
     assert httpx.put(f"{app.url}/api/v1/judges/politeness", json=edited, headers=_h(ADMIN_A), timeout=30).is_success
     assert scorer.api_judges.run_once()[(TENANT_A, "politeness")].scored == 0  # type: ignore[union-attr]
     assert len(judge_server.requests) == 2  # this hour's 840 tokens still count against the 1,200
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("https://judge.example.com/v1", True),
+        ("https://judge.example.com/v1/", True),
+        ("https://judge.example.com/v1/chat", True),
+        ("https://JUDGE.example.com:443/v1", True),
+        ("https://judge.example.com/v1evil", False),  # a path under the entry's, whole segments only
+        ("https://judge.example.com/", False),
+        ("http://judge.example.com/v1", False),  # the scheme is part of it
+        ("https://judge.example.com:8443/v1", False),
+        ("https://judge.example.com.attacker.test/v1", False),
+        ("https://judge.example.com@attacker.test/v1", False),  # the host is attacker.test
+        ("https://user:pw@judge.example.com/v1", False),
+        ("https://judge.example.com:99999/v1", False),  # not a port
+        ("file:///etc/passwd", False),
+    ],
+)
+def test_judge_endpoints_match_scheme_host_port_and_path_segments(url: str, allowed: bool) -> None:
+    assert endpoint_allowed(url, [MOVED_TO]) is allowed
+
+
+def test_no_endpoint_listed_no_judge_through_the_api_and_the_scorer_holds_to_its_own_list(
+    app: LiveServer, judge_server: FakeJudge, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The API refuses an endpoint the operator did not list; a judge stored while its endpoint was
+    listed is not run by a scorer whose list no longer has it (and that is said once)."""
+    _ingest(app, KEY_A, ["The capital is Canberra."])
+    body = {"name": "politeness", **_judge(judge_server.url)}
+    assert httpx.post(f"{app.url}/api/v1/judges", json=body, headers=_h(ADMIN_A), timeout=30).status_code == 201
+    settings = load_settings(ScorerSettings, environ={}, scorer_interval_s=0.001, judge_endpoints=[MOVED_TO])
+    service = ScorerService(settings, app.runtime.store, CollectorRegistry())
+    with caplog.at_level(logging.WARNING):
+        assert service.api_judges.run_once() == {} and service.api_judges.run_once() == {}
+    said = [r.getMessage() for r in caplog.records if "is not run" in r.getMessage()]
+    assert said == ["judge politeness of tenant tenant-a is not run: its endpoint is not in judge_endpoints"]
+    assert judge_server.requests == []
+
+    # An API over settings that list nothing: no judge can be made.
+    bare = ApiService(app.runtime.store, app.runtime.auth, CollectorRegistry(), judge_endpoints=[])
+    with TestClient(build_app([bare], CollectorRegistry())) as client:
+        r = client.post("/api/v1/judges", json={**body, "name": "other"}, headers=_h(ADMIN_A))
+    assert r.status_code == 422, r.text
+    [err] = r.json()["detail"]
+    assert err["loc"] == ["body", "base_url"] and "(none listed)" in err["msg"] and JUDGE_KEY not in r.text

@@ -3,7 +3,7 @@ store call it makes takes that tenant."""
 
 # No `from __future__ import annotations`: FastAPI reads these annotations at definition time.
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -23,7 +23,9 @@ from driftline.store import Store
 __all__ = ["api_router", "jsonable_span"]
 
 
-def api_router(store: Store, auth: Authenticator, desk: ReviewDesk | None = None) -> APIRouter:
+def api_router(
+    store: Store, auth: Authenticator, desk: ReviewDesk | None = None, judge_endpoints: Sequence[str] = ()
+) -> APIRouter:
     """`desk`: the review queues' workflow (default: one with no configured queues)."""
     router = APIRouter(prefix="/api/v1")
 
@@ -44,7 +46,7 @@ def api_router(store: Store, auth: Authenticator, desk: ReviewDesk | None = None
     # Feedback comes from applications (their ingest key) and from reviewers.
     feedback_routes(router, store, with_role("ingest", "review"))
     review_routes(router, store, auth, desk if desk is not None else ReviewDesk(store))
-    judge_routes(router, store, auth)
+    judge_routes(router, store, auth, judge_endpoints)
     scorer_routes(router, store, tenant)
 
     @router.get("/compare/releases", summary="Has a candidate release regressed against a baseline release?")

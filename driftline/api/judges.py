@@ -6,7 +6,7 @@ changed judge on its next run; its version is the definition's hash (scorers/jud
 
 # No `from __future__ import annotations`: FastAPI reads these annotations at definition time.
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from driftline.auth import Authenticator, Principal
 from driftline.collector.errors import Forbidden, Unauthenticated
-from driftline.judge_config import JUDGE_NAME, ApiJudge, ApiJudgeIn
+from driftline.judge_config import JUDGE_NAME, ApiJudge, ApiJudgeIn, endpoint_allowed
 from driftline.scorers.judge_book import JudgeBook, StoredJudge, TooManyJudges
 from driftline.scorers.registry import SCORER_NAMES
 from driftline.store import Store
@@ -65,7 +65,8 @@ async def judge_validation_errors(request: Request, exc: Exception) -> Response:
     return JSONResponse(status_code=422, content={"detail": jsonable_encoder(errors)})
 
 
-def judge_routes(router: APIRouter, store: Store, auth: Authenticator) -> None:
+def judge_routes(router: APIRouter, store: Store, auth: Authenticator, endpoints: Sequence[str] = ()) -> None:
+    """`endpoints`: the operator's judge_endpoints, the only endpoints a judge made here may call."""
     book = JudgeBook(store)
 
     def principal(*roles: str) -> Callable[[Request], Principal]:
@@ -84,6 +85,10 @@ def judge_routes(router: APIRouter, store: Store, auth: Authenticator) -> None:
     tags: list[Any] = ["judges"]
 
     def put(p: Principal, name: str, body: ApiJudge) -> StoredJudge:
+        if not endpoint_allowed(body.base_url, endpoints):
+            msg = ("not an endpoint judges defined through the API may call: the operator lists those in "
+                   "judge_endpoints" + ("" if endpoints else " (none listed)"))  # fmt: skip
+            raise HTTPException(422, [{"loc": ["body", "base_url"], "msg": msg, "type": "value_error"}])
         definition = ApiJudge.model_validate(body.model_dump(exclude={"name"}) | {"api_key": body.api_key})
         try:
             return book.put(p.tenant, name, definition, key_given="api_key" in body.model_fields_set)
