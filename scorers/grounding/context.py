@@ -196,6 +196,8 @@ class _Memo:
 _TERMS_KEPT = 200_000
 _SENTENCES_KEPT = 4096  # a sentence's entry takes a few KB (its forms and senses)
 _MEMOS: weakref.WeakKeyDictionary[Lexicon, _Memo] = weakref.WeakKeyDictionary()
+_CONTENT_WORDS, _NEGATED, _NUMBERS = attrgetter("content_words"), attrgetter("negated"), attrgetter("numbers")
+_SENSE_SETS, _HYPERNYM_SETS = attrgetter("sense_sets"), attrgetter("hypernym_sets")
 
 
 def forget_sentences(lexicon: Lexicon) -> None:
@@ -288,11 +290,20 @@ class ContextIndex:
             memo = _MEMOS[lexicon] = _Memo()
         memo.trim()
         postings: defaultdict[str, list[int]] = defaultdict(list)
+        reads: list[_Sentence] = []
         for source in split_sources(context):
             # A pronoun opening a pasted piece refers to something outside it: no link back.
             index._new_source = True
             for sentence in split_sentences(source):
-                index._add_sentence(sentence, lexicon, memo, postings)
+                reads.append(index._add_sentence(sentence, lexicon, memo, postings))
+        # What each sentence adds, gathered in one pass each rather than sentence by sentence.
+        index.sentence_forms = list(map(_FORMS, reads))
+        index.sentence_words = list(map(_CONTENT_WORDS, reads))
+        index.sentence_negated = list(map(_NEGATED, reads))
+        index.sense_sets = list(map(_SENSE_SETS, reads))
+        index.hypernym_sets = list(map(_HYPERNYM_SETS, reads))
+        index.forms = set().union(*index.sentence_forms)
+        index.numbers = set().union(*map(_NUMBERS, reads))
         index.postings = dict(postings)
         n = max(1, len(index.sentences))
         # The idf of a form depends only on how many sentences state it: one logarithm per count.
@@ -323,14 +334,12 @@ class ContextIndex:
 
     def _add_sentence(
         self, sentence: str, lexicon: Lexicon, memo: _Memo, postings: defaultdict[str, list[int]]
-    ) -> None:
+    ) -> _Sentence:
+        """Reads the sentence (or finds it read), links it to the one before and posts its forms."""
         sid = len(self.sentences)
         read = memo.sentences.get(sentence)
         if read is None:
             read = memo.sentences[sentence] = _read(sentence, lexicon, memo.terms)
-        forms = read.forms
-        self.numbers.update(read.numbers)
-        self.hypernym_sets.append(read.hypernym_sets)
         inherited: frozenset[str] = frozenset()
         reference = read.reference if sid > 0 and not self._new_source else ""
         if reference:
@@ -344,15 +353,11 @@ class ContextIndex:
                 self.inherited_postings.setdefault(form, []).append(sid)
         self._new_source = False
         self.inherited.append(inherited)
-        self.sentence_words.append(read.content_words)
         self.sentences.append(sentence)
-        self.sentence_forms.append(forms)
-        self.sense_sets.append(read.sense_sets)
-        self.sentence_negated.append(read.negated)
-        self.forms |= forms
         # postings[form].append(sid) for every form, run by map() rather than a loop of bytecode: it is
         # the commonest step of the whole build. (list.append returns None, so any() runs them all.)
-        any(map(list.append, map(postings.__getitem__, forms), repeat(sid)))
+        any(map(list.append, map(postings.__getitem__, read.forms), repeat(sid)))
+        return read
 
     @property
     def senses(self) -> set[int]:
