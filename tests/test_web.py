@@ -5,6 +5,7 @@ same pages in Chromium)."""
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import re
@@ -195,16 +196,19 @@ def test_overview_series_per_service_and_release(live: LiveServer, client: httpx
 
 def test_session_tokens_are_signed_expire_and_hold_no_key() -> None:
     now = [1_000_000.0]
-    keys = {hash_api_key("k1"): "t1", hash_api_key("k2"): "t2"}
+    # Keys long enough that a random token cannot hold one by chance (a 2-character key did, 1 run in ~40).
+    k1, k2 = "key-alpha-5d0c7f3e9b21", "key-bravo-8e4a1c6f2d07"
+    keys = {hash_api_key(k1): "t1", hash_api_key(k2): "t2"}
     codec = SessionCodec(Authenticator(keys), ttl_s=60, clock=lambda: now[0])
-    token = codec.issue("k1")
-    assert "k1" not in token
+    token = codec.issue(k1)
+    payload = base64.urlsafe_b64decode(token.partition(".")[0] + "==").decode()
+    assert k1 not in token and k1 not in payload
     session = codec.read(token)
     assert session is not None
     assert session.tenant == "t1"
     # Another replica with the same keys accepts it; one with other keys does not.
     assert SessionCodec(Authenticator(dict(keys)), clock=lambda: now[0]).read(token) is not None
-    assert SessionCodec(Authenticator({hash_api_key("k1"): "t1"}), clock=lambda: now[0]).read(token) is None
+    assert SessionCodec(Authenticator({hash_api_key(k1): "t1"}), clock=lambda: now[0]).read(token) is None
     with pytest.raises(Unauthenticated):
         codec.issue("not-a-key")
     body, _, mac = token.partition(".")
@@ -217,7 +221,7 @@ def test_session_tokens_are_signed_expire_and_hold_no_key() -> None:
     codec.revoke(token)
     assert codec.read(token) is None  # signed out
     # The API takes the token as a credential for the same tenant, and refuses it once revoked.
-    fresh = codec.issue("k2")
+    fresh = codec.issue(k2)
     auth = Authenticator(keys)
     codec2 = SessionCodec(auth, clock=lambda: now[0])
     assert auth.tenant_for(f"Session {fresh}") == "t2"
