@@ -7,15 +7,15 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 
+from driftline.api.access import principal
 from driftline.api.feedback import feedback_routes
 from driftline.api.judges import judge_routes
 from driftline.api.review import review_routes
 from driftline.api.scorers import scorer_routes
 from driftline.api.traces import jsonable_span, trace_routes
 from driftline.auth import Authenticator
-from driftline.collector.errors import Forbidden, Unauthenticated
 from driftline.releases import compare_releases
 from driftline.review.desk import ReviewDesk
 from driftline.store import Store
@@ -30,13 +30,10 @@ def api_router(
     router = APIRouter(prefix="/api/v1")
 
     def with_role(*roles: str) -> Callable[[Request], str]:
+        who = principal(auth, *roles)
+
         def tenant(request: Request) -> str:
-            try:
-                return auth.tenant_for(request.headers.get("authorization"), *roles)
-            except Forbidden as e:
-                raise HTTPException(403, str(e)) from None
-            except Unauthenticated as e:
-                raise HTTPException(401, str(e), headers={"WWW-Authenticate": "Bearer"}) from None
+            return who(request).tenant
 
         return tenant
 

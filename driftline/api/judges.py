@@ -6,7 +6,7 @@ changed judge on its next run; its version is the definition's hash (scorers/jud
 
 # No `from __future__ import annotations`: FastAPI reads these annotations at definition time.
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -17,8 +17,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from driftline.api.access import principal
 from driftline.auth import Authenticator, Principal
-from driftline.collector.errors import Forbidden, Unauthenticated
 from driftline.judge_config import JUDGE_NAME, ApiJudge, ApiJudgeIn, endpoint_allowed
 from driftline.scorers.judge_book import JudgeBook, StoredJudge, TooManyJudges
 from driftline.scorers.registry import SCORER_NAMES
@@ -69,19 +69,8 @@ def judge_routes(router: APIRouter, store: Store, auth: Authenticator, endpoints
     """`endpoints`: the operator's judge_endpoints, the only endpoints a judge made here may call."""
     book = JudgeBook(store)
 
-    def principal(*roles: str) -> Callable[[Request], Principal]:
-        def who(request: Request) -> Principal:
-            try:
-                return auth.require(request.headers.get("authorization"), *roles)
-            except Forbidden as e:
-                raise HTTPException(403, str(e)) from None
-            except Unauthenticated as e:
-                raise HTTPException(401, str(e), headers={"WWW-Authenticate": "Bearer"}) from None
-
-        return who
-
-    Reader = Annotated[Principal, Depends(principal("read"))]
-    Admin = Annotated[Principal, Depends(principal("admin"))]
+    Reader = Annotated[Principal, Depends(principal(auth, "read"))]
+    Admin = Annotated[Principal, Depends(principal(auth, "admin"))]
     tags: list[Any] = ["judges"]
 
     def put(p: Principal, name: str, body: ApiJudge) -> StoredJudge:

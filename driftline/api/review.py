@@ -10,12 +10,12 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
+from driftline.api.access import principal
 from driftline.auth import Authenticator, Principal
-from driftline.collector.errors import Forbidden, Unauthenticated
 from driftline.review.agreement import agreement
 from driftline.review.desk import Conflict, NotFound, Queue, ReviewDesk
 from driftline.review.golden import add_to_dataset, golden_records
@@ -50,21 +50,10 @@ TraceId = Annotated[str, Path(pattern=_HEX32, description="the item's trace id")
 
 
 def review_routes(router: APIRouter, store: Store, auth: Authenticator, desk: ReviewDesk) -> None:
-    def principal(*roles: str) -> Callable[[Request], Principal]:
-        def who(request: Request) -> Principal:
-            try:
-                return auth.require(request.headers.get("authorization"), *roles)
-            except Forbidden as e:
-                raise HTTPException(403, str(e)) from None
-            except Unauthenticated as e:
-                raise HTTPException(401, str(e), headers={"WWW-Authenticate": "Bearer"}) from None
-
-        return who
-
-    Reader = Annotated[Principal, Depends(principal("read", "review"))]
-    Reviewer = Annotated[Principal, Depends(principal("review"))]
-    Admin = Annotated[Principal, Depends(principal("admin"))]
-    Analyst = Annotated[Principal, Depends(principal("read"))]
+    Reader = Annotated[Principal, Depends(principal(auth, "read", "review"))]
+    Reviewer = Annotated[Principal, Depends(principal(auth, "review"))]
+    Admin = Annotated[Principal, Depends(principal(auth, "admin"))]
+    Analyst = Annotated[Principal, Depends(principal(auth, "read"))]
 
     def queue_of(p: Principal, name: str) -> Queue:
         try:

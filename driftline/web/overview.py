@@ -7,10 +7,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 
+from driftline.api.access import principal
 from driftline.auth import Authenticator
-from driftline.collector.errors import Forbidden, Unauthenticated
 from driftline.sli import LLM_OPS
 from driftline.store import Store
 from driftline.store.queries.overview import OVERVIEW_METRICS, earliest_llm_call, overview_series
@@ -40,13 +40,10 @@ def overview_router(store: Store, auth: Authenticator, clock: Callable[[], datet
     router = APIRouter(prefix="/api/v1")
     now = clock or (lambda: datetime.now(UTC))
 
+    reader = principal(auth, "read")
+
     def tenant(request: Request) -> str:
-        try:
-            return auth.tenant_for(request.headers.get("authorization"))
-        except Forbidden as e:  # a known key without the read role; Forbidden is an Unauthenticated
-            raise HTTPException(403, str(e)) from None
-        except Unauthenticated as e:
-            raise HTTPException(401, str(e), headers={"WWW-Authenticate": "Bearer"}) from None
+        return reader(request).tenant
 
     @router.get("/overview", summary="SLIs over time per service and release, and drift firing now")
     def overview(
