@@ -128,6 +128,14 @@ class _Base(BaseSettings):
         return (init_settings,)
 
 
+def _list_text(v: Any) -> Any:
+    """A list setting given as text (an environment variable): comma separated, or a JSON list."""
+    if isinstance(v, str):
+        v = v.strip()
+        return json.loads(v) if v.startswith("[") else [p.strip() for p in v.split(",") if p.strip()]
+    return v
+
+
 def _json_text(v: Any) -> Any:
     """A mapping setting given as text (an environment variable) is JSON."""
     return json.loads(v) if isinstance(v, str) else v
@@ -184,13 +192,7 @@ class CommonSettings(_Base):
         "credentials); comma separated in the environment. Empty: insert through the Distributed tables.",
     )
 
-    @field_validator("cluster_shard_hosts", mode="before")
-    @classmethod
-    def _hosts_list(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            v = v.strip()
-            return json.loads(v) if v.startswith("[") else [p.strip() for p in v.split(",") if p.strip()]
-        return v
+    _hosts_list = field_validator("cluster_shard_hosts", mode="before")(_list_text)
 
     @field_validator("cluster_shard_hosts")
     @classmethod
@@ -375,13 +377,7 @@ class ServerSettings(CommonSettings):
         "file are the operator's own and need no entry. Comma separated in the environment.",
     )
 
-    @field_validator("judge_endpoints", mode="before")
-    @classmethod
-    def _judge_endpoints_list(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            v = v.strip()
-            return json.loads(v) if v.startswith("[") else [p.strip() for p in v.split(",") if p.strip()]
-        return v
+    _judge_endpoints_list = field_validator("judge_endpoints", mode="before")(_list_text)
 
     @field_validator("judge_endpoints")
     @classmethod
@@ -447,15 +443,7 @@ class CollectorSettings(ServerSettings):
         "comma separated in the environment.",
     )
 
-    @field_validator("redact", mode="before")
-    @classmethod
-    def _redact_list(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            v = v.strip()
-            if v.startswith("["):
-                return json.loads(v)
-            return [p.strip() for p in v.split(",") if p.strip()]
-        return v
+    _redact_list = field_validator("redact", mode="before")(_list_text)
 
     @field_validator("redact")
     @classmethod
