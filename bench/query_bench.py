@@ -314,7 +314,7 @@ def main() -> None:
     ap.add_argument("--batch-traces", type=int, default=40_000, help="traces per INSERT (x5 spans)")
     ap.add_argument("--repeat", type=int, default=20, help="timed requests per case (after 2 warm-ups)")
     ap.add_argument("--data-dir", type=Path, default=None, help="default: a new directory under /tmp")
-    ap.add_argument("--keep-data", action="store_true", help="keep the data directory (default: removed)")
+    ap.add_argument("--keep-data", action="store_true", help="keep the data directory (default: removed, unless --reuse)")
     ap.add_argument("--reuse", action="store_true", help="skip the fill: time an existing --data-dir")
     ap.add_argument("--only", default="", help="time only the requests whose name contains this")
     a = ap.parse_args()
@@ -336,7 +336,7 @@ def main() -> None:
             print(f"| {name} | {p50:.1f} | {p95:.1f} | {cpu50:.1f} | {rows} |")
     finally:
         store.close()
-        if not a.keep_data:
+        if not (a.keep_data or a.reuse):  # a store it did not fill is not its to remove
             shutil.rmtree(data, ignore_errors=True)
 
 
