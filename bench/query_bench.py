@@ -314,7 +314,9 @@ def main() -> None:
     ap.add_argument("--batch-traces", type=int, default=40_000, help="traces per INSERT (x5 spans)")
     ap.add_argument("--repeat", type=int, default=20, help="timed requests per case (after 2 warm-ups)")
     ap.add_argument("--data-dir", type=Path, default=None, help="default: a new directory under /tmp")
-    ap.add_argument("--keep-data", action="store_true", help="keep the data directory (default: removed, unless --reuse)")
+    ap.add_argument(
+        "--keep-data", action="store_true", help="keep the data directory (default: removed, unless --reuse)"
+    )
     ap.add_argument("--reuse", action="store_true", help="skip the fill: time an existing --data-dir")
     ap.add_argument("--only", default="", help="time only the requests whose name contains this")
     a = ap.parse_args()
