@@ -156,7 +156,6 @@ class HallucinationJudgeScorer:
         self.client = JudgeClient(
             base_url=config.base_url, model=config.model, api_key=config.api_key, timeout_s=config.timeout_s,
             max_retries=config.max_retries, schema=_VERDICT_SCHEMA, max_tokens=_MAX_REPLY_TOKENS, http=http,
-            on_retry=lambda: self.m.judge_retries.labels(self.name).inc(),
         )  # fmt: skip
         self._told: set[tuple[str, str]] = set()  # (tenant, hour) already logged as exhausted
         self._clock = clock
@@ -174,7 +173,7 @@ class HallucinationJudgeScorer:
         if self.offline is not None and self.cfg.prefilter:
             pre = self.offline.score(span, trace)
             if pre is not None and pre.details.get("confident"):
-                self.m.judge_calls.labels(self.name, "skipped_confident").inc()
+                self.m.judge_calls.labels(self.name, tenant, "skipped_confident").inc()
                 return Score(pre.value, pre.label, f"offline score confident; judge not called. {pre.explanation}",
                              {"source": "offline"})  # fmt: skip
         prompt = self.cfg.prompt.format(
@@ -182,14 +181,14 @@ class HallucinationJudgeScorer:
         )
         h = hashlib.sha256(prompt.encode()).hexdigest()
         if self.cache is not None and (hit := self.cache.get(tenant, self.name, self.version, h)) is not None:
-            self.m.judge_calls.labels(self.name, "cached").inc()
+            self.m.judge_calls.labels(self.name, tenant, "cached").inc()
             return Score(hit.value, hit.label, hit.reasoning, {"source": "judge", "model": self.cfg.model,
                                                                "prompt_sha256": h, "cached": True})  # fmt: skip
         # ~4 characters a token, plus room for the short JSON verdict: a cautious estimate.
         est_tokens = len(prompt) // 4 + _MAX_REPLY_TOKENS
         est_usd, _ = self.pricer.price(self.cfg.provider, self.cfg.model, len(prompt) // 4, _MAX_REPLY_TOKENS)
         if not self.budget.allows(tenant, est_tokens, est_usd or 0.0):
-            self.m.judge_calls.labels(self.name, "over_budget").inc()
+            self.m.judge_calls.labels(self.name, tenant, "over_budget").inc()
             self.m.judge_exhausted.labels(self.name, tenant).set(1)
             key = (tenant, self._clock().strftime("%Y-%m-%dT%H"))
             if key not in self._told:
@@ -199,13 +198,15 @@ class HallucinationJudgeScorer:
             return None
         self.m.judge_exhausted.labels(self.name, tenant).set(0)
         try:
-            reply = self.client.complete([{"role": "user", "content": prompt}])
+            reply = self.client.complete(
+                [{"role": "user", "content": prompt}], on_retry=self.m.judge_retries.labels(self.name, tenant).inc
+            )
         except JudgeCallError:
             # Retries spent or a permanent failure: raise so the span stays unscored and is retried.
-            self.m.judge_calls.labels(self.name, "error").inc()
+            self.m.judge_calls.labels(self.name, tenant, "error").inc()
             raise
         self._account(tenant, reply)
-        s = self._verdict(reply.content)
+        s = self._verdict(tenant, reply.content)
         if self.cache is not None and s.label != "error":
             self.cache.put(tenant, self.name, self.version, h, Verdict(s.value, s.label, s.explanation))
         return Score(s.value, s.label, s.explanation, {**s.details, "prompt_sha256": h, "cached": False})
@@ -219,7 +220,7 @@ class HallucinationJudgeScorer:
         if usd:
             self.m.judge_spend.labels(self.name, tenant).inc(usd)
 
-    def _verdict(self, content: str) -> Score:
+    def _verdict(self, tenant: str, content: str) -> Score:
         try:
             text = str(content).strip()
             if text.startswith("```"):  # models like to fence JSON
@@ -232,9 +233,9 @@ class HallucinationJudgeScorer:
             if not 0.0 <= conf <= 1.0:
                 raise ValueError(f"confidence {conf}")
         except (KeyError, IndexError, TypeError, ValueError) as e:
-            self.m.judge_calls.labels(self.name, "malformed").inc()
+            self.m.judge_calls.labels(self.name, tenant, "malformed").inc()
             return Score(math.nan, "error", f"malformed judge reply: {type(e).__name__}: {str(e)[:160]}",
                          {"source": "judge"})  # fmt: skip
-        self.m.judge_calls.labels(self.name, "ok").inc()
+        self.m.judge_calls.labels(self.name, tenant, "ok").inc()
         value = conf if verdict == "hallucinated" else 1.0 - conf
         return Score(value, verdict, str(doc.get("reason", ""))[:500], {"source": "judge", "model": self.cfg.model})

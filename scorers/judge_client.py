@@ -93,21 +93,24 @@ class JudgeClient:
             return {"type": "json_object"}
         return None
 
-    def complete(self, messages: list[dict[str, str]]) -> JudgeReply:
+    def complete(self, messages: list[dict[str, str]], on_retry: Callable[[], None] | None = None) -> JudgeReply:
         """The reply to `messages`; raises JudgeCallError once retries are spent or on a
-        permanent failure (4xx other than 429, a body that is not a chat completion)."""
+        permanent failure (4xx other than 429, a body that is not a chat completion). `on_retry`,
+        if given, hears of this call's retries instead of the client's own callback."""
         fmt = self._response_format()
         try:
-            return self._with_retries(messages, fmt)
+            return self._with_retries(messages, fmt, on_retry or self._on_retry)
         except JudgeCallError as e:
             if fmt is None or e.status != 400:
                 raise
         log.warning("judge endpoint %s refused response_format %s (400); asking without it from now on",
                     self.url, fmt["type"])  # fmt: skip
         self._mode = "none"
-        return self._with_retries(messages, None)
+        return self._with_retries(messages, None, on_retry or self._on_retry)
 
-    def _with_retries(self, messages: list[dict[str, str]], fmt: dict[str, Any] | None) -> JudgeReply:
+    def _with_retries(
+        self, messages: list[dict[str, str]], fmt: dict[str, Any] | None, on_retry: Callable[[], None]
+    ) -> JudgeReply:
         def wait(state: RetryCallState) -> float:
             backoff = wait_exponential_jitter(multiplier=0.5, max=8.0)(state)
             exc = state.outcome.exception() if state.outcome else None
@@ -115,7 +118,7 @@ class JudgeClient:
             return max(backoff, after or 0.0)
 
         def before_sleep(_: RetryCallState) -> None:
-            self._on_retry()
+            on_retry()
 
         retrying = Retrying(
             stop=stop_after_attempt(self._retries + 1),

@@ -109,7 +109,6 @@ class CustomJudgeScorer:
             base_url=spec.base_url, model=spec.model, api_key=spec.api_key, timeout_s=self.d.timeout_s,
             max_retries=self.d.max_retries, structured_output=self.d.structured_output,
             schema=self.d.output.json_schema(), temperature=self.d.temperature, max_tokens=self.d.max_reply_tokens,
-            on_retry=lambda: self.m.judge_retries.labels(self._name).inc(),
         )  # fmt: skip
         env = judge_template_env()
         self._prompt = env.from_string(self.d.prompt)
@@ -165,7 +164,7 @@ class CustomJudgeScorer:
         if use_cache and self.cache is not None:
             hit = self.cache.get(tenant, self._name, self._version, h)
             if hit is not None:
-                self.m.judge_calls.labels(self._name, "cached").inc()
+                self.m.judge_calls.labels(self._name, tenant, "cached").inc()
                 return Score(hit.value, hit.label, hit.reasoning, {**details, "cached": True})
         chars = sum(len(m["content"]) for m in messages)
         est_in = chars // 4 + 8 * len(messages)  # ~4 characters a token: a cautious estimate
@@ -175,24 +174,24 @@ class CustomJudgeScorer:
             return None
         self.m.judge_exhausted.labels(self._name, tenant).set(0)
         try:
-            reply = self.client.complete(messages)
+            reply = self.client.complete(messages, on_retry=self.m.judge_retries.labels(self._name, tenant).inc)
         except JudgeCallError:
-            self.m.judge_calls.labels(self._name, "error").inc()
+            self.m.judge_calls.labels(self._name, tenant, "error").inc()
             raise  # the span stays unscored and is retried by a later run
         self._account(tenant, reply)
         try:
             v = parse_verdict(reply.content, self.d)
         except ValueError as e:  # json.JSONDecodeError is a ValueError
-            self.m.judge_calls.labels(self._name, "malformed").inc()
+            self.m.judge_calls.labels(self._name, tenant, "malformed").inc()
             return Score(math.nan, "error", f"malformed judge reply: {type(e).__name__}: {str(e)[:160]}",
                          {**details, "cached": False})  # fmt: skip
-        self.m.judge_calls.labels(self._name, "ok").inc()
+        self.m.judge_calls.labels(self._name, tenant, "ok").inc()
         if use_cache and self.cache is not None:
             self.cache.put(tenant, self._name, self._version, h, v)
         return Score(v.value, v.label, v.reasoning, {**details, "cached": False, "structured": reply.structured})
 
     def _over_budget(self, tenant: str) -> None:
-        self.m.judge_calls.labels(self._name, "over_budget").inc()
+        self.m.judge_calls.labels(self._name, tenant, "over_budget").inc()
         self.m.judge_exhausted.labels(self._name, tenant).set(1)
         key = (tenant, self._clock().strftime("%Y-%m-%dT%H"))
         with self._lock:

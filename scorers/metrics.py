@@ -45,11 +45,11 @@ class ScorerMetrics:
         self.judge_calls = Counter(
             j + "calls_total",
             "LLM judge calls by judge and outcome (ok, cached, error, malformed, skipped_confident, over_budget).",
-            ["judge", "outcome"], registry=registry,
+            ["judge", "tenant", "outcome"], registry=registry,
         )  # fmt: skip
         self.judge_retries = Counter(
-            j + "retries_total", "Judge calls retried after a transient failure (429, 5xx, timeout).", ["judge"],
-            registry=registry,
+            j + "retries_total", "Judge calls retried after a transient failure (429, 5xx, timeout).",
+            ["judge", "tenant"], registry=registry,
         )  # fmt: skip
         self.judge_tokens = Counter(
             j + "tokens_total", "Tokens the judge used.", ["judge", "tenant", "direction"], registry=registry

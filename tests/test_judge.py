@@ -91,7 +91,10 @@ def test_verdicts_tokens_and_malformed_reply(live: LiveServer, judge_server: Fak
         _metric(reg, "driftline_judge_tokens_total", judge="hallucination_judge", tenant=TENANT_A, direction="input")
         == 1200
     )
-    assert _metric(reg, "driftline_judge_calls_total", judge="hallucination_judge", outcome="malformed") == 1
+    assert (
+        _metric(reg, "driftline_judge_calls_total", judge="hallucination_judge", tenant=TENANT_A, outcome="malformed")
+        == 1
+    )
     assert _metric(reg, "driftline_judge_spend_usd_total", judge="hallucination_judge", tenant=TENANT_A) > 0
 
 
@@ -113,7 +116,10 @@ def test_budget_exhaustion_stops_calls_and_says_so(
         == 800
     )  # never over
     assert _metric(reg, "driftline_judge_budget_exhausted", judge="hallucination_judge", tenant=TENANT_A) == 1
-    assert _metric(reg, "driftline_judge_calls_total", judge="hallucination_judge", outcome="over_budget") == 3
+    assert (
+        _metric(reg, "driftline_judge_calls_total", judge="hallucination_judge", tenant=TENANT_A, outcome="over_budget")
+        == 3
+    )
     assert any("budget" in rec.getMessage() and TENANT_A in rec.getMessage() for rec in caplog.records)
     assert "judge-secret" not in caplog.text
     # the next hour the judge resumes with a fresh budget (a backfill of the window re-runs it)
@@ -140,7 +146,16 @@ def test_confident_offline_score_skips_the_judge(live: LiveServer, judge_server:
     out = judge.score({**span, "tenant": TENANT_A}, trace)
     assert out is not None and out.label == "hallucinated"
     assert judge_server.requests == [] and out.details["source"] == "offline"
-    assert _metric(reg, "driftline_judge_calls_total", judge="hallucination_judge", outcome="skipped_confident") == 1
+    assert (
+        _metric(
+            reg,
+            "driftline_judge_calls_total",
+            judge="hallucination_judge",
+            tenant=TENANT_A,
+            outcome="skipped_confident",
+        )
+        == 1
+    )
 
 
 def test_verdicts_are_cached_and_transient_failures_retried(live: LiveServer, judge_server: FakeJudge) -> None:
@@ -156,7 +171,7 @@ def test_verdicts_are_cached_and_transient_failures_retried(live: LiveServer, ju
     job = ScorerJob(judge, live.runtime.store, JobOptions(settle=timedelta(0)))
     assert job.run_once().scored == 2
     assert len(judge_server.requests) == 3  # one 503, retried
-    assert _metric(reg, "driftline_judge_retries_total", judge="hallucination_judge") == 1
+    assert _metric(reg, "driftline_judge_retries_total", judge="hallucination_judge", tenant=TENANT_A) == 1
     body = judge_server.requests[0]["body"]
     assert body["response_format"]["json_schema"]["schema"]["properties"]["verdict"]["enum"] == [
         "grounded",
@@ -168,7 +183,9 @@ def test_verdicts_are_cached_and_transient_failures_retried(live: LiveServer, ju
         datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC) + timedelta(minutes=1)
     )
     assert r.scored == 2 and len(judge_server.requests) == 3
-    assert _metric(reg, "driftline_judge_calls_total", judge="hallucination_judge", outcome="cached") == 2
+    assert (
+        _metric(reg, "driftline_judge_calls_total", judge="hallucination_judge", tenant=TENANT_A, outcome="cached") == 2
+    )
     rows = admin_rows(
         live.runtime.store,
         "SELECT label, details FROM {db}.scores FINAL WHERE tenant = {tenant:String} "

@@ -134,7 +134,12 @@ def test_yaml_judge_scores_spans_and_the_trace_view_shows_prompt_hash_and_reason
     assert "insults the user" in page
     assert f'prompt sha256 <span title="{json.loads(rows[1]["details"])["prompt_sha256"]}">' in page
     assert f"judge version {version}" in page
-    assert reg.get_sample_value("driftline_judge_calls_total", {"judge": "politeness", "outcome": "ok"}) == 2
+    assert (
+        reg.get_sample_value(
+            "driftline_judge_calls_total", {"judge": "politeness", "tenant": TENANT_A, "outcome": "ok"}
+        )
+        == 2
+    )
 
 
 def test_the_version_follows_the_prompt_and_old_scores_never_mix(
@@ -168,7 +173,12 @@ def test_cache_makes_reruns_free_across_restarts(live: LiveServer, judge_server:
     now = datetime.now(UTC)
     r = job.backfill(now - timedelta(hours=1), now + timedelta(minutes=1))
     assert r.scored == 3 and len(judge_server.requests) == 3
-    assert reg.get_sample_value("driftline_judge_calls_total", {"judge": "politeness", "outcome": "cached"}) == 3
+    assert (
+        reg.get_sample_value(
+            "driftline_judge_calls_total", {"judge": "politeness", "tenant": TENANT_A, "outcome": "cached"}
+        )
+        == 3
+    )
     rows = _scores(live.runtime.store)
     assert {json.loads(x["details"])["cached"] for x in rows} == {True}
     assert sorted(x["label"] for x in rows) == ["polite", "polite", "rude"]
@@ -193,7 +203,12 @@ def test_budget_holds(live: LiveServer, judge_server: FakeJudge, tmp_path: Path)
     labels = {"judge": "politeness", "tenant": TENANT_A}
     assert reg.get_sample_value("driftline_judge_tokens_total", {**labels, "direction": "input"}) == 800
     assert reg.get_sample_value("driftline_judge_budget_exhausted", labels) == 1
-    assert reg.get_sample_value("driftline_judge_calls_total", {"judge": "politeness", "outcome": "over_budget"}) == 3
+    assert (
+        reg.get_sample_value(
+            "driftline_judge_calls_total", {"judge": "politeness", "tenant": TENANT_A, "outcome": "over_budget"}
+        )
+        == 3
+    )
 
 
 def _scorer(server: FakeJudge, tmp_path: Path, reg: CollectorRegistry, sleeps: list[float],
@@ -215,19 +230,27 @@ def test_transient_failures_are_retried_with_backoff_then_given_up(judge_server:
     out = scorer.judge(TENANT_A, VARS, use_cache=False)
     assert out is not None and out.label == "polite"
     assert len(judge_server.requests) == 3 and len(sleeps) == 2 and all(0 <= x <= 8 for x in sleeps)
-    assert reg.get_sample_value("driftline_judge_retries_total", {"judge": "politeness"}) == 2
+    assert reg.get_sample_value("driftline_judge_retries_total", {"judge": "politeness", "tenant": TENANT_A}) == 2
+    # Another tenant's judge of the same name counts in its own series, not in this tenant's.
+    judge_server.replies = [503]
+    assert scorer.judge("tenant-b", VARS, use_cache=False) is not None
+    assert reg.get_sample_value("driftline_judge_retries_total", {"judge": "politeness", "tenant": "tenant-b"}) == 1
+    assert reg.get_sample_value("driftline_judge_retries_total", {"judge": "politeness", "tenant": TENANT_A}) == 2
+    ok = {"judge": "politeness", "outcome": "ok"}
+    assert reg.get_sample_value("driftline_judge_calls_total", {**ok, "tenant": "tenant-b"}) == 1
+    assert reg.get_sample_value("driftline_judge_calls_total", {**ok, "tenant": TENANT_A}) == 1
     # Beyond max_retries the call fails (the span stays unscored, to be retried by a later run).
     judge_server.replies = [503] * 4
     from driftline.scorers.judge_client import JudgeCallError
 
     with pytest.raises(JudgeCallError, match="HTTP 503"):
         scorer.judge(TENANT_A, VARS, use_cache=False)
-    assert len(judge_server.requests) == 3 + 4
+    assert len(judge_server.requests) == 3 + 2 + 4
     # A permanent failure is not retried.
     judge_server.replies = [401]
     with pytest.raises(JudgeCallError, match="HTTP 401"):
         scorer.judge(TENANT_A, VARS, use_cache=False)
-    assert len(judge_server.requests) == 3 + 4 + 1
+    assert len(judge_server.requests) == 3 + 2 + 4 + 1
 
 
 def test_timeout_is_transient(tmp_path: Path) -> None:
@@ -248,7 +271,7 @@ def test_timeout_is_transient(tmp_path: Path) -> None:
         with pytest.raises(JudgeCallError, match="timeout") as e:
             scorer.judge(TENANT_A, VARS, use_cache=False)
         assert e.value.transient
-        assert reg.get_sample_value("driftline_judge_retries_total", {"judge": "politeness"}) == 1
+        assert reg.get_sample_value("driftline_judge_retries_total", {"judge": "politeness", "tenant": TENANT_A}) == 1
     finally:
         sock.close()
 
@@ -284,7 +307,12 @@ def test_a_reply_outside_the_schema_is_an_error_score(judge_server: FakeJudge, t
     judge_server.replies = [reply]
     out = scorer.judge(TENANT_A, VARS, use_cache=False)
     assert out is not None and out.label == "error" and "malformed judge reply" in out.explanation
-    assert reg.get_sample_value("driftline_judge_calls_total", {"judge": "politeness", "outcome": "malformed"}) == 1
+    assert (
+        reg.get_sample_value(
+            "driftline_judge_calls_total", {"judge": "politeness", "tenant": TENANT_A, "outcome": "malformed"}
+        )
+        == 1
+    )
 
 
 @pytest.mark.parametrize(

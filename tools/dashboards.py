@@ -328,8 +328,10 @@ def pipeline() -> gd.Dashboard:
             w=8,
         )
     )
-    d.with_panel(_ts("Judge calls by outcome", "short", [_q(rate("driftline_judge_calls_total", "outcome"))], w=8))
     t = 'tenant=~"$tenant"'
+    d.with_panel(
+        _ts("Judge calls by outcome", "short", [_q(rate(f"driftline_judge_calls_total{{{t}}}", "outcome"))], w=8)
+    )
     d.with_panel(
         _ts(
             "Judge tokens",
