@@ -44,6 +44,7 @@ class ApiService(Service):
         self.judge_endpoints = list(
             judge_endpoints if judge_endpoints is not None else settings.judge_endpoints if settings is not None else ()
         )
+        self.login_failures_per_minute = settings.login_failures_per_minute if settings is not None else 10
         self.review = ReviewDesk(
             store,
             settings.review_queues if settings is not None else {},
@@ -59,7 +60,7 @@ class ApiService(Service):
         super().mount(app)
         app.add_exception_handler(RequestValidationError, judge_validation_errors)
         self.metrics.instrument(app)
-        mount_web(app, self.store, self.auth)  # the UI at /, drawn from the API above
+        mount_web(app, self.store, self.auth, self.login_failures_per_minute)  # the UI at /, drawn from the API above
 
     def describe(self, base_url: str) -> list[str]:
         return [f"UI {base_url}/", f"API {base_url}/api/v1"]

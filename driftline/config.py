@@ -579,6 +579,13 @@ class ApiSettings(ServerSettings):
         description="Review claims: wait this long before reading a new claim back. 0 with one API process; "
         "with several API replicas, more than the store's insert-to-visible delay plus clock skew.",
     )
+    login_failures_per_minute: int = Field(
+        10,
+        ge=0,
+        description="Web UI sign-in: failed attempts one client address may make per minute (bursts of that many); "
+        "beyond it every attempt from the address gets 429 until the bucket refills. Counted per API process. "
+        "0 turns it off.",
+    )
 
 
 class UpSettings(CollectorSettings, ScorerSettings, ApiSettings):

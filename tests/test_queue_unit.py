@@ -81,6 +81,23 @@ def test_rate_limiter_refills_per_tenant_with_the_clock() -> None:
     assert rl.try_take("a", 50) >= 2  # larger than the burst: waits for a full bucket
 
 
+def test_rate_limiter_peeks_without_taking_and_forgets_full_buckets() -> None:
+    from driftline.collector import ratelimit
+
+    clock = _Clock()
+    rl = TenantRateLimiter(1, burst_s=3, clock=clock)
+    assert rl.wait_for("a") == 0 and rl.wait_for("a") == 0  # looking takes nothing
+    assert [rl.try_take("a", 1) for _ in range(3)] == [0, 0, 0]
+    assert rl.wait_for("a") == 1 and rl.try_take("a", 1) == 1  # empty: 1 s to the next token
+    # Many keys (one per client address) do not pile up: buckets that have filled again are dropped.
+    for k in range(ratelimit._KEYS_KEPT + 1):
+        rl.try_take(f"k{k}", 1)
+    clock.t += 10.0
+    rl.try_take("new", 1)
+    assert len(rl._buckets) <= 2  # the new key, and none of the refilled ones
+    assert rl.wait_for("a") == 0  # a dropped bucket starts full, as it would have been
+
+
 def test_split_by_days_keeps_every_row_and_bounds_the_days_per_part() -> None:
     from driftline.collector.batch import rows_to_table
     from driftline.store.partitions import split_by_days

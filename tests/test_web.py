@@ -109,6 +109,30 @@ def test_pages_need_a_session_and_keep_the_target(client: httpx.Client) -> None:
     assert client.get("/traces", headers={"accept": "application/json"}).status_code == 401
 
 
+def test_failed_sign_ins_are_limited_per_client_address(live: LiveServer) -> None:
+    from fastapi import FastAPI
+    from starlette.testclient import TestClient
+
+    from driftline.web import mount_web
+
+    auth = Authenticator({})
+    auth.add_key(KEY_A, TENANT_A)
+    app = FastAPI(docs_url=None)
+    mount_web(app, live.runtime.store, auth, login_failures_per_minute=3)
+    guesser = TestClient(app, client=("203.0.113.7", 50000), follow_redirects=False)
+    other = TestClient(app, client=("203.0.113.8", 50000), follow_redirects=False)
+    for _ in range(3):
+        assert guesser.post("/login", data={"key": "guess", "next": "/"}).status_code == 401
+    # Out of attempts: refused before the key is checked, so even the right key gets no answer.
+    r = guesser.post("/login", data={"key": KEY_A, "next": "/"})
+    assert r.status_code == 429 and 1 <= int(r.headers["retry-after"]) <= 20
+    assert COOKIE not in r.cookies and "Too many failed sign-ins" in r.text
+    # Another address still signs in; a successful sign-in costs nothing.
+    for _ in range(5):
+        r = other.post("/login", data={"key": KEY_A, "next": "/traces"})
+        assert r.status_code == 303 and COOKIE in r.cookies
+
+
 def test_sign_in_keeps_only_a_session_id_in_an_httponly_strict_cookie(client: httpx.Client) -> None:
     r = client.post("/login", data={"key": "not-a-key", "next": "/"})
     assert r.status_code == 401

@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from driftline.auth import Authenticator
+from driftline.collector.ratelimit import TenantRateLimiter
 from driftline.store import Store
 from driftline.web.auth_routes import LoginRequired, auth_router
 from driftline.web.filters import install_filters
@@ -31,15 +32,18 @@ _HERE = Path(__file__).parent
 STATIC_DIR = _HERE / "static"
 
 
-def mount_web(app: FastAPI, store: Store, auth: Authenticator) -> SessionCodec:
+def mount_web(app: FastAPI, store: Store, auth: Authenticator, login_failures_per_minute: int = 10) -> SessionCodec:
     """Add the UI, its JSON overview endpoint and offline /docs to `app` (built with
-    `docs_url=None`). Returns the sign-in sessions."""
+    `docs_url=None`). Returns the sign-in sessions. `login_failures_per_minute`: failed sign-ins
+    one client address may make (0: no limit)."""
     templates = Jinja2Templates(directory=str(_HERE / "templates"))
     install_filters(templates.env)
     sessions = SessionCodec(auth)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.include_router(overview_router(store, auth), tags=["api"])
-    app.include_router(auth_router(sessions, templates))
+    per_minute = login_failures_per_minute
+    failures = TenantRateLimiter(per_minute / 60, burst_s=60) if per_minute else None
+    app.include_router(auth_router(sessions, templates, failures))
     app.include_router(pages_router(sessions, templates))
     app.include_router(review_router(sessions, templates))
 

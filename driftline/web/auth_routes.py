@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from driftline.collector.errors import Unauthenticated
+from driftline.collector.ratelimit import TenantRateLimiter
 from driftline.web.filters import render
 from driftline.web.sessions import COOKIE, Session, SessionCodec
 
@@ -43,7 +44,11 @@ def check_csrf(session: Session, token: str) -> None:
         raise HTTPException(403, "stale form: reload the page and try again")
 
 
-def auth_router(sessions: SessionCodec, templates: Jinja2Templates) -> APIRouter:
+def auth_router(
+    sessions: SessionCodec, templates: Jinja2Templates, failures: TenantRateLimiter | None = None
+) -> APIRouter:
+    """`failures`: failed sign-ins per client address; an address out of them is refused (429)
+    before its key is even checked, so guessing on gets no answer, right or wrong."""
     router = APIRouter(include_in_schema=False)
 
     @router.get("/login", response_class=HTMLResponse)
@@ -54,9 +59,18 @@ def auth_router(sessions: SessionCodec, templates: Jinja2Templates) -> APIRouter
     def login(
         request: Request, key: Annotated[str, Form(max_length=512)], next: Annotated[str, Form()] = "/"
     ) -> Response:
+        address = request.client.host if request.client is not None else ""
+        wait = failures.wait_for(address) if failures is not None else 0.0
+        if wait:
+            ctx = {"next": safe_next(next), "error": f"Too many failed sign-ins from here: try again in {wait:.0f} s."}
+            resp = render(templates, request, "login.html", ctx, status_code=429)
+            resp.headers["Retry-After"] = f"{wait:.0f}"
+            return resp
         try:
             token = sessions.issue(key.strip())
         except Unauthenticated:
+            if failures is not None:
+                failures.try_take(address, 1)
             ctx = {"next": safe_next(next), "error": "That API key is not valid."}
             return render(templates, request, "login.html", ctx, status_code=401)
         resp = RedirectResponse(safe_next(next), status_code=303)
