@@ -8,11 +8,12 @@ The bodies are ingest_bench.py's own requests (tools/loadgen.py: 100 GenAI chat 
 
 Prints, per path: us of CPU per span (the median of the rounds), and for the engine the fixed
 cost of planning the query (one request) apart from the per-span cost (the slope between one
-request and all of them). The engine computes the columns store/ingest_spec.py renders plus
-the span's own columns and attribute maps; the Python path computes every column. The figures
-are therefore not a like-for-like comparison of the whole row: they bound what the engine path
-costs for the part it covers. `--no-messages` drops the spans' message attributes (the largest
-part the engine does not read yet) from both paths' bodies, for a closer comparison.
+request and all of them). The engine computes the columns store/ingest_spec.py renders (the
+message and text columns among them, store/ingest_messages.py) plus the span's own columns and
+attribute maps; the Python path computes every column (cost, finish reason and ids too). The
+figures are therefore not a like-for-like comparison of the whole row: they bound what the
+engine path costs for the part it covers. `--no-messages` drops the spans' message attributes
+from both paths' bodies.
 """
 
 from __future__ import annotations

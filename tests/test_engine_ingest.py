@@ -9,6 +9,7 @@ made by the real SDK (several requests in one stream, bad spans, values the engi
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -280,3 +281,107 @@ def test_a_count_python_reads_otherwise_defers_its_span(count: str) -> None:
     res, scope, span = record_span("x", {**_CHAT, "gen_ai.usage.input_tokens": count})
     deferred = engine_check.engine_row(res, scope, span)["deferred"]
     assert isinstance(deferred, list) and "count_format" in deferred
+
+
+# -- messages and texts -------------------------------------------------------------------------
+
+_J = json.dumps
+_OI = "llm.input_messages."
+_TLP = "gen_ai.prompt."
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        # GenAI: parts, plain content, a lone message object, a string item, items that are no message
+        {
+            **_CHAT,
+            "gen_ai.input.messages": _J(
+                [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
+            ),
+        },
+        {**_CHAT, "gen_ai.input.messages": _J({"role": "user", "content": "one object"})},
+        {**_CHAT, "gen_ai.input.messages": _J(["a bare string", 3, None, {"content": "no role"}])},
+        {**_CHAT, "gen_ai.input.messages": _J([{"role": "user", "name": "x", "content": "named"}])},
+        {**_CHAT, "gen_ai.input.messages": "[not json", "gen_ai.prompt": "plain prompt text"},
+        {**_CHAT, "gen_ai.input.messages": "[]", "gen_ai.prompt": _J([{"role": "user", "content": "from prompt"}])},
+        {**_CHAT, "gen_ai.completion": "plain answer", "gen_ai.system_instructions": "Sys."},
+        {
+            **_CHAT,
+            "gen_ai.output.messages": _J(
+                [
+                    {
+                        "role": "assistant",
+                        "parts": [{"type": "text", "content": 'é \u00e9 / \\ " \n\t'}],
+                        "finish_reason": "stop",
+                    }
+                ]
+            ),
+        },
+        {"gen_ai.operation.name": "embeddings", "gen_ai.input.messages": _J(["first", "", "second"])},
+        {"gen_ai.operation.name": "retrieval", "gen_ai.retrieval.query.text": "what is up"},
+        # OpenInference: indexed, out of order, a gap ends the list, a role alone is no message,
+        # a non-canonical index is not read
+        {
+            "openinference.span.kind": "LLM",
+            _OI + "1.message.role": "user",
+            _OI + "1.message.content": "second",
+            _OI + "0.message.role": "system",
+            _OI + "0.message.content": "first",
+            _OI + "2.message.role": "assistant",
+            _OI + "4.message.content": "after a gap",
+            _OI + "03.message.content": "not canonical",
+            "llm.output_messages.0.message.role": "assistant",
+            "llm.output_messages.0.message.content": "answer",
+        },
+        # Traceloop: a role alone is a message with empty content
+        {
+            "llm.request.type": "chat",
+            _TLP + "0.role": "user",
+            _TLP + "0.content": "q",
+            _TLP + "1.role": "assistant",
+            "gen_ai.completion.0.role": "assistant",
+            "gen_ai.completion.0.content": "a",
+        },
+    ],
+)
+def test_messages_and_texts_are_the_python_paths(attrs: dict[str, Any]) -> None:
+    res, scope, span = record_span("x", attrs)
+    normalize_span(Normalizer(), res, scope, span)  # asserts the engine's row equal, column by column
+    assert engine_check.engine_row(res, scope, span)["deferred"] == []
+
+
+@pytest.mark.parametrize(
+    ("attrs", "reason"),
+    [
+        (
+            {**_CHAT, "gen_ai.input.messages": _J([{"role": "user", "parts": [{"type": "image", "uri": "x"}]}])},
+            "message_shape:gen_ai.input.messages",
+        ),
+        (
+            {**_CHAT, "gen_ai.output.messages": _J([{"role": "assistant", "content": "a", "tool_calls": []}])},
+            "message_shape:gen_ai.output.messages",
+        ),
+        (
+            {**_CHAT, "gen_ai.input.messages": '[{"role": "user", "role": "x", "content": "a"}]'},
+            "message_shape:gen_ai.input.messages",
+        ),
+        ({**_CHAT, "gen_ai.input.messages": _J([{"role": "user", "content": "a\x1fb"}])}, "json_escape"),
+        (
+            {**_CHAT, "gen_ai.system_instructions": _J([{"type": "text", "content": "s"}])},
+            "source:gen_ai.system_instructions",
+        ),
+        (
+            {"openinference.span.kind": "LLM", _OI + "0.message.tool_calls.0.tool_call.function.name": "f"},
+            "message_shape:llm.input_messages.",
+        ),
+        ({"openinference.span.kind": "CHAIN", "input.value": "text"}, "source:input.value"),
+        ({"gen_ai.operation.name": "execute_tool", "gen_ai.tool.call.arguments": "{}"}, "tool_text"),
+        ({**_CHAT, "gen_ai.input.messages": _J([{"role": "user", "content": "x" * 700}] * 2)}, "long_messages"),
+    ],
+)
+def test_messages_the_engine_does_not_read_defer_their_span(attrs: dict[str, Any], reason: str) -> None:
+    res, scope, span = record_span("x", attrs)
+    normalize_span(Normalizer(max_value_bytes=1024), res, scope, span)
+    deferred = engine_check.engine_row(res, scope, span, 1024)["deferred"]
+    assert isinstance(deferred, list) and reason in deferred

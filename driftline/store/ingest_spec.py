@@ -18,6 +18,16 @@ Sources:
 - `Other(family, what)`: a source the engine does not read yet (messages, events, documents,
   Langfuse's JSON usage, ...). A column with one is not rendered to SQL; its text is for the docs.
 `rendered(column)` tells which columns the SQL renders.
+
+Messages (`SLOTS`): the input and output message lists, in the order the conventions fill them
+(the first source giving a message wins), each source one of
+- `MessageList(family, key, role)`: an attribute holding a JSON message list (or one message
+  object); with `raw`, text that is not a JSON list or object is the slot's raw text instead,
+- `Indexed(family, prefix, ...)`: flattened indexed attributes (`llm.input_messages.N.message.role`),
+- `RawText(family, key)`: a plain text attribute, the slot's raw text (used when no message gives one),
+- `Other` with keys or an event: read by the Python path only (its span is deferred); with
+  `when="no_text"` only when no source before it gave the slot's text.
+store/ingest_messages.py renders them, and the texts derived from them (docs/columns.md).
 """
 
 from __future__ import annotations
@@ -30,13 +40,20 @@ __all__ = [
     "DETAILS_EVENT",
     "FAMILIES",
     "FAMILY_NAMES",
+    "MESSAGE_EVENTS",
     "OPERATION_TABLES",
     "PROVIDERS",
+    "SLOTS",
+    "SYSTEM_INSTRUCTIONS",
     "Attr",
     "Column",
+    "Indexed",
     "JsonText",
+    "MessageList",
     "Other",
     "Present",
+    "RawText",
+    "SlotSource",
     "Source",
     "deferred_sources",
     "render_docs",
@@ -266,9 +283,47 @@ class Other:
     keys: tuple[str, ...] = ()
     event: str = ""
     contains: str = ""  # with keys: deferred only when one of them holds this text
+    when: str = ""  # "no_text": (a message source) deferred only when no source before it gave the text
 
 
 Source = Attr | Present | JsonText | Other
+
+
+@dataclass(frozen=True)
+class MessageList:
+    """An attribute holding a JSON list of messages (or one message object): conventions/messages.py."""
+
+    family: str
+    key: str
+    role: str  # the role of a message that names none
+    raw: bool = False  # text that is not a JSON list / object: the slot's raw text (genai.py, gen_ai.prompt)
+
+
+@dataclass(frozen=True)
+class Indexed:
+    """Messages flattened into indexed attributes `<prefix>N.<role>` / `<prefix>N.<content>`, read
+    from index 0 until an index holds neither. `deferred`: fields under an index that the engine
+    does not read (tool calls, content parts); a span carrying one goes through the Python path."""
+
+    family: str
+    prefix: str
+    role: str
+    content: str
+    default_role: str
+    deferred: tuple[str, ...]
+    role_only_kept: bool  # a role without content is a message (Traceloop) or skipped (OpenInference)
+    json_content: bool = False  # content may be a JSON part list (Traceloop): such a span is deferred
+
+
+@dataclass(frozen=True)
+class RawText:
+    """A plain text attribute: the slot's raw text (input_text / output_text without a message)."""
+
+    family: str
+    key: str
+
+
+SlotSource = MessageList | Indexed | RawText | Other
 
 
 @dataclass(frozen=True)
@@ -482,6 +537,74 @@ COLUMNS: Final[tuple[Column, ...]] = (
     ),
 )
 
+_OI_IN: Final = "llm.input_messages."
+_OI_EMBED: Final = "embedding.embeddings.0.embedding.text"
+_OI_OUT: Final = "llm.output_messages."
+_OI_DEFERRED: Final = ("message.tool_calls.0.tool_call.function.name", "message.contents.0.message_content.type")
+_TL_DEFERRED: Final = ("tool_calls.0.name", "tool_call_id")
+_OI_MSG: Final = ("message.role", "message.content")
+_OI_ONLY: Final = (*_OI_DEFERRED, "message.tool_call_id")
+_LFI_IN: Final = ("pydantic_ai.all_messages", "events", "all_messages_events")
+_VERCEL_IN: Final = ("ai.prompt", "ai.prompt.messages", "ai.value", "ai.values")
+_VERCEL_OUT: Final = ("ai.response.text", "ai.response.toolCalls", "ai.response.object")
+# Per-message events (events.py) and OpenLIT's whole-content events: read by the Python path.
+MESSAGE_EVENTS: Final = (
+    "gen_ai.system.message",
+    "gen_ai.user.message",
+    "gen_ai.assistant.message",
+    "gen_ai.tool.message",
+    "gen_ai.choice",
+    "gen_ai.content.prompt",
+    "gen_ai.content.completion",
+)
+SLOTS: Final[dict[str, tuple[SlotSource, ...]]] = {
+    "in": (
+        MessageList("GenAI", "gen_ai.input.messages", "user"),
+        MessageList("GenAI", "gen_ai.prompt", "user", raw=True),
+        RawText("GenAI", "gen_ai.retrieval.query.text"),
+        Indexed(
+            "OI", _OI_IN, "message.role", "message.content", "user", (*_OI_DEFERRED, "message.tool_call_id"), False
+        ),
+        Other(
+            "OI",
+            "embedding inputs `embedding.embeddings.N.embedding.text`",
+            keys=("embedding.embeddings.0.embedding.text",),
+        ),
+        Other("OI", "`input.value` (tool arguments, framework objects, text)", keys=("input.value",), when="no_text"),
+        Indexed("TL", "gen_ai.prompt.", "role", "content", "user", _TL_DEFERRED, True, json_content=True),
+        Other("TL", "`traceloop.entity.input`", keys=("traceloop.entity.input",), when="no_text"),
+        Other("AI", "Vercel AI SDK prompt attributes", keys=(*_VERCEL_IN, "ai.prompt.system")),
+        Other("LF", "Langfuse input", keys=("langfuse.observation.input", "langfuse.trace.input")),
+        Other(
+            "LFI", "pydantic-ai messages and events", keys=("pydantic_ai.all_messages", "events", "all_messages_events")
+        ),
+        *(Other("EV", f"the `{e}` event", event=e) for e in MESSAGE_EVENTS),
+    ),
+    "out": (
+        MessageList("GenAI", "gen_ai.output.messages", "assistant"),
+        MessageList("GenAI", "gen_ai.completion", "assistant", raw=True),
+        Indexed(
+            "OI",
+            _OI_OUT,
+            "message.role",
+            "message.content",
+            "assistant",
+            (*_OI_DEFERRED, "message.tool_call_id"),
+            False,
+        ),
+        Other("OI", "`output.value` (tool results, framework objects, text)", keys=("output.value",), when="no_text"),
+        Indexed("TL", "gen_ai.completion.", "role", "content", "assistant", _TL_DEFERRED, True, json_content=True),
+        Other("TL", "`traceloop.entity.output`", keys=("traceloop.entity.output",), when="no_text"),
+        Other("AI", "Vercel AI SDK response attributes", keys=_VERCEL_OUT),
+        Other("LF", "Langfuse output", keys=("langfuse.observation.output", "langfuse.trace.output")),
+        Other("LFI", "pydantic-ai final result", keys=("final_result",)),
+        *(Other("EV", f"the `{e}` event", event=e) for e in MESSAGE_EVENTS),
+    ),
+}
+# system_prompt: this attribute (plain text; a JSON part list is left to the Python path), else the
+# system / developer messages of the input slot.
+SYSTEM_INSTRUCTIONS: Final = Attr("GenAI", "gen_ai.system_instructions")
+
 _BY_NAME: Final = {c.name: c for c in COLUMNS}
 
 
@@ -531,4 +654,19 @@ def render_docs() -> str:
         elif c.then == "other_if_recognised":
             chain += " → `other` on a recognised span"
         lines.append(f"| `{c.name}` | {chain} | {'yes' if rendered(c) else 'not yet'} |")
+    for slot, column in (("in", "input_messages"), ("out", "output_messages")):
+        chain = " → ".join(_slot_doc(s) for s in SLOTS[slot])
+        lines.append(f"| `{column}` (and the text derived from it) | {chain} | yes |")
     return "\n".join(lines) + "\n"
+
+
+def _slot_doc(s: SlotSource) -> str:
+    if isinstance(s, MessageList):
+        raw = ", else its text as the raw text" if s.raw else ""
+        return f"{s.family} `{s.key}` (JSON messages, default role {s.role}{raw})"
+    if isinstance(s, Indexed):
+        return f"{s.family} `{s.prefix}N.{s.role}` / `{s.prefix}N.{s.content}` (indexed)"
+    if isinstance(s, RawText):
+        return f"{s.family} `{s.key}` (raw text)"
+    when = " when no earlier source gave the text" if s.when else ""
+    return f"{s.family} {s.what} (spans carrying it{when}: Python path)"

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from driftline.store.ingest_messages import MESSAGE_COLUMNS, message_layers, passed_columns, text_columns
 from driftline.store.ingest_spec import (
     COLUMNS,
     FAMILIES,
@@ -67,7 +68,7 @@ SPAN_COLUMNS_SQL: Final = (
     "scope_name",
     "resource_attributes",
 )
-RENDERED_COLUMNS: Final = tuple(c.name for c in COLUMNS if rendered(c))
+RENDERED_COLUMNS: Final = (*(c.name for c in COLUMNS if rendered(c)), *MESSAGE_COLUMNS)
 
 
 def _lit(text: str) -> str:
@@ -396,7 +397,7 @@ def span_rows_sql(source: str, limit: int = 65536) -> str:
     deferred = (
         "arrayFilter(x -> x != '', arrayConcat(_value_deferred, "
         "[if(_dup_keys, 'duplicate_key', ''), if(_long_status, 'long_value', ''), "
-        "if(_odd_count, 'count_format', ''), " + ", ".join(_deferred_sources()) + "])) AS deferred"
+        "if(_odd_count, 'count_format', ''), " + ", ".join(_deferred_sources()) + "])) AS _deferred0"
     )
     # Layers, each reading the one below as columns: an alias used twice in one SELECT is analyzed
     # twice (with everything it refers to), a column of a subquery once.
@@ -410,7 +411,7 @@ def span_rows_sql(source: str, limit: int = 65536) -> str:
     fams = (
         "arrayFilter(x -> x != '', [" + ", ".join(f"if({_family(n)}, {_lit(n)}, '')" for n in FAMILIES) + "]) AS fams"
     )
-    facts = f"SELECT *, {', '.join(families)}, {any_family}, {fams} FROM ({maps})"
+    facts = message_layers(f"SELECT *, {', '.join(families)}, {any_family}, {fams} FROM ({maps})")
     chains = (
         "SELECT trace_id, span_id, parent_span_id, start_time, end_time, "
         "(end_time - start_time) / 1e6 AS duration_ms, name, kind, status_code, status_message, "
@@ -419,10 +420,10 @@ def span_rows_sql(source: str, limit: int = 65536) -> str:
         "multiIf(r['deployment.environment.name'] != '', r['deployment.environment.name'], "
         "r['deployment.environment'] != '', r['deployment.environment'], a['langfuse.environment']) AS environment, "
         f"scope_name, r AS resource_attributes, a AS attributes_all, invalid, {deferred}, "
-        + ", ".join(spec_cols)
+        + ", ".join((*spec_cols, *passed_columns()))
         + f" FROM ({facts})"
     )
-    return _tokens_sql(chains)
+    return text_columns(_tokens_sql(chains), limit)
 
 
 def _unnest(source: str, limit: int) -> str:
