@@ -344,8 +344,8 @@ def test_rehearsal_tables_are_the_cluster_tables_without_replication(rehearsal: 
             "review_queues", "review_queue_items", "review_events", "review_labels", "review_datasets")},
         "judge_cache": "ReplacingMergeTree", "judge_canary": "ReplacingMergeTree",
         "judge_definitions": "ReplacingMergeTree",
-        "trace_summaries_local": "AggregatingMergeTree", "trace_summaries": "Merge",
-        "trace_summaries_spans": "MaterializedView", "trace_summaries_scores": "MaterializedView",
+        "trace_rows_local": "AggregatingMergeTree", "trace_rows": "Merge",
+        "trace_rows_spans": "MaterializedView", "trace_rows_scores": "MaterializedView",
         "trace_index_local": "AggregatingMergeTree", "trace_index": "Merge", "trace_index_spans": "MaterializedView",
     }  # fmt: skip
     spans = tables["spans_local"]["create_table_query"]

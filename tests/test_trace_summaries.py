@@ -1,4 +1,4 @@
-"""trace_summaries (migration 7): the list's figures stay exact when OTLP retries send a span twice,
+"""trace_summaries (migration 7, trace_rows since migration 14): the list's figures stay exact when OTLP retries send a span twice,
 a scorer replaces a score, a trace's spans fall in two hours, or the rows come from the backfill.
 
 Each test writes through the store's own insert path (the materialized views run on it) and reads
@@ -167,12 +167,13 @@ def test_sessions_count_each_trace_once(store: Store) -> None:
 def test_the_migration_backfills_spans_and_scores_written_before_it(store: Store) -> None:
     db = store.cfg.database
     with admin_client(store) as c:  # back to version 6: no summaries, no views
-        for name in ("trace_summaries_spans", "trace_summaries_scores", "trace_summaries"):
+        for name in ("trace_rows_spans", "trace_rows_scores", "trace_rows"):
             c.command(f"DROP TABLE {db}.{name}")
-        c.command(f"DELETE FROM {db}.schema_migrations WHERE version = 7")
+        c.command(f"DELETE FROM {db}.schema_migrations WHERE version IN (7, 14)")
     _write_all(store, times=2)
     at = datetime.now(UTC).replace(microsecond=0)
     store.insert_arrow("scores", _scores([_score(T1, 1, EDGE + timedelta(milliseconds=100), 0.7, "hallucinated", at)]))
-    assert store.migrate() == [7]
+    # migration 7 backfills trace_summaries from the spans and scores, 14 copies it into trace_rows
+    assert store.migrate() == [7, 14]
     _check_figures(store)
     assert _summaries(store)[T1]["hallucination_score"] == pytest.approx(0.7)

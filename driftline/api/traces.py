@@ -136,6 +136,7 @@ def _summaries(store: Store, tenant: str, rows: list[dict[str, Any]]) -> list[Tr
         [r["trace_id"] for r in rows],
         min(starts) - trace_queries.TRACE_SPAN,
         max(starts) + trace_queries.TRACE_SPAN,
+        starts,
     )
     return [_summary(got[r["trace_id"]]) for r in rows if r["trace_id"] in got]
 

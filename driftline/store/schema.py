@@ -219,8 +219,11 @@ TTL toDateTime(computed_at) + INTERVAL 7 DAY
 # Feedback is not here: that table is small and is read directly.
 _NO_TIME = "toDateTime64('2262-01-01 00:00:00', 9, 'UTC')"  # sorts after any span: "none yet"
 _TS = "DateTime64(9, 'UTC')"
-_TRACE_SUMMARIES = f"""
-CREATE TABLE IF NOT EXISTS {{db}}.trace_summaries (
+
+
+def _summary_table(name: str, settings: str) -> str:
+    return f"""
+CREATE TABLE IF NOT EXISTS {{db}}.{name} (
     tenant LowCardinality(String),
     hour DateTime('UTC'),
     trace_id String,
@@ -267,9 +270,15 @@ ENGINE = AggregatingMergeTree
 PARTITION BY toDate(hour)
 ORDER BY (tenant, hour, trace_id)
 TTL hour + INTERVAL {{ttl_days}} DAY
--- A page's traces are read by id from all over the week: small granules read little around each.
-SETTINGS index_granularity = 1024
+{settings}
 """
+
+
+_TRACE_SUMMARIES = _summary_table(
+    "trace_summaries",
+    "-- A page's traces are read by id from all over the week: small granules read little around each.\n"
+    "SETTINGS index_granularity = 1024",
+)
 
 _FROM_SPANS = """
 SELECT tenant, toStartOfHour(start_time) AS hour, trace_id,
@@ -338,6 +347,31 @@ _SUMMARIES = (
     ),
     # One part per day, each key once: readers' FINAL has nothing left to merge in the old days.
     PerDay("OPTIMIZE TABLE {db}.trace_summaries PARTITION '{day}' FINAL", "trace_summaries"),
+)
+
+# trace_rows (migration 14): trace_summaries again, in granules of 128 rows compressed in blocks of
+# a few KB. A list page reads its traces' rows by (hour, trace_id) from all over the week; each is a
+# granule of its own, and a granule of 1024 rows (about 2.5 MB of columns) in blocks of at least
+# 64 KB made those reads cost as much as a scan of a few hundred thousand rows. The old table's
+# rows are copied as they are (already aggregated), then the old table and its views go.
+_TRACE_ROWS = _summary_table(
+    "trace_rows",
+    "SETTINGS index_granularity = 128, min_compress_block_size = 4096, max_compress_block_size = 65536",
+)
+_ROWS = (
+    _TRACE_ROWS,
+    f"CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.trace_rows_spans TO {{db}}.trace_rows AS{_FROM_SPANS}{_GROUP}",
+    f"CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.trace_rows_scores TO {{db}}.trace_rows AS{_FROM_SCORES}{_GROUP}",
+    # Views first, then the copy: a span written in between is counted in both, which the key sets
+    # detect, as for migration 7's backfill.
+    PerDay(
+        "INSERT INTO {db}.trace_rows SELECT * FROM {db}.trace_summaries WHERE toDate(hour) = toDate('{day}')",
+        "trace_summaries",
+    ),
+    PerDay("OPTIMIZE TABLE {db}.trace_rows PARTITION '{day}' FINAL", "trace_rows"),
+    "DROP VIEW IF EXISTS {db}.trace_summaries_spans",
+    "DROP VIEW IF EXISTS {db}.trace_summaries_scores",
+    "DROP TABLE IF EXISTS {db}.trace_summaries",
 )
 
 # Review queues (migration 8). The queue definitions a tenant made or changed through the API (the
@@ -533,6 +567,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(11, "trace_index: each trace's span start range by trace id, kept by a view, backfilled", _TRACE_LOOKUP),
     Migration(12, "judge_definitions: LLM judges defined through the API", (_JUDGE_DEFINITIONS,)),
+    Migration(14, "trace_rows: trace_summaries in small granules and compression blocks, copied", _ROWS),
 )
 
 # Tables whose TTL follows `retention_days`: (table, TTL expression column).
@@ -541,6 +576,6 @@ TTL_TABLES: tuple[tuple[str, str], ...] = (
     ("scores", "span_start_time"),
     ("feedback", "created_at"),
     ("judge_cache", "created_at"),
-    ("trace_summaries", "hour"),
+    ("trace_rows", "hour"),
     ("trace_index", "day"),
 )

@@ -98,7 +98,7 @@ class Store:
                 on_step(total, total, "done")
             self._apply_retention(c)
             if self.cfg.embedded:
-                for name in ("spans", "scores", "review_items", "trace_summaries"):
+                for name in ("spans", "scores", "review_items", "trace_rows"):
                     table = layout.storage_table(name) if layout else name
                     c.command(
                         f"ALTER TABLE {db}.{table} MODIFY SETTING old_parts_lifetime = {_EMBEDDED_OLD_PARTS_LIFETIME_S}"

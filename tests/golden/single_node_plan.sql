@@ -460,3 +460,107 @@ CREATE TABLE IF NOT EXISTS driftline.judge_definitions (
 ENGINE = ReplacingMergeTree(updated_at)
 ORDER BY (tenant, name);
 
+-- migration 14: trace_rows: trace_summaries in small granules and compression blocks, copied
+CREATE TABLE IF NOT EXISTS driftline.trace_rows (
+    tenant LowCardinality(String),
+    hour DateTime('UTC'),
+    trace_id String,
+    root SimpleAggregateFunction(min, Tuple(child UInt8, start DateTime64(9, 'UTC'), span_id String, duration_ms Float64,
+        service String, release String, environment String, name String))
+        DEFAULT (1, toDateTime64('2262-01-01 00:00:00', 9, 'UTC'), '', 0, '', '', '', ''),
+    span_rows SimpleAggregateFunction(sum, UInt64),
+    span_keys SimpleAggregateFunction(groupUniqArrayArray, Array(UInt64)),
+    error_keys SimpleAggregateFunction(groupUniqArrayArray, Array(UInt64)),
+    cost SimpleAggregateFunction(sum, Float64),
+    priced SimpleAggregateFunction(sum, UInt64),
+    in_tokens SimpleAggregateFunction(sum, Int64),
+    out_tokens SimpleAggregateFunction(sum, Int64),
+    spans SimpleAggregateFunction(maxMap, Tuple(Array(UInt64), Array(Float64), Array(UInt8), Array(Int64),
+        Array(Int64))),
+    first_span SimpleAggregateFunction(min, Tuple(DateTime64(9, 'UTC'), String, String)) DEFAULT (toDateTime64('2262-01-01 00:00:00', 9, 'UTC'), '', ''),
+    ended SimpleAggregateFunction(max, DateTime64(9, 'UTC')),
+    error SimpleAggregateFunction(max, UInt8),
+    models SimpleAggregateFunction(groupUniqArrayArray, Array(String)),
+    services SimpleAggregateFunction(groupUniqArrayArray, Array(String)),
+    releases SimpleAggregateFunction(groupUniqArrayArray, Array(String)),
+    environments SimpleAggregateFunction(groupUniqArrayArray, Array(String)),
+    operations SimpleAggregateFunction(groupUniqArrayArray, Array(String)),
+    session_ids SimpleAggregateFunction(groupUniqArrayArray, Array(String)),
+    user_ids SimpleAggregateFunction(groupUniqArrayArray, Array(String)),
+    session SimpleAggregateFunction(min, Tuple(UInt8, DateTime64(9, 'UTC'), String, String)) DEFAULT (1, toDateTime64('2262-01-01 00:00:00', 9, 'UTC'), '', ''),
+    user SimpleAggregateFunction(min, Tuple(UInt8, DateTime64(9, 'UTC'), String, String)) DEFAULT (1, toDateTime64('2262-01-01 00:00:00', 9, 'UTC'), '', ''),
+    session_last SimpleAggregateFunction(max, DateTime64(9, 'UTC')),
+    input_preview SimpleAggregateFunction(min, Tuple(UInt8, DateTime64(9, 'UTC'), String, String))
+        DEFAULT (1, toDateTime64('2262-01-01 00:00:00', 9, 'UTC'), '', ''),
+    output_preview SimpleAggregateFunction(max, Tuple(UInt8, DateTime64(9, 'UTC'), String)),
+    scores SimpleAggregateFunction(groupUniqArrayArray,
+        Array(Tuple(UInt64, DateTime64(3, 'UTC'), String, Float64, String))),
+    score_keys SimpleAggregateFunction(groupUniqArrayArray, Array(UInt64)),
+    score_values SimpleAggregateFunction(groupUniqArrayArray, Array(UInt64)),
+    score_max SimpleAggregateFunction(maxMap, Tuple(Array(String), Array(Float64))),
+    INDEX idx_trace_id trace_id TYPE bloom_filter(0.001) GRANULARITY 1,
+    INDEX idx_session_ids session_ids TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_user_ids user_ids TYPE bloom_filter(0.01) GRANULARITY 1
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toDate(hour)
+ORDER BY (tenant, hour, trace_id)
+TTL hour + INTERVAL 30 DAY
+SETTINGS index_granularity = 128, min_compress_block_size = 4096, max_compress_block_size = 65536;
+
+-- migration 14: trace_rows: trace_summaries in small granules and compression blocks, copied
+CREATE MATERIALIZED VIEW IF NOT EXISTS driftline.trace_rows_spans TO driftline.trace_rows AS
+SELECT tenant, toStartOfHour(start_time) AS hour, trace_id,
+    min((parent_span_id != '', start_time, span_id, duration_ms, toString(service), toString(release),
+        toString(environment), name)) AS root,
+    count() AS span_rows,
+    groupUniqArray(sipHash64(span_id, start_time)) AS span_keys,
+    groupUniqArrayIf(sipHash64(span_id, start_time), status_code = 'error') AS error_keys,
+    sum(ifNull(cost_usd, 0)) AS cost,
+    countIf(cost_usd IS NOT NULL) AS priced,
+    sum(ifNull(input_tokens, 0)) AS in_tokens,
+    sum(ifNull(output_tokens, 0)) AS out_tokens,
+    maxMap(([sipHash64(span_id, start_time)], [ifNull(cost_usd, 0)], [toUInt8(cost_usd IS NOT NULL)],
+        [ifNull(input_tokens, 0)], [ifNull(output_tokens, 0)])) AS spans,
+    min((start_time, span_id, toString(service))) AS first_span,
+    max(end_time) AS ended,
+    max(status_code = 'error') AS error,
+    groupUniqArrayArray(arrayFilter(m -> m != '', [toString(request_model), toString(response_model)])) AS models,
+    groupUniqArray(toString(service)) AS services,
+    groupUniqArray(toString(release)) AS releases,
+    groupUniqArray(toString(environment)) AS environments,
+    groupUniqArray(toString(operation)) AS operations,
+    groupUniqArrayIf(session_id, session_id != '') AS session_ids,
+    groupUniqArrayIf(user_id, user_id != '') AS user_ids,
+    min((session_id = '', start_time, span_id, session_id)) AS session,
+    min((user_id = '', start_time, span_id, user_id)) AS user,
+    maxIf(start_time, session_id != '') AS session_last,
+    min((input_text = '', start_time, span_id, substringUTF8(input_text, 1, 200))) AS input_preview,
+    max((output_text != '', end_time, substringUTF8(output_text, 1, 200))) AS output_preview
+FROM driftline.spans GROUP BY tenant, hour, trace_id;
+
+-- migration 14: trace_rows: trace_summaries in small granules and compression blocks, copied
+CREATE MATERIALIZED VIEW IF NOT EXISTS driftline.trace_rows_scores TO driftline.trace_rows AS
+SELECT tenant, toStartOfHour(span_start_time) AS hour, trace_id,
+    groupUniqArray((sipHash64(span_id, scorer, scorer_version), scored_at, toString(scorer), value, toString(label)))
+        AS scores,
+    groupUniqArray(sipHash64(span_id, scorer, scorer_version)) AS score_keys,
+    groupUniqArray(sipHash64(span_id, scorer, scorer_version, value, label)) AS score_values,
+    maxMap(([toString(scorer)], [value])) AS score_max
+FROM driftline.scores GROUP BY tenant, hour, trace_id;
+
+-- migration 14: trace_rows: trace_summaries in small granules and compression blocks, copied (PerDay: table=trace_summaries)
+INSERT INTO driftline.trace_rows SELECT * FROM driftline.trace_summaries WHERE toDate(hour) = toDate('{day}');
+
+-- migration 14: trace_rows: trace_summaries in small granules and compression blocks, copied (PerDay: table=trace_rows)
+OPTIMIZE TABLE driftline.trace_rows PARTITION '{day}' FINAL;
+
+-- migration 14: trace_rows: trace_summaries in small granules and compression blocks, copied
+DROP VIEW IF EXISTS driftline.trace_summaries_spans;
+
+-- migration 14: trace_rows: trace_summaries in small granules and compression blocks, copied
+DROP VIEW IF EXISTS driftline.trace_summaries_scores;
+
+-- migration 14: trace_rows: trace_summaries in small granules and compression blocks, copied
+DROP TABLE IF EXISTS driftline.trace_summaries;
+

@@ -1,14 +1,16 @@
-"""What the trace list and the sessions read of `trace_summaries` (schema.py, migration 7): the
-exact figures of a trace aggregated from its rows, and the rows of a time range."""
+"""What the trace list and the sessions read of `trace_rows` (schema.py, migrations 7 and 14): the
+exact figures of a trace aggregated from its rows, the rows of a time range, and the rows of given
+traces, found by their (hour, trace_id) sorting key: a granule of 128 rows each."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from driftline.store.queries._where import Where
 
-__all__ = ["COST", "FINAL", "TRACE_SPAN", "aggregates", "hours", "latest"]
+__all__ = ["COST", "FINAL", "TRACE_SPAN", "aggregates", "around", "hours", "keys_near", "latest"]
 
 # How far from its root's start a trace's spans may start and still count for it.
 TRACE_SPAN: Final = timedelta(hours=1)
@@ -22,7 +24,7 @@ def latest(scores: str) -> str:
     return f"arrayFilter(e -> NOT arrayExists(f -> f.1 = e.1 AND f.2 > e.2, {scores}), {scores})"
 
 
-# The exact figures of each trace from all its rows (a subquery over trace_summaries, GROUP BY
+# The exact figures of each trace from all its rows (a subquery over trace_rows, GROUP BY
 # trace_id): every name is prefixed with a_ so it never shadows a column.
 _AGGREGATES: Final = {
     "a_root": "min(root)",
@@ -61,3 +63,33 @@ COST: Final = "if(arraySum(a_spans.3) = 0, NULL, arraySum(a_spans.2))"
 def hours(w: Where, lo: datetime, hi: datetime, *, pad: timedelta = TRACE_SPAN) -> str:
     """Rows of spans started in [lo - pad, hi + pad)."""
     return f"hour >= toStartOfHour({w.bind(lo - pad, 'DateTime64(9)')}) AND hour < {w.bind(hi + pad, 'DateTime64(9)')}"
+
+
+def _hour(t: datetime) -> datetime:
+    t = t if t.tzinfo is not None else t.replace(tzinfo=UTC)
+    return t.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def around(w: Where, traces: Iterable[tuple[str, datetime]]) -> str:
+    """`(hour, trace_id) IN <keys>`: the rows of each (trace id, start) whose hour holds spans started
+    within TRACE_SPAN of it (a condition on the sorting key: a granule per row)."""
+    keys = []
+    for trace_id, start in traces:
+        h, end = _hour(start - TRACE_SPAN), start + TRACE_SPAN
+        end = end if end.tzinfo is not None else end.replace(tzinfo=UTC)
+        while h < end:
+            keys.append((h, trace_id))
+            h += timedelta(hours=1)
+    return f"(hour, trace_id) IN {w.bind(keys, _KEYS)}"
+
+
+def keys_near(rows: str, spread: int) -> str:
+    """The (hour, trace_id) keys of the rows `rows` selects (a query with columns hour, trace_id)
+    and of the `spread` hours either side: a trace's other rows, for `(hour, trace_id) IN (...)`."""
+    return (
+        f"SELECT arrayJoin(arrayMap(d -> hour + toIntervalHour(d), {list(range(-spread, spread + 1))})) AS h, trace_id "
+        f"FROM ({rows})"
+    )
+
+
+_KEYS: Final = "Array(Tuple(DateTime('UTC'), String))"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from driftline.store.queries._summary import COST, hours
+from driftline.store.queries._summary import COST, hours, keys_near
 from driftline.store.queries._where import Where
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ def list_sessions(
     page = store._reader.rows(
         tenant,
         "SELECT session.4 AS session_id, toUnixTimestamp64Nano(max(session_last)) AS k "
-        f"FROM {{db}}.trace_summaries WHERE {w.sql()} GROUP BY session_id{having} "
+        f"FROM {{db}}.trace_rows WHERE {w.sql()} GROUP BY session_id{having} "
         f"ORDER BY k DESC, session_id DESC LIMIT {w.bind(limit + 1, 'UInt32')}",
         w.params,
     )
@@ -63,8 +63,8 @@ def list_sessions(
         "count() AS traces, min(a_user).4 AS user_id, min(a_first_span).3 AS service, sum(a_errors) AS errors, "
         f"sum({COST}) AS cost_usd FROM (SELECT trace_id, min(session) AS a_session, min(first_span) AS a_first_span, "
         "max(ended) AS a_ended, min(user) AS a_user, length(groupUniqArrayArray(error_keys)) AS a_errors, "
-        "maxMap(spans) AS a_spans FROM {db}.trace_summaries "
-        f"PREWHERE trace_id IN (SELECT trace_id FROM {{db}}.trace_summaries "
+        "maxMap(spans) AS a_spans FROM {db}.trace_rows "
+        f"PREWHERE trace_id IN (SELECT trace_id FROM {{db}}.trace_rows "
         f"WHERE tenant = {{tenant:String}} AND {span} AND session.1 = 0 AND session.4 IN {ids}) "
         f"WHERE tenant = {{tenant:String}} AND {span} GROUP BY trace_id) "
         f"WHERE a_session.1 = 0 AND a_session.4 IN {ids} GROUP BY session_id",
@@ -81,11 +81,15 @@ def session_trace_ids(
     """(trace_id, started) of the session's traces in [since, until), oldest first."""
     w = Where(tenant)
     span = hours(w, since, until, pad=timedelta(0))
+    # The rows naming the session, then every row of their traces (within two hours of one), by key.
+    named = (
+        f"SELECT hour, trace_id FROM {{db}}.trace_rows WHERE tenant = {{tenant:String}} AND {span} "
+        f"AND has(session_ids, {w.bind(session_id, 'String')})"
+    )
     return store._reader.rows(
         tenant,
-        "SELECT trace_id, min(first_span.1) AS started FROM {db}.trace_summaries "
-        f"WHERE tenant = {{tenant:String}} AND {span} AND trace_id IN (SELECT trace_id FROM {{db}}.trace_summaries "
-        f"WHERE tenant = {{tenant:String}} AND {span} AND has(session_ids, {w.bind(session_id, 'String')})) "
+        "SELECT trace_id, min(first_span.1) AS started FROM {db}.trace_rows "
+        f"WHERE tenant = {{tenant:String}} AND {span} AND (hour, trace_id) IN ({keys_near(named, 2)}) "
         f"GROUP BY trace_id HAVING started >= {w.bind(since, 'DateTime64(9)')} "
         f"ORDER BY started, trace_id LIMIT {w.bind(limit, 'UInt32')}",
         w.params,

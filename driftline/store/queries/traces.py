@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from driftline.store.columns import SPAN_READ_COLUMNS
-from driftline.store.queries._summary import COST, FINAL, TRACE_SPAN, aggregates, hours, latest
+from driftline.store.queries._summary import COST, FINAL, TRACE_SPAN, aggregates, around, hours, keys_near, latest
 from driftline.store.queries._where import Where
 
 if TYPE_CHECKING:
@@ -167,7 +167,7 @@ def _page_sql(q: TraceQuery, w: Where, lo: datetime, hi: datetime) -> str:
 
     k_row, row_conds = page("")
     candidates = (
-        f"SELECT trace_id FROM {{db}}.trace_summaries FINAL WHERE tenant = {{tenant:String}} "
+        f"SELECT hour, trace_id FROM {{db}}.trace_rows FINAL WHERE tenant = {{tenant:String}} "
         f"AND {hours(w, lo, hi, pad=timedelta(0))} AND {row_conds} ORDER BY {k_row} {desc}, trace_id {desc} "
         f"LIMIT {limit}"
     )
@@ -176,20 +176,23 @@ def _page_sql(q: TraceQuery, w: Where, lo: datetime, hi: datetime) -> str:
     # score sort the rows that counted a span or a score twice (a doubled figure could push the
     # right traces off the candidates); filters and the root's time and duration are exact anyway.
     inexact = (
-        f"SELECT trace_id FROM {{db}}.trace_summaries WHERE tenant = {{tenant:String}} AND {trace_hours} "
+        f"SELECT hour, trace_id FROM {{db}}.trace_rows WHERE tenant = {{tenant:String}} AND {trace_hours} "
         "AND root.child = 1"
     )
     if q.sort in ("cost", "score"):
         inexact = (
-            f"SELECT trace_id FROM {{db}}.trace_summaries FINAL WHERE tenant = {{tenant:String}} AND {trace_hours} "
+            f"SELECT hour, trace_id FROM {{db}}.trace_rows FINAL WHERE tenant = {{tenant:String}} AND {trace_hours} "
             "AND (root.child = 1 OR span_rows != length(span_keys) OR length(score_values) != length(score_keys))"
         )
     k_agg, agg_conds = page("a_")
+    # Every row of those traces, by its sorting key: a candidate's rows are within an hour of its
+    # root's, an inexact row's trace has its root within an hour of it and so its rows within two.
+    keys = f"{keys_near(candidates, 1)} UNION ALL {keys_near(inexact, 2)}"
     # GROUP BY merges a trace's rows as FINAL would (every aggregate is one a merge applies).
     return (
         f"SELECT trace_id, a_root.start AS started, {k_agg} AS k "
         f"FROM (SELECT trace_id, {aggregates('a_root', k_agg, agg_conds)} "
-        f"FROM {{db}}.trace_summaries PREWHERE trace_id IN ({candidates}) OR trace_id IN ({inexact}) "
+        f"FROM {{db}}.trace_rows PREWHERE (hour, trace_id) IN ({keys}) "
         f"WHERE tenant = {{tenant:String}} AND {trace_hours} GROUP BY trace_id) "
         f"WHERE {agg_conds} ORDER BY k {desc}, trace_id {desc} LIMIT {limit}{FINAL}"
     )
@@ -221,13 +224,22 @@ def search_traces(store: Store, tenant: str, q: TraceQuery) -> tuple[list[dict[s
 
 
 def trace_summaries(
-    store: Store, tenant: str, trace_ids: list[str], lo: datetime, hi: datetime
+    store: Store,
+    tenant: str,
+    trace_ids: list[str],
+    lo: datetime,
+    hi: datetime,
+    starts: list[datetime] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """The list's columns for each trace with spans started in [lo, hi)."""
+    """The list's columns for each trace with spans started in [lo, hi). Given each trace's start
+    (`starts`, in the order of `trace_ids`), only its rows within TRACE_SPAN of it are read, by key."""
     if not trace_ids:
         return {}
     w = Where(tenant)
-    ids = w.bind(trace_ids, "Array(String)")
+    if starts is None:
+        which = f"trace_id IN {w.bind(trace_ids, 'Array(String)')}"
+    else:
+        which = around(w, zip(trace_ids, starts, strict=True))
     worst = "arrayFilter(e -> e.3 = 'hallucination', a_latest)"
     rows = store._reader.rows(
         tenant,
@@ -241,7 +253,7 @@ def trace_summaries(
         f"if(empty({worst}), NULL, arraySort(e -> -e.4, {worst})[1].5) AS hallucination_label, "
         f"length(arrayFilter(e -> e.3 = 'tool_failure' AND e.5 NOT IN {_FAILURE_OK}, a_latest)) AS tool_failures "
         f"FROM (SELECT trace_id, {aggregates()}, {latest('groupUniqArrayArray(scores)')} AS a_latest "
-        f"FROM {{db}}.trace_summaries PREWHERE trace_id IN {ids} "
+        f"FROM {{db}}.trace_rows PREWHERE {which} "
         f"WHERE tenant = {{tenant:String}} AND {hours(w, lo, hi, pad=timedelta(0))} "
         f"GROUP BY trace_id) WHERE length(a_spans.1) > 0{FINAL}",
         w.params,
