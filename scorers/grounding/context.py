@@ -12,7 +12,7 @@ import weakref
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from itertools import filterfalse, pairwise, repeat
+from itertools import chain, filterfalse, pairwise, repeat
 from operator import attrgetter
 from typing import cast
 
@@ -115,6 +115,7 @@ class _Term:
     same words recur across sentences and documents), not once per occurrence."""
 
     low: str
+    lower: str  # the token as written, lowercased: what a numeral before it reads ("5 million")
     forms: frozenset[str]  # its forms, the parts of a compound, the numbers it names ("four-time")
     numbers: tuple[float, ...]  # the numbers it names: a number word, or a compound's parts
     senses: frozenset[int]  # none for a function word or a number
@@ -127,19 +128,18 @@ class _Term:
 
 
 _NO_INTS: frozenset[int] = frozenset()
-_SKIP = _Term("", frozenset(), (), _NO_INTS, _NO_INTS, False, True)
 _LOW, _FORMS, _SENSES = attrgetter("low"), attrgetter("forms"), attrgetter("senses")
 _HYPERNYMS, _NEGATES, _SPECIAL = attrgetter("hypernyms"), attrgetter("negates"), attrgetter("special")
 
 
 def _term(raw: str, lexicon: Lexicon) -> _Term:
     low = normalize(raw)
-    if not low:
-        return _SKIP
+    if not low:  # a token that normalises to nothing: skipped
+        return _Term("", raw.lower(), frozenset(), (), _NO_INTS, _NO_INTS, False, True)
     digits = low[0].isdigit() or low[0] in "$€£"
     if not digits and low in NUMBER_WORDS:
         value = NUMBER_WORDS[low]
-        return _Term(low, frozenset({number_key(value)}), (value,), _NO_INTS, _NO_INTS, False, True)
+        return _Term(low, raw.lower(), frozenset({number_key(value)}), (value,), _NO_INTS, _NO_INTS, False, True)
     info = lexicon.word(low)
     forms = set(info.forms)
     numbers: list[float] = []
@@ -152,6 +152,7 @@ def _term(raw: str, lexicon: Lexicon) -> _Term:
     stop = low in STOPWORDS
     return _Term(
         low,
+        raw.lower(),
         frozenset(forms),
         tuple(numbers),
         _NO_INTS if stop else info.senses,
@@ -181,12 +182,15 @@ class _Memo:
 
     def __init__(self) -> None:
         self.terms: dict[str, _Term] = {}
+        self.pieces: dict[str, tuple[_Term, ...]] = {}  # the terms of a piece of text between spaces
         self.sentences: dict[str, _Sentence] = {}
         self.names: dict[tuple[str, bool], frozenset[str]] = {}  # _names of a sentence
 
     def trim(self) -> None:
         if len(self.terms) >= _TERMS_KEPT:
             self.terms = {}
+        if len(self.pieces) >= _TERMS_KEPT:
+            self.pieces = {}
         if len(self.sentences) >= _SENTENCES_KEPT:
             self.sentences = {}
         if len(self.names) >= _SENTENCES_KEPT:
@@ -207,12 +211,22 @@ def forget_sentences(lexicon: Lexicon) -> None:
         memo.sentences, memo.names = {}, {}
 
 
-def _read(sentence: str, lexicon: Lexicon, memo: dict[str, _Term]) -> _Sentence:
-    raws = raw_tokens(sentence)
-    found = [memo.get(raw) for raw in raws]
+def _piece(piece: str, lexicon: Lexicon, memo: _Memo) -> tuple[_Term, ...]:
+    terms_ = memo.terms
+    return tuple(terms_.get(raw) or terms_.setdefault(raw, _term(raw, lexicon)) for raw in raw_tokens(piece))
+
+
+def _read(sentence: str, lexicon: Lexicon, memo: _Memo) -> _Sentence:
+    # raw_tokens(sentence) is the tokens of its pieces between white space, one after the other: the
+    # terms of each piece are found once ("word,", "(1984)" recur as they are written).
+    pieces = sentence.split()
+    found = list(map(memo.pieces.get, pieces))
     if None in found:
-        found = [memo.get(raw) or memo.setdefault(raw, _term(raw, lexicon)) for raw in raws]
-    terms_ = cast(list[_Term], found)
+        found = [
+            terms_ if terms_ is not None else memo.pieces.setdefault(piece, _piece(piece, lexicon, memo))
+            for piece, terms_ in zip(pieces, found, strict=True)
+        ]
+    terms_ = list(chain.from_iterable(cast(list[tuple[_Term, ...]], found)))
     words = list(map(_LOW, terms_))
     form_sets: list[Iterable[str]] = list(map(_FORMS, terms_))
     sense_sets = list(map(_SENSES, terms_))
@@ -223,9 +237,9 @@ def _read(sentence: str, lexicon: Lexicon, memo: dict[str, _Term]) -> _Sentence:
         for k, term in enumerate(terms_):
             if not term.special:
                 continue
-            skipped = skipped or term is _SKIP
+            skipped = skipped or not term.low
             if term.low[:1].isdigit() or term.low[:1] in ("$", "€", "£"):
-                value = number_value(term.low, raws[k + 1].lower() if k + 1 < len(raws) else "")
+                value = number_value(term.low, terms_[k + 1].lower if k + 1 < len(terms_) else "")
                 if value is not None:  # a number: nothing of the word
                     numbers.append(value)
                     form_sets[k], sense_sets[k], hypernym_sets[k] = (number_key(value),), _NO_INTS, _NO_INTS
@@ -339,7 +353,7 @@ class ContextIndex:
         sid = len(self.sentences)
         read = memo.sentences.get(sentence)
         if read is None:
-            read = memo.sentences[sentence] = _read(sentence, lexicon, memo.terms)
+            read = memo.sentences[sentence] = _read(sentence, lexicon, memo)
         inherited: frozenset[str] = frozenset()
         reference = read.reference if sid > 0 and not self._new_source else ""
         if reference:
