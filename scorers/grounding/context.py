@@ -270,10 +270,13 @@ class ContextIndex:
     question_forms: set[str] = field(default_factory=set)
     question: str = ""
     # A sentence that refers back ("Alf Clausen is a composer. He was born in 1941.") states its facts
-    # about something the sentence before names: the forms of those names, per sentence (empty for
-    # most), and the sentences each form is inherited by.
-    inherited: list[frozenset[str]] = field(default_factory=list)
-    inherited_postings: dict[str, list[int]] = field(default_factory=dict)
+    # about something the sentence before names (see `inherited`): whether each sentence refers back,
+    # and the lexicon its names are read with. Only answers to a question need those names: they are
+    # read once per context when one does, and kept in a cell that the copies made by with_question
+    # share.
+    references: list[str] = field(default_factory=list)
+    lexicon: Lexicon | None = None
+    _links: list[tuple[list[frozenset[str]], dict[str, list[int]]]] = field(default_factory=list)
     # The words of each sentence (lowercased, function words left out), and of the question: a name of
     # several words must be found as a phrase.
     sentence_words: list[list[str]] = field(default_factory=list)
@@ -298,7 +301,7 @@ class ContextIndex:
     def of_context(cls, context: str, lexicon: Lexicon) -> ContextIndex:
         """The index of the context alone. It is never changed afterwards (with_question makes a new
         one), so one may serve every answer checked against the same context."""
-        index = cls()
+        index = cls(lexicon=lexicon)
         memo = _MEMOS.get(lexicon)
         if memo is None:
             memo = _MEMOS[lexicon] = _Memo()
@@ -349,24 +352,13 @@ class ContextIndex:
     def _add_sentence(
         self, sentence: str, lexicon: Lexicon, memo: _Memo, postings: defaultdict[str, list[int]]
     ) -> _Sentence:
-        """Reads the sentence (or finds it read), links it to the one before and posts its forms."""
+        """Reads the sentence (or finds it read), notes whether it refers back and posts its forms."""
         sid = len(self.sentences)
         read = memo.sentences.get(sentence)
         if read is None:
             read = memo.sentences[sentence] = _read(sentence, lexicon, memo)
-        inherited: frozenset[str] = frozenset()
-        reference = read.reference if sid > 0 and not self._new_source else ""
-        if reference:
-            # Whom the pronoun means is not known: any name of the sentence before may be it.
-            key = (self.sentences[-1], reference == "singular")
-            names = memo.names.get(key)
-            if names is None:
-                names = memo.names[key] = _names(*key, lexicon)
-            inherited = self.inherited[-1] | names
-            for form in inherited:
-                self.inherited_postings.setdefault(form, []).append(sid)
+        self.references.append(read.reference if sid > 0 and not self._new_source else "")
         self._new_source = False
-        self.inherited.append(inherited)
         self.sentences.append(sentence)
         # postings[form].append(sid) for every form, run by map() rather than a loop of bytecode: it is
         # the commonest step of the whole build. (list.append returns None, so any() runs them all.)
@@ -377,7 +369,8 @@ class ContextIndex:
     def senses(self) -> set[int]:
         """The senses of the context's words."""
         if not self._senses:
-            self._senses.append(set().union(*(h for sets in self.sense_sets for h in sets)))
+            # Each distinct set once: the same words (the same sets) recur all through a context.
+            self._senses.append(set().union(*set(chain.from_iterable(self.sense_sets))))
         return self._senses[0]
 
     def sentence_senses(self, sid: int) -> set[int]:
@@ -391,8 +384,43 @@ class ContextIndex:
     def hypernyms(self) -> set[int]:
         """The senses up to two levels more general than those of the context's words."""
         if not self._hypernyms:
-            self._hypernyms.append(set().union(*(h for sets in self.hypernym_sets for h in sets)))
+            self._hypernyms.append(set().union(*set(chain.from_iterable(self.hypernym_sets))))
         return self._hypernyms[0]
+
+    @property
+    def inherited(self) -> list[frozenset[str]]:
+        """Per sentence, the forms of the names it inherits from the sentence before (empty for most)."""
+        return self._linked()[0]
+
+    @property
+    def inherited_postings(self) -> dict[str, list[int]]:
+        """The sentences each inherited form is inherited by."""
+        return self._linked()[1]
+
+    def _linked(self) -> tuple[list[frozenset[str]], dict[str, list[int]]]:
+        if not self._links:
+            assert self.lexicon is not None, "an index is built by of_context"
+            memo = _MEMOS.get(self.lexicon)
+            if memo is None:
+                memo = _MEMOS[self.lexicon] = _Memo()
+            inherited: list[frozenset[str]] = []
+            postings: dict[str, list[int]] = {}
+            before: frozenset[str] = frozenset()
+            for sid, reference in enumerate(self.references):
+                if reference:
+                    # Whom the pronoun means is not known: any name of the sentence before may be it.
+                    key = (self.sentences[sid - 1], reference == "singular")
+                    names = memo.names.get(key)
+                    if names is None:
+                        names = memo.names[key] = _names(*key, self.lexicon)
+                    before = before | names
+                    for form in before:
+                        postings.setdefault(form, []).append(sid)
+                else:
+                    before = frozenset()
+                inherited.append(before)
+            self._links.append((inherited, postings))
+        return self._links[0]
 
     def sentences_with(self, form: str) -> list[int]:
         """The sentences that state `form`, or state something about a subject named by it."""
