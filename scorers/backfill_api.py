@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -58,16 +58,26 @@ class Backfill:
 class Backfills:
     """The backfills of this process: at most one running; the finished ones kept for reading."""
 
-    def __init__(self, jobs: Mapping[str, ScorerJob]) -> None:
+    def __init__(
+        self, jobs: Mapping[str, ScorerJob], more: Callable[[str, str], ScorerJob | None] | None = None
+    ) -> None:
+        """`jobs`: the configured scorers by name; `more(tenant, name)`: a tenant's own scorer of
+        that name (the judges it defined through the API), or None."""
         self.jobs = dict(jobs)
+        self._more = more
         self._lock = threading.Lock()
         self._all: dict[str, Backfill] = {}
         self._running: threading.Thread | None = None
 
     def start(self, tenant: str, req: BackfillIn) -> Backfill:
         job = self.jobs.get(req.scorer)
+        if job is None and self._more is not None:
+            job = self._more(tenant, req.scorer)
         if job is None:
-            raise KeyError(f"unknown scorer {req.scorer!r} (known: {', '.join(sorted(self.jobs))})")
+            raise KeyError(
+                f"unknown scorer {req.scorer!r} (known: {', '.join(sorted(self.jobs))}, and the judges "
+                "this tenant defined through the API, while enabled)"
+            )
         until = req.until or datetime.now(UTC)
         bf = Backfill(uuid.uuid4().hex, req.scorer, tenant, _utc(req.since), _utc(until))
         with self._lock:

@@ -16,6 +16,7 @@ its tenant is re-scored by the judge and compared with the version's pinned base
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -97,6 +98,7 @@ class ApiJudgeJobs:
         self._clock = clock
         self._monotonic = monotonic
         self._jobs: dict[tuple[str, str], _Entry] = {}
+        self._jobs_lock = threading.Lock()  # the scheduler's runs and the backfill API's lookups
         self._told: set[tuple[str, str]] = set()
         self._told_endpoint: set[tuple[str, str, str]] = set()
 
@@ -138,11 +140,31 @@ class ApiJudgeJobs:
                 ):
                     entry.canary_last_run = now
                     run_periodic(canary.name, canary.run_once)
-        for gone in set(self._jobs) - seen:  # deleted or disabled: its job (and budget) is dropped
-            del self._jobs[gone]
+        with self._jobs_lock:
+            for gone in set(self._jobs) - seen:  # deleted or disabled: its job (and budget) is dropped
+                del self._jobs[gone]
         return out
 
+    def job_for(self, tenant: str, name: str) -> ScorerJob | None:
+        """The job of the tenant's judge `name` if it would run now (enabled, its endpoint listed,
+        its name not a configured scorer's): what the admin backfill API runs. The same scorer as
+        the scheduled runs, so both draw on one hourly budget and one cache."""
+        if name in self.taken:
+            return None
+        for j in self.book.judges(tenant):
+            if (
+                j.name == name
+                and j.definition.enabled
+                and endpoint_allowed(j.definition.base_url, self.settings.judge_endpoints)
+            ):
+                return self._entry(tenant, j).job
+        return None
+
     def _entry(self, tenant: str, j: StoredJudge) -> _Entry:
+        with self._jobs_lock:
+            return self._entry_locked(tenant, j)
+
+    def _entry_locked(self, tenant: str, j: StoredJudge) -> _Entry:
         d = j.definition
         fingerprint = (d.model_dump_json(), d.api_key.get_secret_value())
         entry = self._jobs.get((tenant, j.name))

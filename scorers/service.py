@@ -61,7 +61,6 @@ class ScorerService(Service):
             raise ConfigError(f"invalid scorers: {e}") from None
         self.scoring = ScoringService(jobs, self.metrics)
         self.auth = auth
-        self.backfills = Backfills({sj.job.scorer.name: sj.job for sj in jobs})
         self.sli: SLIJob | None = None
         if settings.scorers_enabled and settings.replica_index == 0:
             # One replica serves SLIs, so each series exists once; registered only where the job
@@ -76,6 +75,7 @@ class ScorerService(Service):
             taken={*SCORER_NAMES, *(sj.job.scorer.name for sj in jobs)}, clock=clock,
             run_periodic=self.scoring.run_periodic if settings.replica_index == 0 else None,
         )  # fmt: skip
+        self.backfills = Backfills({sj.job.scorer.name: sj.job for sj in jobs}, more=self.api_judges.job_for)
         if settings.scorers_enabled:
             self.scoring.add_periodic("api-judges", self.api_judges.run_once, settings.scorer_interval_s)
         self.canaries: list[CanaryJob] = []

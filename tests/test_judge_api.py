@@ -487,3 +487,40 @@ def test_no_endpoint_listed_no_judge_through_the_api_and_the_scorer_holds_to_its
     assert r.status_code == 422, r.text
     [err] = r.json()["detail"]
     assert err["loc"] == ["body", "base_url"] and "(none listed)" in err["msg"] and JUDGE_KEY not in r.text
+
+
+def test_the_admin_backfill_api_runs_a_judge_made_through_the_api(app: LiveServer, judge_server: FakeJudge) -> None:
+    from driftline.auth import Authenticator
+    from tests.test_backfill_api import _poll
+
+    ids = _ingest(app, KEY_A, ["The capital is Canberra.", "Canberra, you idiot."])
+    made = httpx.post(f"{app.url}/api/v1/judges", json={"name": "politeness", **_judge(judge_server.url)},
+                      headers=_h(ADMIN_A), timeout=30)  # fmt: skip
+    assert made.status_code == 201, made.text
+    settings = load_settings(
+        ScorerSettings, environ={}, api_keys=KEYS, judge_endpoints=app.runtime.settings.judge_endpoints
+    )
+    registry = CollectorRegistry()
+    scorer = ScorerService(settings, app.runtime.store, registry, auth=Authenticator(settings.key_grants()))
+    client = TestClient(build_app([scorer], registry))
+    body = {"scorer": "politeness", "since": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
+            "until": (datetime.now(UTC) + timedelta(minutes=1)).isoformat()}  # fmt: skip
+
+    # Tenant B has no judge of that name: tenant A's is not B's to run.
+    other = client.post("/api/v1/admin/backfill", json=body, headers=_h(ADMIN_B))
+    assert other.status_code == 400 and "unknown scorer 'politeness'" in other.json()["detail"]
+    started = client.post("/api/v1/admin/backfill", json=body, headers=_h(ADMIN_A))
+    assert started.status_code == 202, started.text
+    done = _poll(client, started.json()["id"], ADMIN_A)
+    assert (done["state"], done["scored"], done["failed"]) == ("done", 2, 0)
+    assert len(judge_server.requests) == 2
+    [rude] = _judge_scores(app, KEY_A, ids[1]["trace_id"])
+    assert (rude["label"], rude["version"]) == ("rude", made.json()["version"])
+    # Again: the verdicts come from the judge's cache, the endpoint is asked nothing more.
+    again = _poll(client, client.post("/api/v1/admin/backfill", json=body, headers=_h(ADMIN_A)).json()["id"], ADMIN_A)
+    assert (again["state"], again["scored"]) == ("done", 2) and len(judge_server.requests) == 2
+    # A disabled judge is not run, by the schedule or by a backfill.
+    off = httpx.put(f"{app.url}/api/v1/judges/politeness", json={**_judge(judge_server.url), "enabled": False},
+                    headers=_h(ADMIN_A), timeout=30)  # fmt: skip
+    assert off.status_code == 200, off.text
+    assert client.post("/api/v1/admin/backfill", json=body, headers=_h(ADMIN_A)).status_code == 400
