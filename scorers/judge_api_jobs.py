@@ -176,8 +176,10 @@ class ApiJudgeJobs:
         opts = api_judge_options(self.settings, tenant, j, self._options)
         job = ScorerJob(scorer, self.store, opts, clock=self._clock)
         old = entry
-        if old is not None and isinstance(old.job.scorer, CustomJudgeScorer):
-            scorer.budget.carry_from(old.job.scorer.budget)
+        if old is not None:
+            job.carry_hourly_count_from(old.job)
+            if isinstance(old.job.scorer, CustomJudgeScorer):
+                scorer.budget.carry_from(old.job.scorer.budget)
         entry = _Entry(fingerprint, job, d.interval_s or self.settings.scorer_interval_s)
         if d.canary_dataset:
             items = _dataset_items(self.store, tenant, d.canary_dataset)

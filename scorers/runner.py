@@ -277,6 +277,11 @@ class ScorerJob:
         hour, n = self._spent.get(tenant, ("", 0))
         return self.opt.max_spans_per_hour - (n if hour == self.clock().strftime("%Y-%m-%dT%H") else 0)
 
+    def carry_hourly_count_from(self, other: ScorerJob) -> None:
+        """Take over the spans `other` scored this clock hour (a judge's job rebuilt for an edit:
+        editing is no way round max_spans_per_hour)."""
+        self._spent = dict(other._spent)
+
     def _spend(self, tenant: str, n: int) -> None:
         now = self.clock().strftime("%Y-%m-%dT%H")
         hour, spent = self._spent.get(tenant, (now, 0))

@@ -442,6 +442,21 @@ def test_an_edit_is_no_way_round_the_hourly_budget(app: LiveServer, judge_server
     assert len(judge_server.requests) == 2  # this hour's 840 tokens still count against the 1,200
 
 
+def test_an_edit_is_no_way_round_the_hourly_span_cap(app: LiveServer, judge_server: FakeJudge) -> None:
+    _ingest(app, KEY_A, [f"The capital is Canberra ({i})." for i in range(4)])
+    body = {"name": "politeness", **_judge(judge_server.url), "max_spans_per_hour": 2}
+    assert httpx.post(f"{app.url}/api/v1/judges", json=body, headers=_h(ADMIN_A), timeout=30).status_code == 201
+    scorer = _scorer(app)
+    first = scorer.api_judges.run_once()[(TENANT_A, "politeness")]
+    assert first is not None and (first.scored, first.over_budget) == (2, 2)
+    del body["name"]
+    edited = {**body, "prompt": "Rate the politeness of: {{ output }}"}  # a new version, a job built anew
+    assert httpx.put(f"{app.url}/api/v1/judges/politeness", json=edited, headers=_h(ADMIN_A), timeout=30).is_success
+    again = scorer.api_judges.run_once()[(TENANT_A, "politeness")]
+    assert again is not None and again.scored == 0  # this hour's 2 spans still count against the cap
+    assert len(judge_server.requests) == 2
+
+
 @pytest.mark.parametrize(
     ("url", "allowed"),
     [
