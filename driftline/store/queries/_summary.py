@@ -6,11 +6,26 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from driftline.store.queries._where import Where
 
-__all__ = ["COST", "FINAL", "TRACE_SPAN", "aggregates", "around", "hours", "keys_near", "latest"]
+if TYPE_CHECKING:
+    from driftline.store.store import Store
+
+__all__ = [
+    "COST",
+    "FINAL",
+    "TRACE_SPAN",
+    "Merged",
+    "aggregates",
+    "around",
+    "final_or_not",
+    "hours",
+    "keys_near",
+    "latest",
+    "merged",
+]
 
 # How far from its root's start a trace's spans may start and still count for it.
 TRACE_SPAN: Final = timedelta(hours=1)
@@ -93,3 +108,36 @@ def keys_near(rows: str, spread: int) -> str:
 
 
 _KEYS: Final = "Array(Tuple(DateTime('UTC'), String))"
+
+
+# FINAL costs a scan its PREWHERE: every row's sorting key and every column read, filtered after.
+# A day (partition) held by one part has each (hour, trace) once, so FINAL changes nothing there:
+# those days are read without it, the others with it. The parts are looked up before and after the
+# read; if they changed in between (an insert or a merge), the read is done again with FINAL.
+Merged = tuple[tuple[str, str], ...]  # (day, part) of each day held by one active part
+
+
+def merged(store: Store, tenant: str) -> Merged:
+    """The days of trace_rows held by one active part each, with that part (none on a cluster:
+    its parts are per shard)."""
+    if store.cfg.cluster is not None:
+        return ()
+    rows = store._reader.rows(
+        tenant,
+        "SELECT partition AS day, any(name) AS part FROM system.parts WHERE database = {database:String} "
+        "AND table = 'trace_rows' AND active GROUP BY partition HAVING count() = 1 ORDER BY day",
+        {"database": store.cfg.database},
+    )
+    return tuple((r["day"], r["part"]) for r in rows)
+
+
+def final_or_not(w: Where, days: Merged, select: str) -> str:
+    """`select` (a read of trace_rows written with `FROM {db}.trace_rows FINAL WHERE `) on the days
+    of `days` without FINAL, UNION ALL the other days with it."""
+    marker = "FROM {db}.trace_rows FINAL WHERE "
+    if not days or marker not in select:
+        return select
+    merged_days = w.bind([d for d, _ in days], "Array(Date)")
+    plain = select.replace(marker, f"FROM {{db}}.trace_rows WHERE toDate(hour) IN {merged_days} AND ")
+    final = select.replace(marker, f"{marker}toDate(hour) NOT IN {merged_days} AND ")
+    return f"SELECT * FROM ({plain}) UNION ALL SELECT * FROM ({final})"

@@ -23,7 +23,19 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from driftline.store.columns import SPAN_READ_COLUMNS
-from driftline.store.queries._summary import COST, FINAL, TRACE_SPAN, aggregates, around, hours, keys_near, latest
+from driftline.store.queries._summary import (
+    COST,
+    FINAL,
+    TRACE_SPAN,
+    Merged,
+    aggregates,
+    around,
+    final_or_not,
+    hours,
+    keys_near,
+    latest,
+    merged,
+)
 from driftline.store.queries._where import Where
 
 if TYPE_CHECKING:
@@ -147,9 +159,9 @@ def _key(q: TraceQuery, w: Where, p: str) -> tuple[str, list[str], str]:
     return f"arrayMax({values})", [f"notEmpty({values})"], "Float64"
 
 
-def _page_sql(q: TraceQuery, w: Where, lo: datetime, hi: datetime) -> str:
+def _page_sql(q: TraceQuery, w: Where, lo: datetime, hi: datetime, days: Merged = ()) -> str:
     """SELECT trace_id, started, k (the sort key) for one page (limit + 1 rows) of root spans
-    started in [lo, hi)."""
+    started in [lo, hi); the days of `days` are read without FINAL (see _summary.merged)."""
     desc = "DESC" if q.descending else "ASC"
     cmp = "<" if q.descending else ">"
     limit = w.bind(q.limit + 1, "UInt32")
@@ -187,6 +199,8 @@ def _page_sql(q: TraceQuery, w: Where, lo: datetime, hi: datetime) -> str:
     k_agg, agg_conds = page("a_")
     # Every row of those traces, by its sorting key: a candidate's rows are within an hour of its
     # root's, an inexact row's trace has its root within an hour of it and so its rows within two.
+    # Split by day, the candidates are the first `limit + 1` of each part: more, never fewer.
+    candidates, inexact = final_or_not(w, days, candidates), final_or_not(w, days, inexact)
     keys = f"{keys_near(candidates, 1)} UNION ALL {keys_near(inexact, 2)}"
     # GROUP BY merges a trace's rows as FINAL would (every aggregate is one a merge applies).
     return (
@@ -214,8 +228,12 @@ def search_traces(store: Store, tenant: str, q: TraceQuery) -> tuple[list[dict[s
         windows = [hi - d for d in _WINDOWS if hi - d > q.since] + [q.since]
     rows: list[dict[str, Any]] = []
     for lo in windows:
+        days = merged(store, tenant)
         w = Where(tenant)
-        rows = store._reader.rows(tenant, _page_sql(q, w, lo, hi), w.params)
+        rows = store._reader.rows(tenant, _page_sql(q, w, lo, hi, days), w.params)
+        if not set(days) <= set(merged(store, tenant)):  # one of them changed while it read: FINAL throughout
+            w = Where(tenant)
+            rows = store._reader.rows(tenant, _page_sql(q, w, lo, hi), w.params)
         if len(rows) > q.limit:
             break
     more = len(rows) > q.limit
