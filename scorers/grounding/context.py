@@ -118,7 +118,7 @@ class _Term:
     lower: str  # the token as written, lowercased: what a numeral before it reads ("5 million")
     forms: frozenset[str]  # its forms, the parts of a compound, the numbers it names ("four-time")
     numbers: tuple[float, ...]  # the numbers it names: a number word, or a compound's parts
-    senses: frozenset[int]  # none for a function word or a number
+    senses: frozenset[int]  # none for a function word or a number (a numeral that is one too)
     hypernyms: frozenset[int]
     negates: bool
     # A numeral, whose value depends on the token after it ("5 million"), is read in the sentence
@@ -143,33 +143,34 @@ def _term(raw: str, lexicon: Lexicon) -> _Term:
     info = lexicon.word(low)
     forms = set(info.forms)
     numbers: list[float] = []
+    # A numeral that is a number adds no senses; whether it is one does not depend on the token
+    # after it ("5 million"), only its value does (see _read).
+    senseless = low in STOPWORDS or (digits and number_value(low, "") is not None)
     if "-" in low:
         for part in low.split("-"):
             forms.add(part)
             if part in NUMBER_WORDS:  # "a four-time nominee" states "four"
                 numbers.append(NUMBER_WORDS[part])
                 forms.add(number_key(NUMBER_WORDS[part]))
-    stop = low in STOPWORDS
     return _Term(
         low,
         raw.lower(),
         frozenset(forms),
         tuple(numbers),
-        _NO_INTS if stop else info.senses,
-        _NO_INTS if stop else info.hypernyms,
+        _NO_INTS if senseless else info.senses,
+        _NO_INTS if senseless else info.hypernyms,
         low in NEGATION_CUES or low in NEGATION_VERBS,
         digits or bool(numbers),
     )
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(slots=True, eq=False)  # never changed once read (not frozen: made faster so)
 class _Sentence:
     """What a sentence adds to the index, whatever the context it stands in."""
 
     content_words: list[str]  # its words, lowercased, without the function words
     forms: frozenset[str]
-    sense_sets: tuple[frozenset[int], ...]  # of its words, united only when needed
-    hypernym_sets: tuple[frozenset[int], ...]
+    terms: list[_Term]  # whose senses are united only when needed
     numbers: tuple[float, ...]
     negated: bool
     reference: str  # whether it refers back, if something stands before it: see _reference
@@ -201,7 +202,7 @@ _TERMS_KEPT = 200_000
 _SENTENCES_KEPT = 4096  # a sentence's entry takes a few KB (its forms and senses)
 _MEMOS: weakref.WeakKeyDictionary[Lexicon, _Memo] = weakref.WeakKeyDictionary()
 _CONTENT_WORDS, _NEGATED, _NUMBERS = attrgetter("content_words"), attrgetter("negated"), attrgetter("numbers")
-_SENSE_SETS, _HYPERNYM_SETS = attrgetter("sense_sets"), attrgetter("hypernym_sets")
+_TERMS = attrgetter("terms")
 
 
 def forget_sentences(lexicon: Lexicon) -> None:
@@ -229,8 +230,6 @@ def _read(sentence: str, lexicon: Lexicon, memo: _Memo) -> _Sentence:
     terms_ = list(chain.from_iterable(cast(list[tuple[_Term, ...]], found)))
     words = list(map(_LOW, terms_))
     form_sets: list[Iterable[str]] = list(map(_FORMS, terms_))
-    sense_sets = list(map(_SENSES, terms_))
-    hypernym_sets = list(map(_HYPERNYMS, terms_))
     numbers: list[float] = []
     if any(map(_SPECIAL, terms_)):
         skipped = False
@@ -242,7 +241,7 @@ def _read(sentence: str, lexicon: Lexicon, memo: _Memo) -> _Sentence:
                 value = number_value(term.low, terms_[k + 1].lower if k + 1 < len(terms_) else "")
                 if value is not None:  # a number: nothing of the word
                     numbers.append(value)
-                    form_sets[k], sense_sets[k], hypernym_sets[k] = (number_key(value),), _NO_INTS, _NO_INTS
+                    form_sets[k] = (number_key(value),)
                     continue
             numbers.extend(term.numbers)
         if skipped:
@@ -250,8 +249,7 @@ def _read(sentence: str, lexicon: Lexicon, memo: _Memo) -> _Sentence:
     return _Sentence(
         list(filterfalse(STOPWORDS.__contains__, words)),
         frozenset().union(*form_sets),
-        tuple(sense_sets),
-        tuple(hypernym_sets),
+        terms_,
         tuple(numbers),
         any(map(_NEGATES, terms_)),
         _reference(words, sentence),
@@ -281,14 +279,12 @@ class ContextIndex:
     # several words must be found as a phrase.
     sentence_words: list[list[str]] = field(default_factory=list)
     question_words: list[str] = field(default_factory=list)
-    # The more general senses of the context's words, per sentence and word: united only if an answer
-    # needs them (see `hypernyms`), most do not. The union is kept in a cell that the copies made by
-    # with_question share, so it is made once per context.
-    hypernym_sets: list[tuple[frozenset[int], ...]] = field(default_factory=list)
+    # The senses and more general senses of the context's words, kept as the terms of each sentence:
+    # united only if an answer needs them (see `senses`, `sentence_senses` and `hypernyms`), most do
+    # not. A union is kept in a cell that the copies made by with_question share, so it is made once
+    # per context.
+    sentence_terms: list[list[_Term]] = field(default_factory=list)
     _hypernyms: list[set[int]] = field(default_factory=list)
-    # The same for the senses of the context's words: per sentence (needed only for the few sentences
-    # an answer sentence is aligned with) and for the whole context.
-    sense_sets: list[tuple[frozenset[int], ...]] = field(default_factory=list)
     _senses: list[set[int]] = field(default_factory=list)
     _sentence_senses: dict[int, set[int]] = field(default_factory=dict)
     _new_source: bool = False
@@ -317,8 +313,7 @@ class ContextIndex:
         index.sentence_forms = list(map(_FORMS, reads))
         index.sentence_words = list(map(_CONTENT_WORDS, reads))
         index.sentence_negated = list(map(_NEGATED, reads))
-        index.sense_sets = list(map(_SENSE_SETS, reads))
-        index.hypernym_sets = list(map(_HYPERNYM_SETS, reads))
+        index.sentence_terms = list(map(_TERMS, reads))
         index.forms = set().union(*index.sentence_forms)
         index.numbers = set().union(*map(_NUMBERS, reads))
         index.postings = dict(postings)
@@ -369,22 +364,22 @@ class ContextIndex:
     def senses(self) -> set[int]:
         """The senses of the context's words."""
         if not self._senses:
-            # Each distinct set once: the same words (the same sets) recur all through a context.
-            self._senses.append(set().union(*set(chain.from_iterable(self.sense_sets))))
+            # Each distinct term once: the same words recur all through a context.
+            self._senses.append(set().union(*map(_SENSES, set(chain.from_iterable(self.sentence_terms)))))
         return self._senses[0]
 
     def sentence_senses(self, sid: int) -> set[int]:
         """The senses of the words of sentence `sid`."""
         senses = self._sentence_senses.get(sid)
         if senses is None:
-            senses = self._sentence_senses[sid] = set().union(*self.sense_sets[sid])
+            senses = self._sentence_senses[sid] = set().union(*map(_SENSES, self.sentence_terms[sid]))
         return senses
 
     @property
     def hypernyms(self) -> set[int]:
         """The senses up to two levels more general than those of the context's words."""
         if not self._hypernyms:
-            self._hypernyms.append(set().union(*set(chain.from_iterable(self.hypernym_sets))))
+            self._hypernyms.append(set().union(*map(_HYPERNYMS, set(chain.from_iterable(self.sentence_terms)))))
         return self._hypernyms[0]
 
     @property
