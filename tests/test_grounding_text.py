@@ -34,7 +34,7 @@ RUN_ON = re.compile(r"(?<=[a-z0-9)\"”’][.!?])(?=[A-Z][a-z])|(?<= [.!?])(?=[A
 PIECES = [
     *"aAbZz09.,!?$€£%'’-\"”“‘)]([ \n\t_é٣\u00a0",
     *["Mr.", "Mrs.", "Dr.", "vs.", "St.", "U.S.", "e.g.", " The ", "5bn", "1,200.5", "n't", "\r\n"],
-    *[". ", ".A", " .Th", "x.Ab", "word", "Word", "12", "  "],
+    *[". ", ".A", " .Th", "x.Ab", "word", "Word", "12", "  ", " \n", "\u2028", "\x1c", "\v"],
 ]
 texts = st.lists(st.sampled_from(PIECES), max_size=30).map("".join)
 

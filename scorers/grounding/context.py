@@ -25,7 +25,7 @@ from driftline.scorers.grounding.text import (
     normalize,
     number_value,
     raw_tokens,
-    split_sentences,
+    source_sentences,
     split_sources,
     terms,
     tokenize,
@@ -307,7 +307,7 @@ class ContextIndex:
         for source in split_sources(context):
             # A pronoun opening a pasted piece refers to something outside it: no link back.
             index._new_source = True
-            for sentence in split_sentences(source):
+            for sentence in source_sentences(source):
                 reads.append(index._add_sentence(sentence, lexicon, memo, postings))
         # What each sentence adds, gathered in one pass each rather than sentence by sentence.
         index.sentence_forms = list(map(_FORMS, reads))

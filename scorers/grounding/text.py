@@ -18,6 +18,7 @@ __all__ = [
     "normalize",
     "number_value",
     "raw_tokens",
+    "source_sentences",
     "split_sentences",
     "split_sources",
     "terms",
@@ -74,11 +75,13 @@ _TOKEN = re.compile(
 _NUMBER = re.compile(r"[$€£]?(\d+(?:\.\d+)?)([a-z%]*)")
 # A sentence ends at . ! ? (before any closing quote or bracket) followed by space, or at a line break.
 # A stop after an initial or a title ("Mark L. Lester", "Dr. Smith") ends nothing.
-# The pattern matches the stop too (it opens with the class of a separator's first character, so that
-# the engine scans for it quickly): split_sentences leaves the stop with its sentence.
+# The pattern matches the stop too, and opens with the class of the characters a separator must hold
+# (a stop or a line break: not every space), so that the engine scans for it quickly. A line break's
+# separator is the whole run of white space around it; the pattern matches from the line break on and
+# source_sentences finds where the run starts. split_sentences leaves the stop with its sentence.
 _SENTENCE_END = re.compile(
-    r"[.!?\s](?:(?<=[.!?])(?<!\b[A-Z]\.)(?<!\b(?:Mr|Ms|Dr|St|Jr|Sr|vs)\.)(?<!\bMrs\.)[\"'”’)\]]*\s+"
-    r"|(?<=\n)\s*|(?<=\s)\s*\n\s*)"
+    r"[.!?\n](?:(?<=[.!?])(?<!\b[A-Z]\.)(?<!\b(?:Mr|Ms|Dr|St|Jr|Sr|vs)\.)(?<!\bMrs\.)[\"'”’)\]]*\s+"
+    r"|(?<=\n)\s*)"
 )
 # Text pasted together from two sources often runs on without a space: "19th century.First for Women
 # is", "8-6.Anna Kournikova", "on the U55 .The Reichstag". A lowercase letter, a digit, a closing
@@ -195,12 +198,26 @@ def split_sources(text: str) -> list[str]:
 def split_sentences(text: str) -> list[str]:
     out: list[str] = []
     for part in split_sources(text):
-        start = 0
-        for m in _SENTENCE_END.finditer(part):
-            end = m.start() + 1 if part[m.start()] in ".!?" else m.start()  # the stop ends the sentence
-            if start < end and not part[start:end].isspace():
-                out.append(part[start:end])
-            start = m.end()
-        if start < len(part) and not part[start:].isspace():
-            out.append(part[start:])
+        out.extend(source_sentences(part))
+    return out
+
+
+def source_sentences(part: str) -> list[str]:
+    """The sentences of one piece of `split_sources`."""
+    out: list[str] = []
+    start = 0
+    for m in _SENTENCE_END.finditer(part):
+        end = m.start()
+        if part[end] == "\n":
+            # The separator starts with the white space before the line break. A separator runs to the
+            # end of its white space, so the one before ends short of this: the walk stops after `start`.
+            while end > start and part[end - 1].isspace():
+                end -= 1
+        else:
+            end += 1  # the stop ends the sentence
+        if start < end and not part[start:end].isspace():
+            out.append(part[start:end])
+        start = m.end()
+    if start < len(part) and not part[start:].isspace():
+        out.append(part[start:])
     return out
