@@ -71,9 +71,12 @@ def classify(token: Token, ctx: ContextIndex, lexicon: Lexicon) -> WordKind:
     # A capital letter marks a name, except first in a sentence where only WordNet can tell.
     if token.capitalized and (not token.sentence_initial or not info.known or info.proper):
         return "names"
-    if info.senses & ctx.senses:
+    # A word with no senses (or no relatives) asks nothing of the context's: they are not united for it.
+    if info.senses and not ctx.senses.isdisjoint(info.senses):
         return "paraphrase"
-    if info.senses & ctx.hypernyms or info.related & ctx.senses:
+    if (info.senses and not ctx.hypernyms.isdisjoint(info.senses)) or (
+        info.related and not ctx.senses.isdisjoint(info.related)
+    ):
         return "related"
     if info.pos == "v" and info.lexfile in REPORTING_LEXFILES:
         return "reporting"

@@ -34,7 +34,7 @@ from driftline.scorers.grounding.checks import (
 from driftline.scorers.grounding.context import ContextIndex
 from driftline.scorers.grounding.lexicon import Lexicon
 from driftline.scorers.grounding.questions import TIME_WORDS, Verdict, check_question
-from driftline.scorers.grounding.relations import broken_names, isolated_names, nodes, split_pairs
+from driftline.scorers.grounding.relations import broken_names, isolated_names, names, nodes, split_pairs
 from driftline.scorers.grounding.text import Token, split_sentences, tokenize
 
 __all__ = ["FEATURE_NAMES", "Analysis", "Finding", "analyse"]
@@ -117,7 +117,8 @@ def analyse(answer: str, ctx: ContextIndex, lexicon: Lexicon) -> Analysis:
     )
     for text, tokens in zip(texts, sentences, strict=True):
         _analyse_sentence(tokens, ctx, lexicon, answer_forms, explained, result)
-        answer_nodes = nodes(tokens, text, lexicon)
+        # Only an answer to a question has its pairings checked: else its names are all that is read.
+        answer_nodes = nodes(tokens, text, lexicon) if result.has_question else names(tokens, text, lexicon)
         for node in broken_names(answer_nodes, ctx):
             result.findings.append(Finding("names", node.text))
         if result.has_question:

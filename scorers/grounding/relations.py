@@ -28,7 +28,7 @@ from driftline.scorers.grounding.context import ContextIndex
 from driftline.scorers.grounding.lexicon import Lexicon
 from driftline.scorers.grounding.text import STOPWORDS, Token
 
-__all__ = ["Node", "broken_names", "isolated_names", "nodes", "sentences_of", "split_pairs"]
+__all__ = ["Node", "broken_names", "isolated_names", "names", "nodes", "sentences_of", "split_pairs"]
 
 # Function words that may stand inside a name: "Bank of America", "Ludwig van Beethoven".
 _NAME_JOINERS = frozenset({"of", "de", "da", "del", "der", "van", "von", "la", "le", "du", "bin", "al"})
@@ -79,14 +79,7 @@ def nodes(tokens: Sequence[Token], text: str, lexicon: Lexicon) -> list[Node]:
         token = tokens[i]
         if i > 0 and _clause_break(tokens[i - 1], token, text):
             clause += 1
-        if _is_name(token, lexicon) or (
-            token.capitalized
-            and token.sentence_initial
-            and token.low not in STOPWORDS
-            and i + 1 < len(tokens)
-            and _is_name(tokens[i + 1], lexicon)
-            and not _separated(token, tokens[i + 1], text)
-        ):
+        if _starts_name(tokens, i, text, lexicon):
             j = _name_end(tokens, i, text, lexicon)
             if compared_to:
                 group = compared_to
@@ -94,10 +87,7 @@ def nodes(tokens: Sequence[Token], text: str, lexicon: Lexicon) -> list[Node]:
                 pass  # "A and B", "A, B": the same group
             else:
                 group = max(n.group for n in out) + 1 if out else 1
-            span = tokens[i:j]
-            forms = tuple(forms_of(t, lexicon) for t in span if t.low not in _NAME_JOINERS)
-            words = tuple(t.low for t in span)
-            out.append(Node(" ".join(t.raw for t in span), forms, words, "name", group, clause))
+            out.append(_name(tokens[i:j], lexicon, group, clause))
             after_name, coordinated, compared_to, last_name_group = True, False, 0, group
             i = j
             continue
@@ -113,6 +103,38 @@ def nodes(tokens: Sequence[Token], text: str, lexicon: Lexicon) -> list[Node]:
             after_name, coordinated = False, False
         i += 1
     return out
+
+
+def names(tokens: Sequence[Token], text: str, lexicon: Lexicon) -> list[Node]:
+    """The name nodes of `nodes`, without working out clauses or groups: all that broken_names reads."""
+    out: list[Node] = []
+    i = 0
+    while i < len(tokens):
+        if _starts_name(tokens, i, text, lexicon):
+            j = _name_end(tokens, i, text, lexicon)
+            out.append(_name(tokens[i:j], lexicon, 0, 0))
+            i = j
+        else:
+            i += 1
+    return out
+
+
+def _starts_name(tokens: Sequence[Token], i: int, text: str, lexicon: Lexicon) -> bool:
+    token = tokens[i]
+    return _is_name(token, lexicon) or (
+        token.capitalized
+        and token.sentence_initial
+        and token.low not in STOPWORDS
+        and i + 1 < len(tokens)
+        and _is_name(tokens[i + 1], lexicon)
+        and not _separated(token, tokens[i + 1], text)
+    )
+
+
+def _name(span: Sequence[Token], lexicon: Lexicon, group: int, clause: int) -> Node:
+    forms = tuple(forms_of(t, lexicon) for t in span if t.low not in _NAME_JOINERS)
+    words = tuple(t.low for t in span)
+    return Node(" ".join(t.raw for t in span), forms, words, "name", group, clause)
 
 
 def _name_end(tokens: Sequence[Token], i: int, text: str, lexicon: Lexicon) -> int:
