@@ -12,7 +12,7 @@ import weakref
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from itertools import chain, filterfalse, pairwise, repeat
+from itertools import chain, pairwise, repeat
 from operator import attrgetter
 from typing import cast
 
@@ -168,12 +168,11 @@ def _term(raw: str, lexicon: Lexicon) -> _Term:
 class _Sentence:
     """What a sentence adds to the index, whatever the context it stands in."""
 
-    content_words: list[str]  # its words, lowercased, without the function words
     forms: frozenset[str]
-    terms: list[_Term]  # whose senses are united only when needed
+    # Its terms: what else an answer may need of the sentence (its senses, words, negation, whether it
+    # refers back) is worked out from them only when one does.
+    terms: list[_Term]
     numbers: tuple[float, ...]
-    negated: bool
-    reference: str  # whether it refers back, if something stands before it: see _reference
 
 
 class _Memo:
@@ -201,8 +200,7 @@ class _Memo:
 _TERMS_KEPT = 200_000
 _SENTENCES_KEPT = 4096  # a sentence's entry takes a few KB (its forms and senses)
 _MEMOS: weakref.WeakKeyDictionary[Lexicon, _Memo] = weakref.WeakKeyDictionary()
-_CONTENT_WORDS, _NEGATED, _NUMBERS = attrgetter("content_words"), attrgetter("negated"), attrgetter("numbers")
-_TERMS = attrgetter("terms")
+_NUMBERS, _TERMS = attrgetter("numbers"), attrgetter("terms")
 
 
 def forget_sentences(lexicon: Lexicon) -> None:
@@ -228,15 +226,12 @@ def _read(sentence: str, lexicon: Lexicon, memo: _Memo) -> _Sentence:
             for piece, terms_ in zip(pieces, found, strict=True)
         ]
     terms_ = list(chain.from_iterable(cast(list[tuple[_Term, ...]], found)))
-    words = list(map(_LOW, terms_))
     form_sets: list[Iterable[str]] = list(map(_FORMS, terms_))
     numbers: list[float] = []
     if any(map(_SPECIAL, terms_)):
-        skipped = False
         for k, term in enumerate(terms_):
             if not term.special:
                 continue
-            skipped = skipped or not term.low
             if term.low[:1].isdigit() or term.low[:1] in ("$", "€", "£"):
                 value = number_value(term.low, terms_[k + 1].lower if k + 1 < len(terms_) else "")
                 if value is not None:  # a number: nothing of the word
@@ -244,23 +239,18 @@ def _read(sentence: str, lexicon: Lexicon, memo: _Memo) -> _Sentence:
                     form_sets[k] = (number_key(value),)
                     continue
             numbers.extend(term.numbers)
-        if skipped:
-            words = [w for w in words if w]
-    return _Sentence(
-        list(filterfalse(STOPWORDS.__contains__, words)),
-        frozenset().union(*form_sets),
-        terms_,
-        tuple(numbers),
-        any(map(_NEGATES, terms_)),
-        _reference(words, sentence),
-    )
+    return _Sentence(frozenset().union(*form_sets), terms_, tuple(numbers))
+
+
+def _words(terms_: Iterable[_Term]) -> list[str]:
+    """The words of a sentence, lowercased (a token that normalises to nothing left out)."""
+    return list(filter(None, map(_LOW, terms_)))
 
 
 @dataclass
 class ContextIndex:
     sentences: list[str] = field(default_factory=list)
     sentence_forms: list[frozenset[str]] = field(default_factory=list)
-    sentence_negated: list[bool] = field(default_factory=list)
     forms: set[str] = field(default_factory=set)
     numbers: set[float] = field(default_factory=set)
     postings: dict[str, list[int]] = field(default_factory=dict)
@@ -268,16 +258,15 @@ class ContextIndex:
     question_forms: set[str] = field(default_factory=set)
     question: str = ""
     # A sentence that refers back ("Alf Clausen is a composer. He was born in 1941.") states its facts
-    # about something the sentence before names (see `inherited`): whether each sentence refers back,
-    # and the lexicon its names are read with. Only answers to a question need those names: they are
-    # read once per context when one does, and kept in a cell that the copies made by with_question
-    # share.
-    references: list[str] = field(default_factory=list)
+    # about something the sentence before names (see `inherited`): whether each sentence follows one of
+    # the same pasted piece (only then may it refer back), and the lexicon its names are read with.
+    # Only answers to a question need those names: they are read once per context when one does, and
+    # kept in a cell that the copies made by with_question share.
+    continues: list[bool] = field(default_factory=list)
     lexicon: Lexicon | None = None
     _links: list[tuple[list[frozenset[str]], dict[str, list[int]]]] = field(default_factory=list)
-    # The words of each sentence (lowercased, function words left out), and of the question: a name of
-    # several words must be found as a phrase.
-    sentence_words: list[list[str]] = field(default_factory=list)
+    # The words of the question (lowercased, function words left out), and of each sentence (see
+    # `sentence_words`): a name of several words must be found as a phrase.
     question_words: list[str] = field(default_factory=list)
     # The senses and more general senses of the context's words, kept as the terms of each sentence:
     # united only if an answer needs them (see `senses`, `sentence_senses` and `hypernyms`), most do
@@ -286,6 +275,10 @@ class ContextIndex:
     sentence_terms: list[list[_Term]] = field(default_factory=list)
     _hypernyms: list[set[int]] = field(default_factory=list)
     _senses: list[set[int]] = field(default_factory=list)
+    # Per sentence, its words and whether it is negated: worked out once per context when an answer
+    # needs them (a name of several words, a negation), as the cells above.
+    _sentence_words: list[list[list[str]]] = field(default_factory=list)
+    _sentence_negated: list[list[bool]] = field(default_factory=list)
     _sentence_senses: dict[int, set[int]] = field(default_factory=dict)
     _new_source: bool = False
 
@@ -311,8 +304,6 @@ class ContextIndex:
                 reads.append(index._add_sentence(sentence, lexicon, memo, postings))
         # What each sentence adds, gathered in one pass each rather than sentence by sentence.
         index.sentence_forms = list(map(_FORMS, reads))
-        index.sentence_words = list(map(_CONTENT_WORDS, reads))
-        index.sentence_negated = list(map(_NEGATED, reads))
         index.sentence_terms = list(map(_TERMS, reads))
         index.forms = set().union(*index.sentence_forms)
         index.numbers = set().union(*map(_NUMBERS, reads))
@@ -347,12 +338,12 @@ class ContextIndex:
     def _add_sentence(
         self, sentence: str, lexicon: Lexicon, memo: _Memo, postings: defaultdict[str, list[int]]
     ) -> _Sentence:
-        """Reads the sentence (or finds it read), notes whether it refers back and posts its forms."""
+        """Reads the sentence (or finds it read), notes whether it may refer back and posts its forms."""
         sid = len(self.sentences)
         read = memo.sentences.get(sentence)
         if read is None:
             read = memo.sentences[sentence] = _read(sentence, lexicon, memo)
-        self.references.append(read.reference if sid > 0 and not self._new_source else "")
+        self.continues.append(sid > 0 and not self._new_source)
         self._new_source = False
         self.sentences.append(sentence)
         # postings[form].append(sid) for every form, run by map() rather than a loop of bytecode: it is
@@ -401,7 +392,8 @@ class ContextIndex:
             inherited: list[frozenset[str]] = []
             postings: dict[str, list[int]] = {}
             before: frozenset[str] = frozenset()
-            for sid, reference in enumerate(self.references):
+            for sid, (sentence, terms_) in enumerate(zip(self.sentences, self.sentence_terms, strict=True)):
+                reference = _reference(_words(terms_), sentence) if self.continues[sid] else ""
                 if reference:
                     # Whom the pronoun means is not known: any name of the sentence before may be it.
                     key = (self.sentences[sid - 1], reference == "singular")
@@ -416,6 +408,21 @@ class ContextIndex:
                 inherited.append(before)
             self._links.append((inherited, postings))
         return self._links[0]
+
+    @property
+    def sentence_words(self) -> list[list[str]]:
+        """The words of each sentence, lowercased, without the function words."""
+        if not self._sentence_words:
+            words = [[w for w in _words(terms_) if w not in STOPWORDS] for terms_ in self.sentence_terms]
+            self._sentence_words.append(words)
+        return self._sentence_words[0]
+
+    @property
+    def sentence_negated(self) -> list[bool]:
+        """Whether each sentence has a negation (a cue or a verb like "fail")."""
+        if not self._sentence_negated:
+            self._sentence_negated.append([any(map(_NEGATES, terms_)) for terms_ in self.sentence_terms])
+        return self._sentence_negated[0]
 
     def sentences_with(self, form: str) -> list[int]:
         """The sentences that state `form`, or state something about a subject named by it."""
