@@ -164,6 +164,39 @@ def test_sessions_count_each_trace_once(store: Store) -> None:
     assert [r["trace_id"] for r in session_queries.session_trace_ids(store, TENANT, "s1", lo, hi)] == [T1]
 
 
+def test_session_figures_are_the_same_before_and_after_the_rows_are_merged(store: Store) -> None:
+    """Before a merge a session's traces are aggregated from all their rows; after it, a trace in one
+    hour is read from its one row (the by_session projection), a trace in two hours still from all."""
+    t4 = "c4" * 16
+    start = EDGE - timedelta(minutes=40)
+    chat = [
+        _span(t4, 0, start, 300.0, session_id="s1", user_id="u0"),
+        _span(t4, 1, start + timedelta(milliseconds=5), 20.0, session_id="s1", cost_usd=0.5, status_code="error"),
+    ]
+    tool = [_span(t4, 2, start + timedelta(milliseconds=30), 10.0, cost_usd=0.25, status_code="error")]  # no session
+    _write_all(store, times=1)
+    store.insert_arrow("spans", rows_to_table(TENANT, chat))
+    store.insert_arrow("spans", rows_to_table(TENANT, tool + chat[1:]))  # a later export, and a retry
+    lo, hi = EDGE - timedelta(days=1), EDGE + timedelta(hours=3)
+
+    def figures() -> list[tuple[Any, ...]]:
+        rows, _ = session_queries.list_sessions(store, TENANT, lo, hi)
+        return [(r["session_id"], r["traces"], r["errors"], round(r["cost_usd"], 9), r["user_id"]) for r in rows]
+
+    # T1: 0.03 and one error (its tool span, next hour); T4: 0.75 and two errors, started first
+    expected = [("s1", 2, 3, 0.78, "u0")]
+    assert figures() == expected
+    with admin_client(store) as c:
+        c.command(f"OPTIMIZE TABLE {store.cfg.database}.trace_rows FINAL")
+        merged = c.query(
+            "SELECT count() FROM system.parts WHERE database = {db:String} AND table = 'trace_rows' AND active "
+            "AND level > 0",
+            parameters={"db": store.cfg.database},
+        ).result_rows
+    assert merged[0][0] >= 1
+    assert figures() == expected
+
+
 def test_the_migration_backfills_spans_and_scores_written_before_it(store: Store) -> None:
     db = store.cfg.database
     with admin_client(store) as c:  # back to version 6: no summaries, no views

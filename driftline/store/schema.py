@@ -374,6 +374,16 @@ _ROWS = (
     "DROP TABLE IF EXISTS {db}.trace_summaries",
 )
 
+# The sessions list (migration 16): a page of sessions finds its traces by the rows' earliest
+# session, all over the range; this projection keeps those rows together, with what the list sums.
+# A merge rebuilds it from the merged rows.
+_BY_SESSION = (
+    "ALTER TABLE {db}.trace_rows MODIFY SETTING deduplicate_merge_projection_mode = 'rebuild'",
+    "ALTER TABLE {db}.trace_rows ADD PROJECTION IF NOT EXISTS by_session (SELECT tenant, hour, trace_id, root, "
+    "session, first_span, ended, user, error_keys, spans ORDER BY tenant, session.4, hour)",
+    "ALTER TABLE {db}.trace_rows MATERIALIZE PROJECTION by_session",
+)
+
 # Review queues (migration 8). The queue definitions a tenant made or changed through the API (the
 # configured ones are defaults every tenant has); `deleted` hides a configured queue too.
 _REVIEW_QUEUES = """
@@ -568,6 +578,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(11, "trace_index: each trace's span start range by trace id, kept by a view, backfilled", _TRACE_LOOKUP),
     Migration(12, "judge_definitions: LLM judges defined through the API", (_JUDGE_DEFINITIONS,)),
     Migration(14, "trace_rows: trace_summaries in small granules and compression blocks, copied", _ROWS),
+    Migration(16, "trace_rows: by_session projection for the sessions list", _BY_SESSION),
 )
 
 # Tables whose TTL follows `retention_days`: (table, TTL expression column).

@@ -612,3 +612,15 @@ DROP TABLE IF EXISTS driftline.trace_summaries ON CLUSTER prod;
 -- migration 14: trace_rows: trace_summaries in small granules and compression blocks, copied
 DROP TABLE IF EXISTS driftline.trace_summaries_local ON CLUSTER prod;
 
+-- migration 16: trace_rows: by_session projection for the sessions list
+ALTER TABLE driftline.trace_rows_local ON CLUSTER prod
+    MODIFY SETTING deduplicate_merge_projection_mode = 'rebuild';
+
+-- migration 16: trace_rows: by_session projection for the sessions list
+ALTER TABLE driftline.trace_rows_local ON CLUSTER prod
+    ADD PROJECTION IF NOT EXISTS by_session (SELECT tenant, hour, trace_id, root, session, first_span, ended, user, error_keys, spans ORDER BY tenant, session.4, hour);
+
+-- migration 16: trace_rows: by_session projection for the sessions list
+ALTER TABLE driftline.trace_rows_local ON CLUSTER prod
+    MATERIALIZE PROJECTION by_session;
+

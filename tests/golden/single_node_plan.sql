@@ -564,3 +564,12 @@ DROP VIEW IF EXISTS driftline.trace_summaries_scores;
 -- migration 14: trace_rows: trace_summaries in small granules and compression blocks, copied
 DROP TABLE IF EXISTS driftline.trace_summaries;
 
+-- migration 16: trace_rows: by_session projection for the sessions list
+ALTER TABLE driftline.trace_rows MODIFY SETTING deduplicate_merge_projection_mode = 'rebuild';
+
+-- migration 16: trace_rows: by_session projection for the sessions list
+ALTER TABLE driftline.trace_rows ADD PROJECTION IF NOT EXISTS by_session (SELECT tenant, hour, trace_id, root, session, first_span, ended, user, error_keys, spans ORDER BY tenant, session.4, hour);
+
+-- migration 16: trace_rows: by_session projection for the sessions list
+ALTER TABLE driftline.trace_rows MATERIALIZE PROJECTION by_session;
+

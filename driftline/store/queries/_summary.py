@@ -114,7 +114,7 @@ _KEYS: Final = "Array(Tuple(DateTime('UTC'), String))"
 # A day (partition) held by one part has each (hour, trace) once, so FINAL changes nothing there:
 # those days are read without it, the others with it. The parts are looked up before and after the
 # read; if they changed in between (an insert or a merge), the read is done again with FINAL.
-Merged = tuple[tuple[str, str], ...]  # (day, part) of each day held by one active part
+Merged = tuple[tuple[str, str, int], ...]  # (day, part, its merge level) of each day held by one active part
 
 
 def merged(store: Store, tenant: str) -> Merged:
@@ -124,11 +124,12 @@ def merged(store: Store, tenant: str) -> Merged:
         return ()
     rows = store._reader.rows(
         tenant,
-        "SELECT partition AS day, any(name) AS part FROM system.parts WHERE database = {database:String} "
-        "AND table = 'trace_rows' AND active GROUP BY partition HAVING count() = 1 ORDER BY day",
+        "SELECT partition AS day, any(name) AS part, any(level) AS level FROM system.parts "
+        "WHERE database = {database:String} AND table = 'trace_rows' AND active "
+        "GROUP BY partition HAVING count() = 1 ORDER BY day",
         {"database": store.cfg.database},
     )
-    return tuple((r["day"], r["part"]) for r in rows)
+    return tuple((r["day"], r["part"], r["level"]) for r in rows)
 
 
 def final_or_not(w: Where, days: Merged, select: str) -> str:
@@ -137,7 +138,7 @@ def final_or_not(w: Where, days: Merged, select: str) -> str:
     marker = "FROM {db}.trace_rows FINAL WHERE "
     if not days or marker not in select:
         return select
-    merged_days = w.bind([d for d, _ in days], "Array(Date)")
+    merged_days = w.bind([d for d, _, _ in days], "Array(Date)")
     plain = select.replace(marker, f"FROM {{db}}.trace_rows WHERE toDate(hour) IN {merged_days} AND ")
     final = select.replace(marker, f"{marker}toDate(hour) NOT IN {merged_days} AND ")
     return f"SELECT * FROM ({plain}) UNION ALL SELECT * FROM ({final})"

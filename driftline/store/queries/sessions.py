@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
-from driftline.store.queries._summary import COST, hours, keys_near
+from driftline.store.queries._summary import COST, hours, keys_near, merged
 from driftline.store.queries._where import Where
 
 if TYPE_CHECKING:
     from driftline.store.store import Store
 
 __all__ = ["list_sessions", "session_trace_ids"]
+
+_WINDOWS: Final = (timedelta(hours=1), timedelta(hours=8), timedelta(days=2))
 
 
 def list_sessions(
@@ -26,8 +28,8 @@ def list_sessions(
     after: tuple[int, str] | None = None,
 ) -> tuple[list[dict[str, Any]], tuple[int, str] | None]:
     """Sessions active in [since, until), the most recently active first; keyset pages on
-    (last span start in ns, session_id). Read from trace_summaries: a trace belongs to the session
-    its first span naming one names."""
+    (last span start in ns, session_id). Read from trace_rows: a trace belongs to the session its
+    first span naming one names."""
     w = Where(tenant)
     w.add("session.1 = 0")
     w.add(hours(w, since, until, pad=timedelta(0)))
@@ -40,39 +42,66 @@ def list_sessions(
     having = ""
     if after is not None:
         having = f" HAVING (k, session_id) < ({w.bind(after[0], 'Int64')}, {w.bind(after[1], 'String')})"
-    page = store._reader.rows(
-        tenant,
-        "SELECT session.4 AS session_id, toUnixTimestamp64Nano(max(session_last)) AS k "
-        f"FROM {{db}}.trace_rows WHERE {w.sql()} GROUP BY session_id{having} "
-        f"ORDER BY k DESC, session_id DESC LIMIT {w.bind(limit + 1, 'UInt32')}",
-        w.params,
-    )
+    # The newest sessions first in widening windows: a row's session_last lies in its own hour, so
+    # the sessions with a row from hour L on are exactly those last active from L on, with the same
+    # last activity; when they fill the page, nothing before L can be on it.
+    page: list[dict[str, Any]] = []
+    for lo in [until - d for d in _WINDOWS if until - d > since] + [since]:
+        window = "" if lo == since else f" AND hour >= toStartOfHour({w.bind(lo, 'DateTime64(9)')})"
+        page = store._reader.rows(
+            tenant,
+            "SELECT session.4 AS session_id, toUnixTimestamp64Nano(max(session_last)) AS k "
+            f"FROM {{db}}.trace_rows WHERE {w.sql()}{window} GROUP BY session_id{having} "
+            f"ORDER BY k DESC, session_id DESC LIMIT {w.bind(limit + 1, 'UInt32')}",
+            w.params,
+        )
+        if len(page) > limit:
+            break
     more = len(page) > limit
     page = page[:limit]
     if not page:
         return [], None
-    # The session's numbers cover every span of its traces: tool and retrieval spans often carry
-    # no session id of their own. A trace belongs to a session by its earliest session tuple, which
-    # one of its rows holds: rows whose own earliest session is on the page find every such trace
-    # (a tuple element, read alone, where the set of all the row's session ids is an array).
-    s = Where(tenant)
-    ids, span = s.bind([r["session_id"] for r in page], "Array(String)"), hours(s, since, until)
-    stats = store._reader.rows(
-        tenant,
-        "SELECT a_session.4 AS session_id, min(a_first_span.1) AS started, max(a_ended) AS ended, "
-        "count() AS traces, min(a_user).4 AS user_id, min(a_first_span).3 AS service, sum(a_errors) AS errors, "
-        f"sum({COST}) AS cost_usd FROM (SELECT trace_id, min(session) AS a_session, min(first_span) AS a_first_span, "
-        "max(ended) AS a_ended, min(user) AS a_user, length(groupUniqArrayArray(error_keys)) AS a_errors, "
-        "maxMap(spans) AS a_spans FROM {db}.trace_rows "
-        f"PREWHERE trace_id IN (SELECT trace_id FROM {{db}}.trace_rows "
-        f"WHERE tenant = {{tenant:String}} AND {span} AND session.1 = 0 AND session.4 IN {ids}) "
-        f"WHERE tenant = {{tenant:String}} AND {span} GROUP BY trace_id) "
-        f"WHERE a_session.1 = 0 AND a_session.4 IN {ids} GROUP BY session_id",
-        s.params,
-    )
+    stats = store._reader.rows(tenant, *_stats(store, tenant, [r["session_id"] for r in page], since, until))
     by_id = {r["session_id"]: r for r in stats}
     rows = [by_id[r["session_id"]] | {"k": r["k"]} for r in page if r["session_id"] in by_id]
     return rows, ((page[-1]["k"], page[-1]["session_id"]) if more else None)
+
+
+def _stats(store: Store, tenant: str, ids: list[str], since: datetime, until: datetime) -> tuple[str, dict[str, Any]]:
+    """The figures of the sessions `ids`, over every span of their traces: tool and retrieval spans
+    often carry no session id of their own. A trace belongs to a session by its earliest session
+    tuple, which one of its rows holds, so the rows whose own earliest session is one of `ids` find
+    every such trace; the by_session projection (migration 16) keeps them together.
+
+    Such a row is the whole trace when it holds the root, no row of the range lacks its trace's root
+    (a trace in two hours has one), and its day is one merged part (no other copy of the row waits
+    to be merged): its figures are read from it alone. Every other trace found is aggregated from
+    all its rows, read by key (within two hours of the row found)."""
+    s = Where(tenant)
+    ids_p, span = s.bind(ids, "Array(String)"), hours(s, since, until)
+    found = f"tenant = {{tenant:String}} AND {span} AND session.1 = 0 AND session.4 IN {ids_p}"
+    days = [d for d, _, level in merged(store, tenant) if level > 0]
+    whole = (
+        f"root.child = 0 AND toDate(hour) IN {s.bind(days, 'Array(Date)')} AND trace_id NOT IN "
+        f"(SELECT trace_id FROM {{db}}.trace_rows WHERE tenant = {{tenant:String}} AND {span} AND root.child = 1)"
+    )
+    sql = (
+        "SELECT a_session.4 AS session_id, min(a_first_span.1) AS started, max(a_ended) AS ended, "
+        "count() AS traces, min(a_user).4 AS user_id, min(a_first_span).3 AS service, sum(a_errors) AS errors, "
+        f"sum({COST}) AS cost_usd FROM ("
+        "SELECT trace_id, session AS a_session, first_span AS a_first_span, ended AS a_ended, user AS a_user, "
+        f"length(error_keys) AS a_errors, spans AS a_spans FROM {{db}}.trace_rows WHERE {found} AND {whole} "
+        "UNION ALL "
+        "SELECT trace_id, min(session) AS a_session, min(first_span) AS a_first_span, max(ended) AS a_ended, "
+        "min(user) AS a_user, length(groupUniqArrayArray(error_keys)) AS a_errors, maxMap(spans) AS a_spans "
+        "FROM {db}.trace_rows PREWHERE (hour, trace_id) IN "
+        f"({keys_near(f'SELECT hour, trace_id FROM {{db}}.trace_rows WHERE {found} AND NOT ({whole})', 2)}) "
+        f"WHERE tenant = {{tenant:String}} AND {span} GROUP BY trace_id) "
+        f"WHERE a_session.1 = 0 AND a_session.4 IN {ids_p} GROUP BY session_id"
+        # session.4 as written, so the projection's sorting key matches it
+        " SETTINGS optimize_functions_to_subcolumns = 0"
+    )
+    return sql, s.params
 
 
 def session_trace_ids(
