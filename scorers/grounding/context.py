@@ -6,12 +6,13 @@ for the whole context: the numbers it states and an inverted index used to align
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 import weakref
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from itertools import chain, pairwise, repeat
 from operator import attrgetter
 from typing import cast
@@ -326,14 +327,15 @@ class ContextIndex:
                 question_forms.add(number_key(token.value))
             else:
                 question_forms |= lexicon.word(token.low).forms
-        return replace(
-            self,
-            question=question,
-            question_words=[low for low, _ in terms(question) if low not in STOPWORDS],
-            question_forms=question_forms,
-            numbers=self.numbers | numbers,
-            forms=self.forms | question_forms,
-        )
+        # A shallow copy (dataclasses.replace would check and pass every field again): what is shared
+        # is never changed, or is a cell meant to be shared.
+        index = copy.copy(self)
+        index.question = question
+        index.question_words = [low for low, _ in terms(question) if low not in STOPWORDS]
+        index.question_forms = question_forms
+        index.numbers = self.numbers | numbers
+        index.forms = self.forms | question_forms
+        return index
 
     def _add_sentence(
         self, sentence: str, lexicon: Lexicon, memo: _Memo, postings: defaultdict[str, list[int]]

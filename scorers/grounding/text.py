@@ -90,7 +90,9 @@ _SENTENCE_END = re.compile(
 _RUN_ON = re.compile(r"[.!?](?<=[a-z0-9)\"”’ ][.!?])(?=[A-Z][a-z])")
 
 
-@dataclass(frozen=True, slots=True)
+# Never changed once made, but not frozen: a frozen dataclass is made several times slower, and every
+# answer is read token by token. Hashed by value, as a frozen one is.
+@dataclass(slots=True, unsafe_hash=True)
 class Token:
     raw: str
     low: str  # lowercased, acronym dots and possessives removed, "n't" -> "not"
@@ -136,10 +138,9 @@ def tokenize(text: str) -> list[Token]:
         low = normalize(raw)
         if not low:
             continue
-        following = matches[k + 1].group(0).lower() if k + 1 < len(matches) else ""
         value: float | None = None
         if low[0].isdigit() or low[0] in "$€£":
-            value = number_value(low, following)
+            value = number_value(low, matches[k + 1].group(0).lower() if k + 1 < len(matches) else "")
         elif low in NUMBER_WORDS:
             value = NUMBER_WORDS[low]
         j = m.start() - 1
