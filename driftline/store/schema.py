@@ -559,6 +559,11 @@ _TRACE_LOOKUP = (
     ),
 )
 
+# No read uses the by_trace projection since trace_index finds a trace's span range (migration 11):
+# it holds only (tenant, trace_id, start_time), so no other read can be served from it, yet every
+# insert into spans sorted and wrote it, and merges rebuilt it.
+_NO_BY_TRACE = ("ALTER TABLE {db}.spans DROP PROJECTION IF EXISTS by_trace",)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "spans, scores, review_items", (_SPANS, _SCORES, _REVIEW_ITEMS)),
     Migration(2, "scorer_state", (_SCORER_STATE,)),
@@ -578,6 +583,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(11, "trace_index: each trace's span start range by trace id, kept by a view, backfilled", _TRACE_LOOKUP),
     Migration(12, "judge_definitions: LLM judges defined through the API", (_JUDGE_DEFINITIONS,)),
     Migration(14, "trace_rows: trace_summaries in small granules and compression blocks, copied", _ROWS),
+    Migration(15, "spans: the by_trace projection dropped (trace_index replaced it)", _NO_BY_TRACE),
     Migration(16, "trace_rows: by_session projection for the sessions list", _BY_SESSION),
 )
 

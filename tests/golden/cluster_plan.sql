@@ -612,6 +612,10 @@ DROP TABLE IF EXISTS driftline.trace_summaries ON CLUSTER prod;
 -- migration 14: trace_rows: trace_summaries in small granules and compression blocks, copied
 DROP TABLE IF EXISTS driftline.trace_summaries_local ON CLUSTER prod;
 
+-- migration 15: spans: the by_trace projection dropped (trace_index replaced it)
+ALTER TABLE driftline.spans_local ON CLUSTER prod
+    DROP PROJECTION IF EXISTS by_trace;
+
 -- migration 16: trace_rows: by_session projection for the sessions list
 ALTER TABLE driftline.trace_rows_local ON CLUSTER prod
     MODIFY SETTING deduplicate_merge_projection_mode = 'rebuild';

@@ -564,6 +564,9 @@ DROP VIEW IF EXISTS driftline.trace_summaries_scores;
 -- migration 14: trace_rows: trace_summaries in small granules and compression blocks, copied
 DROP TABLE IF EXISTS driftline.trace_summaries;
 
+-- migration 15: spans: the by_trace projection dropped (trace_index replaced it)
+ALTER TABLE driftline.spans DROP PROJECTION IF EXISTS by_trace;
+
 -- migration 16: trace_rows: by_session projection for the sessions list
 ALTER TABLE driftline.trace_rows MODIFY SETTING deduplicate_merge_projection_mode = 'rebuild';
 
