@@ -276,6 +276,7 @@ class ContextIndex:
     sentence_terms: list[list[_Term]] = field(default_factory=list)
     _hypernyms: list[set[int]] = field(default_factory=list)
     _senses: list[set[int]] = field(default_factory=list)
+    _distinct_terms: list[set[_Term]] = field(default_factory=list)  # the terms of all its sentences
     # Per sentence, its words and whether it is negated: worked out once per context when an answer
     # needs them (a name of several words, a negation), as the cells above.
     _sentence_words: list[list[list[str]]] = field(default_factory=list)
@@ -357,9 +358,15 @@ class ContextIndex:
     def senses(self) -> set[int]:
         """The senses of the context's words."""
         if not self._senses:
-            # Each distinct term once: the same words recur all through a context.
-            self._senses.append(set().union(*map(_SENSES, set(chain.from_iterable(self.sentence_terms)))))
+            # Each distinct set once: the same words (and senses of words) recur all through a context.
+            self._senses.append(set().union(*set(map(_SENSES, self._terms()))))
         return self._senses[0]
+
+    def _terms(self) -> set[_Term]:
+        """The distinct terms of the context's sentences."""
+        if not self._distinct_terms:
+            self._distinct_terms.append(set(chain.from_iterable(self.sentence_terms)))
+        return self._distinct_terms[0]
 
     def sentence_senses(self, sid: int) -> set[int]:
         """The senses of the words of sentence `sid`."""
@@ -372,7 +379,7 @@ class ContextIndex:
     def hypernyms(self) -> set[int]:
         """The senses up to two levels more general than those of the context's words."""
         if not self._hypernyms:
-            self._hypernyms.append(set().union(*map(_HYPERNYMS, set(chain.from_iterable(self.sentence_terms)))))
+            self._hypernyms.append(set().union(*set(map(_HYPERNYMS, self._terms()))))
         return self._hypernyms[0]
 
     @property

@@ -145,7 +145,7 @@ def _analyse_sentence(
     form_sets = [forms_of(t, lexicon) for t in content]
     window = ctx.window(ctx.align(form_sets))
     window_forms: set[str] = set().union(*(ctx.sentence_forms[s] for s in window))
-    window_senses: set[int] = set().union(*(ctx.sentence_senses(s) for s in window))
+    window_senses: set[int] | None = None  # united only if a word is not in the passage as written
     for k, (token, forms) in enumerate(zip(content, form_sets, strict=True)):
         result.content_words += 1
         kind = "supported" if token.low in explained else classify(token, ctx, lexicon)
@@ -153,9 +153,15 @@ def _analyse_sentence(
         if new:
             result.new_words += 1
             result.new_unsupported += _UNSUPPORTED.get(kind, 0.0)
-        if token.value is None and not forms & window_forms and not lexicon.word(token.low).senses & window_senses:
+        if token.value is None and not forms & window_forms:
+            if window_senses is None:
+                window_senses = set().union(*(ctx.sentence_senses(s) for s in window))
             # Not in the aligned passage, nor a synonym of a word there: perhaps swapped for its opposite.
-            opposite = opposite_in_context(k, content, form_sets, answer_forms, ctx, lexicon)
+            opposite = (
+                None
+                if lexicon.word(token.low).senses & window_senses
+                else opposite_in_context(k, content, form_sets, answer_forms, ctx, lexicon)
+            )
             if opposite is not None:
                 result.findings.append(Finding("antonyms", token.raw, opposite))
                 continue

@@ -110,7 +110,7 @@ def names(tokens: Sequence[Token], text: str, lexicon: Lexicon) -> list[Node]:
     out: list[Node] = []
     i = 0
     while i < len(tokens):
-        if _starts_name(tokens, i, text, lexicon):
+        if tokens[i].capitalized and _starts_name(tokens, i, text, lexicon):  # a name starts with a capital
             j = _name_end(tokens, i, text, lexicon)
             out.append(_name(tokens[i:j], lexicon, 0, 0))
             i = j
