@@ -132,13 +132,19 @@ def merged(store: Store, tenant: str) -> Merged:
     return tuple((r["day"], r["part"], r["level"]) for r in rows)
 
 
-def final_or_not(w: Where, days: Merged, select: str) -> str:
-    """`select` (a read of trace_rows written with `FROM {db}.trace_rows FINAL WHERE `) on the days
-    of `days` without FINAL, UNION ALL the other days with it."""
+def final_or_not(w: Where, days: Merged, select: str, lo: datetime, hi: datetime) -> str:
+    """`select` (a read of trace_rows written with `FROM {db}.trace_rows FINAL WHERE `, of rows in
+    hours [lo, hi)) on the days of `days` without FINAL, UNION ALL the other days with it; without
+    the second part when every day of the range is in `days` (its subqueries would run for nothing)."""
     marker = "FROM {db}.trace_rows FINAL WHERE "
     if not days or marker not in select:
         return select
-    merged_days = w.bind([d for d, _, _ in days], "Array(Date)")
-    plain = select.replace(marker, f"FROM {{db}}.trace_rows WHERE toDate(hour) IN {merged_days} AND ")
-    final = select.replace(marker, f"{marker}toDate(hour) NOT IN {merged_days} AND ")
+    merged_days = {d for d, _, _ in days}
+    first, last = _hour(lo).date(), _hour(hi).date()
+    spanned = {str(first + timedelta(days=i)) for i in range((last - first).days + 1)}
+    if spanned <= merged_days:
+        return select.replace(marker, "FROM {db}.trace_rows WHERE ")
+    bound = w.bind(sorted(merged_days), "Array(Date)")
+    plain = select.replace(marker, f"FROM {{db}}.trace_rows WHERE toDate(hour) IN {bound} AND ")
+    final = select.replace(marker, f"{marker}toDate(hour) NOT IN {bound} AND ")
     return f"SELECT * FROM ({plain}) UNION ALL SELECT * FROM ({final})"

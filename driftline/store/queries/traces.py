@@ -90,9 +90,9 @@ class TraceQuery:
     after: tuple[int | float, str] | None = None  # the previous page's last (sort key, trace_id)
 
 
-def _filters(w: Where, q: TraceQuery, lo: datetime, hi: datetime, p: str) -> list[str]:
+def _filters(w: Where, q: TraceQuery, p: str, other: list[str]) -> list[str]:
     """The conditions of `q` on a trace's figures, named with prefix `p` ('' for a row of the
-    table, 'a_' for a trace aggregated from its rows)."""
+    table, 'a_' for a trace aggregated from its rows), then `other` (_other_filters)."""
     out: list[str] = []
     for field, column in _SPAN_SETS.items():
         value = getattr(q, field)
@@ -112,7 +112,13 @@ def _filters(w: Where, q: TraceQuery, lo: datetime, hi: datetime, p: str) -> lis
         if q.max_score is not None:
             cond.append(f"e.4 <= {w.bind(q.max_score, 'Float64')}")
         out.append(f"arrayExists(e -> {' AND '.join(cond)}, {latest(p + 'scores')})")
-    # Conditions on other tables, the same for a row and a trace.
+    return out + other
+
+
+def _other_filters(w: Where, q: TraceQuery, lo: datetime, hi: datetime, within: str = "") -> list[str]:
+    """The conditions of `q` on other tables: on the trace id alone, the same for a row and a trace.
+    `within` (a query of trace ids) narrows the spans searched for text to those traces'."""
+    out: list[str] = []
     if q.feedback is not None:
         fb = "SELECT trace_id FROM {db}.feedback FINAL WHERE tenant = {tenant:String}"
         if q.feedback == "negative":
@@ -137,7 +143,8 @@ def _filters(w: Where, q: TraceQuery, lo: datetime, hi: datetime, p: str) -> lis
             f"trace_id IN (SELECT trace_id FROM {{db}}.spans WHERE tenant = {{tenant:String}} "
             f"AND start_time >= {w.bind(lo, 'DateTime64(9)')} "
             f"AND start_time < {w.bind(hi + TRACE_SPAN, 'DateTime64(9)')} {raw}"
-            f"AND (positionCaseInsensitiveUTF8(input_text, {t}) > 0 "
+            + (f"AND trace_id IN ({within}) " if within else "")
+            + f"AND (positionCaseInsensitiveUTF8(input_text, {t}) > 0 "
             f"OR positionCaseInsensitiveUTF8(output_text, {t}) > 0))"
         )
     return out
@@ -167,11 +174,12 @@ def _page_sql(q: TraceQuery, w: Where, lo: datetime, hi: datetime, days: Merged 
     limit = w.bind(q.limit + 1, "UInt32")
     lo_p, hi_p = w.bind(lo, "DateTime64(9)"), w.bind(hi, "DateTime64(9)")
     trace_hours = hours(w, lo, hi)
+    other = _other_filters(w, q, lo, hi)
 
     def page(p: str) -> list[str]:
         k, has_k, k_type = _key(q, w, p)
         conds = [f"{p}root.child = 0", f"{p}root.start >= {lo_p}", f"{p}root.start < {hi_p}", *has_k]
-        conds += _filters(w, q, lo, hi, p)
+        conds += _filters(w, q, p, other if not p else [])
         if q.after is not None:
             after_k, after_id = w.bind(q.after[0], k_type), w.bind(q.after[1], "String")
             conds.append(f"({k}, trace_id) {cmp} ({after_k}, {after_id})")
@@ -196,11 +204,17 @@ def _page_sql(q: TraceQuery, w: Where, lo: datetime, hi: datetime, days: Merged 
             f"SELECT hour, trace_id FROM {{db}}.trace_rows FINAL WHERE tenant = {{tenant:String}} AND {trace_hours} "
             "AND (root.child = 1 OR span_rows != length(span_keys) OR length(score_values) != length(score_keys))"
         )
+    # The conditions on other tables hold for the candidates already; an inexact trace is checked
+    # on its own (the text searched in its spans only), so no subquery over the spans runs twice.
+    if other:
+        narrowed = _other_filters(w, q, lo, hi, within=f"SELECT trace_id FROM ({inexact})")
+        inexact = f"SELECT hour, trace_id FROM ({inexact}) WHERE {' AND '.join(narrowed)}"
     k_agg, agg_conds = page("a_")
     # Every row of those traces, by its sorting key: a candidate's rows are within an hour of its
     # root's, an inexact row's trace has its root within an hour of it and so its rows within two.
     # Split by day, the candidates are the first `limit + 1` of each part: more, never fewer.
-    candidates, inexact = final_or_not(w, days, candidates), final_or_not(w, days, inexact)
+    wide = (lo - TRACE_SPAN, hi + TRACE_SPAN)
+    candidates, inexact = final_or_not(w, days, candidates, *wide), final_or_not(w, days, inexact, *wide)
     keys = f"{keys_near(candidates, 1)} UNION ALL {keys_near(inexact, 2)}"
     # GROUP BY merges a trace's rows as FINAL would (every aggregate is one a merge applies).
     return (
