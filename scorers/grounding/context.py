@@ -471,12 +471,20 @@ class ContextIndex:
         """Index of the context sentence sharing the most (idf-weighted) words with the given ones."""
         scores: dict[int, float] = {}
         idf = self.idf
+        postings = self.postings
         for forms in form_sets:
+            stated = [form for form in forms if form in idf]
+            if len(stated) == 1:
+                # The commonest case: one form, its weight to each sentence that states it (once each).
+                weight = idf[stated[0]]
+                for sid in postings[stated[0]]:
+                    scores[sid] = scores.get(sid, 0.0) + weight
+                continue
             # Each sentence gets the weight of the rarest of the forms it states: with the forms taken
             # commonest first, the last weight a sentence is given is its own.
             best: dict[int, float] = {}
-            for weight, form in sorted((idf[form], form) for form in forms if form in idf):
-                best.update(dict.fromkeys(self.postings[form], weight))
+            for weight, form in sorted((idf[form], form) for form in stated):
+                best.update(dict.fromkeys(postings[form], weight))
             for sid, weight in best.items():
                 scores[sid] = scores.get(sid, 0.0) + weight
         if not scores:
