@@ -49,6 +49,9 @@ SORTS: Final = ("time", "cost", "duration", "score")
 # The newest page is searched in widening windows first: a common filter finds a page in the
 # last hour without reading the week behind it.
 _WINDOWS: Final = (timedelta(hours=1), timedelta(hours=8), timedelta(days=2))
+# Up to this long a page's rows are read by trace id over the range, beyond it by key (trace_rows'
+# sorting key): the key reads a granule per trace, the range every granule the bloom filter passes.
+_NARROW: Final = timedelta(hours=8)
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 # Filters on span fields: the query's field -> the summary's set of that field's values.
 _SPAN_SETS: Final = {
@@ -215,12 +218,14 @@ def _page_sql(q: TraceQuery, w: Where, lo: datetime, hi: datetime, days: Merged 
     # Split by day, the candidates are the first `limit + 1` of each part: more, never fewer.
     wide = (lo - TRACE_SPAN, hi + TRACE_SPAN)
     candidates, inexact = final_or_not(w, days, candidates, *wide), final_or_not(w, days, inexact, *wide)
-    keys = f"{keys_near(candidates, 1)} UNION ALL {keys_near(inexact, 2)}"
+    keys = f"(hour, trace_id) IN ({keys_near(candidates, 1)} UNION ALL {keys_near(inexact, 2)})"
+    if hi - lo <= _NARROW:  # a few hours: their rows by trace id (the bloom filter) cost less than by key
+        keys = f"trace_id IN (SELECT trace_id FROM ({candidates})) OR trace_id IN (SELECT trace_id FROM ({inexact}))"
     # GROUP BY merges a trace's rows as FINAL would (every aggregate is one a merge applies).
     return (
         f"SELECT trace_id, a_root.start AS started, {k_agg} AS k "
         f"FROM (SELECT trace_id, {aggregates('a_root', k_agg, agg_conds)} "
-        f"FROM {{db}}.trace_rows PREWHERE (hour, trace_id) IN ({keys}) "
+        f"FROM {{db}}.trace_rows PREWHERE {keys} "
         f"WHERE tenant = {{tenant:String}} AND {trace_hours} GROUP BY trace_id) "
         f"WHERE {agg_conds} ORDER BY k {desc}, trace_id {desc} LIMIT {limit}{FINAL}"
     )
@@ -242,7 +247,7 @@ def search_traces(store: Store, tenant: str, q: TraceQuery) -> tuple[list[dict[s
         windows = [hi - d for d in _WINDOWS if hi - d > q.since] + [q.since]
     rows: list[dict[str, Any]] = []
     for lo in windows:
-        days = merged(store, tenant)
+        days = merged(store, tenant) if hi - lo > _NARROW else ()  # FINAL over a few hours costs little
         w = Where(tenant)
         rows = store._reader.rows(tenant, _page_sql(q, w, lo, hi, days), w.params)
         if not set(days) <= set(merged(store, tenant)):  # one of them changed while it read: FINAL throughout
@@ -268,7 +273,7 @@ def trace_summaries(
     if not trace_ids:
         return {}
     w = Where(tenant)
-    if starts is None:
+    if starts is None or max(starts) - min(starts) <= _NARROW:
         which = f"trace_id IN {w.bind(trace_ids, 'Array(String)')}"
     else:
         which = around(w, zip(trace_ids, starts, strict=True))
