@@ -304,7 +304,6 @@ _TLP = "gen_ai.prompt."
         {**_CHAT, "gen_ai.input.messages": _J(["a bare string", 3, None, {"content": "no role"}])},
         {**_CHAT, "gen_ai.input.messages": _J([{"role": "user", "name": "x", "content": "named"}])},
         {**_CHAT, "gen_ai.input.messages": "[not json", "gen_ai.prompt": "plain prompt text"},
-        {**_CHAT, "gen_ai.input.messages": "[]", "gen_ai.prompt": _J([{"role": "user", "content": "from prompt"}])},
         {**_CHAT, "gen_ai.completion": "plain answer", "gen_ai.system_instructions": "Sys."},
         {
             **_CHAT,
@@ -377,6 +376,10 @@ def test_messages_and_texts_are_the_python_paths(attrs: dict[str, Any]) -> None:
         ),
         ({"openinference.span.kind": "CHAIN", "input.value": "text"}, "source:input.value"),
         ({"gen_ai.operation.name": "execute_tool", "gen_ai.tool.call.arguments": "{}"}, "tool_text"),
+        (
+            {**_CHAT, "gen_ai.input.messages": "[]", "gen_ai.prompt": _J([{"role": "user", "content": "p"}])},
+            "source:gen_ai.prompt (JSON messages)",
+        ),
         ({**_CHAT, "gen_ai.input.messages": _J([{"role": "user", "content": "x" * 700}] * 2)}, "long_messages"),
     ],
 )

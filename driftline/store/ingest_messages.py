@@ -69,45 +69,53 @@ def _member(kv: str, name: str) -> str:
     return f"arrayLast(p -> p.1 = {_lit(name)}, {kv}).2"
 
 
-def _item(m: str, kv: str, role: str) -> str:
-    """conventions/messages.py `messages` on one item `m` (raw JSON) with members `kv`: a string is a
-    message of the default role; an object of the fast path's shapes (`_text_only`: a string
-    `content` without tool calls, or one text part) is read; any other object defers (status 2)."""
-    keys = f"arrayMap(p -> p.1, {kv})"
-    role_raw = _member(kv, "role")
-    role_ok = f"(startsWith({role_raw}, '\"') AND {role_raw} != '\"\"')"
-    parts = _member(kv, "parts")
-    content = _member(kv, "content")
-    fr = _member(kv, "finish_reason")
-    parr = f"JSONExtractArrayRaw({parts})"
-    pkv = f"JSONExtractKeysAndValuesRaw({parr}[1])"
-    ptype = _member(pkv, "type")
-    pcontent = _member(pkv, "content")
-    text_case = (
-        f"({parts} IN ('', 'null') AND startsWith({content}, '\"') "
-        f"AND NOT has({keys}, 'tool_calls') AND NOT has({keys}, 'tool_call_id'))"
+def _item_layers(n: str) -> list[list[str]]:
+    """conventions/messages.py `messages` over the items of source `n`, a layer per step so that each
+    JSON document is parsed once: the items' members (`_kv`), then the members read (`_f`: role,
+    parts, content, finish_reason raw, member count, duplicate keys, tool call keys), the parts list
+    (`_pa`) and its one part's members (`_pkv`, `_pf`)."""
+    kv_fields = (
+        f"arrayMap(kv -> ({_member('kv', 'role')}, {_member('kv', 'parts')}, {_member('kv', 'content')}, "
+        f"{_member('kv', 'finish_reason')}, length(kv), length(arrayDistinct(arrayMap(p -> p.1, kv))) != length(kv), "
+        "arrayExists(p -> p.1 IN ('tool_calls', 'tool_call_id'), kv)), "
+        f"{n}_kv) AS {n}_f"
     )
-    part_case = (
-        f"(startsWith({parts}, '[') AND length({parr}) = 1 AND startsWith({parr}[1], '{{') "
-        f"AND {ptype} = '\"text\"' AND startsWith({pcontent}, '\"'))"
-    )
-    dups = (
-        f"(length(arrayDistinct({keys})) != length({kv}) "
-        f"OR length(arrayDistinct(arrayMap(p -> p.1, {pkv}))) != length({pkv}))"
-    )
-    is_obj = f"startsWith({m}, '{{')"
-    is_str = f"startsWith({m}, '\"')"
-    status = f"multiIf({is_str}, 1, NOT {is_obj}, 0, {dups} OR NOT ({text_case} OR {part_case}), 2, 1)"
+    part = "(length(pa) = 1 AND startsWith(pa[1], '{'))"
+    return [
+        [f"arrayMap(m -> JSONExtractKeysAndValuesRaw(m), {n}_items) AS {n}_kv"],
+        [kv_fields],
+        [f"arrayMap(f -> if(startsWith(f.2, '['), JSONExtractArrayRaw(f.2), []), {n}_f) AS {n}_pa"],
+        [f"arrayMap(pa -> if({part}, JSONExtractKeysAndValuesRaw(pa[1]), []), {n}_pa) AS {n}_pkv"],
+        [
+            f"arrayMap((pa, kv) -> ({part}, {_member('kv', 'type')}, {_member('kv', 'content')}, length(kv), "
+            f"length(arrayDistinct(arrayMap(p -> p.1, kv))) != length(kv)), {n}_pa, {n}_pkv) AS {n}_pf"
+        ],
+    ]
+
+
+def _item(n: str, role: str) -> str:
+    """One message per item (`m`, its members `f`, its part `pf`): a string is a message of the
+    default role; an object of the fast path's shapes (`_text_only`: a string `content` without
+    tool calls, or one text part) is read; any other object defers (status 2)."""
+    text_case = "(f.2 IN ('', 'null') AND startsWith(f.3, '\"') AND NOT f.7)"
+    part_case = "(f.2 != '' AND pf.1 AND pf.2 = '\"text\"' AND startsWith(pf.3, '\"'))"
+    is_obj = "startsWith(m, '{')"
+    is_str = "startsWith(m, '\"')"
+    role_ok = "(startsWith(f.1, '\"') AND f.1 != '\"\"')"
+    status = f"multiIf({is_str}, 1, NOT {is_obj}, 0, f.6 OR pf.5 OR NOT ({text_case} OR {part_case}), 2, 1)"
     # messages.plain: exactly {role, content: text} or {role, parts: [{type: text, content}]}, with
     # an optional text finish_reason
     plain = (
-        f"({is_obj} AND {role_ok} AND length({kv}) = 2 + ({fr} != '') AND ({fr} = '' OR startsWith({fr}, '\"')) "
-        f"AND (startsWith({content}, '\"') OR ({content} = '' AND {part_case} AND length({pkv}) = 2)))"
+        f"({is_obj} AND {role_ok} AND f.5 = 2 + (f.4 != '') AND (f.4 = '' OR startsWith(f.4, '\"')) "
+        f"AND (startsWith(f.3, '\"') OR (f.3 = '' AND {part_case} AND pf.4 = 2)))"
     )
-    text = f"JSONExtractString(multiIf({is_str}, {m}, {text_case}, {content}, {pcontent}))"
-    role_v = f"if({is_str} OR NOT {role_ok}, {_lit(role)}, JSONExtractString({role_raw}))"
-    reason = f"if({is_obj} AND startsWith({fr}, '\"'), JSONExtractString({fr}), NULL)"
-    return f"tuple(toUInt8({status}), toUInt8({plain}), {role_v}, {text}, {reason})"
+    text = f"JSONExtractString(multiIf({is_str}, m, {text_case}, f.3, pf.3))"
+    role_v = f"if({is_str} OR NOT {role_ok}, {_lit(role)}, JSONExtractString(f.1))"
+    reason = f"if({is_obj} AND startsWith(f.4, '\"'), JSONExtractString(f.4), NULL)"
+    return (
+        f"arrayMap((m, f, pf) -> tuple(toUInt8({status}), toUInt8({plain}), {role_v}, {text}, {reason}), "
+        f"{n}_items, {n}_f, {n}_pf)"
+    )
 
 
 def _name(slot: str, i: int) -> str:
@@ -123,22 +131,26 @@ def message_layers(below: str) -> str:
     l1: list[str] = []
     l2: list[str] = []
     l3: list[str] = []
+    mid: list[list[str]] = [[] for _ in range(5)]  # the item layers, between l2 and l3
     for slot, sources in SLOTS.items():
         for i, src in enumerate(sources):
             n = _name(slot, i)
             if isinstance(src, MessageList):
                 v = f"if({_fam(src.family)} AND has(a_keys, {_lit(src.key)}), a[{_lit(src.key)}], '')"
                 l1.append(f"{v} AS {n}_v")
+                if src.raw:
+                    # a JSON list / object here is left to the Python path (older drafts, rare)
+                    l2.append(f"{_is_json(f'{n}_v')} AS {n}_json")
+                    l3.append(f"CAST([], {_lit(_MSG_TYPE)}) AS {n}_t")
+                    continue
                 items = (
                     f"multiIf(startsWith({n}_v, '['), JSONExtractArrayRaw({n}_v), "
                     f"startsWith({n}_v, '{{') AND isValidJSON({n}_v), [{n}_v], [])"
                 )
                 l2.append(f"{items} AS {n}_items")
-                l2.append(f"{_is_json(f'{n}_v')} AS {n}_json" if src.raw else f"0 AS {n}_json")
-                l3.append(
-                    f"arrayMap((m, kv) -> {_item('m', 'kv', src.role)}, {n}_items, "
-                    f"arrayMap(m -> JSONExtractKeysAndValuesRaw(m), {n}_items)) AS {n}_t"
-                )
+                for k, layer in enumerate(_item_layers(n)):
+                    mid[k] += layer
+                l3.append(f"{_item(n, src.role)} AS {n}_t")
             elif isinstance(src, Indexed):
                 pre = _lit(src.prefix)
                 # (index, field, value) per key under the prefix; index -1 unless canonical decimal
@@ -154,48 +166,67 @@ def message_layers(below: str) -> str:
                 fields = _arr_lit((src.role, src.content, *src.deferred))
                 ix = f"arraySort(arrayDistinct(arrayMap(e -> e.1, arrayFilter(e -> has({fields}, e.2), {n}_e))))"
                 l2.append(f"{ix} AS {n}_ix")
+                for k, layer in enumerate(_indexed_layers(n, src)):
+                    mid[k] += layer
                 l3.append(f"{_indexed_messages(n, src)} AS {n}_t")
             else:
                 continue
-    return (
-        f"SELECT *, {_slot_columns()} FROM (SELECT *, {', '.join(l3)} FROM "
-        f"(SELECT *, {', '.join(l2)} FROM (SELECT *, {', '.join(l1)} FROM ({below}))))"
-    )
+    sql = f"SELECT *, {', '.join(l2)} FROM (SELECT *, {', '.join(l1)} FROM ({below}))"
+    for layer in mid:
+        if layer:
+            sql = f"SELECT *, {', '.join(layer)} FROM ({sql})"
+    kept = [
+        f"arrayFilter(t -> t.1 = 1, {_name(slot, i)}_t) AS {_name(slot, i)}_k"
+        for slot, sources in SLOTS.items()
+        for i, src in enumerate(sources)
+        if isinstance(src, MessageList | Indexed)
+    ]
+    sql = f"SELECT *, {', '.join(kept)} FROM (SELECT *, {', '.join(l3)} FROM ({sql}))"
+    return f"SELECT *, {_slot_columns()} FROM ({sql})"
 
 
 def _arr_lit(items: tuple[str, ...]) -> str:
     return "[" + ", ".join(_lit(i) for i in items) + "]"
 
 
-def _indexed_messages(n: str, src: Indexed) -> str:
-    """Messages of indices 0..L-1, L the first index holding no field the convention reads."""
-    length = f"if(arrayFirstIndex((x, p) -> x != p - 1, {n}_ix, arrayEnumerate({n}_ix)) = 0, length({n}_ix), "
-    length += f"arrayFirstIndex((x, p) -> x != p - 1, {n}_ix, arrayEnumerate({n}_ix)) - 1)"
-    rng = f"range(toUInt64({length}))"
-
-    def aligned(field: str) -> str:
-        # (index, value, present) for every index below L, sorted by index
-        have = f"arrayFilter(e -> e.2 = {_lit(field)} AND e.1 < {length}, {n}_e)"
-        missing = f"arrayFilter(i -> NOT has(arrayMap(e -> e.1, {have}), i), {rng})"
-        return (
-            f"arraySort(e -> e.1, arrayConcat(arrayMap(e -> (e.1, e.3, 1), {have}), "
-            f"arrayMap(i -> (toInt64(i), '', 0), {missing})))"
-        )
-
-    keep_role = "1" if src.role_only_kept else "0"
+def _indexed_layers(n: str, src: Indexed) -> list[list[str]]:
+    """Messages of indices 0..L-1, L the first index holding no field the convention reads, in
+    the item layers: L, the role and content entries below it, the indices holding each, then
+    (index, value, present) for every index below L, sorted by index (roles and contents aligned)."""
+    first_gap = f"arrayFirstIndex((x, p) -> x != p - 1, {n}_ix, arrayEnumerate({n}_ix))"
+    json_like = "(startsWith(e.3, '[') OR startsWith(e.3, '{'))"
     shape = f"arrayExists(e -> has({_arr_lit(src.deferred)}, e.2), {n}_e)"
     if src.json_content:
-        json_like = "(startsWith(e.3, '[') OR startsWith(e.3, '{'))"
         shape += f" OR arrayExists(e -> e.2 = {_lit(src.content)} AND {json_like}, {n}_e)"
-    status = f"if({shape}, 2, if(c.3 = 1 OR {keep_role}, 1, 0))"
+
+    def aligned(field: str) -> str:
+        return (
+            f"arraySort(e -> e.1, arrayConcat(arrayMap(e -> (e.1, e.3, 1), {n}_{field}h), "
+            f"arrayMap(i -> (toInt64(i), '', 0), arrayFilter(i -> NOT has({n}_{field}i, i), range({n}_L)))))"
+        )
+
+    return [
+        [f"toUInt64(if({first_gap} = 0, length({n}_ix), {first_gap} - 1)) AS {n}_L", f"{shape} AS {n}_bad"],
+        [
+            f"arrayFilter(e -> e.2 = {_lit(src.role)} AND e.1 < {n}_L, {n}_e) AS {n}_rh",
+            f"arrayFilter(e -> e.2 = {_lit(src.content)} AND e.1 < {n}_L, {n}_e) AS {n}_ch",
+        ],
+        [f"arrayMap(e -> e.1, {n}_rh) AS {n}_ri", f"arrayMap(e -> e.1, {n}_ch) AS {n}_ci"],
+        [f"{aligned('r')} AS {n}_r", f"{aligned('c')} AS {n}_c"],
+    ]
+
+
+def _indexed_messages(n: str, src: Indexed) -> str:
+    keep_role = "1" if src.role_only_kept else "0"
+    status = f"if({n}_bad, 2, if(c.3 = 1 OR {keep_role}, 1, 0))"
     return (
         f"arrayMap((r, c) -> tuple(toUInt8({status}), toUInt8(0), if(r.3 = 1 AND r.2 != '', r.2, "
-        f"{_lit(src.default_role)}), c.2, CAST(NULL, 'Nullable(String)')), {aligned(src.role)}, {aligned(src.content)})"
+        f"{_lit(src.default_role)}), c.2, CAST(NULL, 'Nullable(String)')), {n}_r, {n}_c)"
     )
 
 
 def _kept(n: str) -> str:
-    return f"arrayFilter(t -> t.1 = 1, {n}_t)"
+    return f"{n}_k"
 
 
 def _slot_columns() -> str:
@@ -226,6 +257,8 @@ def _slot_columns() -> str:
                 ]
                 cond = " AND ".join([f"{n}_v != ''", f"NOT {n}_json", *earlier])
                 raw.append(f"if({cond}, {n}_v, '')")
+                json_first = " AND ".join([f"{n}_json", *earlier])
+                shape.append(f"if({json_first}, {_lit('source:' + src.key + ' (JSON messages)')}, '')")
             elif isinstance(src, RawText):
                 raw.append(f"if({_fam(src.family)}, a[{_lit(src.key)}], '')")
         out.append(f"multiIf({', '.join(chosen)}, CAST([], {_lit(_MSG_TYPE)})) AS _{slot}_msgs")
