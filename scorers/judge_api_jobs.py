@@ -109,22 +109,7 @@ class ApiJudgeJobs:
         for tenant in self.store.cross_tenant.tenants_with_judges():
             for j in self.book.judges(tenant):
                 key = (tenant, j.name)
-                if not j.definition.enabled:
-                    continue
-                if j.name in self.taken:
-                    if key not in self._told:
-                        self._told.add(key)
-                        log.warning("judge %s of tenant %s is not run: a configured scorer has that name",
-                                    j.name, tenant)  # fmt: skip
-                    continue
-                # The API checked the endpoint when the judge was stored; the operator's list may
-                # have changed since, and the scorer holds to the list it runs with.
-                if not endpoint_allowed(j.definition.base_url, self.settings.judge_endpoints):
-                    told = (*key, j.definition.base_url)
-                    if told not in self._told_endpoint:
-                        self._told_endpoint.add(told)
-                        log.warning("judge %s of tenant %s is not run: its endpoint is not in judge_endpoints",
-                                    j.name, tenant)  # fmt: skip
+                if not self._runnable(tenant, j):
                     continue
                 seen.add(key)
                 entry = self._entry(tenant, j)
@@ -149,16 +134,33 @@ class ApiJudgeJobs:
         """The job of the tenant's judge `name` if it would run now (enabled, its endpoint listed,
         its name not a configured scorer's): what the admin backfill API runs. The same scorer as
         the scheduled runs, so both draw on one hourly budget and one cache."""
-        if name in self.taken:
-            return None
         for j in self.book.judges(tenant):
-            if (
-                j.name == name
-                and j.definition.enabled
-                and endpoint_allowed(j.definition.base_url, self.settings.judge_endpoints)
-            ):
+            if j.name == name and self._runnable(tenant, j):
                 return self._entry(tenant, j).job
         return None
+
+    def _runnable(self, tenant: str, j: StoredJudge) -> bool:
+        """Whether the scorer runs this judge: enabled, its name no configured scorer's, its endpoint
+        in this scorer's judge_endpoints (each refusal but the first logged once)."""
+        if not j.definition.enabled:
+            return False
+        key = (tenant, j.name)
+        if j.name in self.taken:
+            if key not in self._told:
+                self._told.add(key)
+                log.warning("judge %s of tenant %s is not run: a configured scorer has that name",
+                            j.name, tenant)  # fmt: skip
+            return False
+        # The API checked the endpoint when the judge was stored; the operator's list may have
+        # changed since, and the scorer holds to the list it runs with.
+        if not endpoint_allowed(j.definition.base_url, self.settings.judge_endpoints):
+            told = (*key, j.definition.base_url)
+            if told not in self._told_endpoint:
+                self._told_endpoint.add(told)
+                log.warning("judge %s of tenant %s is not run: its endpoint is not in judge_endpoints",
+                            j.name, tenant)  # fmt: skip
+            return False
+        return True
 
     def _entry(self, tenant: str, j: StoredJudge) -> _Entry:
         with self._jobs_lock:
