@@ -44,7 +44,11 @@ class ApiService(Service):
         self.judge_endpoints = list(
             judge_endpoints if judge_endpoints is not None else settings.judge_endpoints if settings is not None else ()
         )
-        self.login_failures_per_minute = settings.login_failures_per_minute if settings is not None else 10
+        self.login_failures_per_minute: int = (
+            settings.login_failures_per_minute
+            if settings is not None
+            else ApiSettings.model_fields["login_failures_per_minute"].default
+        )
         self.review = ReviewDesk(
             store,
             settings.review_queues if settings is not None else {},

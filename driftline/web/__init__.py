@@ -32,7 +32,7 @@ _HERE = Path(__file__).parent
 STATIC_DIR = _HERE / "static"
 
 
-def mount_web(app: FastAPI, store: Store, auth: Authenticator, login_failures_per_minute: int = 10) -> SessionCodec:
+def mount_web(app: FastAPI, store: Store, auth: Authenticator, login_failures_per_minute: int) -> SessionCodec:
     """Add the UI, its JSON overview endpoint and offline /docs to `app` (built with
     `docs_url=None`). Returns the sign-in sessions. `login_failures_per_minute`: failed sign-ins
     one client address may make (0: no limit)."""
@@ -41,8 +41,7 @@ def mount_web(app: FastAPI, store: Store, auth: Authenticator, login_failures_pe
     sessions = SessionCodec(auth)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.include_router(overview_router(store, auth), tags=["api"])
-    per_minute = login_failures_per_minute
-    failures = TenantRateLimiter(per_minute / 60, burst_s=60) if per_minute else None
+    failures = TenantRateLimiter(login_failures_per_minute / 60, burst_s=60) if login_failures_per_minute else None
     app.include_router(auth_router(sessions, templates, failures))
     app.include_router(pages_router(sessions, templates))
     app.include_router(review_router(sessions, templates))
