@@ -11,6 +11,7 @@ import pytest
 from pydantic import SecretStr
 
 from driftline.config import (
+    ApiSettings,
     CollectorSettings,
     ConfigError,
     UpSettings,
@@ -63,6 +64,16 @@ def test_bad_env_value_names_the_variable(env: dict[str, str], named: str) -> No
     with pytest.raises(ConfigError) as e:
         load_settings(CollectorSettings, environ=env)
     assert named in str(e.value)
+
+
+@pytest.mark.parametrize("value", ["-1", "many"])
+def test_a_bad_sign_in_limit_names_the_variable(value: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        load_settings(ApiSettings, environ={"DRIFTLINE_LOGIN_FAILURES_PER_MINUTE": value})
+    assert "DRIFTLINE_LOGIN_FAILURES_PER_MINUTE" in str(e.value)
+    assert (
+        load_settings(ApiSettings, environ={"DRIFTLINE_LOGIN_FAILURES_PER_MINUTE": "0"}).login_failures_per_minute == 0
+    )
 
 
 def test_list_settings_from_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
