@@ -515,6 +515,9 @@ class ScorerSettings(ServerSettings):
     judge_api_key: SecretStr = Field(SecretStr(""), description="API key for the judge endpoint.")
     judge_budget_tokens_per_hour: int = Field(200_000, ge=0, description="Judge tokens per tenant per hour.")
     judge_budget_usd_per_hour: float = Field(1.0, ge=0, description="Judge spend per tenant per hour (USD).")
+    judge_concurrency: int = Field(
+        4, ge=1, le=64, description="Judge calls in flight at once per replica (a scoring run's worker threads)."
+    )
     judges: dict[str, JudgeDefinition] = Field(
         default_factory=dict,
         description="Custom LLM judges by name: prompt template, output schema, endpoint and model, budget, "

@@ -164,6 +164,7 @@ class JudgeDefinition(BaseModel):
     )
     budget_tokens_per_hour: int = Field(200_000, ge=0, description="Tokens per tenant per hour.")
     budget_usd_per_hour: float = Field(1.0, ge=0, description="USD per tenant per hour.")
+    concurrency: int = Field(4, ge=1, le=64, description="Calls in flight at once per replica.")
     canary: CanaryConfig | None = Field(None, description="The canary set that watches this judge.")
 
     _prompt = field_validator("prompt", "system")(_check_template)

@@ -31,7 +31,7 @@ from driftline.scorers.judge_cache import JudgeCache, Verdict
 from driftline.scorers.judge_client import JudgeCallError, JudgeClient, JudgeReply
 from driftline.scorers.metrics import ScorerMetrics
 
-__all__ = ["DEFAULT_PROMPT", "NO_CONTEXT", "HallucinationJudgeScorer", "HourlyBudget", "JudgeConfig"]
+__all__ = ["DEFAULT_PROMPT", "NO_CONTEXT", "HallucinationJudgeScorer", "HourlyBudget", "JudgeConfig", "Reservation"]
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,7 @@ class JudgeConfig:
     max_retries: int = 3  # transient failures (timeout, 429, 5xx), with exponential backoff
     max_context_chars: int = 24_000
     prefilter: bool = True  # skip the judge where the offline score is confident
+    concurrency: int = 1  # calls in flight at once: a scoring run judges this many spans together
 
 
 class HourlyBudget:
@@ -106,18 +107,39 @@ class HourlyBudget:
         with self._lock:
             self._used = used
 
-    def allows(self, tenant: str, tokens: int, usd: float) -> bool:
-        """Whether a call estimated at `tokens` / `usd` still fits: the budget is never overrun."""
-        tok, left = self.remaining(tenant)
-        return tok >= tokens and left >= usd
-
-    def spend(self, tenant: str, tokens: int, usd: float) -> None:
+    def reserve(self, tenant: str, tokens: int, usd: float) -> Reservation | None:
+        """Hold a call's estimate (`tokens` / `usd`) if it still fits, else None. Checking and
+        holding are one step, so calls in flight at once never overrun the budget together."""
         with self._lock:
             now = self._hour()
             hour, tok, spent = self._used.get(tenant, (now, 0, 0.0))
             if hour != now:
                 tok, spent = 0, 0.0
+            if self.tokens - tok < tokens or self.usd - spent < usd:
+                return None
             self._used[tenant] = (now, tok + tokens, spent + usd)
+            return Reservation(tenant, now, tokens, usd)
+
+    def settle(self, held: Reservation, tokens: int, usd: float) -> None:
+        """Replace a reservation by what the call cost (0 and 0.0 when it failed)."""
+        with self._lock:
+            now = self._hour()
+            hour, tok, spent = self._used.get(held.tenant, (now, 0, 0.0))
+            if hour != now:
+                tok, spent = 0, 0.0
+            if now == held.hour:  # in a later hour the reservation went with its hour's spending
+                tok, spent = tok - held.tokens, spent - held.usd
+            self._used[held.tenant] = (now, tok + tokens, spent + usd)
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """A call's estimate held against a tenant's budget of one clock hour."""
+
+    tenant: str
+    hour: str
+    tokens: int
+    usd: float
 
 
 _VERDICT_SCHEMA = {
@@ -158,7 +180,10 @@ class HallucinationJudgeScorer:
             max_retries=config.max_retries, schema=_VERDICT_SCHEMA, max_tokens=_MAX_REPLY_TOKENS, http=http,
         )  # fmt: skip
         self._told: set[tuple[str, str]] = set()  # (tenant, hour) already logged as exhausted
+        self._told_lock = threading.Lock()
+        self._offline_lock = threading.Lock()
         self._clock = clock
+        self.concurrency = config.concurrency  # the runner's worker threads for this scorer
 
     def applies(self, span: SpanRow) -> bool:
         # As the offline scorer: an empty answer, or only a role tag ("assistant: ", a tool-calling
@@ -171,7 +196,8 @@ class HallucinationJudgeScorer:
         if not context:
             return Score(0.5, "no_context", NO_CONTEXT)
         if self.offline is not None and self.cfg.prefilter:
-            pre = self.offline.score(span, trace)
+            with self._offline_lock:  # CPU-bound anyway, and its context indexes fill in lazily
+                pre = self.offline.score(span, trace)
             if pre is not None and pre.details.get("confident"):
                 self.m.judge_calls.labels(self.name, tenant, "skipped_confident").inc()
                 return Score(pre.value, pre.label, f"offline score confident; judge not called. {pre.explanation}",
@@ -187,12 +213,15 @@ class HallucinationJudgeScorer:
         # ~4 characters a token, plus room for the short JSON verdict: a cautious estimate.
         est_tokens = len(prompt) // 4 + _MAX_REPLY_TOKENS
         est_usd, _ = self.pricer.price(self.cfg.provider, self.cfg.model, len(prompt) // 4, _MAX_REPLY_TOKENS)
-        if not self.budget.allows(tenant, est_tokens, est_usd or 0.0):
+        held = self.budget.reserve(tenant, est_tokens, est_usd or 0.0)
+        if held is None:
             self.m.judge_calls.labels(self.name, tenant, "over_budget").inc()
             self.m.judge_exhausted.labels(self.name, tenant).set(1)
             key = (tenant, self._clock().strftime("%Y-%m-%dT%H"))
-            if key not in self._told:
+            with self._told_lock:
+                first = key not in self._told
                 self._told.add(key)
+            if first:
                 log.warning("judge budget for tenant %s is spent for this hour; judge paused until the next hour",
                             tenant)  # fmt: skip
             return None
@@ -203,18 +232,22 @@ class HallucinationJudgeScorer:
             )
         except JudgeCallError:
             # Retries spent or a permanent failure: raise so the span stays unscored and is retried.
+            self.budget.settle(held, 0, 0.0)
             self.m.judge_calls.labels(self.name, tenant, "error").inc()
             raise
-        self._account(tenant, reply)
+        except BaseException:  # whatever else stopped the call: it cost nothing we know of
+            self.budget.settle(held, 0, 0.0)
+            raise
+        self._account(held, reply)
         s = self._verdict(tenant, reply.content)
         if self.cache is not None and s.label != "error":
             self.cache.put(tenant, self.name, self.version, h, Verdict(s.value, s.label, s.explanation))
         return Score(s.value, s.label, s.explanation, {**s.details, "prompt_sha256": h, "cached": False})
 
-    def _account(self, tenant: str, reply: JudgeReply) -> None:
-        tin, tout = reply.input_tokens, reply.output_tokens
+    def _account(self, held: Reservation, reply: JudgeReply) -> None:
+        tenant, tin, tout = held.tenant, reply.input_tokens, reply.output_tokens
         usd, _ = self.pricer.price(self.cfg.provider, self.cfg.model, tin, tout)
-        self.budget.spend(tenant, tin + tout, usd or 0.0)
+        self.budget.settle(held, tin + tout, usd or 0.0)
         self.m.judge_tokens.labels(self.name, tenant, "input").inc(tin)
         self.m.judge_tokens.labels(self.name, tenant, "output").inc(tout)
         if usd:

@@ -24,7 +24,7 @@ from driftline.pricing import Pricer
 from driftline.scorers.base import LLM_OPERATIONS, Score, SpanRow, TraceContext
 from driftline.scorers.grounding.evidence import is_empty_answer
 from driftline.scorers.hallucination import grounding_context
-from driftline.scorers.judge import HourlyBudget
+from driftline.scorers.judge import HourlyBudget, Reservation
 from driftline.scorers.judge_cache import JudgeCache, Verdict
 from driftline.scorers.judge_client import JudgeCallError, JudgeClient, JudgeReply
 from driftline.scorers.metrics import ScorerMetrics
@@ -115,6 +115,7 @@ class CustomJudgeScorer:
         self._system = env.from_string(self.d.system) if self.d.system else None
         self._told: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
+        self.concurrency = self.d.concurrency  # the runner's worker threads for this judge
 
     @property
     def name(self) -> str:
@@ -169,16 +170,21 @@ class CustomJudgeScorer:
         chars = sum(len(m["content"]) for m in messages)
         est_in = chars // 4 + 8 * len(messages)  # ~4 characters a token: a cautious estimate
         est_usd, _ = self.pricer.price(self.d.provider, self.spec.model, est_in, self.d.max_reply_tokens)
-        if not self.budget.allows(tenant, est_in + self.d.max_reply_tokens, est_usd or 0.0):
+        held = self.budget.reserve(tenant, est_in + self.d.max_reply_tokens, est_usd or 0.0)
+        if held is None:
             self._over_budget(tenant)
             return None
         self.m.judge_exhausted.labels(self._name, tenant).set(0)
         try:
             reply = self.client.complete(messages, on_retry=self.m.judge_retries.labels(self._name, tenant).inc)
         except JudgeCallError:
+            self.budget.settle(held, 0, 0.0)
             self.m.judge_calls.labels(self._name, tenant, "error").inc()
             raise  # the span stays unscored and is retried by a later run
-        self._account(tenant, reply)
+        except BaseException:  # whatever else stopped the call: it cost nothing we know of
+            self.budget.settle(held, 0, 0.0)
+            raise
+        self._account(held, reply)
         try:
             v = parse_verdict(reply.content, self.d)
         except ValueError as e:  # json.JSONDecodeError is a ValueError
@@ -201,9 +207,10 @@ class CustomJudgeScorer:
             log.warning("judge %s: budget for tenant %s is spent for this hour; paused until the next hour",
                         self._name, tenant)  # fmt: skip
 
-    def _account(self, tenant: str, reply: JudgeReply) -> None:
+    def _account(self, held: Reservation, reply: JudgeReply) -> None:
+        tenant = held.tenant
         usd, _ = self.pricer.price(self.d.provider, self.spec.model, reply.input_tokens, reply.output_tokens)
-        self.budget.spend(tenant, reply.input_tokens + reply.output_tokens, usd or 0.0)
+        self.budget.settle(held, reply.input_tokens + reply.output_tokens, usd or 0.0)
         self.m.judge_tokens.labels(self._name, tenant, "input").inc(reply.input_tokens)
         self.m.judge_tokens.labels(self._name, tenant, "output").inc(reply.output_tokens)
         if usd:

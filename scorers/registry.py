@@ -88,6 +88,7 @@ def build_scorers(
                     api_key=settings.judge_api_key.get_secret_value(),
                     budget_tokens_per_hour=settings.judge_budget_tokens_per_hour,
                     budget_usd_per_hour=settings.judge_budget_usd_per_hour,
+                    concurrency=settings.judge_concurrency,
                 ),
                 metrics,
                 offline=offline,

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -300,16 +301,28 @@ class ScorerJob:
         # score is labelled with the model that asked for them (score_model).
         wanted = {r["trace_id"] for r in todo if self.scorer.needs_trace or not _own_model(r)}
         traces = self.store.scoring.trace_spans(tenant, sorted(wanted))
+
+        def one(r: SpanRecord) -> Score | Exception | None:
+            try:
+                return self.scorer.score(r, TraceContext(traces.get(r["trace_id"], ())))
+            except Exception as e:  # one bad span never stops the run; it is logged by id and retried next run
+                log.exception("scorer %s failed on %s/%s", self.scorer.name, r["trace_id"], r["span_id"])
+                return e
+
+        # A scorer that waits on an endpoint (an LLM judge) says how many calls it may have in
+        # flight; its spans are scored that many at a time. Results keep the spans' order.
+        workers = min(int(getattr(self.scorer, "concurrency", 1) or 1), len(todo))
+        if workers > 1:
+            with ThreadPoolExecutor(workers, thread_name_prefix=f"score-{self.scorer.name}") as pool:
+                results = list(pool.map(one, todo))
+        else:
+            results = [one(r) for r in todo]
         out: list[tuple[SpanRecord, Score, str]] = []
         failed = 0
-        for r in todo:
-            try:
-                s = self.scorer.score(r, TraceContext(traces.get(r["trace_id"], ())))
-            except Exception:  # one bad span never stops the run; it is logged by id and retried next run
+        for r, s in zip(todo, results, strict=True):
+            if isinstance(s, Exception):
                 failed += 1
-                log.exception("scorer %s failed on %s/%s", self.scorer.name, r["trace_id"], r["span_id"])
-                continue
-            if s is not None:
+            elif s is not None:
                 out.append((r, s, score_model(r, traces.get(r["trace_id"], ()))))
         if out:
             self.store.insert_arrow("scores", self._table(tenant, out))

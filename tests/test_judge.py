@@ -128,6 +128,47 @@ def test_budget_exhaustion_stops_calls_and_says_so(
     assert r2.scored == 2 and len(judge_server.requests) == 4
 
 
+def test_a_judge_has_calls_in_flight_together_and_still_never_overruns_its_budget(
+    live: LiveServer, judge_server: FakeJudge
+) -> None:
+    reg = CollectorRegistry()
+    m = ScorerMetrics(reg)
+    _ingest(live, 5)
+    judge_server.answer = lambda body: (
+        '{"verdict": "hallucinated", "confidence": 0.9}'
+        if "(3)" in body["messages"][0]["content"]
+        else '{"verdict": "grounded", "confidence": 0.9}'
+    )
+    # Four calls at once, and room for two (each estimated at under 500 tokens, costing 420): each
+    # call's estimate is held before it is made, so the other two are refused, not sent.
+    judge = _judge(judge_server, m, _Clock(), budget_tokens_per_hour=1000, concurrency=4)
+    r = ScorerJob(judge, live.runtime.store, JobOptions(settle=timedelta(0))).run_once()
+    assert len(judge_server.requests) == 2 and r.scored == 2
+    assert (
+        _metric(reg, "driftline_judge_tokens_total", judge="hallucination_judge", tenant=TENANT_A, direction="input")
+        == 800
+    )
+    assert (
+        _metric(reg, "driftline_judge_calls_total", judge="hallucination_judge", tenant=TENANT_A, outcome="over_budget")
+        == 3
+    )
+    # With room for all: the three left are judged together (the fake holds each call until three
+    # are in flight, as a slow provider would), each span keeps its own verdict, and what a call
+    # cost replaces its estimate in the budget.
+    judge_server.hold = 3
+    wide = _judge(judge_server, m, _Clock(), budget_tokens_per_hour=10_000, concurrency=3)
+    r2 = ScorerJob(wide, live.runtime.store, JobOptions(settle=timedelta(0))).run_once()
+    assert r2.scored == 3 and len(judge_server.requests) == 5 and judge_server.max_in_flight == 3
+    assert wide.budget.remaining(TENANT_A)[0] == 10_000 - 3 * 420
+    rows = admin_rows(
+        live.runtime.store,
+        "SELECT label FROM {db}.scores FINAL WHERE tenant = {tenant:String} AND scorer = 'hallucination_judge' "
+        "ORDER BY span_start_time",
+        {"tenant": TENANT_A},
+    )
+    assert [x["label"] for x in rows] == ["grounded", "grounded", "grounded", "hallucinated", "grounded"]
+
+
 def test_confident_offline_score_skips_the_judge(live: LiveServer, judge_server: FakeJudge) -> None:
     reg = CollectorRegistry()
     m = ScorerMetrics(reg)

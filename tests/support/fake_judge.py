@@ -6,7 +6,9 @@ else. Its replies are scripted by the test:
 - `answer`: what it replies once the queue is empty, a function of the request body (default: a
   fixed grounded verdict);
 - `refuse_response_format`: answer 400 to any request carrying `response_format`, as servers
-  without structured output do.
+  without structured output do;
+- `hold`: keep each request until this many are in flight at once (at most 10 s), as a slow
+  provider would; `max_in_flight` says how many ever were.
 
 Every request is recorded (body and Authorization header). Stdlib only, on 127.0.0.1, port 0.
 """
@@ -36,7 +38,11 @@ class FakeJudge:
         self.answer: Callable[[dict[str, Any]], str] = _default
         self.refuse_response_format = False
         self.requests: list[dict[str, Any]] = []
+        self.hold = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
         fake = self
 
         class H(BaseHTTPRequestHandler):
@@ -45,9 +51,14 @@ class FakeJudge:
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with fake._lock:
+                with fake._arrived:
+                    fake.in_flight += 1
+                    fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+                    fake._arrived.notify_all()
+                    fake._arrived.wait_for(lambda: fake.max_in_flight >= fake.hold, timeout=10)
                     fake.requests.append({"body": body, "auth": self.headers.get("Authorization")})
                     reply: str | int = fake.replies.pop(0) if fake.replies else fake.answer(body)
+                    fake.in_flight -= 1
                 if fake.refuse_response_format and "response_format" in body:
                     reply = 400
                 if isinstance(reply, int):
