@@ -9,8 +9,9 @@ The bodies are ingest_bench.py's own requests (tools/loadgen.py: 100 GenAI chat 
 Prints, per path: us of CPU per span (the median of the rounds), and for the engine the fixed
 cost of planning the query (one request) apart from the per-span cost (the slope between one
 request and all of them). The engine computes the columns store/ingest_spec.py renders (the
-message and text columns among them, store/ingest_messages.py) plus the span's own columns and
-attribute maps; the Python path computes every column (cost, finish reason and ids too). The
+message and text columns among them, store/ingest_messages.py, and the cost from the price
+table, store/ingest_cost.py) plus the span's own columns and attribute maps; the Python path
+computes every column (finish reason, ids and tool columns too). The
 figures are therefore not a like-for-like comparison of the whole row: they bound what the
 engine path costs for the part it covers. `--no-messages` drops the spans' message attributes
 from both paths' bodies.
@@ -34,7 +35,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from driftline.collector.normalize import Normalizer
 from driftline.pricing import Pricer
 from driftline.store.connection import StoreConfig, open_client
-from driftline.store.ingest import delimited
+from driftline.store.ingest import EngineRows, delimited
 from driftline.store.ingest_sql import RENDERED_COLUMNS, file_source, schema_settings, span_rows_sql
 from driftline.store.otlp_schema import PROTO
 from tools.loadgen import llm_request
@@ -67,7 +68,11 @@ class _NullSink:
         self.tmp = tmp
         self.schema = os.path.join(tmp, "otlp.proto")
         Path(self.schema).write_text(PROTO)
-        self.sql = span_rows_sql("{source}")
+        self.sql = span_rows_sql("{source}", priced=True)
+        # the price table learns the requests' models (EngineRows: a model's first sight)
+        EngineRows(client, pricer=Pricer(), tmp_dir=tmp).rows(
+            [llm_request(100, seed=i).SerializeToString() for i in range(3)]
+        )
         probe = self.sql.replace("{source}", file_source(self._write([llm_request(1).SerializeToString()])), 1)
         client.command(f"CREATE TABLE sink ENGINE = Null AS SELECT * FROM ({probe}) LIMIT 0", settings=self._settings())
 

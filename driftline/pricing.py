@@ -172,6 +172,22 @@ class Pricer:
             return None, ""
         return float(calc.total_price), "price_table"
 
+    def engine_rates(self, provider: str, model: str) -> tuple[int, tuple[int | None, ...]]:
+        """How the engine prices (provider, model) (store/ingest_cost.py): (1, ()) no price; (2,
+        the five scaled rates of `_direct_cost`, input / output / cache read / cache write /
+        reasoning, None where not priced); (3, ()) a price only this class computes (date
+        dependent, tiered, or beyond the direct path). Overrides are not consulted here."""
+        found = self._lookup(provider, model)
+        if found is None:
+            return 1, ()
+        prices = found[1].prices
+        if not isinstance(prices, GpModelPrice):
+            return 3, ()
+        direct = self._compiled(prices)
+        if direct is None or any(isinstance(r, tuple) for r in direct):
+            return 3, ()
+        return 2, tuple(r if isinstance(r, int) else None for r in direct)
+
     def _lookup(self, provider: str, model: str) -> tuple[Provider, ModelInfo] | None:
         key = (provider, model)
         try:

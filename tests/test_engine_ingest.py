@@ -23,7 +23,7 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 from driftline.collector import conventions
 from driftline.collector.conventions import genai, langfuse, openinference, providers, traceloop, vercel
 from driftline.collector.normalize import InvalidSpan, Normalizer
-from driftline.pricing import Pricer
+from driftline.pricing import ModelPrice, Pricer
 from driftline.store import ingest_spec
 from driftline.store.ingest_spec import COLUMNS, FAMILIES, OPERATION_TABLES, PROVIDERS, Attr, render_docs
 from driftline.store.otlp_schema import PROTO
@@ -388,3 +388,65 @@ def test_messages_the_engine_does_not_read_defer_their_span(attrs: dict[str, Any
     normalize_span(Normalizer(max_value_bytes=1024), res, scope, span)
     deferred = engine_check.engine_row(res, scope, span, 1024)["deferred"]
     assert isinstance(deferred, list) and reason in deferred
+
+
+# -- cost -------------------------------------------------------------------------------------------
+
+
+def _priced(**attrs: Any) -> dict[str, Any]:
+    return {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "gpt-4o",
+        "gen_ai.usage.input_tokens": 1200,
+        "gen_ai.usage.output_tokens": 300,
+        **attrs,
+    }
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        _priced(),
+        _priced(**{"gen_ai.usage.cache_read.input_tokens": 1000, "gen_ai.usage.reasoning.output_tokens": 50}),
+        # a large total (above 2^53 scaled units): the division is still Python's
+        _priced(**{"gen_ai.usage.input_tokens": 987_654_321_987, "gen_ai.usage.output_tokens": 123_456_789}),
+        # a dated response model the table lacks: the request model prices it
+        _priced(**{"gen_ai.response.model": "gpt-4o-no-such-date"}),
+        # no price for the model; a negative count (pricing refuses it: no cost)
+        _priced(**{"gen_ai.request.model": "no-such-model"}),
+        _priced(**{"gen_ai.usage.input_tokens": -5}),
+        # not a priced operation, and no provider
+        _priced(**{"gen_ai.operation.name": "invoke_agent"}),
+        {"gen_ai.request.model": "gpt-4o-mini", "gen_ai.usage.input_tokens": 10},
+    ],
+)
+def test_cost_is_the_python_paths(attrs: dict[str, Any]) -> None:
+    res, scope, span = record_span("x", attrs)
+    pricer = Pricer()
+    row = normalize_span(Normalizer(pricer=pricer), res, scope, span)  # asserts the engine's row equal
+    eng = engine_check.engine_row(res, scope, span, 65536, pricer)
+    assert eng["deferred"] == [] and eng["cost_usd"] == row.get("cost_usd")
+
+
+@pytest.mark.parametrize(
+    ("attrs", "reason"),
+    [
+        (_priced(**{"gen_ai.provider.name": "anthropic", "gen_ai.request.model": "claude-opus-4-6"}), "price_shape"),
+        (_priced(**{"gen_ai.usage.cost": 0.5}), "source:gen_ai.usage.cost"),
+    ],
+)
+def test_a_price_the_engine_does_not_compute_defers_its_span(attrs: dict[str, Any], reason: str) -> None:
+    res, scope, span = record_span("x", attrs)
+    pricer = Pricer()
+    normalize_span(Normalizer(pricer=pricer), res, scope, span)
+    deferred = engine_check.engine_row(res, scope, span, 65536, pricer)["deferred"]
+    assert isinstance(deferred, list) and reason in deferred
+
+
+def test_overrides_keep_priced_spans_on_the_python_path() -> None:
+    res, scope, span = record_span("x", _priced())
+    pricer = Pricer({"gpt-4o": ModelPrice(1.0, 2.0)})
+    normalize_span(Normalizer(pricer=pricer), res, scope, span)
+    deferred = engine_check.engine_row(res, scope, span, 65536, pricer)["deferred"]
+    assert isinstance(deferred, list) and "price_override" in deferred

@@ -8,6 +8,10 @@ its varint length), so one query reads any number of requests.
 
 On the embedded store the stream is a temporary file read with the `file` table function, and
 the schema a file beside it (ingest_sql.schema_settings).
+
+With a `Pricer`, spans are priced from the store's price table (store/ingest_cost.py): a
+(provider, model) pair the table does not hold yet is resolved by the Pricer, added, and the
+query run once more, so each model costs one extra query when first seen.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from collections.abc import Sequence
 
 from clickhouse_connect.driver.client import Client
 
+from driftline.pricing import Pricer
+from driftline.store.ingest_cost import PRICE_TABLE, price_table_ddl, reload_sql
 from driftline.store.ingest_sql import file_source, schema_settings, span_rows_sql
 from driftline.store.otlp_schema import PROTO
 
@@ -44,11 +50,28 @@ def delimited(bodies: Sequence[bytes]) -> bytes:
 class EngineRows:
     """Span rows computed by the engine (embedded store) from raw export request bodies."""
 
-    def __init__(self, client: Client, *, max_value_bytes: int = 65536, tmp_dir: str | None = None) -> None:
+    def __init__(
+        self,
+        client: Client,
+        *,
+        max_value_bytes: int = 65536,
+        tmp_dir: str | None = None,
+        pricer: Pricer | None = None,
+        price_table: str = PRICE_TABLE,
+    ) -> None:
         self._client = client
         self._limit = max_value_bytes
         self._tmp_dir = tmp_dir
-        self._sql = span_rows_sql("{source}", max_value_bytes)
+        self._pricer = pricer
+        self._price_table = price_table
+        self._priced: set[tuple[str, str]] = set()
+        overrides = pricer is not None and bool(pricer.overrides)
+        self._sql = span_rows_sql(
+            "{source}", max_value_bytes, priced=pricer is not None, overrides=overrides, price_table=price_table
+        )
+        if pricer is not None:
+            for ddl in price_table_ddl(price_table):
+                client.command(ddl)
         fd, self._schema = tempfile.mkstemp(suffix=".proto", dir=tmp_dir)
         with os.fdopen(fd, "w") as fh:
             fh.write(PROTO)
@@ -63,7 +86,42 @@ class EngineRows:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(delimited(bodies))
             sql = self._sql.replace("{source}", file_source(path), 1)
-            result = self._client.query(sql, settings=schema_settings(self._schema))
-            return list(result.named_results())
+            rows = list(self._client.query(sql, settings=schema_settings(self._schema)).named_results())
+            if self._learn_prices(rows):
+                rows = list(self._client.query(sql, settings=schema_settings(self._schema)).named_results())
+            return rows
         finally:
             os.unlink(path)
+
+    def _learn_prices(self, rows: list[dict[str, object]]) -> bool:
+        """Add the Pricer's resolution of every (provider, model) a row could not find in the price
+        table; True when something was added."""
+        pricer = self._pricer
+        if pricer is None:
+            return False
+        wanted: set[tuple[str, str]] = set()
+        for row in rows:
+            deferred = row["deferred"]
+            if isinstance(deferred, list) and "price_unknown" in deferred:
+                provider, response, request = (
+                    str(row["provider"]),
+                    str(row["response_model"]),
+                    str(row["request_model"]),
+                )
+                wanted.update((provider, m) for m in (response or request, request) if m)
+        new = [pair for pair in wanted if pair not in self._priced]
+        if not new:
+            return False
+        data = []
+        for provider, model in new:
+            status, rates = pricer.engine_rates(provider, model)
+            padded = (*rates, None, None, None, None, None)[:5]
+            data.append([provider, model, status, *padded])
+        self._client.insert(
+            self._price_table,
+            data,
+            column_names=["key_provider", "key_model", "status", "r_in", "r_out", "r_read", "r_write", "r_reasoning"],
+        )
+        self._client.command(reload_sql(self._price_table))
+        self._priced.update(new)
+        return True

@@ -328,13 +328,16 @@ def text_columns(below: str, limit: int) -> str:
         "arrayStringConcat(arrayMap(t -> t.4, arrayFilter(t -> t.3 IN ('system', 'developer') AND t.4 != '', "
         "_in_msgs)), '\\n')"
     )
+    # a layer per step: an alias read twice in one SELECT is analyzed twice
     texts = (
         f"SELECT *, {in_msg_text} AS _in_mtext, {out_msg_text} AS _out_mtext, "
-        f"if(_in_mtext != '', _in_mtext, _in_raw) AS _input_text, "
-        f"if(_out_mtext != '', _out_mtext, _out_raw) AS _output_text, "
         f"if(_sys != '', _sys, {system}) AS system_prompt, "
         f"{_json('_in_msgs')} AS input_messages, {_json('_out_msgs')} AS output_messages "
         f"FROM ({below})"
+    )
+    texts = (
+        "SELECT *, if(_in_mtext != '', _in_mtext, _in_raw) AS _input_text, "
+        f"if(_out_mtext != '', _out_mtext, _out_raw) AS _output_text FROM ({texts})"
     )
 
     def no_text(slot: str) -> str:

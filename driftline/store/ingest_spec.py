@@ -44,6 +44,7 @@ __all__ = [
     "OPERATION_TABLES",
     "PROVIDERS",
     "SLOTS",
+    "SPAN_COST",
     "SYSTEM_INSTRUCTIONS",
     "Attr",
     "Column",
@@ -605,6 +606,14 @@ SLOTS: Final[dict[str, tuple[SlotSource, ...]]] = {
 # system / developer messages of the input slot.
 SYSTEM_INSTRUCTIONS: Final = Attr("GenAI", "gen_ai.system_instructions")
 
+# A cost the span reports itself wins over the price table (normalize.py `_cost`): read by the Python path.
+SPAN_COST: Final = (
+    Other("OI", "`llm.cost.total` / `llm.cost.prompt`", keys=("llm.cost.total", "llm.cost.prompt")),
+    Other("OL", "`gen_ai.usage.cost`", keys=("gen_ai.usage.cost",)),
+    Other("LFI", "`operation.cost`", keys=("operation.cost",)),
+    Other("LF", "`langfuse.observation.cost_details`", keys=("langfuse.observation.cost_details",)),
+)
+
 _BY_NAME: Final = {c.name: c for c in COLUMNS}
 
 
@@ -616,10 +625,9 @@ def rendered(column: Column) -> bool:
 def deferred_sources() -> list[Other]:
     """The deferred sources of every column, once each."""
     out: dict[tuple[str, tuple[str, ...], str, str], Other] = {}
-    for c in COLUMNS:
-        for s in c.sources:
-            if isinstance(s, Other) and (s.keys or s.event):
-                out.setdefault((s.family, s.keys, s.event, s.contains), s)
+    for s in (*(s for c in COLUMNS for s in c.sources), *SPAN_COST):
+        if isinstance(s, Other) and (s.keys or s.event):
+            out.setdefault((s.family, s.keys, s.event, s.contains), s)
     return list(out.values())
 
 

@@ -14,7 +14,8 @@ scope and span lists), with
   truncation limit, a duplicate key, an empty AnyValue, a count text Python's int() / float()
   read otherwise), or a source the spec marks as read by the Python path only
   (store/ingest_spec.py `Other`); such spans go through the Python path,
-- one column per spec column the renderer covers (ingest_spec.rendered).
+- one column per spec column the renderer covers (ingest_spec.rendered), the message and text
+  columns (store/ingest_messages.py) and the cost (store/ingest_cost.py).
 
 `source` is a table expression yielding the Protobuf rows: `file(path, 'Protobuf', STRUCTURE)` on
 the embedded store, `input(STRUCTURE)` in an `INSERT ... SELECT` sent to a server. The schema
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from driftline.store.ingest_cost import PRICE_TABLE, cost_layer
 from driftline.store.ingest_messages import MESSAGE_COLUMNS, message_layers, passed_columns, text_columns
 from driftline.store.ingest_spec import (
     COLUMNS,
@@ -68,7 +70,7 @@ SPAN_COLUMNS_SQL: Final = (
     "scope_name",
     "resource_attributes",
 )
-RENDERED_COLUMNS: Final = (*(c.name for c in COLUMNS if rendered(c)), *MESSAGE_COLUMNS)
+RENDERED_COLUMNS: Final = (*(c.name for c in COLUMNS if rendered(c)), *MESSAGE_COLUMNS, "cost_usd", "cost_source")
 
 
 def _lit(text: str) -> str:
@@ -100,6 +102,8 @@ def schema_settings(schema_file: str | None = None) -> dict[str, str]:
         # Merging the layers' expression steps into one costs more planning (~40%) than it saves
         # (bench/engine_bench.py: per span it was no faster, on 50,000-span batches slower).
         "query_plan_merge_expressions": "0",
+        # the cost's division: its exact decimal text parsed to the correctly rounded double
+        "precise_float_parsing": "1",
     }
     if schema_file is not None:
         return {**common, "format_schema": f"{schema_file}:{MESSAGE}"}
@@ -354,8 +358,12 @@ def _deferred_sources() -> list[str]:
     return out
 
 
-def span_rows_sql(source: str, limit: int = 65536) -> str:
-    """The SELECT described in the module docstring; `limit` is max_value_bytes."""
+def span_rows_sql(
+    source: str, limit: int = 65536, *, priced: bool = False, overrides: bool = False, price_table: str = PRICE_TABLE
+) -> str:
+    """The SELECT described in the module docstring; `limit` is max_value_bytes. With `priced`
+    (the Python path has a Pricer) spans are priced from `price_table` (store/ingest_cost.py);
+    `overrides`: the Pricer has operator overrides (priced spans are then deferred)."""
     texts = f"arrayMap(kv -> {_value_text('kv.value')}, sp.attributes)"
     value_deferred = (
         f"arrayConcat(arrayFilter(x -> x != '', arrayMap(kv -> {_value_deferred('kv.value', limit)}, sp.attributes)), "
@@ -423,7 +431,8 @@ def span_rows_sql(source: str, limit: int = 65536) -> str:
         + ", ".join((*spec_cols, *passed_columns()))
         + f" FROM ({facts})"
     )
-    return text_columns(_tokens_sql(chains), limit)
+    texts = text_columns(_tokens_sql(chains), limit)
+    return cost_layer(texts, priced=priced, overrides=overrides, table=price_table)
 
 
 def _unnest(source: str, limit: int) -> str:

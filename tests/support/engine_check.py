@@ -23,6 +23,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from driftline.collector.normalize import InvalidSpan, Normalizer
+from driftline.pricing import Pricer
 from driftline.store.columns import column_defaults
 from driftline.store.connection import StoreConfig, open_client
 from driftline.store.ingest import EngineRows
@@ -39,7 +40,7 @@ CHECKED: Counter[str] = Counter()  # spans compared column by column
 class _State:
     path: Path | None = None
     client: Client | None = None
-    engines: dict[int, EngineRows] = {}
+    engines: dict[tuple[int, bool, bool], EngineRows] = {}
 
 
 _STATE = _State()
@@ -59,14 +60,17 @@ def close() -> None:
         _STATE.client = None
 
 
-def _engine(limit: int) -> EngineRows:
+def _engine(limit: int, pricer: Pricer | None = None) -> EngineRows:
+    """The engine for `limit` and the Python path's pricer (every Pricer without overrides
+    prices alike: the bundled snapshot)."""
     if _STATE.client is None:
         if _STATE.path is None:
             raise RuntimeError("engine_check.set_path was not called (tests/conftest.py)")
         _STATE.client = open_client(StoreConfig(f"chdb://{_STATE.path}", "default"))
-    if limit not in _STATE.engines:
-        _STATE.engines[limit] = EngineRows(_STATE.client, max_value_bytes=limit)
-    return _STATE.engines[limit]
+    key = (limit, pricer is not None, pricer is not None and bool(pricer.overrides))
+    if key not in _STATE.engines:
+        _STATE.engines[key] = EngineRows(_STATE.client, max_value_bytes=limit, pricer=pricer)
+    return _STATE.engines[key]
 
 
 def body_of(res: Resource, scope: InstrumentationScope, span: Span) -> bytes:
@@ -80,14 +84,16 @@ def body_of(res: Resource, scope: InstrumentationScope, span: Span) -> bytes:
     return body
 
 
-def engine_row(res: Resource, scope: InstrumentationScope, span: Span, limit: int = 65536) -> dict[str, object]:
-    (row,) = _engine(limit).rows([body_of(res, scope, span)])
+def engine_row(
+    res: Resource, scope: InstrumentationScope, span: Span, limit: int = 65536, pricer: Pricer | None = None
+) -> dict[str, object]:
+    (row,) = _engine(limit, pricer).rows([body_of(res, scope, span)])
     return row
 
 
 def normalize_span(norm: Normalizer, res: Resource, scope: InstrumentationScope, span: Span) -> dict[str, object]:
     """`norm.span(...)`, checked against the engine's row of the same span."""
-    eng = engine_row(res, scope, span, norm.max_value_bytes)
+    eng = engine_row(res, scope, span, norm.max_value_bytes, norm.pricer)
     try:
         row = norm.span(span, norm.resource(res), scope)
     except InvalidSpan as e:
