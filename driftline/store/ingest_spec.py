@@ -130,6 +130,7 @@ FAMILY_NAMES: Final[dict[str, str]] = {
     "LFI": "Logfire / pydantic-ai",
     "OL": "OpenLIT",
     "EV": "span events",
+    "ALL": "any span (conventions/__init__.py: generic ids)",
 }
 
 # Vocabularies a source value is folded onto (collector/conventions/providers.py and the
@@ -525,6 +526,26 @@ COLUMNS: Final[tuple[Column, ...]] = (
                 keys=_LF_USAGE_KEYS,
             ),
             _DETAILS,
+        ),
+    ),
+    Column(
+        "user_id",
+        (
+            *_text("OI", "user.id"),
+            *_text("TL", _TLP + "user_id", _TLP + "userId"),
+            *_text("AI", _AIM + "userId", _AIM + "user_id"),
+            *_text("LF", "user.id", "langfuse.user.id"),
+            *_text("ALL", "user.id", "enduser.id"),
+        ),
+    ),
+    Column(
+        "session_id",
+        (
+            *_text("OI", "session.id"),
+            *_text("TL", _TLP + "session_id", _TLP + "sessionId", _TLP + "thread_id"),
+            *_text("AI", _AIM + "sessionId", _AIM + "session_id"),
+            *_text("LF", "session.id", "langfuse.session.id"),
+            *_text("ALL", "session.id"),
         ),
     ),
     Column(

@@ -337,7 +337,15 @@ def _chain_sql(column: Column) -> str:
         chain = f"if({chain} IS NULL, NULL, {_fold_provider(f'assumeNotNull({chain})')})"
     if column.then == "other_if_recognised":
         return f"coalesce({chain}, if(fam_any, 'other', ''))"
-    if column.name in ("operation", "provider", "request_model", "response_model", "conversation_id"):
+    if column.name in (
+        "operation",
+        "provider",
+        "request_model",
+        "response_model",
+        "conversation_id",
+        "user_id",
+        "session_id",
+    ):
         return f"coalesce({chain}, '')"
     return chain
 
@@ -400,7 +408,7 @@ def span_rows_sql(
         f"FROM ({_unnest(source, limit)})"
     )
     families = [f"{_present(markers)} AS {_family(name)}" for name, markers in FAMILIES.items()]
-    any_family = " OR ".join(_family(name) for name in FAMILIES) + " AS fam_any"
+    any_family = " OR ".join(_family(name) for name in FAMILIES) + " AS fam_any, toUInt8(1) AS fam_all"
     spec_cols = [f"{_chain_sql(c)} AS {_raw(c)}" for c in COLUMNS if rendered(c)]
     deferred = (
         "arrayFilter(x -> x != '', arrayConcat(_value_deferred, "
