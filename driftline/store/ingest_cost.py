@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from driftline.store.ingest_bool import all_of, any_of
 from driftline.vocabulary import PRICED_OPERATIONS
 
 __all__ = ["PRICE_TABLE", "cost_layer", "price_table_ddl", "reload_sql"]
@@ -83,7 +84,7 @@ def _layers(p: str) -> list[str]:
     return [
         f"_n_in - if(_{p}_r_read IS NULL, 0, _n_read) - if(_{p}_r_write IS NULL, 0, _n_write) AS _{p}_plain_in, "
         f"_n_out - if(_{p}_r_reasoning IS NULL, 0, _n_reasoning) AS _{p}_plain_out",
-        f"if(_{p}_status = 2 AND _{p}_plain_in >= 0 AND _{p}_plain_out >= 0, {terms}, NULL) AS _{p}_total",
+        f"if({all_of(f'_{p}_status = 2', f'_{p}_plain_in >= 0', f'_{p}_plain_out >= 0')}, {terms}, NULL) AS _{p}_total",
         f"leftPad({digits}, greatest(length({digits}), 19), '0') AS _{p}_digits",
         f"if(_{p}_total IS NULL, NULL, toFloat64OrNull(concat(if(_{p}_total < 0, '-', ''), "
         f"substring(_{p}_digits, 1, length(_{p}_digits) - 18), '.', "
@@ -102,10 +103,10 @@ def cost_layer(below: str, *, priced: bool, overrides: bool, table: str = PRICE_
     counts = ", ".join(f"toInt128(ifNull({col}, 0)) AS {name}" for name, col in _COUNTS)
     sql = (
         f"SELECT *, if(response_model != '', response_model, request_model) AS _model, {counts}, "
-        f"input_tokens IS NOT NULL OR output_tokens IS NOT NULL AS _has_counts FROM ({below})"
+        f"{any_of('input_tokens IS NOT NULL', 'output_tokens IS NOT NULL')} AS _has_counts FROM ({below})"
     )
     sql = (
-        f"SELECT *, _has_counts AND has({ops}, operation) AND _model != '' AS _priced, "
+        f"SELECT *, {all_of('_has_counts', f'has({ops}, operation)', 'notEmpty(_model)')} AS _priced, "
         f"dictGet({dictionary}, {attrs}, (provider, _model)) AS _p1, "
         f"dictGet({dictionary}, {attrs}, (provider, request_model)) AS _p2 FROM ({sql})"
     )
@@ -113,16 +114,19 @@ def cost_layer(below: str, *, priced: bool, overrides: bool, table: str = PRICE_
     sql = f"SELECT * EXCEPT (_p1, _p2), {fields} FROM ({sql})"
     for one, two in zip(_layers("p1"), _layers("p2"), strict=True):
         sql = f"SELECT *, {one}, {two} FROM ({sql})"
-    second = "_priced AND _cost_p1 IS NULL AND request_model != '' AND request_model != _model"
+    second = all_of("_priced", "_cost_p1 IS NULL", "notEmpty(request_model)", "request_model != _model")
     sql = (
         f"SELECT *, {second} AS _second, if(_priced, coalesce(_cost_p1, if(_second, _cost_p2, NULL)), NULL) "
         f"AS cost_usd FROM ({sql})"
     )
     override = "1" if overrides else "0"
+
+    def status(n: int) -> str:
+        return all_of("_priced", any_of(f"_p1_status = {n}", all_of("_second", f"_p2_status = {n}")))
+
     reasons = (
-        f"[if(_priced AND {override}, 'price_override', ''), "
-        "if(_priced AND (_p1_status = 0 OR (_second AND _p2_status = 0)), 'price_unknown', ''), "
-        "if(_priced AND (_p1_status = 3 OR (_second AND _p2_status = 3)), 'price_shape', '')]"
+        f"[if({all_of('_priced', override)}, 'price_override', ''), "
+        f"if({status(0)}, 'price_unknown', ''), if({status(3)}, 'price_shape', '')]"
     )
     helpers = [
         "deferred",

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from driftline.store.ingest_bool import all_of, any_of
 from driftline.store.ingest_spec import (
     SLOTS,
     SYSTEM_INSTRUCTIONS,
@@ -319,15 +320,15 @@ def _json(msgs: str) -> str:
 def text_columns(below: str, limit: int) -> str:
     """The final layer: every column of MESSAGE_COLUMNS and `deferred` (`_deferred0` below, plus
     the message reasons)."""
-    embed = "operation = 'embeddings' AND notEmpty(_in_msgs)"
-    user = "arrayLast(t -> t.3 = 'user' AND t.4 != '', _in_msgs).4"
+    embed = all_of("operation = 'embeddings'", "notEmpty(_in_msgs)")
+    said = all_of("t.3 = 'user'", "notEmpty(t.4)")
+    user = f"arrayLast(t -> {said}, _in_msgs).4"
     joined = "arrayStringConcat(arrayFilter(c -> c != '', arrayMap(t -> t.4, _in_msgs)), '\\n')"
     in_msg_text = f"if({embed}, {joined}, {user})"
-    out_msg_text = "arrayLast(t -> t.3 IN ('assistant', 'model') AND t.4 != '', _out_msgs).4"
-    system = (
-        "arrayStringConcat(arrayMap(t -> t.4, arrayFilter(t -> t.3 IN ('system', 'developer') AND t.4 != '', "
-        "_in_msgs)), '\\n')"
-    )
+    answered = all_of("t.3 IN ('assistant', 'model')", "notEmpty(t.4)")
+    out_msg_text = f"arrayLast(t -> {answered}, _out_msgs).4"
+    instructed = all_of("t.3 IN ('system', 'developer')", "notEmpty(t.4)")
+    system = f"arrayStringConcat(arrayMap(t -> t.4, arrayFilter(t -> {instructed}, _in_msgs)), '\\n')"
     # a layer per step: an alias read twice in one SELECT is analyzed twice
     texts = (
         f"SELECT *, {in_msg_text} AS _in_mtext, {out_msg_text} AS _out_mtext, "
@@ -342,30 +343,31 @@ def text_columns(below: str, limit: int) -> str:
 
     def no_text(slot: str) -> str:
         # a `no_text` source at position p defers unless a source before p gave the slot's text
-        return (
-            f"arrayMap(x -> if(position(x, '|') > 0, if(_{slot}_src > 0 AND _{slot}_src < "
-            f"toUInt32OrZero(splitByChar('|', x)[1]) AND _{slot}_mtext != '', '', splitByChar('|', x)[2]), x), "
-            f"_{slot}_other)"
+        gave = all_of(
+            f"_{slot}_src > 0", f"_{slot}_src < toUInt32OrZero(splitByChar('|', x)[1])", f"notEmpty(_{slot}_mtext)"
         )
+        return f"arrayMap(x -> if(position(x, '|') > 0, if({gave}, '', splitByChar('|', x)[2]), x), _{slot}_other)"
 
     escapes = (
         "arrayExists(t -> multiSearchAny(concat(t.3, t.4, ifNull(t.5, '')), "
         f"{_JSON_DIFFERS}), arrayConcat(_in_msgs, _out_msgs))"
     )
+    tool_empty = all_of("operation = 'execute_tool'", any_of("empty(_input_text)", "empty(_output_text)"))
     reasons = (
         f"arrayConcat(_in_shape, _out_shape, {no_text('in')}, {no_text('out')}, [_sys_deferred, "
         f"if({escapes}, 'json_escape', ''), "
-        f"if(lengthUTF8(input_messages) > {limit} OR lengthUTF8(output_messages) > {limit}, 'long_messages', ''), "
-        f"if(length(_input_text) > {limit} OR length(_output_text) > {limit} OR length(system_prompt) > {limit}, "
+        f"if({any_of(f'lengthUTF8(input_messages) > {limit}', f'lengthUTF8(output_messages) > {limit}')}, "
+        "'long_messages', ''), "
+        f"if({any_of(*(f'length({t}) > {limit}' for t in ('_input_text', '_output_text', 'system_prompt')))}, "
         "'long_text', ''), "
-        "if(operation = 'execute_tool' AND (_input_text = '' OR _output_text = ''), 'tool_text', '')])"
+        f"if({tool_empty}, 'tool_text', '')])"
     )
     drop = "arrayFilter(k -> k != '', [_in_key, _out_key])"
     helpers = (*passed_columns(), "_deferred0", "_in_mtext", "_out_mtext", "_input_text", "_output_text")
     return (
         f"SELECT * EXCEPT ({', '.join(helpers)}), "
         f"arrayFilter(x -> x != '', arrayConcat(_deferred0, {reasons})) AS deferred, "
-        "if(_in_mtext != '' AND NOT (operation = 'embeddings' AND notEmpty(_in_msgs)), '', _input_text) "
+        f"if({all_of('notEmpty(_in_mtext)', f'NOT {embed}')}, '', _input_text) "
         "AS input_text_fallback, "
         "if(_out_mtext != '', '', _output_text) AS output_text_fallback, "
         "'' AS tool_calls, "

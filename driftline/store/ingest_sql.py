@@ -25,7 +25,8 @@ How the SQL is written matters (a regex per attribute key costs ~30x array funct
 map's keys): every lookup here is a map subscript or `has` on the key array, no regex; no lambda
 reads the attribute map (it would copy the map, message texts and all, per element); what a
 resource holds is computed once per resource. The query's settings (`schema_settings`) turn off
-short-circuit evaluation and two analyzer / planner passes that cost more than they save here.
+short-circuit evaluation and two analyzer / planner passes that cost more than they save here;
+the top layers write AND / OR as `if`s (store/ingest_bool.py: half the planning time).
 bench/engine_bench.py measures CPU per span and the planning time of one query.
 """
 
