@@ -153,16 +153,6 @@ def test_replaced_scores_count_as_the_latest_only(store: Store) -> None:
     assert _page(store, label="hallucinated") == [T2]
     assert _page(store, min_score=0.8) == []
     assert _page(store, max_score=0.2) == [T1]
-    assert _page(store, min_score=0.4, max_score=0.6) == [T2]
-    # Merged, each day is one part read without FINAL, the score bounds first (hallucination_max /
-    # _min, migration 17): a merged row's bounds span every version of its scores, the pages stay.
-    with admin_client(store) as c:
-        c.command(f"OPTIMIZE TABLE {store.cfg.database}.trace_rows FINAL")
-    assert _page(store, sort="score") == [T2, T1]
-    assert _page(store, sort="score", descending=False) == [T1, T2]
-    assert _page(store, min_score=0.8) == []
-    assert _page(store, max_score=0.2) == [T1]
-    assert _page(store, min_score=0.4, max_score=0.6) == [T2]
 
 
 def test_sessions_count_each_trace_once(store: Store) -> None:
@@ -251,25 +241,3 @@ def test_the_migration_backfills_spans_and_scores_written_before_it(store: Store
     assert store.migrate() == [7, 14]
     _check_figures(store)
     assert _summaries(store)[T1]["hallucination_score"] == pytest.approx(0.7)
-
-
-def test_the_score_bounds_migration_covers_rows_merged_before_it(store: Store) -> None:
-    """Migration 17 computes hallucination_max / _min of existing rows from their `scores`, where a
-    merged row holds every version of a replaced score: the bounds span them all. T2 (one hour, one
-    row once merged) is found by its row alone; T1 (two hours) from all its rows."""
-    db = store.cfg.database
-    _write_all(store, times=1)
-    at = datetime.now(UTC).replace(microsecond=0)
-    store.insert_arrow("scores", _scores([_score(T2, 1, EDGE, 0.9, "hallucinated", at)]))
-    store.insert_arrow("scores", _scores([_score(T2, 1, EDGE, 0.1, "grounded", at + timedelta(seconds=5))]))
-    store.insert_arrow("scores", _scores([_score(T1, 1, EDGE + timedelta(milliseconds=100), 0.5, "hallucinated", at)]))
-    with admin_client(store) as c:  # back to version 16, the rows merged without the bounds
-        c.command(f"ALTER TABLE {db}.trace_rows DROP COLUMN hallucination_max, DROP COLUMN hallucination_min")
-        c.command(f"DELETE FROM {db}.schema_migrations WHERE version = 17")
-        c.command(f"OPTIMIZE TABLE {db}.trace_rows FINAL")
-    assert store.migrate() == [17]
-    assert _page(store, max_score=0.2) == [T2]
-    assert _page(store, min_score=0.8) == []
-    assert _page(store, min_score=0.4, max_score=0.6) == [T1]
-    assert _page(store, sort="score") == [T1, T2]
-    assert _page(store, sort="score", descending=False) == [T2, T1]

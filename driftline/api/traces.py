@@ -137,7 +137,6 @@ def _summaries(store: Store, tenant: str, rows: list[dict[str, Any]]) -> list[Tr
         min(starts) - trace_queries.TRACE_SPAN,
         max(starts) + trace_queries.TRACE_SPAN,
         starts,
-        [r["hours"] for r in rows] if all("hours" in r for r in rows) else None,
     )
     return [_summary(got[r["trace_id"]]) for r in rows if r["trace_id"] in got]
 

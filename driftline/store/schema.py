@@ -384,24 +384,6 @@ _BY_SESSION = (
     "ALTER TABLE {db}.trace_rows MATERIALIZE PROJECTION by_session",
 )
 
-# The worst hallucination score, the list's headline figure (migration 17): each row's highest and
-# lowest hallucination score of any version, kept beside `scores` so that a sort by it or a score
-# range reads one number per row instead of every score tuple. Computed from the row's `scores` on
-# insert (the views write those), then max / min on merge, as `scores` is unioned: a row's figure is
-# the bound over every version its scores held, so a reader takes it as a pre-filter, and as the
-# row's key where no score was replaced (the row's key sets say so). NULL: no hallucination score.
-_HALLUCINATION_VALUES = "arrayMap(e -> e.4, arrayFilter(e -> e.3 = 'hallucination', scores))"
-_HALLUCINATION_BOUNDS = (
-    "ALTER TABLE {db}.trace_rows "
-    "ADD COLUMN IF NOT EXISTS hallucination_max SimpleAggregateFunction(max, Nullable(Float64)) "
-    f"MATERIALIZED if(empty({_HALLUCINATION_VALUES}), NULL, arrayMax({_HALLUCINATION_VALUES})), "
-    "ADD COLUMN IF NOT EXISTS hallucination_min SimpleAggregateFunction(min, Nullable(Float64)) "
-    f"MATERIALIZED if(empty({_HALLUCINATION_VALUES}), NULL, arrayMin({_HALLUCINATION_VALUES}))",
-    # Existing parts: until the mutation has written them, a read computes them from `scores`.
-    "ALTER TABLE {db}.trace_rows MATERIALIZE COLUMN hallucination_max",
-    "ALTER TABLE {db}.trace_rows MATERIALIZE COLUMN hallucination_min",
-)
-
 # Review queues (migration 8). The queue definitions a tenant made or changed through the API (the
 # configured ones are defaults every tenant has); `deleted` hides a configured queue too.
 _REVIEW_QUEUES = """
@@ -634,7 +616,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(14, "trace_rows: trace_summaries in small granules and compression blocks, copied", _ROWS),
     Migration(15, "spans: the by_trace projection dropped (trace_index replaced it)", _NO_BY_TRACE),
     Migration(16, "trace_rows: by_session projection for the sessions list", _BY_SESSION),
-    Migration(17, "trace_rows: each row's highest and lowest hallucination score", _HALLUCINATION_BOUNDS),
     Migration(18, "session_index: the traces naming each session, kept by a view, backfilled", _SESSION_LOOKUP),
 )
 

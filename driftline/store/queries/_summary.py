@@ -25,7 +25,6 @@ __all__ = [
     "keys_near",
     "latest",
     "merged",
-    "row_keys",
 ]
 
 # How far from its root's start a trace's spans may start and still count for it.
@@ -96,12 +95,7 @@ def around(w: Where, traces: Iterable[tuple[str, datetime]]) -> str:
         while h < end:
             keys.append((h, trace_id))
             h += timedelta(hours=1)
-    return row_keys(w, keys)
-
-
-def row_keys(w: Where, keys: Iterable[tuple[datetime, str]]) -> str:
-    """`(hour, trace_id) IN <keys>`: those rows, by the sorting key (a granule per row)."""
-    return f"(hour, trace_id) IN {w.bind(sorted(set(keys)), _KEYS)}"
+    return f"(hour, trace_id) IN {w.bind(keys, _KEYS)}"
 
 
 def keys_near(rows: str, spread: int) -> str:
@@ -138,26 +132,19 @@ def merged(store: Store, tenant: str) -> Merged:
     return tuple((r["day"], r["part"], r["level"]) for r in rows)
 
 
-def final_or_not(w: Where, days: Merged, select: str, lo: datetime, hi: datetime, prewhere: str = "") -> str:
+def final_or_not(w: Where, days: Merged, select: str, lo: datetime, hi: datetime) -> str:
     """`select` (a read of trace_rows written with `FROM {db}.trace_rows FINAL WHERE `, of rows in
     hours [lo, hi)) on the days of `days` without FINAL, UNION ALL the other days with it; without
-    the second part when every day of the range is in `days` (its subqueries would run for nothing).
-    `prewhere`, conditions on columns a merge aggregates, is the PREWHERE of a read without FINAL
-    (read first, the other columns then only for the rows it leaves) and joins the WHERE of one
-    with FINAL (where it must see the merged rows)."""
+    the second part when every day of the range is in `days` (its subqueries would run for nothing)."""
     marker = "FROM {db}.trace_rows FINAL WHERE "
-    plain_from = f"FROM {{db}}.trace_rows PREWHERE {prewhere} WHERE " if prewhere else "FROM {db}.trace_rows WHERE "
-    final_from = f"{marker}{prewhere} AND " if prewhere else marker
-    if marker not in select:
+    if not days or marker not in select:
         return select
-    if not days:
-        return select.replace(marker, final_from)
     merged_days = {d for d, _, _ in days}
     first, last = _hour(lo).date(), _hour(hi).date()
     spanned = {str(first + timedelta(days=i)) for i in range((last - first).days + 1)}
     if spanned <= merged_days:
-        return select.replace(marker, plain_from)
+        return select.replace(marker, "FROM {db}.trace_rows WHERE ")
     bound = w.bind(sorted(merged_days), "Array(Date)")
-    plain = select.replace(marker, f"{plain_from}toDate(hour) IN {bound} AND ")
-    final = select.replace(marker, f"{final_from}toDate(hour) NOT IN {bound} AND ")
+    plain = select.replace(marker, f"FROM {{db}}.trace_rows WHERE toDate(hour) IN {bound} AND ")
+    final = select.replace(marker, f"{marker}toDate(hour) NOT IN {bound} AND ")
     return f"SELECT * FROM ({plain}) UNION ALL SELECT * FROM ({final})"

@@ -32,9 +32,9 @@ from driftline.store.queries._summary import (
     around,
     final_or_not,
     hours,
+    keys_near,
     latest,
     merged,
-    row_keys,
 )
 from driftline.store.queries._where import Where
 
@@ -93,25 +93,6 @@ class TraceQuery:
     after: tuple[int | float, str] | None = None  # the previous page's last (sort key, trace_id)
 
 
-def _scorer(q: TraceQuery) -> str | None:
-    """The scorer a score filter names: the one asked for, else hallucination (unless only a label is)."""
-    return q.scorer if q.scorer is not None else ("hallucination" if q.label is None else None)
-
-
-def _bounds(w: Where, q: TraceQuery) -> list[str]:
-    """Conditions a row must meet for a hallucination score range to hold on its own scores, on
-    its hallucination_max / _min columns (schema.py, migration 17): one number per row read first,
-    so the score tuples are read only for the rows they leave."""
-    if _scorer(q) != "hallucination":
-        return []
-    out = []
-    if q.min_score is not None:
-        out.append(f"hallucination_max >= {w.bind(q.min_score, 'Float64')}")
-    if q.max_score is not None:
-        out.append(f"hallucination_min <= {w.bind(q.max_score, 'Float64')}")
-    return out
-
-
 def _filters(w: Where, q: TraceQuery, p: str, other: list[str]) -> list[str]:
     """The conditions of `q` on a trace's figures, named with prefix `p` ('' for a row of the
     table, 'a_' for a trace aggregated from its rows), then `other` (_other_filters)."""
@@ -124,7 +105,7 @@ def _filters(w: Where, q: TraceQuery, p: str, other: list[str]) -> list[str]:
         out.append(f"{p}error = {1 if q.status == 'error' else 0}")
     if q.scorer is not None or q.label is not None or q.min_score is not None or q.max_score is not None:
         cond = []
-        scorer = _scorer(q)
+        scorer = q.scorer if q.scorer is not None else ("hallucination" if q.label is None else None)
         if scorer is not None:
             cond.append(f"e.3 = {w.bind(scorer, 'String')}")
         if q.label is not None:
@@ -181,9 +162,6 @@ def _key(q: TraceQuery, w: Where, p: str) -> tuple[str, list[str], str]:
         return f"{p}root.duration_ms", [], "Float64"
     if q.sort == "cost":
         return ("cost" if not p else f"arraySum({p}spans.2)"), [], "Float64"
-    if not p and (q.scorer or "hallucination") == "hallucination":
-        # The row's highest hallucination score (migration 17): score_max's, without its names.
-        return "hallucination_max", ["hallucination_max IS NOT NULL"], "Float64"
     scorer = w.bind(q.scorer or "hallucination", "String")
     if not p:
         return f"score_max.2[indexOf(score_max.1, {scorer})]", [f"has(score_max.1, {scorer})"], "Float64"
@@ -191,14 +169,26 @@ def _key(q: TraceQuery, w: Where, p: str) -> tuple[str, list[str], str]:
     return f"arrayMax({values})", [f"notEmpty({values})"], "Float64"
 
 
-def _candidates_sql(q: TraceQuery, w: Where, lo: datetime, hi: datetime, days: Merged = ()) -> str:
-    """SELECT hour, trace_id, near: the rows of the traces that may be on one page (limit + 1 rows) of
-    root spans started in [lo, hi), step 1 of the module's docstring; `near` is how many hours
-    either side of `hour` hold that trace's other rows. The days of `days` are read without FINAL
-    (see _summary.merged)."""
+def _page_sql(q: TraceQuery, w: Where, lo: datetime, hi: datetime, days: Merged = ()) -> str:
+    """SELECT trace_id, started, k (the sort key) for one page (limit + 1 rows) of root spans
+    started in [lo, hi); the days of `days` are read without FINAL (see _summary.merged)."""
     desc = "DESC" if q.descending else "ASC"
+    cmp = "<" if q.descending else ">"
     limit = w.bind(q.limit + 1, "UInt32")
-    k_row, row_conds = _page_conds(q, w, lo, hi, "", _other_filters(w, q, lo, hi))
+    lo_p, hi_p = w.bind(lo, "DateTime64(9)"), w.bind(hi, "DateTime64(9)")
+    trace_hours = hours(w, lo, hi)
+    other = _other_filters(w, q, lo, hi)
+
+    def page(p: str) -> list[str]:
+        k, has_k, k_type = _key(q, w, p)
+        conds = [f"{p}root.child = 0", f"{p}root.start >= {lo_p}", f"{p}root.start < {hi_p}", *has_k]
+        conds += _filters(w, q, p, other if not p else [])
+        if q.after is not None:
+            after_k, after_id = w.bind(q.after[0], k_type), w.bind(q.after[1], "String")
+            conds.append(f"({k}, trace_id) {cmp} ({after_k}, {after_id})")
+        return [k, " AND ".join(conds)]
+
+    k_row, row_conds = page("")
     candidates = (
         f"SELECT hour, trace_id FROM {{db}}.trace_rows FINAL WHERE tenant = {{tenant:String}} "
         f"AND {hours(w, lo, hi, pad=timedelta(0))} AND {row_conds} ORDER BY {k_row} {desc}, trace_id {desc} "
@@ -208,65 +198,36 @@ def _candidates_sql(q: TraceQuery, w: Where, lo: datetime, hi: datetime, days: M
     # rows in other hours (every row of theirs lacks the root: no FINAL needed), and for a cost or
     # score sort the rows that counted a span or a score twice (a doubled figure could push the
     # right traces off the candidates); filters and the root's time and duration are exact anyway.
-    trace_hours = hours(w, lo, hi)
     inexact = (
         f"SELECT hour, trace_id FROM {{db}}.trace_rows WHERE tenant = {{tenant:String}} AND {trace_hours} "
         "AND root.child = 1"
     )
     if q.sort in ("cost", "score"):
-        # A span counted twice changes a cost, a score replaced changes a score, nothing else.
-        twice = "span_rows != length(span_keys)" if q.sort == "cost" else "length(score_values) != length(score_keys)"
         inexact = (
             f"SELECT hour, trace_id FROM {{db}}.trace_rows FINAL WHERE tenant = {{tenant:String}} AND {trace_hours} "
-            f"AND (root.child = 1 OR {twice})"
+            "AND (root.child = 1 OR span_rows != length(span_keys) OR length(score_values) != length(score_keys))"
         )
     # The conditions on other tables hold for the candidates already; an inexact trace is checked
     # on its own (the text searched in its spans only), so no subquery over the spans runs twice.
-    if other := _other_filters(w, q, lo, hi, within=f"SELECT trace_id FROM ({inexact})"):
-        inexact = f"SELECT hour, trace_id FROM ({inexact}) WHERE {' AND '.join(other)}"
-    # A candidate's rows are within an hour of its root's, an inexact row's trace has its root
-    # within an hour of it and so its rows within two. Split by day, the candidates are the first
-    # `limit + 1` of each part: more, never fewer.
+    if other:
+        narrowed = _other_filters(w, q, lo, hi, within=f"SELECT trace_id FROM ({inexact})")
+        inexact = f"SELECT hour, trace_id FROM ({inexact}) WHERE {' AND '.join(narrowed)}"
+    k_agg, agg_conds = page("a_")
+    # Every row of those traces, by its sorting key: a candidate's rows are within an hour of its
+    # root's, an inexact row's trace has its root within an hour of it and so its rows within two.
+    # Split by day, the candidates are the first `limit + 1` of each part: more, never fewer.
     wide = (lo - TRACE_SPAN, hi + TRACE_SPAN)
-    candidates = final_or_not(w, days, candidates, *wide, prewhere=" AND ".join(_bounds(w, q)))
-    inexact = final_or_not(w, days, inexact, *wide)
-    return (
-        f"SELECT hour, trace_id, 1 AS near FROM ({candidates}) "
-        f"UNION ALL SELECT hour, trace_id, 2 AS near FROM ({inexact})"
-    )
-
-
-def _page_conds(q: TraceQuery, w: Where, lo: datetime, hi: datetime, p: str, other: list[str]) -> tuple[str, str]:
-    """(sort key, conditions) of a page of roots started in [lo, hi) on a row (p='') or on an
-    aggregated trace (p='a_'), after the cursor."""
-    k, has_k, k_type = _key(q, w, p)
-    lo_p, hi_p = w.bind(lo, "DateTime64(9)"), w.bind(hi, "DateTime64(9)")
-    conds = [f"{p}root.child = 0", f"{p}root.start >= {lo_p}", f"{p}root.start < {hi_p}", *has_k]
-    conds += _filters(w, q, p, other)
-    if q.after is not None:
-        after_k, after_id = w.bind(q.after[0], k_type), w.bind(q.after[1], "String")
-        conds.append(f"({k}, trace_id) {'<' if q.descending else '>'} ({after_k}, {after_id})")
-    return k, " AND ".join(conds)
-
-
-def _page_sql(q: TraceQuery, w: Where, lo: datetime, hi: datetime, found: list[dict[str, Any]]) -> str:
-    """SELECT trace_id, started, k (the sort key), hours (those of its rows) for one page (limit + 1
-    rows) of the traces of `found` (_candidates_sql's rows): each aggregated exactly over all its
-    rows, filtered and sorted again, step 2 of the module's docstring."""
+    candidates, inexact = final_or_not(w, days, candidates, *wide), final_or_not(w, days, inexact, *wide)
+    keys = f"(hour, trace_id) IN ({keys_near(candidates, 1)} UNION ALL {keys_near(inexact, 2)})"
     if hi - lo <= _NARROW:  # a few hours: their rows by trace id (the bloom filter) cost less than by key
-        keys = f"trace_id IN {w.bind(sorted({r['trace_id'] for r in found}), 'Array(String)')}"
-    else:  # every row of those traces, by its sorting key
-        spread = [(r["hour"], r["trace_id"], range(-r["near"], r["near"] + 1)) for r in found]
-        keys = row_keys(w, ((h + timedelta(hours=d), t) for h, t, near in spread for d in near))
-    desc = "DESC" if q.descending else "ASC"
-    k_agg, agg_conds = _page_conds(q, w, lo, hi, "a_", [])
+        keys = f"trace_id IN (SELECT trace_id FROM ({candidates})) OR trace_id IN (SELECT trace_id FROM ({inexact}))"
     # GROUP BY merges a trace's rows as FINAL would (every aggregate is one a merge applies).
     return (
-        f"SELECT trace_id, a_root.start AS started, {k_agg} AS k, hours "
-        f"FROM (SELECT trace_id, {aggregates('a_root', k_agg, agg_conds)}, groupArray(hour) AS hours "
+        f"SELECT trace_id, a_root.start AS started, {k_agg} AS k "
+        f"FROM (SELECT trace_id, {aggregates('a_root', k_agg, agg_conds)} "
         f"FROM {{db}}.trace_rows PREWHERE {keys} "
-        f"WHERE tenant = {{tenant:String}} AND {hours(w, lo, hi)} GROUP BY trace_id) "
-        f"WHERE {agg_conds} ORDER BY k {desc}, trace_id {desc} LIMIT {w.bind(q.limit + 1, 'UInt32')}{FINAL}"
+        f"WHERE tenant = {{tenant:String}} AND {trace_hours} GROUP BY trace_id) "
+        f"WHERE {agg_conds} ORDER BY k {desc}, trace_id {desc} LIMIT {limit}{FINAL}"
     )
 
 
@@ -274,8 +235,7 @@ PageKey = tuple[int | float, str]
 
 
 def search_traces(store: Store, tenant: str, q: TraceQuery) -> tuple[list[dict[str, Any]], PageKey | None]:
-    """One page of (trace_id, started, k, hours) rows in order, and the key to pass as `after` for
-    the next; `hours` are those of the trace's rows (for trace_summaries)."""
+    """One page of (trace_id, started, k) rows in order, and the key to pass as `after` for the next."""
     hi = q.until
     if q.sort == "time" and q.after is not None and q.descending:
         # The cursor's time in ns, rounded up to the microsecond a datetime holds.
@@ -289,14 +249,10 @@ def search_traces(store: Store, tenant: str, q: TraceQuery) -> tuple[list[dict[s
     for lo in windows:
         days = merged(store, tenant) if hi - lo > _NARROW else ()  # FINAL over a few hours costs little
         w = Where(tenant)
-        found = store._reader.rows(tenant, _candidates_sql(q, w, lo, hi, days), w.params)
+        rows = store._reader.rows(tenant, _page_sql(q, w, lo, hi, days), w.params)
         if not set(days) <= set(merged(store, tenant)):  # one of them changed while it read: FINAL throughout
             w = Where(tenant)
-            found = store._reader.rows(tenant, _candidates_sql(q, w, lo, hi), w.params)
-        rows = []
-        if found:
-            w = Where(tenant)
-            rows = store._reader.rows(tenant, _page_sql(q, w, lo, hi, found), w.params)
+            rows = store._reader.rows(tenant, _page_sql(q, w, lo, hi), w.params)
         if len(rows) > q.limit:
             break
     more = len(rows) > q.limit
@@ -311,18 +267,14 @@ def trace_summaries(
     lo: datetime,
     hi: datetime,
     starts: list[datetime] | None = None,
-    row_hours: list[list[datetime]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The list's columns for each trace with spans started in [lo, hi). Given each trace's start
-    (`starts`, in the order of `trace_ids`), only its rows within TRACE_SPAN of it are read, by key;
-    given the hours of its rows in that range too (`row_hours`, search_traces' `hours`), those rows only."""
+    (`starts`, in the order of `trace_ids`), only its rows within TRACE_SPAN of it are read, by key."""
     if not trace_ids:
         return {}
     w = Where(tenant)
     if starts is None or max(starts) - min(starts) <= _NARROW:
         which = f"trace_id IN {w.bind(trace_ids, 'Array(String)')}"
-    elif row_hours is not None:
-        which = row_keys(w, ((h, t) for t, hs in zip(trace_ids, row_hours, strict=True) for h in hs))
     else:
         which = around(w, zip(trace_ids, starts, strict=True))
     worst = "arrayFilter(e -> e.3 = 'hallucination', a_latest)"
