@@ -347,8 +347,6 @@ def test_rehearsal_tables_are_the_cluster_tables_without_replication(rehearsal: 
         "trace_rows_local": "AggregatingMergeTree", "trace_rows": "Merge",
         "trace_rows_spans": "MaterializedView", "trace_rows_scores": "MaterializedView",
         "trace_index_local": "AggregatingMergeTree", "trace_index": "Merge", "trace_index_spans": "MaterializedView",
-        "session_index_local": "ReplacingMergeTree", "session_index": "Merge",
-        "session_index_spans": "MaterializedView",
     }  # fmt: skip
     spans = tables["spans_local"]["create_table_query"]
     assert "idx_session_id" in spans and "toIntervalDay(30)" in spans

@@ -197,37 +197,6 @@ def test_session_figures_are_the_same_before_and_after_the_rows_are_merged(store
     assert figures() == expected
 
 
-def test_session_index_backfills_and_then_follows_the_spans(store: Store) -> None:
-    """Migration 18 fills session_index from the rows written before it (trace_rows' session ids),
-    its view the rows written after; a session's page finds its traces through it either way."""
-    db = store.cfg.database
-    with admin_client(store) as c:  # back to version 16: no session_index, no view
-        for name in ("session_index_spans", "session_index"):
-            c.command(f"DROP TABLE {db}.{name}")
-        c.command(f"DELETE FROM {db}.schema_migrations WHERE version = 18")
-    _write_all(store, times=2)
-    lo, hi = EDGE - timedelta(days=1), EDGE + timedelta(hours=3)
-    assert store.migrate() == [18]
-    assert [r["trace_id"] for r in session_queries.session_trace_ids(store, TENANT, "s1", lo, hi)] == [T1]
-    # T4 names s1 only in a span of its second hour; its root (no session) starts the hour before
-    t4, start = "c4" * 16, EDGE - timedelta(minutes=1)
-    later = [_span(t4, 0, start, 300.0), _span(t4, 1, EDGE + timedelta(minutes=2), 20.0, session_id="s1")]
-    store.insert_arrow("spans", rows_to_table(TENANT, later))
-    got = session_queries.session_trace_ids(store, TENANT, "s1", lo, hi)
-    assert [(r["trace_id"], r["started"]) for r in got] == [
-        (t4, start.replace(tzinfo=None)),
-        (T1, EDGE.replace(tzinfo=None)),
-    ]
-    with admin_client(store) as c:  # one row per (session, hour, trace) that a span names the session in
-        rows = c.query(
-            f"SELECT session_id, hour, trace_id FROM {db}.session_index FINAL ORDER BY trace_id, hour"
-        ).result_rows
-    assert [(r[0], r[1].replace(tzinfo=None), r[2]) for r in rows] == [
-        ("s1", EDGE.replace(minute=0, second=0, microsecond=0, tzinfo=None), T1),
-        ("s1", (EDGE + timedelta(minutes=2)).replace(minute=0, second=0, microsecond=0, tzinfo=None), t4),
-    ]
-
-
 def test_the_migration_backfills_spans_and_scores_written_before_it(store: Store) -> None:
     db = store.cfg.database
     with admin_client(store) as c:  # back to version 6: no summaries, no views

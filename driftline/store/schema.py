@@ -564,37 +564,6 @@ _TRACE_LOOKUP = (
 # insert into spans sorted and wrote it, and merges rebuilt it.
 _NO_BY_TRACE = ("ALTER TABLE {db}.spans DROP PROJECTION IF EXISTS by_trace",)
 
-# Which traces name a session (migration 18): one row per (tenant, session, hour, trace) that some
-# span of that hour names it in, kept by a view on spans, sorted by session. A session's page found
-# them with a bloom filter over every granule of trace_rows in its 30 days; here they are one small
-# range per day. The same rows as trace_rows' session_ids, so the backfill reads those; the view
-# comes first, and a row written by both is the same key, which ReplacingMergeTree keeps once.
-_SESSION_INDEX = """
-CREATE TABLE IF NOT EXISTS {db}.session_index (
-    tenant LowCardinality(String),
-    session_id String,
-    hour DateTime('UTC'),
-    trace_id String
-)
-ENGINE = ReplacingMergeTree
-PARTITION BY toDate(hour)
-ORDER BY (tenant, session_id, hour, trace_id)
-TTL hour + INTERVAL {ttl_days} DAY
-SETTINGS index_granularity = 256
-"""
-_SESSION_LOOKUP = (
-    _SESSION_INDEX,
-    "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.session_index_spans TO {db}.session_index AS "
-    "SELECT tenant, session_id, toStartOfHour(start_time) AS hour, trace_id FROM {db}.spans "
-    "WHERE session_id != '' GROUP BY tenant, session_id, hour, trace_id",
-    PerDay(
-        "INSERT INTO {db}.session_index (tenant, session_id, hour, trace_id) "
-        "SELECT tenant, arrayJoin(session_ids) AS session_id, hour, trace_id FROM {db}.trace_rows "
-        "WHERE toDate(hour) = toDate('{day}')",
-        "trace_rows",
-    ),
-)
-
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "spans, scores, review_items", (_SPANS, _SCORES, _REVIEW_ITEMS)),
     Migration(2, "scorer_state", (_SCORER_STATE,)),
@@ -616,7 +585,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(14, "trace_rows: trace_summaries in small granules and compression blocks, copied", _ROWS),
     Migration(15, "spans: the by_trace projection dropped (trace_index replaced it)", _NO_BY_TRACE),
     Migration(16, "trace_rows: by_session projection for the sessions list", _BY_SESSION),
-    Migration(18, "session_index: the traces naming each session, kept by a view, backfilled", _SESSION_LOOKUP),
 )
 
 # Tables whose TTL follows `retention_days`: (table, TTL expression column).
@@ -627,5 +595,4 @@ TTL_TABLES: tuple[tuple[str, str], ...] = (
     ("judge_cache", "created_at"),
     ("trace_rows", "hour"),
     ("trace_index", "day"),
-    ("session_index", "hour"),
 )

@@ -628,27 +628,3 @@ ALTER TABLE driftline.trace_rows_local ON CLUSTER prod
 ALTER TABLE driftline.trace_rows_local ON CLUSTER prod
     MATERIALIZE PROJECTION by_session;
 
--- migration 18: session_index: the traces naming each session, kept by a view, backfilled
-CREATE TABLE IF NOT EXISTS driftline.session_index_local ON CLUSTER prod (
-    tenant LowCardinality(String),
-    session_id String,
-    hour DateTime('UTC'),
-    trace_id String
-)
-ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/driftline/session_index_local', '{replica}')
-PARTITION BY toDate(hour)
-ORDER BY (tenant, session_id, hour, trace_id)
-TTL hour + INTERVAL 30 DAY
-SETTINGS index_granularity = 256;
-
--- migration 18: session_index: the traces naming each session, kept by a view, backfilled
-CREATE TABLE IF NOT EXISTS driftline.session_index ON CLUSTER prod AS driftline.session_index_local
-ENGINE = Distributed(prod, driftline, session_index_local, cityHash64(trace_id));
-
--- migration 18: session_index: the traces naming each session, kept by a view, backfilled
-CREATE MATERIALIZED VIEW IF NOT EXISTS driftline.session_index_spans ON CLUSTER prod
-TO driftline.session_index_local AS SELECT tenant, session_id, toStartOfHour(start_time) AS hour, trace_id FROM driftline.spans_local WHERE session_id != '' GROUP BY tenant, session_id, hour, trace_id;
-
--- migration 18: session_index: the traces naming each session, kept by a view, backfilled (PerDay: table=trace_rows)
-INSERT INTO driftline.session_index (tenant, session_id, hour, trace_id) SELECT tenant, arrayJoin(session_ids) AS session_id, hour, trace_id FROM driftline.trace_rows WHERE toDate(hour) = toDate('{day}');
-

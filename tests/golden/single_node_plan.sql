@@ -576,22 +576,3 @@ ALTER TABLE driftline.trace_rows ADD PROJECTION IF NOT EXISTS by_session (SELECT
 -- migration 16: trace_rows: by_session projection for the sessions list
 ALTER TABLE driftline.trace_rows MATERIALIZE PROJECTION by_session;
 
--- migration 18: session_index: the traces naming each session, kept by a view, backfilled
-CREATE TABLE IF NOT EXISTS driftline.session_index (
-    tenant LowCardinality(String),
-    session_id String,
-    hour DateTime('UTC'),
-    trace_id String
-)
-ENGINE = ReplacingMergeTree
-PARTITION BY toDate(hour)
-ORDER BY (tenant, session_id, hour, trace_id)
-TTL hour + INTERVAL 30 DAY
-SETTINGS index_granularity = 256;
-
--- migration 18: session_index: the traces naming each session, kept by a view, backfilled
-CREATE MATERIALIZED VIEW IF NOT EXISTS driftline.session_index_spans TO driftline.session_index AS SELECT tenant, session_id, toStartOfHour(start_time) AS hour, trace_id FROM driftline.spans WHERE session_id != '' GROUP BY tenant, session_id, hour, trace_id;
-
--- migration 18: session_index: the traces naming each session, kept by a view, backfilled (PerDay: table=trace_rows)
-INSERT INTO driftline.session_index (tenant, session_id, hour, trace_id) SELECT tenant, arrayJoin(session_ids) AS session_id, hour, trace_id FROM driftline.trace_rows WHERE toDate(hour) = toDate('{day}');
-

@@ -33,7 +33,6 @@ TENANT_TABLES: Final = (
     "spans", "scores", "review_items", "scorer_state", "feedback", "drift_state",
     "review_queues", "review_queue_items", "review_events", "review_labels", "review_datasets",
     "judge_cache", "judge_canary", "trace_rows", "judge_definitions", "trace_index",
-    "session_index",
 )  # fmt: skip
 
 

@@ -110,12 +110,10 @@ def session_trace_ids(
     """(trace_id, started) of the session's traces in [since, until), oldest first."""
     w = Where(tenant)
     span = hours(w, since, until, pad=timedelta(0))
-    # The (hour, trace) rows naming the session from session_index (migration 18: sorted by session,
-    # the rows of trace_rows whose session_ids hold it), then every row of their traces (within two
-    # hours of one) from trace_rows, by key.
+    # The rows naming the session, then every row of their traces (within two hours of one), by key.
     named = (
-        f"SELECT hour, trace_id FROM {{db}}.session_index WHERE tenant = {{tenant:String}} "
-        f"AND session_id = {w.bind(session_id, 'String')} AND {span}"
+        f"SELECT hour, trace_id FROM {{db}}.trace_rows WHERE tenant = {{tenant:String}} AND {span} "
+        f"AND has(session_ids, {w.bind(session_id, 'String')})"
     )
     return store._reader.rows(
         tenant,
