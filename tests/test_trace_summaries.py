@@ -153,6 +153,16 @@ def test_replaced_scores_count_as_the_latest_only(store: Store) -> None:
     assert _page(store, label="hallucinated") == [T2]
     assert _page(store, min_score=0.8) == []
     assert _page(store, max_score=0.2) == [T1]
+    assert _page(store, min_score=0.4, max_score=0.6) == [T2]
+    # Merged, each day is one part read without FINAL: a merged row's hallucination_max (migration
+    # 17, a row's key for the sort by score) spans every version of its scores; the pages stay.
+    with admin_client(store) as c:
+        c.command(f"OPTIMIZE TABLE {store.cfg.database}.trace_rows FINAL")
+    assert _page(store, sort="score") == [T2, T1]
+    assert _page(store, sort="score", descending=False) == [T1, T2]
+    assert _page(store, min_score=0.8) == []
+    assert _page(store, max_score=0.2) == [T1]
+    assert _page(store, min_score=0.4, max_score=0.6) == [T2]
 
 
 def test_sessions_count_each_trace_once(store: Store) -> None:
@@ -210,3 +220,48 @@ def test_the_migration_backfills_spans_and_scores_written_before_it(store: Store
     assert store.migrate() == [7, 14]
     _check_figures(store)
     assert _summaries(store)[T1]["hallucination_score"] == pytest.approx(0.7)
+
+
+def test_the_score_sort_migration_covers_rows_merged_before_it(store: Store) -> None:
+    """Migration 17 computes hallucination_max of existing rows from their `scores`, where a
+    merged row holds every version of a replaced score: its max spans them all. T2 (one hour, one
+    row once merged) is found by its row alone; T1 (two hours) from all its rows."""
+    db = store.cfg.database
+    _write_all(store, times=1)
+    at = datetime.now(UTC).replace(microsecond=0)
+    store.insert_arrow("scores", _scores([_score(T2, 1, EDGE, 0.9, "hallucinated", at)]))
+    store.insert_arrow("scores", _scores([_score(T2, 1, EDGE, 0.1, "grounded", at + timedelta(seconds=5))]))
+    store.insert_arrow("scores", _scores([_score(T1, 1, EDGE + timedelta(milliseconds=100), 0.5, "hallucinated", at)]))
+    with admin_client(store) as c:  # back to version 16, the rows merged without the column
+        c.command(f"ALTER TABLE {db}.trace_rows DROP COLUMN hallucination_max")
+        c.command(f"DELETE FROM {db}.schema_migrations WHERE version = 17")
+        c.command(f"OPTIMIZE TABLE {db}.trace_rows FINAL")
+    assert store.migrate() == [17]
+    assert _page(store, max_score=0.2) == [T2]
+    assert _page(store, min_score=0.8) == []
+    assert _page(store, min_score=0.4, max_score=0.6) == [T1]
+    assert _page(store, sort="score") == [T1, T2]
+    assert _page(store, sort="score", descending=False) == [T2, T1]
+
+
+def test_a_sort_by_score_finds_a_trace_by_its_highest_hallucination_score(store: Store) -> None:
+    """Each trace's worst (highest) hallucination score sorts it; a page of one trace reads the
+    row keys of a few (hallucination_max, migration 17), so a trace whose other scores are low is
+    still found by its highest one."""
+    start = EDGE - timedelta(minutes=50)
+    ids = {name: name * 32 for name in "abcd"}
+    scored = {"a": [0.2, 0.95], "b": [0.6], "c": [0.5], "d": [0.4]}
+    at = datetime.now(UTC).replace(microsecond=0)
+    spans, scores = [], []
+    for i, (name, values) in enumerate(scored.items()):
+        t0 = start + timedelta(minutes=i)
+        spans.append(_span(ids[name], 0, t0, 500.0))
+        for n, v in enumerate(values, start=1):
+            when = t0 + timedelta(milliseconds=10 * n)
+            spans.append(_span(ids[name], n, when, 5.0, operation="chat"))
+            scores.append(_score(ids[name], n, when, v, "hallucinated" if v > 0.5 else "grounded", at))
+    store.insert_arrow("spans", rows_to_table(TENANT, spans))
+    store.insert_arrow("scores", _scores(scores))
+    assert _page(store, sort="score", limit=1) == [ids["a"]]
+    assert _page(store, sort="score", descending=False, limit=1) == [ids["d"]]
+    assert _page(store, sort="score") == [ids[n] for n in "abcd"]

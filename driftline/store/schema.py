@@ -384,6 +384,20 @@ _BY_SESSION = (
     "ALTER TABLE {db}.trace_rows MATERIALIZE PROJECTION by_session",
 )
 
+# The worst hallucination score, the list's headline figure (migration 17): each row's highest
+# hallucination score of any version, kept beside `scores` so that a sort by it reads one number
+# per row (score_max's hallucination entry is the same figure, read from a tuple of arrays per row).
+# Computed from the row's `scores` on insert (the views write those), then max on merge, as
+# `scores` is unioned. NULL: no hallucination score.
+_HALLUCINATION_VALUES = "arrayMap(e -> e.4, arrayFilter(e -> e.3 = 'hallucination', scores))"
+_HALLUCINATION_MAX = (
+    "ALTER TABLE {db}.trace_rows "
+    "ADD COLUMN IF NOT EXISTS hallucination_max SimpleAggregateFunction(max, Nullable(Float64)) "
+    f"MATERIALIZED if(empty({_HALLUCINATION_VALUES}), NULL, arrayMax({_HALLUCINATION_VALUES}))",
+    # Existing parts: until the mutation has written them, a read computes it from `scores`.
+    "ALTER TABLE {db}.trace_rows MATERIALIZE COLUMN hallucination_max",
+)
+
 # Review queues (migration 8). The queue definitions a tenant made or changed through the API (the
 # configured ones are defaults every tenant has); `deleted` hides a configured queue too.
 _REVIEW_QUEUES = """
@@ -585,6 +599,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(14, "trace_rows: trace_summaries in small granules and compression blocks, copied", _ROWS),
     Migration(15, "spans: the by_trace projection dropped (trace_index replaced it)", _NO_BY_TRACE),
     Migration(16, "trace_rows: by_session projection for the sessions list", _BY_SESSION),
+    Migration(17, "trace_rows: each row's highest hallucination score", _HALLUCINATION_MAX),
 )
 
 # Tables whose TTL follows `retention_days`: (table, TTL expression column).

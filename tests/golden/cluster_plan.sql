@@ -628,3 +628,15 @@ ALTER TABLE driftline.trace_rows_local ON CLUSTER prod
 ALTER TABLE driftline.trace_rows_local ON CLUSTER prod
     MATERIALIZE PROJECTION by_session;
 
+-- migration 17: trace_rows: each row's highest hallucination score
+ALTER TABLE driftline.trace_rows_local ON CLUSTER prod
+    ADD COLUMN IF NOT EXISTS hallucination_max SimpleAggregateFunction(max, Nullable(Float64)) MATERIALIZED if(empty(arrayMap(e -> e.4, arrayFilter(e -> e.3 = 'hallucination', scores))), NULL, arrayMax(arrayMap(e -> e.4, arrayFilter(e -> e.3 = 'hallucination', scores))));
+
+-- migration 17: trace_rows: each row's highest hallucination score
+ALTER TABLE driftline.trace_rows ON CLUSTER prod
+    ADD COLUMN IF NOT EXISTS hallucination_max SimpleAggregateFunction(max, Nullable(Float64)) MATERIALIZED if(empty(arrayMap(e -> e.4, arrayFilter(e -> e.3 = 'hallucination', scores))), NULL, arrayMax(arrayMap(e -> e.4, arrayFilter(e -> e.3 = 'hallucination', scores))));
+
+-- migration 17: trace_rows: each row's highest hallucination score
+ALTER TABLE driftline.trace_rows_local ON CLUSTER prod
+    MATERIALIZE COLUMN hallucination_max;
+

@@ -576,3 +576,9 @@ ALTER TABLE driftline.trace_rows ADD PROJECTION IF NOT EXISTS by_session (SELECT
 -- migration 16: trace_rows: by_session projection for the sessions list
 ALTER TABLE driftline.trace_rows MATERIALIZE PROJECTION by_session;
 
+-- migration 17: trace_rows: each row's highest hallucination score
+ALTER TABLE driftline.trace_rows ADD COLUMN IF NOT EXISTS hallucination_max SimpleAggregateFunction(max, Nullable(Float64)) MATERIALIZED if(empty(arrayMap(e -> e.4, arrayFilter(e -> e.3 = 'hallucination', scores))), NULL, arrayMax(arrayMap(e -> e.4, arrayFilter(e -> e.3 = 'hallucination', scores))));
+
+-- migration 17: trace_rows: each row's highest hallucination score
+ALTER TABLE driftline.trace_rows MATERIALIZE COLUMN hallucination_max;
+

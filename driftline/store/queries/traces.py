@@ -162,6 +162,9 @@ def _key(q: TraceQuery, w: Where, p: str) -> tuple[str, list[str], str]:
         return f"{p}root.duration_ms", [], "Float64"
     if q.sort == "cost":
         return ("cost" if not p else f"arraySum({p}spans.2)"), [], "Float64"
+    if not p and (q.scorer or "hallucination") == "hallucination":
+        # The row's highest hallucination score (migration 17): score_max's, one number per row.
+        return "hallucination_max", ["hallucination_max IS NOT NULL"], "Float64"
     scorer = w.bind(q.scorer or "hallucination", "String")
     if not p:
         return f"score_max.2[indexOf(score_max.1, {scorer})]", [f"has(score_max.1, {scorer})"], "Float64"
