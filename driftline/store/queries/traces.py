@@ -311,28 +311,21 @@ def trace_summaries(
 
 
 def get_trace(store: Store, tenant: str, trace_id: str) -> list[dict[str, Any]]:
-    """Every span of the trace, by start time. Two steps: the trace's span start range from
-    `trace_index` (sorted by trace id in small granules), then the spans in that range only, found
-    by the primary key: one granule of the spans table instead of one in every part."""
-    bounds = store._reader.rows(
-        tenant,
-        # In ns: a datetime would round the nanoseconds away and miss the last span.
-        "SELECT toUnixTimestamp64Nano(min(first_start)) AS lo, toUnixTimestamp64Nano(max(last_start)) AS hi, "
-        "count() AS n FROM {db}.trace_index WHERE tenant = {tenant:String} AND trace_id = {trace_id:String}",
-        {"trace_id": trace_id},
-    )
-    if not bounds or not bounds[0]["n"]:
-        return []
+    """Every span of the trace, by start time, in one query of two steps: the trace's span start
+    range from `trace_index` (sorted by trace id in small granules, a scalar subquery the engine
+    runs before it picks granules), then the spans in that range only, found by the primary key:
+    one granule of the spans table instead of one in every part."""
     cols = ", ".join(f"`{c}`" for c in SPAN_READ_COLUMNS)
     return store._reader.rows(
         tenant,
+        "WITH (SELECT (min(first_start), max(last_start)) FROM {db}.trace_index "
+        "WHERE tenant = {tenant:String} AND trace_id = {trace_id:String}) AS bounds "
         # PREWHERE on sorting key columns only, so FINAL still sees every copy of a span it keeps;
         # one thread: the read is a granule or two.
         f"SELECT {cols} FROM {{db}}.spans FINAL PREWHERE tenant = {{tenant:String}} AND trace_id = {{trace_id:String}} "
-        "AND start_time >= fromUnixTimestamp64Nano({lo:Int64}, 'UTC') "
-        "AND start_time <= fromUnixTimestamp64Nano({hi:Int64}, 'UTC') ORDER BY start_time, span_id "
+        "AND start_time >= bounds.1 AND start_time <= bounds.2 ORDER BY start_time, span_id "
         "SETTINGS max_threads = 1",
-        {"trace_id": trace_id, "lo": bounds[0]["lo"], "hi": bounds[0]["hi"]},
+        {"trace_id": trace_id},
     )
 
 
