@@ -9,6 +9,12 @@ in through the store's Arrow insert in large batches; the API is driven through 
 
     python bench/query_bench.py --spans 200000            # develop
     python bench/query_bench.py --spans 10000000          # the 10M figures (minutes to fill)
+    python bench/query_bench.py --data-dir D --reuse --merge-days   # again, older days merged
+
+A fill's days are left in the parts its inserts wrote; a store that has run for a while has its
+older days merged by the engine's background merges, which reads then see (one part a day: no
+FINAL work, one granule per trace). `--merge-days` merges the days before the newest one first,
+so both states can be timed on one store.
 
 Prints p50/p95 per request and the machine's load average before and after.
 """
@@ -216,6 +222,25 @@ async def _time(client: httpx.AsyncClient, path: str | Callable[[int], str], par
     return out, cpu, rows
 
 
+def merge_days(store: Store) -> float:
+    """Merge each day before the newest one of the tables the API reads into one part, as the
+    engine's background merges leave a running store's older days; seconds taken."""
+    client = open_client(store.cfg)
+    t0 = time.perf_counter()
+    try:
+        for table in ("spans", "scores", "trace_rows", "trace_index", "feedback"):
+            days = [r[0] for r in client.query(
+                "SELECT DISTINCT partition_id FROM system.parts WHERE database = {db:String} AND table = {t:String} "
+                "AND active ORDER BY partition_id", parameters={"db": store.cfg.database, "t": table},
+            ).result_rows][:-1]  # fmt: skip
+            for day in days:  # ids the engine made (digits: 20261201), never outside input
+                assert day.isalnum(), day
+                client.command(f"OPTIMIZE TABLE {store.cfg.database}.{table} PARTITION ID '{day}' FINAL")
+    finally:
+        client.close()
+    return time.perf_counter() - t0
+
+
 def wait_for_mutations(store: Store) -> float:
     """Block until the migrations' MATERIALIZE mutations are done, so the timing sees the indexes."""
     client = open_client(store.cfg)
@@ -318,6 +343,11 @@ def main() -> None:
         "--keep-data", action="store_true", help="keep the data directory (default: removed, unless --reuse)"
     )
     ap.add_argument("--reuse", action="store_true", help="skip the fill: time an existing --data-dir")
+    ap.add_argument(
+        "--merge-days",
+        action="store_true",
+        help="merge the days before the newest first (a store that has run a while)",
+    )
     ap.add_argument("--only", default="", help="time only the requests whose name contains this")
     a = ap.parse_args()
     data = a.data_dir or Path(tempfile.mkdtemp(prefix="driftline-query-bench-", dir="/tmp"))
@@ -330,6 +360,8 @@ def main() -> None:
             secs = fill(store, a.spans, a.days, a.batch_traces)
             print(f"filled in {secs:.0f} s ({a.spans / secs:,.0f} spans/s)")
         print(f"waited {wait_for_mutations(store):.0f} s for index and projection builds")
+        if a.merge_days:
+            print(f"merged the days before the newest in {merge_days(store):.0f} s")
         print(f"timing {a.repeat} requests per case (tenant {TENANT}: ~90% of the spans)")
         results = asyncio.run(bench(store, a.repeat, a.only))
         print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
