@@ -92,11 +92,14 @@ class HourlyBudget:
     def _hour(self) -> str:
         return self._clock().strftime("%Y-%m-%dT%H")
 
+    def _spent(self, tenant: str, now: str) -> tuple[int, float]:
+        """Tokens and USD the tenant has spent (or holds) in hour `now`; the caller holds the lock."""
+        hour, tok, usd = self._used.get(tenant, (now, 0, 0.0))
+        return (tok, usd) if hour == now else (0, 0.0)
+
     def remaining(self, tenant: str) -> tuple[int, float]:
         with self._lock:
-            hour, tok, usd = self._used.get(tenant, (self._hour(), 0, 0.0))
-            if hour != self._hour():
-                tok, usd = 0, 0.0
+            tok, usd = self._spent(tenant, self._hour())
             return self.tokens - tok, self.usd - usd
 
     def carry_from(self, other: HourlyBudget) -> None:
@@ -112,9 +115,7 @@ class HourlyBudget:
         holding are one step, so calls in flight at once never overrun the budget together."""
         with self._lock:
             now = self._hour()
-            hour, tok, spent = self._used.get(tenant, (now, 0, 0.0))
-            if hour != now:
-                tok, spent = 0, 0.0
+            tok, spent = self._spent(tenant, now)
             if self.tokens - tok < tokens or self.usd - spent < usd:
                 return None
             self._used[tenant] = (now, tok + tokens, spent + usd)
@@ -124,9 +125,7 @@ class HourlyBudget:
         """Replace a reservation by what the call cost (0 and 0.0 when it failed)."""
         with self._lock:
             now = self._hour()
-            hour, tok, spent = self._used.get(held.tenant, (now, 0, 0.0))
-            if hour != now:
-                tok, spent = 0, 0.0
+            tok, spent = self._spent(held.tenant, now)
             if now == held.hour:  # in a later hour the reservation went with its hour's spending
                 tok, spent = tok - held.tokens, spent - held.usd
             self._used[held.tenant] = (now, tok + tokens, spent + usd)

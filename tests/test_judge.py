@@ -140,7 +140,7 @@ def test_a_judge_has_calls_in_flight_together_and_still_never_overruns_its_budge
         else '{"verdict": "grounded", "confidence": 0.9}'
     )
     # Four calls at once, and room for two (each estimated at under 500 tokens, costing 420): each
-    # call's estimate is held before it is made, so the other two are refused, not sent.
+    # call's estimate is held before it is made, so the other three spans are refused, not sent.
     judge = _judge(judge_server, m, _Clock(), budget_tokens_per_hour=1000, concurrency=4)
     r = ScorerJob(judge, live.runtime.store, JobOptions(settle=timedelta(0))).run_once()
     assert len(judge_server.requests) == 2 and r.scored == 2
