@@ -66,6 +66,16 @@ def test_bad_env_value_names_the_variable(env: dict[str, str], named: str) -> No
     assert named in str(e.value)
 
 
+@pytest.mark.parametrize("value", ["0", "65", "many"])
+def test_a_bad_judge_concurrency_names_the_variable(value: str) -> None:
+    from driftline.config import ScorerSettings
+
+    with pytest.raises(ConfigError) as e:
+        load_settings(ScorerSettings, environ={"DRIFTLINE_JUDGE_CONCURRENCY": value})
+    assert "DRIFTLINE_JUDGE_CONCURRENCY" in str(e.value)
+    assert load_settings(ScorerSettings, environ={"DRIFTLINE_JUDGE_CONCURRENCY": "1"}).judge_concurrency == 1
+
+
 @pytest.mark.parametrize("value", ["-1", "many"])
 def test_a_bad_sign_in_limit_names_the_variable(value: str) -> None:
     with pytest.raises(ConfigError) as e:

@@ -325,6 +325,8 @@ def test_a_reply_outside_the_schema_is_an_error_score(judge_server: FakeJudge, t
         ({"prompt": "x", "output": {"labels": ["a"], "score_min": 1, "score_max": 0}}, "score_min must be below"),
         ({"prompt": "x", "output": {"labels": ["a"]}, "temprature": 0}, "Extra inputs are not permitted"),
         ({"prompt": "x", "output": {"labels": ["a"]}, "canary": {"file": "/nonexistent.jsonl"}}, "does not exist"),
+        ({"prompt": "x", "output": {"labels": ["a"]}, "concurrency": 0}, "concurrency"),
+        ({"prompt": "x", "output": {"labels": ["a"]}, "concurrency": 65}, "concurrency"),
     ],
 )
 def test_a_bad_judge_definition_stops_start_up_naming_it(tmp_path: Path, judge: dict[str, Any], message: str) -> None:
