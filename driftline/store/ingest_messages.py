@@ -144,10 +144,10 @@ def message_layers(below: str) -> str:
                     l2.append(f"{_is_json(f'{n}_v')} AS {n}_json")
                     l3.append(f"CAST([], {_lit(_MSG_TYPE)}) AS {n}_t")
                     continue
-                items = (
-                    f"multiIf(startsWith({n}_v, '['), JSONExtractArrayRaw({n}_v), "
-                    f"startsWith({n}_v, '{{') AND isValidJSON({n}_v), [{n}_v], [])"
-                )
+                # One message object: checked and wrapped as text emptied unless it starts with '{'
+                # (every branch is evaluated on every row, so a list is not parsed twice).
+                obj = f"if(startsWith({n}_v, '{{'), {n}_v, '')"
+                items = f"multiIf(startsWith({n}_v, '['), JSONExtractArrayRaw({n}_v), isValidJSON({obj}), [{obj}], [])"
                 l2.append(f"{items} AS {n}_items")
                 for k, layer in enumerate(_item_layers(n)):
                     mid[k] += layer
@@ -348,10 +348,9 @@ def text_columns(below: str, limit: int) -> str:
         )
         return f"arrayMap(x -> if(position(x, '|') > 0, if({gave}, '', splitByChar('|', x)[2]), x), _{slot}_other)"
 
-    escapes = (
-        "arrayExists(t -> multiSearchAny(concat(t.3, t.4, ifNull(t.5, '')), "
-        f"{_JSON_DIFFERS}), arrayConcat(_in_msgs, _out_msgs))"
-    )
+    # each text searched where it is (a concat of them, or of the two lists, would copy every text)
+    differs = " OR ".join(f"multiSearchAny({x}, {_JSON_DIFFERS})" for x in ("t.3", "t.4", "ifNull(t.5, '')"))
+    escapes = any_of(f"arrayExists(t -> {differs}, _in_msgs)", f"arrayExists(t -> {differs}, _out_msgs)")
     tool_empty = all_of("operation = 'execute_tool'", any_of("empty(_input_text)", "empty(_output_text)"))
     reasons = (
         f"arrayConcat(_in_shape, _out_shape, {no_text('in')}, {no_text('out')}, [_sys_deferred, "
@@ -362,7 +361,8 @@ def text_columns(below: str, limit: int) -> str:
         "'long_text', ''), "
         f"if({tool_empty}, 'tool_text', '')])"
     )
-    drop = "arrayFilter(k -> k != '', [_in_key, _out_key])"
+    # derive.py leaves out the attribute a slot's messages came from whole (_<slot>_key, '' if none)
+    kept_attr = "if(k = '', 1, if(k = _in_key, 0, k != _out_key))"
     helpers = (*passed_columns(), "_deferred0", "_in_mtext", "_out_mtext", "_input_text", "_output_text")
     return (
         f"SELECT * EXCEPT ({', '.join(helpers)}), "
@@ -371,6 +371,6 @@ def text_columns(below: str, limit: int) -> str:
         "AS input_text_fallback, "
         "if(_out_mtext != '', '', _output_text) AS output_text_fallback, "
         "'' AS tool_calls, "
-        f"mapFilter((k, v) -> NOT has({drop}, k), attributes_all) AS attributes "
+        f"mapFilter((k, v) -> {kept_attr}, attributes_all) AS attributes "
         f"FROM ({texts})"
     )

@@ -418,12 +418,17 @@ def span_rows_sql(
     )
     # Layers, each reading the one below as columns: an alias used twice in one SELECT is analyzed
     # twice (with everything it refers to), a column of a subquery once.
+    # The attributes the chains read as counts (their keys and texts, in the span's order), so
+    # that the conversions and the count map see those few values, not every attribute's text.
+    counted = (
+        f"SELECT *, arrayFilter(k -> k IN {_tuple(_COUNT_KEYS)}, a_keys) AS _c_keys, "
+        f"arrayFilter((t, k) -> k IN {_tuple(_COUNT_KEYS)}, a_vals, a_keys) AS _c_vals FROM ({inner})"
+    )
     maps = (
-        "SELECT *, mapFromArrays(a_keys, a_vals) AS a, "
+        "SELECT * EXCEPT (_c_keys, _c_vals), mapFromArrays(a_keys, a_vals) AS a, "
         # every attribute read as a count once: one conversion in the SQL, not one per count key
-        f"mapFromArrays(a_keys, arrayMap(t -> {_to_int('t')}, a_vals)) AS ai, "
-        f"arrayExists((k, t) -> {_odd_count(f'if(k IN {_tuple(_COUNT_KEYS)}, t, {_lit(chr(48))})')}, a_keys, a_vals) "
-        f"AS _odd_count FROM ({inner})"
+        f"mapFromArrays(_c_keys, arrayMap(t -> {_to_int('t')}, _c_vals)) AS ai, "
+        f"arrayExists(t -> {_odd_count('t')}, _c_vals) AS _odd_count FROM ({counted})"
     )
     fams = (
         "arrayFilter(x -> x != '', [" + ", ".join(f"if({_family(n)}, {_lit(n)}, '')" for n in FAMILIES) + "]) AS fams"
