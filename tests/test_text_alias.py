@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
@@ -16,7 +18,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from driftline.collector.batch import rows_to_table
 from driftline.collector.normalize import Normalizer
 from driftline.store import Store, StoreConfig
-from driftline.store.columns import SPAN_COLUMNS
+from driftline.store.columns import SPAN_COLUMNS, SPAN_READ_COLUMNS, with_texts
 from driftline.store.queries.traces import get_trace
 from driftline.store.schema import MIGRATIONS
 from tests.support.sql import admin_client, admin_rows
@@ -134,3 +136,55 @@ def test_old_layout_migrates_without_changing_what_reads_see(store_url: str, dat
         with admin_client(s) as c:
             c.command(f"DROP DATABASE IF EXISTS {database}")
         s.close()
+
+
+# Message lists as stored, and what else a message column might hold: any JSON a row could carry.
+_TEXT = st.text(max_size=12)
+_CONTENT = st.one_of(
+    _TEXT, st.just(""), st.none(), st.integers(), st.lists(st.fixed_dictionaries({"text": _TEXT}), max_size=2)
+)
+_ROLE = st.one_of(
+    st.sampled_from(["user", "assistant", "model", "system", "tool", "User", ""]), st.integers(), st.none()
+)
+_MESSAGE = st.one_of(
+    st.fixed_dictionaries({"role": _ROLE, "content": _CONTENT}),
+    st.fixed_dictionaries({"role": _ROLE}),
+    st.fixed_dictionaries({"content": _CONTENT}),
+    _TEXT,
+    st.none(),
+)
+_MESSAGES = st.one_of(
+    st.lists(_MESSAGE, max_size=5).map(json.dumps),
+    st.lists(_MESSAGE, max_size=3).map(lambda ms: json.dumps(ms, ensure_ascii=False)),
+    st.just(""),
+    st.sampled_from(['{"role": "user", "content": "not a list"}', '"text"', "[", "[{]", "null"]),
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rows=st.lists(
+        st.tuples(_MESSAGES, _MESSAGES, st.one_of(st.just(""), _TEXT), st.one_of(st.just(""), _TEXT)),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_a_read_computes_the_texts_as_the_alias_columns_do(store: Store, rows: list[tuple[str, str, str, str]]) -> None:
+    """with_texts (the trace read's texts, computed in Python) against the ALIAS SQL, on the same stored rows."""
+    trace = "%032x" % (hash(tuple(rows)) & (2**128 - 1))
+    spans = [
+        {"trace_id": trace, "span_id": f"{i + 1:016x}", "start_time": T0 + i, "end_time": T0 + i + 1,
+         "input_messages": ins, "output_messages": outs, "input_text_fallback": in_fb, "output_text_fallback": out_fb}
+        for i, (ins, outs, in_fb, out_fb) in enumerate(rows)
+    ]  # fmt: skip
+    store.insert_arrow("spans", rows_to_table("acme", spans))
+    by_sql = admin_rows(
+        store,
+        "SELECT * EXCEPT (tenant) , input_text, output_text FROM {db}.spans FINAL "
+        "WHERE tenant = 'acme' AND trace_id = {trace:String} ORDER BY span_id",
+        {"trace": trace},
+    )
+    assert len(by_sql) == len(rows)
+    for r in by_sql:
+        assert with_texts(r) == {c: r[c] for c in SPAN_READ_COLUMNS}, r["span_id"]
+    assert [r["input_text"] for r in get_trace(store, "acme", trace)] == [r["input_text"] for r in by_sql]

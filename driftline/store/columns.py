@@ -17,8 +17,9 @@ Token accounting (one rule for every convention):
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
+import orjson
 import pyarrow as pa
 
 __all__ = [
@@ -29,8 +30,11 @@ __all__ = [
     "PIPELINE_COLUMNS",
     "SPAN_COLUMNS",
     "SPAN_READ_COLUMNS",
+    "SPAN_STORED_READ_COLUMNS",
     "TEXT_FALLBACKS",
     "column_defaults",
+    "last_message_text",
+    "with_texts",
 ]
 
 _STR = pa.string()
@@ -41,9 +45,13 @@ _MAP = pa.map_(pa.string(), pa.string())
 
 
 def _last_message_text(column: str, roles: str) -> str:
-    """SQL for collector/conventions/derive.py `_last_plain` on a stored JSON message list."""
+    """SQL for collector/conventions/derive.py `_last_plain` on a stored JSON message list: the last
+    message in `roles` whose content is a non-empty string. The content's type is checked apart:
+    JSONExtractString renders a number, list or object as text (ClickHouse 24 and later), which
+    would pick a message `_last_plain` skips."""
     return (
         f"JSONExtractString(arrayLast(m -> JSONExtractString(m, 'role') IN ({roles}) "
+        "AND JSONType(m, 'content') = 'String' "
         f"AND JSONExtractString(m, 'content') != '', JSONExtractArrayRaw({column})), 'content')"
     )
 
@@ -127,6 +135,51 @@ TEXT_FALLBACKS: Final = {"input_text_fallback": "input_text", "output_text_fallb
 SPAN_READ_COLUMNS: Final[list[str]] = [
     name for name, _, _ in SPAN_COLUMNS if name != "tenant" and name not in TEXT_FALLBACKS
 ]
+
+
+# The ALIAS text columns' arguments: column -> (its fallback column, the message list it reads, roles).
+_TEXT_SOURCES: Final = {
+    "input_text": ("input_text_fallback", "input_messages", ("user",)),
+    "output_text": ("output_text_fallback", "output_messages", ("assistant", "model")),
+}
+# SPAN_READ_COLUMNS with the stored fallback in each ALIAS text column's place: a read of a few
+# spans selects these and computes the texts with `with_texts`. The ALIAS expressions' JSON
+# functions and lambdas cost the engine ~3 ms to plan in every query that names them, more than
+# reading one trace's spans takes.
+SPAN_STORED_READ_COLUMNS: Final[list[str]] = [
+    _TEXT_SOURCES[c][0] if c in _TEXT_SOURCES else c for c in SPAN_READ_COLUMNS
+]
+
+
+def last_message_text(messages: str, roles: tuple[str, ...]) -> str:
+    """What `_last_message_text`'s SQL returns for a stored JSON message list: the content of the
+    last message in `roles` whose content is a non-empty string; '' when there is none or the JSON
+    is not a list (tests/test_text_alias.py checks the two agree)."""
+    try:
+        items = orjson.loads(messages)
+    except orjson.JSONDecodeError:
+        return ""
+    if not isinstance(items, list):
+        return ""
+    for m in reversed(items):
+        if isinstance(m, dict) and m.get("role") in roles:
+            content = m.get("content")
+            if isinstance(content, str) and content:
+                return content
+    return ""
+
+
+def with_texts(row: dict[str, Any]) -> dict[str, Any]:
+    """A row read with SPAN_STORED_READ_COLUMNS as SPAN_READ_COLUMNS reads it: `input_text` and
+    `output_text` as INPUT_TEXT_EXPR / OUTPUT_TEXT_EXPR compute them, the fallbacks left out."""
+    out: dict[str, Any] = {}
+    for name in SPAN_READ_COLUMNS:
+        if name in _TEXT_SOURCES:
+            fallback, messages, roles = _TEXT_SOURCES[name]
+            out[name] = row[fallback] or last_message_text(row[messages], roles)
+        else:
+            out[name] = row[name]
+    return out
 
 
 def column_defaults() -> dict[str, object]:

@@ -40,8 +40,8 @@ CREATE TABLE IF NOT EXISTS driftline.spans_local ON CLUSTER prod (
     `output_messages` String CODEC(ZSTD(3)),
     `input_text_fallback` String CODEC(ZSTD(3)),
     `output_text_fallback` String CODEC(ZSTD(3)),
-    `input_text` String ALIAS if(input_text_fallback != '', input_text_fallback, JSONExtractString(arrayLast(m -> JSONExtractString(m, 'role') IN ('user') AND JSONExtractString(m, 'content') != '', JSONExtractArrayRaw(input_messages)), 'content')),
-    `output_text` String ALIAS if(output_text_fallback != '', output_text_fallback, JSONExtractString(arrayLast(m -> JSONExtractString(m, 'role') IN ('assistant', 'model') AND JSONExtractString(m, 'content') != '', JSONExtractArrayRaw(output_messages)), 'content')),
+    `input_text` String ALIAS if(input_text_fallback != '', input_text_fallback, JSONExtractString(arrayLast(m -> JSONExtractString(m, 'role') IN ('user') AND JSONType(m, 'content') = 'String' AND JSONExtractString(m, 'content') != '', JSONExtractArrayRaw(input_messages)), 'content')),
+    `output_text` String ALIAS if(output_text_fallback != '', output_text_fallback, JSONExtractString(arrayLast(m -> JSONExtractString(m, 'role') IN ('assistant', 'model') AND JSONType(m, 'content') = 'String' AND JSONExtractString(m, 'content') != '', JSONExtractArrayRaw(output_messages)), 'content')),
     `system_prompt` String CODEC(ZSTD(3)),
     `tool_calls` String CODEC(ZSTD(3)),
     `tool_name` LowCardinality(String),
@@ -145,11 +145,11 @@ ALTER TABLE driftline.spans ON CLUSTER prod
 
 -- migration 3: message texts stored once: input_text / output_text as ALIAS columns
 ALTER TABLE driftline.spans_local ON CLUSTER prod
-    ADD COLUMN IF NOT EXISTS input_text String ALIAS if(input_text_fallback != '', input_text_fallback, JSONExtractString(arrayLast(m -> JSONExtractString(m, 'role') IN ('user') AND JSONExtractString(m, 'content') != '', JSONExtractArrayRaw(input_messages)), 'content')), ADD COLUMN IF NOT EXISTS output_text String ALIAS if(output_text_fallback != '', output_text_fallback, JSONExtractString(arrayLast(m -> JSONExtractString(m, 'role') IN ('assistant', 'model') AND JSONExtractString(m, 'content') != '', JSONExtractArrayRaw(output_messages)), 'content'));
+    ADD COLUMN IF NOT EXISTS input_text String ALIAS if(input_text_fallback != '', input_text_fallback, JSONExtractString(arrayLast(m -> JSONExtractString(m, 'role') IN ('user') AND JSONType(m, 'content') = 'String' AND JSONExtractString(m, 'content') != '', JSONExtractArrayRaw(input_messages)), 'content')), ADD COLUMN IF NOT EXISTS output_text String ALIAS if(output_text_fallback != '', output_text_fallback, JSONExtractString(arrayLast(m -> JSONExtractString(m, 'role') IN ('assistant', 'model') AND JSONType(m, 'content') = 'String' AND JSONExtractString(m, 'content') != '', JSONExtractArrayRaw(output_messages)), 'content'));
 
 -- migration 3: message texts stored once: input_text / output_text as ALIAS columns
 ALTER TABLE driftline.spans ON CLUSTER prod
-    ADD COLUMN IF NOT EXISTS input_text String ALIAS if(input_text_fallback != '', input_text_fallback, JSONExtractString(arrayLast(m -> JSONExtractString(m, 'role') IN ('user') AND JSONExtractString(m, 'content') != '', JSONExtractArrayRaw(input_messages)), 'content')), ADD COLUMN IF NOT EXISTS output_text String ALIAS if(output_text_fallback != '', output_text_fallback, JSONExtractString(arrayLast(m -> JSONExtractString(m, 'role') IN ('assistant', 'model') AND JSONExtractString(m, 'content') != '', JSONExtractArrayRaw(output_messages)), 'content'));
+    ADD COLUMN IF NOT EXISTS input_text String ALIAS if(input_text_fallback != '', input_text_fallback, JSONExtractString(arrayLast(m -> JSONExtractString(m, 'role') IN ('user') AND JSONType(m, 'content') = 'String' AND JSONExtractString(m, 'content') != '', JSONExtractArrayRaw(input_messages)), 'content')), ADD COLUMN IF NOT EXISTS output_text String ALIAS if(output_text_fallback != '', output_text_fallback, JSONExtractString(arrayLast(m -> JSONExtractString(m, 'role') IN ('assistant', 'model') AND JSONType(m, 'content') = 'String' AND JSONExtractString(m, 'content') != '', JSONExtractArrayRaw(output_messages)), 'content'));
 
 -- migration 4: feedback
 CREATE TABLE IF NOT EXISTS driftline.feedback ON CLUSTER prod (

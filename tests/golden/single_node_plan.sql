@@ -37,8 +37,8 @@ CREATE TABLE IF NOT EXISTS driftline.spans (
     `output_messages` String CODEC(ZSTD(3)),
     `input_text_fallback` String CODEC(ZSTD(3)),
     `output_text_fallback` String CODEC(ZSTD(3)),
-    `input_text` String ALIAS if(input_text_fallback != '', input_text_fallback, JSONExtractString(arrayLast(m -> JSONExtractString(m, 'role') IN ('user') AND JSONExtractString(m, 'content') != '', JSONExtractArrayRaw(input_messages)), 'content')),
-    `output_text` String ALIAS if(output_text_fallback != '', output_text_fallback, JSONExtractString(arrayLast(m -> JSONExtractString(m, 'role') IN ('assistant', 'model') AND JSONExtractString(m, 'content') != '', JSONExtractArrayRaw(output_messages)), 'content')),
+    `input_text` String ALIAS if(input_text_fallback != '', input_text_fallback, JSONExtractString(arrayLast(m -> JSONExtractString(m, 'role') IN ('user') AND JSONType(m, 'content') = 'String' AND JSONExtractString(m, 'content') != '', JSONExtractArrayRaw(input_messages)), 'content')),
+    `output_text` String ALIAS if(output_text_fallback != '', output_text_fallback, JSONExtractString(arrayLast(m -> JSONExtractString(m, 'role') IN ('assistant', 'model') AND JSONType(m, 'content') = 'String' AND JSONExtractString(m, 'content') != '', JSONExtractArrayRaw(output_messages)), 'content')),
     `system_prompt` String CODEC(ZSTD(3)),
     `tool_calls` String CODEC(ZSTD(3)),
     `tool_name` LowCardinality(String),
@@ -128,7 +128,7 @@ ORDER BY (tenant, scorer, scorer_version, shard);
 ALTER TABLE driftline.spans RENAME COLUMN input_text TO input_text_fallback, RENAME COLUMN output_text TO output_text_fallback;
 
 -- migration 3: message texts stored once: input_text / output_text as ALIAS columns
-ALTER TABLE driftline.spans ADD COLUMN IF NOT EXISTS input_text String ALIAS if(input_text_fallback != '', input_text_fallback, JSONExtractString(arrayLast(m -> JSONExtractString(m, 'role') IN ('user') AND JSONExtractString(m, 'content') != '', JSONExtractArrayRaw(input_messages)), 'content')), ADD COLUMN IF NOT EXISTS output_text String ALIAS if(output_text_fallback != '', output_text_fallback, JSONExtractString(arrayLast(m -> JSONExtractString(m, 'role') IN ('assistant', 'model') AND JSONExtractString(m, 'content') != '', JSONExtractArrayRaw(output_messages)), 'content'));
+ALTER TABLE driftline.spans ADD COLUMN IF NOT EXISTS input_text String ALIAS if(input_text_fallback != '', input_text_fallback, JSONExtractString(arrayLast(m -> JSONExtractString(m, 'role') IN ('user') AND JSONType(m, 'content') = 'String' AND JSONExtractString(m, 'content') != '', JSONExtractArrayRaw(input_messages)), 'content')), ADD COLUMN IF NOT EXISTS output_text String ALIAS if(output_text_fallback != '', output_text_fallback, JSONExtractString(arrayLast(m -> JSONExtractString(m, 'role') IN ('assistant', 'model') AND JSONType(m, 'content') = 'String' AND JSONExtractString(m, 'content') != '', JSONExtractArrayRaw(output_messages)), 'content'));
 
 -- migration 4: feedback
 CREATE TABLE IF NOT EXISTS driftline.feedback (

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from driftline.store.columns import SPAN_READ_COLUMNS
+from driftline.store.columns import SPAN_STORED_READ_COLUMNS, with_texts
 from driftline.store.queries._summary import (
     COST,
     FINAL,
@@ -314,9 +314,10 @@ def get_trace(store: Store, tenant: str, trace_id: str) -> list[dict[str, Any]]:
     """Every span of the trace, by start time, in one query of two steps: the trace's span start
     range from `trace_index` (sorted by trace id in small granules, a scalar subquery the engine
     runs before it picks granules), then the spans in that range only, found by the primary key:
-    one granule of the spans table instead of one in every part."""
-    cols = ", ".join(f"`{c}`" for c in SPAN_READ_COLUMNS)
-    return store._reader.rows(
+    one granule of the spans table instead of one in every part. The message texts are computed
+    from the stored columns here (`with_texts`), not by the ALIAS columns' SQL."""
+    cols = ", ".join(f"`{c}`" for c in SPAN_STORED_READ_COLUMNS)
+    rows = store._reader.rows(
         tenant,
         "WITH (SELECT (min(first_start), max(last_start)) FROM {db}.trace_index "
         "WHERE tenant = {tenant:String} AND trace_id = {trace_id:String}) AS bounds "
@@ -327,6 +328,7 @@ def get_trace(store: Store, tenant: str, trace_id: str) -> list[dict[str, Any]]:
         "SETTINGS max_threads = 1",
         {"trace_id": trace_id},
     )
+    return [with_texts(r) for r in rows]
 
 
 def trace_scores(store: Store, tenant: str, trace_id: str) -> list[dict[str, Any]]:
