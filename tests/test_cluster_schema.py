@@ -86,7 +86,7 @@ def test_every_statement_of_the_plan_parses(parse, layout: ClusterLayout | None)
     assert len(statements) >= 2 + sum(len(m.statements) for m in MIGRATIONS)
     for heading, sql in statements:
         canonical = parse(sql)
-        assert canonical.split()[0] in {"CREATE", "ALTER", "INSERT", "SELECT", "DROP", "OPTIMIZE"}, sql
+        assert canonical.split()[0] in {"CREATE", "ALTER", "INSERT", "SELECT", "DROP", "OPTIMIZE", "EXCHANGE"}, sql
         if (
             layout is not None
             and not heading.startswith("connect")
@@ -187,6 +187,16 @@ def test_rules_for_statements_a_later_migration_may_add() -> None:
     assert render_statement(
         "ALTER TABLE {db}.scores MODIFY TTL toDateTime(span_start_time) + INTERVAL 7 DAY", CLUSTER
     ) == ["ALTER TABLE {db}.scores_local ON CLUSTER prod\n    MODIFY TTL toDateTime(span_start_time) + INTERVAL 7 DAY"]
+    # A swap of two sharded tables swaps their local tables on every node (the fronts follow by name);
+    # a sharded table is never swapped with one placed everywhere.
+    assert render_statement("EXCHANGE TABLES {db}.spans AND {db}.spans_v18", CLUSTER) == [
+        "EXCHANGE TABLES {db}.spans_local AND {db}.spans_v18_local ON CLUSTER prod"
+    ]
+    assert render_statement("EXCHANGE TABLES {db}.feedback AND {db}.feedback_v2", CLUSTER) == [
+        "EXCHANGE TABLES {db}.feedback AND {db}.feedback_v2 ON CLUSTER prod"
+    ]
+    with pytest.raises(ClusterRenderError, match="one is sharded"):
+        render_statement("EXCHANGE TABLES {db}.spans AND {db}.feedback", CLUSTER)
     # What the rules cannot place is refused with the reason, never guessed.
     with pytest.raises(ClusterRenderError, match="write them as two statements"):
         render_statement("ALTER TABLE {db}.spans ADD COLUMN x String, ADD INDEX i x TYPE set(0) GRANULARITY 1", CLUSTER)

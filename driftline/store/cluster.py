@@ -162,6 +162,7 @@ _CREATE_VIEW = re.compile(r"^CREATE (?:OR REPLACE )?VIEW (?:IF NOT EXISTS )?\{db
 _ALTER = re.compile(r"^ALTER TABLE \{db\}\.(\w+)\s+", re.S)
 _DROP = re.compile(r"^DROP (TABLE|VIEW) IF EXISTS \{db\}\.(\w+)\s*$", re.S)
 _OPTIMIZE = re.compile(r"^OPTIMIZE TABLE \{db\}\.(\w+)\b", re.S)
+_EXCHANGE = re.compile(r"^EXCHANGE TABLES \{db\}\.(\w+) AND \{db\}\.(\w+)\s*$", re.S)
 _ENGINE = re.compile(r"\bENGINE\s*=\s*(\w*)MergeTree\b(\s*\()?")
 _ORDER_BY = re.compile(r"\bORDER BY\s+(\([^)]*\)|\S+)")
 # ALTER commands that change the column list (the Distributed front must follow) ...
@@ -295,6 +296,13 @@ def render_statement(stmt: str, layout: ClusterLayout) -> list[str]:
         if not layout.is_sharded(m.group(1)):  # one table replicated everywhere, as for ALTER
             return [sql]
         return [f"OPTIMIZE TABLE {{db}}.{layout.storage_table(m.group(1))}{layout.on}" + sql[m.end() :]]
+    if m := _EXCHANGE.match(sql):
+        # A name swap is no replicated operation: it runs on every node. Sharded tables swap their
+        # local tables; each Distributed front names its local table, so the fronts follow.
+        a, b = m.groups()
+        if layout.is_sharded(a) != layout.is_sharded(b):
+            raise ClusterRenderError(f"EXCHANGE TABLES {a} AND {b}: one is sharded and the other is not")
+        return [f"EXCHANGE TABLES {{db}}.{layout.storage_table(a)} AND {{db}}.{layout.storage_table(b)}{layout.on}"]
     if re.match(r"^(INSERT INTO|SELECT)\b", sql):
         # Runs once, through the Distributed fronts: the rows are spread like any insert.
         return [sql]

@@ -578,6 +578,76 @@ _TRACE_LOOKUP = (
 # insert into spans sorted and wrote it, and merges rebuilt it.
 _NO_BY_TRACE = ("ALTER TABLE {db}.spans DROP PROJECTION IF EXISTS by_trace",)
 
+# Spans and scores in granules of 1024 rows compressed in blocks of a few KB (migration 18). A trace
+# by id reads one trace's spans (a few rows) and scores: a granule of each column, decompressed
+# whole. The tables' default granules of ~6,000 (spans) and 8,192 (scores) rows, in blocks of up to
+# 1 MB, made that read decompress megabytes of message text for a few rows. Granule size is fixed
+# when a table is created, so each table is rebuilt beside itself and swapped in:
+# - a view copies what is written meanwhile, so nothing written during the copy is missed (a row
+#   copied twice is one row: the tables replace by key, and readers use FINAL);
+# - the rows are copied day by day, by column name (an old table's columns may be in another order);
+# - EXCHANGE swaps the two names atomically; the views on `spans` and `scores` (trace_rows,
+#   trace_index) follow the name, so they see every insert into the new table. The swap runs while
+#   the table that stores the rows still has the old granules, so a migration run again after the
+#   swap does not swap back.
+_SMALL_GRANULES = "index_granularity = 1024, min_compress_block_size = 4096, max_compress_block_size = 65536"
+
+
+def _with_small_granules(ddl: str, table: str, new: str) -> str:
+    out = ddl.replace(f"{{db}}.{table} (", f"{{db}}.{new} (", 1).rstrip() + f"\nSETTINGS {_SMALL_GRANULES}\n"
+    assert f"{new} (" in out, table
+    return out
+
+
+def _stored_columns(ddl: str) -> list[str]:
+    """The columns a CREATE TABLE stores (not ALIAS or MATERIALIZED, not INDEX lines)."""
+    body = re.sub(r"--[^\n]*", "", ddl[ddl.index("(") + 1 : ddl.rindex(")\n")])
+    names = []
+    for item in re.split(r",\s*\n", body):
+        m = re.match(r"`?(\w+)`?\s+(.*)", item.strip(), re.S)
+        if m and m.group(1) != "INDEX" and not re.search(r"\b(ALIAS|MATERIALIZED)\b", m.group(2)):
+            names.append(m.group(1))
+    return names
+
+
+def _rebuilt(table: str, ddl: str, day_column: str) -> tuple[str | Guarded | PerDay, ...]:
+    # Named for this migration, not `<table>_next`: on a cluster a replicated table's Keeper path
+    # holds the name it was created under, and the rebuilt table keeps that path after the swap.
+    new = f"{table}_v18"
+    cols = ", ".join(f"`{c}`" for c in _stored_columns(ddl))
+    copy = f"SELECT {cols} FROM {{db}}.{table}"
+    return (
+        _with_small_granules(ddl, table, new),
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.{new}_copy TO {{db}}.{new} AS {copy}",
+        PerDay(f"INSERT INTO {{db}}.{new} ({cols}) {copy} WHERE toDate({day_column}) = toDate('{{day}}')", table),
+        Guarded(
+            f"EXCHANGE TABLES {{db}}.{table} AND {{db}}.{new}",
+            # The table that stores the rows (its local table on a cluster) still has the old granules.
+            "SELECT count() FROM system.tables WHERE database = '{db}' "
+            f"AND name IN ('{table}', '{table}_local') AND engine LIKE '%MergeTree' "
+            "AND position(engine_full, 'index_granularity = 1024') = 0",
+        ),
+        f"DROP VIEW IF EXISTS {{db}}.{new}_copy",
+        f"DROP TABLE IF EXISTS {{db}}.{new}",
+    )
+
+
+# The spans table as migrations 1, 3 and 5 left it (its projection dropped by 15).
+_SPANS_NOW = _SPANS.replace(
+    "    INDEX idx_trace_id trace_id TYPE bloom_filter(0.001) GRANULARITY 1\n",
+    "    INDEX idx_trace_id trace_id TYPE bloom_filter(0.001) GRANULARITY 1,\n"
+    "    INDEX idx_session_id session_id TYPE bloom_filter(0.01) GRANULARITY 1,\n"
+    "    INDEX idx_user_id user_id TYPE bloom_filter(0.01) GRANULARITY 1\n",
+)
+_SMALL_GRANULE_TABLES = (
+    *_rebuilt("spans", _SPANS_NOW, "start_time"),
+    # The rebuilt table has the text columns' ALIAS of today (a message's content must be a string,
+    # as the normalizer decides: store/columns.py); on a cluster the Distributed front has its own.
+    f"ALTER TABLE {{db}}.spans MODIFY COLUMN input_text String ALIAS {INPUT_TEXT_EXPR}, "
+    f"MODIFY COLUMN output_text String ALIAS {OUTPUT_TEXT_EXPR}",
+    *_rebuilt("scores", _SCORES, "span_start_time"),
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "spans, scores, review_items", (_SPANS, _SCORES, _REVIEW_ITEMS)),
     Migration(2, "scorer_state", (_SCORER_STATE,)),
@@ -600,6 +670,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(15, "spans: the by_trace projection dropped (trace_index replaced it)", _NO_BY_TRACE),
     Migration(16, "trace_rows: by_session projection for the sessions list", _BY_SESSION),
     Migration(17, "trace_rows: each row's highest hallucination score", _HALLUCINATION_MAX),
+    Migration(18, "spans, scores: rebuilt in small granules and compression blocks", _SMALL_GRANULE_TABLES),
 )
 
 # Tables whose TTL follows `retention_days`: (table, TTL expression column).

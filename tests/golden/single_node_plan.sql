@@ -582,3 +582,126 @@ ALTER TABLE driftline.trace_rows ADD COLUMN IF NOT EXISTS hallucination_max Simp
 -- migration 17: trace_rows: each row's highest hallucination score
 ALTER TABLE driftline.trace_rows MATERIALIZE COLUMN hallucination_max;
 
+-- migration 18: spans, scores: rebuilt in small granules and compression blocks
+CREATE TABLE IF NOT EXISTS driftline.spans_v18 (
+    `tenant` LowCardinality(String),
+    `trace_id` String,
+    `span_id` String,
+    `parent_span_id` String,
+    `start_time` DateTime64(9, 'UTC'),
+    `end_time` DateTime64(9, 'UTC'),
+    `duration_ms` Float64,
+    `name` String,
+    `kind` LowCardinality(String),
+    `status_code` LowCardinality(String),
+    `status_message` String CODEC(ZSTD(3)),
+    `service` LowCardinality(String),
+    `release` LowCardinality(String),
+    `environment` LowCardinality(String),
+    `scope_name` LowCardinality(String),
+    `operation` LowCardinality(String),
+    `provider` LowCardinality(String),
+    `request_model` LowCardinality(String),
+    `response_model` LowCardinality(String),
+    `input_tokens` Nullable(Int64),
+    `output_tokens` Nullable(Int64),
+    `total_tokens` Nullable(Int64),
+    `cache_read_tokens` Nullable(Int64),
+    `cache_creation_tokens` Nullable(Int64),
+    `reasoning_tokens` Nullable(Int64),
+    `cost_usd` Nullable(Float64),
+    `cost_source` LowCardinality(String),
+    `input_messages` String CODEC(ZSTD(3)),
+    `output_messages` String CODEC(ZSTD(3)),
+    `input_text_fallback` String CODEC(ZSTD(3)),
+    `output_text_fallback` String CODEC(ZSTD(3)),
+    `input_text` String ALIAS if(input_text_fallback != '', input_text_fallback, JSONExtractString(arrayLast(m -> JSONExtractString(m, 'role') IN ('user') AND JSONType(m, 'content') = 'String' AND JSONExtractString(m, 'content') != '', JSONExtractArrayRaw(input_messages)), 'content')),
+    `output_text` String ALIAS if(output_text_fallback != '', output_text_fallback, JSONExtractString(arrayLast(m -> JSONExtractString(m, 'role') IN ('assistant', 'model') AND JSONType(m, 'content') = 'String' AND JSONExtractString(m, 'content') != '', JSONExtractArrayRaw(output_messages)), 'content')),
+    `system_prompt` String CODEC(ZSTD(3)),
+    `tool_calls` String CODEC(ZSTD(3)),
+    `tool_name` LowCardinality(String),
+    `tool_call_id` String,
+    `tool_arguments` String CODEC(ZSTD(3)),
+    `tool_result` String CODEC(ZSTD(3)),
+    `tool_error` String CODEC(ZSTD(3)),
+    `retrieved_documents` String CODEC(ZSTD(3)),
+    `finish_reason` LowCardinality(String),
+    `error_type` LowCardinality(String),
+    `user_id` String,
+    `session_id` String,
+    `conversation_id` String,
+    `agent_name` LowCardinality(String),
+    `ttft_ms` Nullable(Float64),
+    `events` String CODEC(ZSTD(3)),
+    `attributes` Map(String, String) CODEC(ZSTD(3)),
+    `resource_attributes` Map(String, String) CODEC(ZSTD(3)),
+    `ingested_at` DateTime64(3, 'UTC'),
+    INDEX idx_trace_id trace_id TYPE bloom_filter(0.001) GRANULARITY 1,
+    INDEX idx_session_id session_id TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_user_id user_id TYPE bloom_filter(0.01) GRANULARITY 1
+)
+ENGINE = ReplacingMergeTree(ingested_at)
+PARTITION BY toDate(start_time)
+ORDER BY (tenant, start_time, trace_id, span_id)
+TTL toDateTime(start_time) + INTERVAL 30 DAY
+SETTINGS index_granularity = 1024, min_compress_block_size = 4096, max_compress_block_size = 65536;
+
+-- migration 18: spans, scores: rebuilt in small granules and compression blocks
+CREATE MATERIALIZED VIEW IF NOT EXISTS driftline.spans_v18_copy TO driftline.spans_v18 AS SELECT `tenant`, `trace_id`, `span_id`, `parent_span_id`, `start_time`, `end_time`, `duration_ms`, `name`, `kind`, `status_code`, `status_message`, `service`, `release`, `environment`, `scope_name`, `operation`, `provider`, `request_model`, `response_model`, `input_tokens`, `output_tokens`, `total_tokens`, `cache_read_tokens`, `cache_creation_tokens`, `reasoning_tokens`, `cost_usd`, `cost_source`, `input_messages`, `output_messages`, `input_text_fallback`, `output_text_fallback`, `system_prompt`, `tool_calls`, `tool_name`, `tool_call_id`, `tool_arguments`, `tool_result`, `tool_error`, `retrieved_documents`, `finish_reason`, `error_type`, `user_id`, `session_id`, `conversation_id`, `agent_name`, `ttft_ms`, `events`, `attributes`, `resource_attributes`, `ingested_at` FROM driftline.spans;
+
+-- migration 18: spans, scores: rebuilt in small granules and compression blocks (PerDay: table=spans)
+INSERT INTO driftline.spans_v18 (`tenant`, `trace_id`, `span_id`, `parent_span_id`, `start_time`, `end_time`, `duration_ms`, `name`, `kind`, `status_code`, `status_message`, `service`, `release`, `environment`, `scope_name`, `operation`, `provider`, `request_model`, `response_model`, `input_tokens`, `output_tokens`, `total_tokens`, `cache_read_tokens`, `cache_creation_tokens`, `reasoning_tokens`, `cost_usd`, `cost_source`, `input_messages`, `output_messages`, `input_text_fallback`, `output_text_fallback`, `system_prompt`, `tool_calls`, `tool_name`, `tool_call_id`, `tool_arguments`, `tool_result`, `tool_error`, `retrieved_documents`, `finish_reason`, `error_type`, `user_id`, `session_id`, `conversation_id`, `agent_name`, `ttft_ms`, `events`, `attributes`, `resource_attributes`, `ingested_at`) SELECT `tenant`, `trace_id`, `span_id`, `parent_span_id`, `start_time`, `end_time`, `duration_ms`, `name`, `kind`, `status_code`, `status_message`, `service`, `release`, `environment`, `scope_name`, `operation`, `provider`, `request_model`, `response_model`, `input_tokens`, `output_tokens`, `total_tokens`, `cache_read_tokens`, `cache_creation_tokens`, `reasoning_tokens`, `cost_usd`, `cost_source`, `input_messages`, `output_messages`, `input_text_fallback`, `output_text_fallback`, `system_prompt`, `tool_calls`, `tool_name`, `tool_call_id`, `tool_arguments`, `tool_result`, `tool_error`, `retrieved_documents`, `finish_reason`, `error_type`, `user_id`, `session_id`, `conversation_id`, `agent_name`, `ttft_ms`, `events`, `attributes`, `resource_attributes`, `ingested_at` FROM driftline.spans WHERE toDate(start_time) = toDate('{day}');
+
+-- migration 18: spans, scores: rebuilt in small granules and compression blocks (runs only if: SELECT count() FROM system.tables WHERE database = 'driftline' AND name IN ('spans', 'spans_local') AND engine LIKE '%MergeTree' AND position(engine_full, 'index_granularity = 1024') = 0)
+EXCHANGE TABLES driftline.spans AND driftline.spans_v18;
+
+-- migration 18: spans, scores: rebuilt in small granules and compression blocks
+DROP VIEW IF EXISTS driftline.spans_v18_copy;
+
+-- migration 18: spans, scores: rebuilt in small granules and compression blocks
+DROP TABLE IF EXISTS driftline.spans_v18;
+
+-- migration 18: spans, scores: rebuilt in small granules and compression blocks
+ALTER TABLE driftline.spans MODIFY COLUMN input_text String ALIAS if(input_text_fallback != '', input_text_fallback, JSONExtractString(arrayLast(m -> JSONExtractString(m, 'role') IN ('user') AND JSONType(m, 'content') = 'String' AND JSONExtractString(m, 'content') != '', JSONExtractArrayRaw(input_messages)), 'content')), MODIFY COLUMN output_text String ALIAS if(output_text_fallback != '', output_text_fallback, JSONExtractString(arrayLast(m -> JSONExtractString(m, 'role') IN ('assistant', 'model') AND JSONType(m, 'content') = 'String' AND JSONExtractString(m, 'content') != '', JSONExtractArrayRaw(output_messages)), 'content'));
+
+-- migration 18: spans, scores: rebuilt in small granules and compression blocks
+CREATE TABLE IF NOT EXISTS driftline.scores_v18 (
+    tenant LowCardinality(String),
+    trace_id String,
+    span_id String,
+    scorer LowCardinality(String),
+    scorer_version LowCardinality(String),
+    value Float64,
+    label LowCardinality(String),
+    explanation String CODEC(ZSTD(3)),
+    service LowCardinality(String),
+    operation LowCardinality(String),
+    model LowCardinality(String),
+    release LowCardinality(String),
+    environment LowCardinality(String),
+    span_start_time DateTime64(9, 'UTC'),
+    scored_at DateTime64(3, 'UTC'),
+    details String CODEC(ZSTD(3)),
+    INDEX idx_trace_id trace_id TYPE bloom_filter(0.001) GRANULARITY 1
+)
+ENGINE = ReplacingMergeTree(scored_at)
+PARTITION BY toDate(span_start_time)
+ORDER BY (tenant, scorer, scorer_version, trace_id, span_id)
+TTL toDateTime(span_start_time) + INTERVAL 30 DAY
+SETTINGS index_granularity = 1024, min_compress_block_size = 4096, max_compress_block_size = 65536;
+
+-- migration 18: spans, scores: rebuilt in small granules and compression blocks
+CREATE MATERIALIZED VIEW IF NOT EXISTS driftline.scores_v18_copy TO driftline.scores_v18 AS SELECT `tenant`, `trace_id`, `span_id`, `scorer`, `scorer_version`, `value`, `label`, `explanation`, `service`, `operation`, `model`, `release`, `environment`, `span_start_time`, `scored_at`, `details` FROM driftline.scores;
+
+-- migration 18: spans, scores: rebuilt in small granules and compression blocks (PerDay: table=scores)
+INSERT INTO driftline.scores_v18 (`tenant`, `trace_id`, `span_id`, `scorer`, `scorer_version`, `value`, `label`, `explanation`, `service`, `operation`, `model`, `release`, `environment`, `span_start_time`, `scored_at`, `details`) SELECT `tenant`, `trace_id`, `span_id`, `scorer`, `scorer_version`, `value`, `label`, `explanation`, `service`, `operation`, `model`, `release`, `environment`, `span_start_time`, `scored_at`, `details` FROM driftline.scores WHERE toDate(span_start_time) = toDate('{day}');
+
+-- migration 18: spans, scores: rebuilt in small granules and compression blocks (runs only if: SELECT count() FROM system.tables WHERE database = 'driftline' AND name IN ('scores', 'scores_local') AND engine LIKE '%MergeTree' AND position(engine_full, 'index_granularity = 1024') = 0)
+EXCHANGE TABLES driftline.scores AND driftline.scores_v18;
+
+-- migration 18: spans, scores: rebuilt in small granules and compression blocks
+DROP VIEW IF EXISTS driftline.scores_v18_copy;
+
+-- migration 18: spans, scores: rebuilt in small granules and compression blocks
+DROP TABLE IF EXISTS driftline.scores_v18;
+
