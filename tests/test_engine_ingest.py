@@ -24,7 +24,7 @@ from driftline.collector import conventions
 from driftline.collector.conventions import genai, langfuse, openinference, providers, traceloop, vercel
 from driftline.collector.normalize import InvalidSpan, Normalizer
 from driftline.pricing import ModelPrice, Pricer
-from driftline.store import ingest_spec
+from driftline.store import ingest_keys, ingest_spec
 from driftline.store.ingest_spec import COLUMNS, FAMILIES, OPERATION_TABLES, PROVIDERS, Attr, render_docs
 from driftline.store.otlp_schema import PROTO
 from tests.support import engine_check
@@ -450,3 +450,17 @@ def test_overrides_keep_priced_spans_on_the_python_path() -> None:
     normalize_span(Normalizer(pricer=pricer), res, scope, span)
     deferred = engine_check.engine_row(res, scope, span, 65536, pricer)["deferred"]
     assert isinstance(deferred, list) and "price_override" in deferred
+
+
+def test_span_keys_as_numbers_name_one_key_each() -> None:
+    """store/ingest_keys.py: each key the spec names has its own number and any other key 0, so
+    `has` / `hasAny` on the numbers answer as on the key strings; a key the spec does not name
+    cannot be asked."""
+    client = engine_check._engine(65536)._client
+    keys = [*ingest_keys.KEYS, "not.a.spec.key", ""]
+    literal = "[" + ", ".join("'" + k.replace("\\", "\\\\").replace("'", "\\'") + "'" for k in keys) + "]"
+    (ids,) = client.query(f"SELECT {ingest_keys.key_ids_sql(literal)}").result_rows[0]
+    assert ids == [*range(1, len(ingest_keys.KEYS) + 1), 0, 0]
+    assert "gen_ai.input.messages" in ingest_keys.KEYS and "llm.cost.total" in ingest_keys.KEYS
+    with pytest.raises(KeyError):
+        ingest_keys.has_key("not.a.spec.key")

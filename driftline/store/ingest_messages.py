@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import Final
 
 from driftline.store.ingest_bool import all_of, any_of
+from driftline.store.ingest_keys import has_any, has_key
 from driftline.store.ingest_spec import (
     SLOTS,
     SYSTEM_INSTRUCTIONS,
@@ -128,7 +129,7 @@ def _is_json(v: str) -> str:
 
 
 def message_layers(below: str) -> str:
-    """Layers over `below` (which has a, a_keys, a_vals, event_names and the fam_* flags)."""
+    """Layers over `below` (which has a, a_keys, a_kid, a_vals, event_names and the fam_* flags)."""
     l1: list[str] = []
     l2: list[str] = []
     l3: list[str] = []
@@ -137,7 +138,7 @@ def message_layers(below: str) -> str:
         for i, src in enumerate(sources):
             n = _name(slot, i)
             if isinstance(src, MessageList):
-                v = f"if({_fam(src.family)} AND has(a_keys, {_lit(src.key)}), a[{_lit(src.key)}], '')"
+                v = f"if({_fam(src.family)} AND {has_key(src.key)}, a[{_lit(src.key)}], '')"
                 l1.append(f"{v} AS {n}_v")
                 if src.raw:
                     # a JSON list / object here is left to the Python path (older drafts, rare)
@@ -291,7 +292,7 @@ def _other_reasons(slot: str, sources: tuple[object, ...]) -> list[str]:
         if src.event:
             out.append(f"if(has(event_names, {_lit(src.event)}), {_lit('event:' + src.event)}, '')")
             continue
-        present = f"{_fam(src.family)} AND hasAny(a_keys, {_arr_lit(src.keys)})"
+        present = f"{_fam(src.family)} AND {has_any(src.keys)}"
         reason = _lit("source:" + ",".join(src.keys))
         if src.when == "no_text":
             # kept as the position, resolved in text_columns

@@ -22,9 +22,10 @@ the embedded store, `input(STRUCTURE)` in an `INSERT ... SELECT` sent to a serve
 travels inline (`SETTINGS`, `format_schema_source = 'string'`): `schema_settings()`.
 
 How the SQL is written matters (a regex per attribute key costs ~30x array functions over the
-map's keys): every lookup here is a map subscript or `has` on the key array, no regex; no lambda
-reads the attribute map (it would copy the map, message texts and all, per element); what a
-resource holds is computed once per resource. The query's settings (`schema_settings`) turn off
+map's keys): every lookup here is a map subscript, or `has` on the span's keys as numbers
+(store/ingest_keys.py: ~4x cheaper than on the key strings), no regex; no lambda reads the
+attribute map (it would copy the map, message texts and all, per element); what a resource holds
+is computed once per resource. The query's settings (`schema_settings`) turn off
 short-circuit evaluation and two analyzer / planner passes that cost more than they save here;
 the top layers write AND / OR as `if`s (store/ingest_bool.py: half the planning time).
 bench/engine_bench.py measures CPU per span and the planning time of one query.
@@ -35,6 +36,7 @@ from __future__ import annotations
 from typing import Final
 
 from driftline.store.ingest_cost import PRICE_TABLE, cost_layer
+from driftline.store.ingest_keys import has_any, has_key, key_ids_sql
 from driftline.store.ingest_messages import MESSAGE_COLUMNS, message_layers, passed_columns, text_columns
 from driftline.store.ingest_spec import (
     COLUMNS,
@@ -194,7 +196,7 @@ def _value_deferred(v: str, limit: int) -> str:
 
 # -- the spec's sources -----------------------------------------------------------------------
 def _present(keys: tuple[str, ...]) -> str:
-    return f"hasAny(a_keys, {_arr(keys)})"
+    return has_any(keys)
 
 
 def _family(family: str) -> str:
@@ -289,7 +291,7 @@ def _source_sql(src: Attr | Present | JsonText) -> str:
     elif src.read == "int":
         value = _to_int(v)
     elif src.read == "provider_present":
-        value = f"if(has(a_keys, {_lit(src.key)}), {v}, NULL)"
+        value = f"if({has_key(src.key)}, {v}, NULL)"
     elif src.read == "op:vercel":
         value = f"if({has_text}, {_vercel_operation(v)}, NULL)"
     elif src.read.startswith("op:"):
@@ -421,7 +423,8 @@ def span_rows_sql(
     # The attributes the chains read as counts (their keys and texts, in the span's order), so
     # that the conversions and the count map see those few values, not every attribute's text.
     counted = (
-        f"SELECT *, arrayFilter(k -> k IN {_tuple(_COUNT_KEYS)}, a_keys) AS _c_keys, "
+        f"SELECT *, {key_ids_sql('a_keys')} AS a_kid, "
+        f"arrayFilter(k -> k IN {_tuple(_COUNT_KEYS)}, a_keys) AS _c_keys, "
         f"arrayFilter((t, k) -> k IN {_tuple(_COUNT_KEYS)}, a_vals, a_keys) AS _c_vals FROM ({inner})"
     )
     maps = (
