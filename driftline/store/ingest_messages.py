@@ -347,7 +347,10 @@ def text_columns(below: str, limit: int) -> str:
         gave = all_of(
             f"_{slot}_src > 0", f"_{slot}_src < toUInt32OrZero(splitByChar('|', x)[1])", f"notEmpty(_{slot}_mtext)"
         )
-        return f"arrayMap(x -> if(position(x, '|') > 0, if({gave}, '', splitByChar('|', x)[2]), x), _{slot}_other)"
+        # the reasons given ('' for a source not on the span: most of them) are few, the lambda's
+        # splits and captures cost per element
+        given = f"arrayFilter(x -> x != '', _{slot}_other)"
+        return f"arrayMap(x -> if(position(x, '|') > 0, if({gave}, '', splitByChar('|', x)[2]), x), {given})"
 
     # each text searched where it is (a concat of them, or of the two lists, would copy every text)
     differs = " OR ".join(f"multiSearchAny({x}, {_JSON_DIFFERS})" for x in ("t.3", "t.4", "ifNull(t.5, '')"))
