@@ -301,6 +301,26 @@ _TLP = "gen_ai.prompt."
             ),
         },
         {**_CHAT, "gen_ai.input.messages": _J({"role": "user", "content": "one object"})},
+        # the shapes read in one pass (ingest_messages._fast), escapes included, and the same
+        # messages in another key order, with spaces or compact
+        {
+            **_CHAT,
+            "gen_ai.input.messages": _J(
+                [
+                    {"role": "system", "parts": [{"type": "text", "content": 'a/b \u00e9 "q"\n\t\\ \x01'}]},
+                    {"role": "user", "content": "caf\u00e9 \U0001f600"},
+                ]
+            ),
+            "gen_ai.output.messages": _J(
+                [{"role": "assistant", "parts": [{"type": "text", "content": "ok"}], "finish_reason": "stop"}],
+                separators=(",", ":"),
+            ),
+        },
+        {
+            **_CHAT,
+            "gen_ai.input.messages": _J([{"content": "c", "role": "user"}, {"role": "user", "content": "d"}]),
+            "gen_ai.output.messages": '[{"role":"assistant","finish_reason":"stop","parts":[{"content":"x","type":"text"}]}]',
+        },
         {**_CHAT, "gen_ai.input.messages": _J(["a bare string", 3, None, {"content": "no role"}])},
         {**_CHAT, "gen_ai.input.messages": _J([{"role": "user", "name": "x", "content": "named"}])},
         {**_CHAT, "gen_ai.input.messages": "[not json", "gen_ai.prompt": "plain prompt text"},
@@ -363,6 +383,14 @@ def test_messages_and_texts_are_the_python_paths(attrs: dict[str, Any]) -> None:
         ),
         (
             {**_CHAT, "gen_ai.input.messages": '[{"role": "user", "role": "x", "content": "a"}]'},
+            "message_shape:gen_ai.input.messages",
+        ),
+        (
+            {**_CHAT, "gen_ai.input.messages": '[{"role":"user","content":5}]'},
+            "message_shape:gen_ai.input.messages",
+        ),
+        (
+            {**_CHAT, "gen_ai.input.messages": '[{"role":"user","content":"a","content":"b"}]'},
             "message_shape:gen_ai.input.messages",
         ),
         ({**_CHAT, "gen_ai.input.messages": _J([{"role": "user", "content": "a\x1fb"}])}, "json_escape"),

@@ -95,6 +95,43 @@ def _item_layers(n: str) -> list[list[str]]:
     ]
 
 
+# A message list in one pass: each message's role, content, single part and finish reason as text
+# (JSONExtract gives a number, list or object as its JSON text, and the first of duplicate keys).
+_FAST_TYPE: Final = (
+    "Array(Tuple(role Nullable(String), content Nullable(String), "
+    "parts Array(Tuple(type Nullable(String), content Nullable(String))), finish_reason Nullable(String)))"
+)
+
+
+def _fast(n: str) -> str:
+    """Whether list `{n}_v` holds only messages of the shapes `{"role": R, "content": C}` and
+    `{"role": R, "parts": [{"type": "text", "content": C}]}`, each with an optional
+    `"finish_reason": F`, in that key order, R, C and F strings and R not empty: the list written
+    again from `{n}_ft` (its one-pass read) equals `{n}_doc`, the list as the engine writes it
+    (JSONExtractRaw: same escapes as toJSONString, no spaces). Any other key, a duplicate key,
+    another key order, a value that is not a string, another part or part type makes them differ
+    (and leaves the list to the item layers, which read every shape the Python path's fast path
+    reads, or defer it)."""
+    body = (
+        "if(t.2 IS NOT NULL, concat(',\"content\":', toJSONString(assumeNotNull(t.2))), "
+        'if(length(t.3) = 1, concat(\',"parts":[{"type":"text","content":\', '
+        "toJSONString(ifNull(t.3[1].2, '')), '}]'), '\\x01'))"
+    )
+    finish = "if(t.4 IS NULL, '', concat(',\"finish_reason\":', toJSONString(assumeNotNull(t.4))))"
+    item = f"concat('{{\"role\":', toJSONString(ifNull(t.1, '')), {body}, {finish}, '}}')"
+    again = f"concat('[', arrayStringConcat(arrayMap(t -> {item}, {n}_ft), ','), ']')"
+    roles = f"arrayAll(t -> ifNull(t.1, '') != '', {n}_ft)"
+    return all_of(f"startsWith({n}_v, '[')", roles, f"{n}_doc = {again}")
+
+
+def _fast_messages(n: str) -> str:
+    """The messages of a list `_fast` accepts, as `_item` reads them: each a plain message."""
+    return (
+        "arrayMap(t -> tuple(toUInt8(1), toUInt8(1), assumeNotNull(t.1), "
+        f"if(t.2 IS NOT NULL, assumeNotNull(t.2), ifNull(t.3[1].2, '')), t.4), {n}_ft)"
+    )
+
+
 def _item(n: str, role: str) -> str:
     """One message per item (`m`, its members `f`, its part `pf`): a string is a message of the
     default role; an object of the fast path's shapes (`_text_only`: a string `content` without
@@ -133,7 +170,7 @@ def message_layers(below: str) -> str:
     l1: list[str] = []
     l2: list[str] = []
     l3: list[str] = []
-    mid: list[list[str]] = [[] for _ in range(5)]  # the item layers, between l2 and l3
+    mid: list[list[str]] = [[] for _ in range(7)]  # the item layers, between l2 and l3
     for slot, sources in SLOTS.items():
         for i, src in enumerate(sources):
             n = _name(slot, i)
@@ -145,14 +182,21 @@ def message_layers(below: str) -> str:
                     l2.append(f"{_is_json(f'{n}_v')} AS {n}_json")
                     l3.append(f"CAST([], {_lit(_MSG_TYPE)}) AS {n}_t")
                     continue
+                # the common shapes read in one pass (_fast_layers); the item layers read the
+                # others, and see '' for a list read in one pass
+                l2 += [f"JSONExtract({n}_v, {_lit(_FAST_TYPE)}) AS {n}_ft", f"JSONExtractRaw({n}_v) AS {n}_doc"]
+                mid[0].append(f"{_fast(n)} AS {n}_fast")
+                slow = f"if({n}_fast, '', {n}_v)"
                 # One message object: checked and wrapped as text emptied unless it starts with '{'
                 # (every branch is evaluated on every row, so a list is not parsed twice).
-                obj = f"if(startsWith({n}_v, '{{'), {n}_v, '')"
-                items = f"multiIf(startsWith({n}_v, '['), JSONExtractArrayRaw({n}_v), isValidJSON({obj}), [{obj}], [])"
-                l2.append(f"{items} AS {n}_items")
+                obj = f"if(startsWith({slow}, '{{'), {slow}, '')"
+                items = (
+                    f"multiIf(startsWith({slow}, '['), JSONExtractArrayRaw({slow}), isValidJSON({obj}), [{obj}], [])"
+                )
+                mid[1].append(f"{items} AS {n}_items")
                 for k, layer in enumerate(_item_layers(n)):
-                    mid[k] += layer
-                l3.append(f"{_item(n, src.role)} AS {n}_t")
+                    mid[k + 2] += layer
+                l3.append(f"if({n}_fast, {_fast_messages(n)}, {_item(n, src.role)}) AS {n}_t")
             elif isinstance(src, Indexed):
                 pre = _lit(src.prefix)
                 # (index, field, value) per key under the prefix; index -1 unless canonical decimal
