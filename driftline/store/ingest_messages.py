@@ -11,7 +11,10 @@ Two parts of the query:
   writes them: `input_messages` / `output_messages` (the JSON orjson writes), `input_text_fallback`
   / `output_text_fallback`, `system_prompt`, `tool_calls` and `attributes`.
 
-How it is written: a JSON message list is read with one `JSONExtractArrayRaw` and one
+How it is written: a JSON message list of the common shapes (`_fast`: role and content, or role
+and one text part, with a finish reason) is read in one pass with a typed `JSONExtract`, and
+accepted when written again it equals the list as the engine writes it. Any other list is read
+with one `JSONExtractArrayRaw` and one
 `JSONExtractKeysAndValuesRaw` per message (its members' raw JSON, looked up by name with
 `arrayLast`, so a duplicate key reads as Python's last one; a message with duplicate keys is
 deferred all the same), never with a JSON function per member over the whole list. Indexed
