@@ -78,8 +78,9 @@ def _hex(values: np.ndarray, width: int) -> list[str]:
 
 
 def _batch(first_trace: int, traces: int, now_ns: int, days: float, pool: tuple[pa.Array, pa.Array],
-           seed: int) -> tuple[pa.Table, pa.Table, pa.Table]:  # fmt: skip
-    """`traces` traces of SPANS_PER_TRACE spans: spans, scores and feedback tables."""
+           seed: int, span: tuple[float, float] = (0.0, 1.0)) -> tuple[pa.Table, pa.Table, pa.Table]:  # fmt: skip
+    """`traces` traces of SPANS_PER_TRACE spans: spans, scores and feedback tables. The traces start
+    in the `span` fractions of the `days` before `now_ns` (0: the oldest moment, 1: now)."""
     g = np.random.default_rng(seed)
     n = traces * SPANS_PER_TRACE
     t = np.repeat(np.arange(traces), SPANS_PER_TRACE)
@@ -89,7 +90,8 @@ def _batch(first_trace: int, traces: int, now_ns: int, days: float, pool: tuple[
     trace_ids = np.array([f"{a:016x}{b:016x}" for a, b in zip(hi, lo, strict=True)], dtype=object)
     span_ids = np.array(_hex(g.integers(1, 2**63, n), 16), dtype=object)
     root_ids = span_ids[t * SPANS_PER_TRACE]
-    trace_start = now_ns - (g.random(traces) * days * 86400e9).astype(np.int64)
+    at = span[0] + g.random(traces) * (span[1] - span[0])
+    trace_start = now_ns - ((1.0 - at) * days * 86400e9).astype(np.int64)
     start = trace_start[t] + pos.astype(np.int64) * 1_000_000
     dur = np.where(pos == 0, 4000 + g.integers(0, 4000, n), g.integers(200, 4000, n)).astype(np.float64)
     svc = g.choice(len(SERVICES), traces, p=[0.6, 0.3, 0.1])[t]
@@ -184,7 +186,10 @@ def _batch(first_trace: int, traces: int, now_ns: int, days: float, pool: tuple[
 
 
 def fill(store: Store, spans: int, days: float, batch_traces: int) -> float:
-    """Insert about `spans` spans; returns the seconds taken."""
+    """Insert about `spans` spans, oldest first, as a collector writes them: each INSERT holds the
+    traces of its own slice of the range, so its parts do not overlap the others' in time (an
+    INSERT of traces from all over the week writes a part per day, each covering the whole day,
+    and a read by time range then opens every one of them). Returns the seconds taken."""
     pool = _pool(random.Random(7))
     now_ns = time.time_ns()
     traces = spans // SPANS_PER_TRACE
@@ -192,7 +197,7 @@ def fill(store: Store, spans: int, days: float, batch_traces: int) -> float:
     done = 0
     while done < traces:
         k = min(batch_traces, traces - done)
-        s, sc, fb = _batch(done, k, now_ns, days, pool, seed=done)
+        s, sc, fb = _batch(done, k, now_ns, days, pool, seed=done, span=(done / traces, (done + k) / traces))
         store.insert_arrow("spans", s)
         store.insert_arrow("scores", sc)
         store.insert_arrow("feedback", fb)
