@@ -198,11 +198,13 @@ def _page_sql(q: TraceQuery, w: Where, lo: datetime, hi: datetime, days: Merged 
         f"LIMIT {limit}"
     )
     # Traces whose rows alone do not give their figures (see the module's docstring): those with
-    # rows in other hours (every row of theirs lacks the root: no FINAL needed), and for a cost or
-    # score sort the rows that counted a span or a score twice (a doubled figure could push the
-    # right traces off the candidates); filters and the root's time and duration are exact anyway.
+    # rows in other hours (a key whose merged row lacks the root), and for a cost or score sort the
+    # rows that counted a span or a score twice (a doubled figure could push the right traces off
+    # the candidates); filters and the root's time and duration are exact anyway. FINAL on the days
+    # not yet merged: there, the scores view's row of a key lacks the root until a merge joins it to
+    # the spans view's, and read as it is, every scored trace of those days would be inexact.
     inexact = (
-        f"SELECT hour, trace_id FROM {{db}}.trace_rows WHERE tenant = {{tenant:String}} AND {trace_hours} "
+        f"SELECT hour, trace_id FROM {{db}}.trace_rows FINAL WHERE tenant = {{tenant:String}} AND {trace_hours} "
         "AND root.child = 1"
     )
     if q.sort in ("cost", "score"):
