@@ -590,7 +590,8 @@ _NO_BY_TRACE = ("ALTER TABLE {db}.spans DROP PROJECTION IF EXISTS by_trace",)
 #   trace_index) follow the name, so they see every insert into the new table. The swap runs while
 #   the table that stores the rows still has the old granules, so a migration run again after the
 #   swap does not swap back.
-_SMALL_GRANULES = "index_granularity = 1024, min_compress_block_size = 4096, max_compress_block_size = 65536"
+_GRANULE_ROWS = "index_granularity = 1024"
+_SMALL_GRANULES = f"{_GRANULE_ROWS}, min_compress_block_size = 4096, max_compress_block_size = 65536"
 
 
 def _with_small_granules(ddl: str, table: str, new: str) -> str:
@@ -625,19 +626,27 @@ def _rebuilt(table: str, ddl: str, day_column: str) -> tuple[str | Guarded | Per
             # The table that stores the rows (its local table on a cluster) still has the old granules.
             "SELECT count() FROM system.tables WHERE database = '{db}' "
             f"AND name IN ('{table}', '{table}_local') AND engine LIKE '%MergeTree' "
-            "AND position(engine_full, 'index_granularity = 1024') = 0",
+            f"AND position(engine_full, '{_GRANULE_ROWS}') = 0",
         ),
         f"DROP VIEW IF EXISTS {{db}}.{new}_copy",
         f"DROP TABLE IF EXISTS {{db}}.{new}",
     )
 
 
-# The spans table as migrations 1, 3 and 5 left it (its projection dropped by 15).
+# The spans table as migrations 1, 3 and 5 left it (its projection dropped by 15): migration 5's
+# indexes beside migration 1's.
+_TRACE_ID_INDEX = "    INDEX idx_trace_id trace_id TYPE bloom_filter(0.001) GRANULARITY 1\n"
+_ADD_INDEX = " ADD INDEX IF NOT EXISTS "
+assert _TRACE_ID_INDEX in _SPANS
 _SPANS_NOW = _SPANS.replace(
-    "    INDEX idx_trace_id trace_id TYPE bloom_filter(0.001) GRANULARITY 1\n",
-    "    INDEX idx_trace_id trace_id TYPE bloom_filter(0.001) GRANULARITY 1,\n"
-    "    INDEX idx_session_id session_id TYPE bloom_filter(0.01) GRANULARITY 1,\n"
-    "    INDEX idx_user_id user_id TYPE bloom_filter(0.01) GRANULARITY 1\n",
+    _TRACE_ID_INDEX,
+    ",\n".join(
+        [
+            _TRACE_ID_INDEX.rstrip("\n"),
+            *(f"    INDEX {s.split(_ADD_INDEX, 1)[1]}" for s in _READ_INDEXES if _ADD_INDEX in s),
+        ]
+    )
+    + "\n",
 )
 _SMALL_GRANULE_TABLES = (
     *_rebuilt("spans", _SPANS_NOW, "start_time"),
