@@ -203,15 +203,13 @@ def _page_sql(q: TraceQuery, w: Where, lo: datetime, hi: datetime, days: Merged 
     # the candidates); filters and the root's time and duration are exact anyway. FINAL on the days
     # not yet merged: there, the scores view's row of a key lacks the root until a merge joins it to
     # the spans view's, and read as it is, every scored trace of those days would be inexact.
+    lacking = "root.child = 1"
+    if q.sort in ("cost", "score"):
+        lacking = "(root.child = 1 OR span_rows != length(span_keys) OR length(score_values) != length(score_keys))"
     inexact = (
         f"SELECT hour, trace_id FROM {{db}}.trace_rows FINAL WHERE tenant = {{tenant:String}} AND {trace_hours} "
-        "AND root.child = 1"
+        f"AND {lacking}"
     )
-    if q.sort in ("cost", "score"):
-        inexact = (
-            f"SELECT hour, trace_id FROM {{db}}.trace_rows FINAL WHERE tenant = {{tenant:String}} AND {trace_hours} "
-            "AND (root.child = 1 OR span_rows != length(span_keys) OR length(score_values) != length(score_keys))"
-        )
     # The conditions on other tables hold for the candidates already; an inexact trace is checked
     # on its own (the text searched in its spans only), so no subquery over the spans runs twice.
     if other:
