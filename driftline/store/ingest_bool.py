@@ -1,4 +1,5 @@
-"""AND / OR for the engine's ingest query (store/ingest_sql.py), written as nested `if`s.
+"""AND / OR for the engine's ingest query (store/ingest_sql.py), written as nested `if`s; and the
+string literal every layer of it writes (`literal`).
 
 The query is a stack of layers, each a subquery of the one above. An AND / OR in its top layers
 costs planning time that grows with the layers below it: with the cost's (store/ingest_cost.py)
@@ -16,7 +17,7 @@ condition (`if`, a lambda's filter), where the two are alike.
 
 from __future__ import annotations
 
-__all__ = ["all_of", "any_of"]
+__all__ = ["all_of", "any_of", "literal"]
 
 
 def all_of(*conds: str) -> str:
@@ -33,3 +34,8 @@ def any_of(*conds: str) -> str:
     for c in reversed(conds[:-1]):
         out = f"if({c}, 1, {out})"
     return out
+
+
+def literal(text: str) -> str:
+    """`text` as a ClickHouse string literal."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"

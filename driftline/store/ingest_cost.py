@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from driftline.store.ingest_bool import all_of, any_of
+from driftline.store.ingest_bool import all_of, any_of, literal
 from driftline.vocabulary import PRICED_OPERATIONS
 
 __all__ = ["PRICE_TABLE", "cost_layer", "price_table_ddl", "reload_sql"]
@@ -43,16 +43,12 @@ def price_table_ddl(table: str = PRICE_TABLE) -> list[str]:
     return [
         f"CREATE TABLE IF NOT EXISTS {table} ({columns}) ENGINE = Memory",
         f"CREATE DICTIONARY IF NOT EXISTS {table}_dict ({columns}) PRIMARY KEY key_provider, key_model "
-        f"SOURCE(CLICKHOUSE(TABLE {_lit(table)})) LAYOUT(COMPLEX_KEY_HASHED()) LIFETIME(0)",
+        f"SOURCE(CLICKHOUSE(TABLE {literal(table)})) LAYOUT(COMPLEX_KEY_HASHED()) LIFETIME(0)",
     ]
 
 
 def reload_sql(table: str = PRICE_TABLE) -> str:
     return f"SYSTEM RELOAD DICTIONARY {table}_dict"
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 _COUNTS: Final = (
@@ -97,9 +93,9 @@ def cost_layer(below: str, *, priced: bool, overrides: bool, table: str = PRICE_
     pricer (`priced` False) no span is priced, as the Python path without one."""
     if not priced:
         return f"SELECT *, CAST(NULL, 'Nullable(Float64)') AS cost_usd, '' AS cost_source FROM ({below})"
-    ops = "[" + ", ".join(_lit(o) for o in sorted(PRICED_OPERATIONS)) + "]"
-    attrs = "(" + ", ".join(_lit(c) for c in ("status", *_RATES)) + ")"
-    dictionary = _lit(table + "_dict")
+    ops = "[" + ", ".join(literal(o) for o in sorted(PRICED_OPERATIONS)) + "]"
+    attrs = "(" + ", ".join(literal(c) for c in ("status", *_RATES)) + ")"
+    dictionary = literal(table + "_dict")
     counts = ", ".join(f"toInt128(ifNull({col}, 0)) AS {name}" for name, col in _COUNTS)
     sql = (
         f"SELECT *, if(response_model != '', response_model, request_model) AS _model, {counts}, "

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from driftline.store.ingest_bool import literal
 from driftline.store.ingest_spec import COLUMNS, FAMILIES, SLOTS, SPAN_COST, SYSTEM_INSTRUCTIONS
 
 __all__ = ["KEYS", "has_any", "has_key", "key_ids_sql"]
@@ -39,13 +40,9 @@ KEYS: Final = tuple(dict.fromkeys(_spec_keys()))
 _IDS: Final = {k: i + 1 for i, k in enumerate(KEYS)}
 
 
-def _lit(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def key_ids_sql(keys: str) -> str:
     """The number of each key of array `keys` (0 for a key the spec does not name)."""
-    names = "[" + ", ".join(_lit(k) for k in KEYS) + "]"
+    names = "[" + ", ".join(literal(k) for k in KEYS) + "]"
     ids = "[" + ", ".join(str(_IDS[k]) for k in KEYS) + "]"
     return f"arrayMap(k -> transform(k, {names}, {ids}, 0), {keys})"
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from driftline.store.ingest_bool import all_of, any_of
+from driftline.store.ingest_bool import all_of, any_of, literal
 from driftline.store.ingest_keys import has_any, has_key
 from driftline.store.ingest_spec import (
     SLOTS,
@@ -61,17 +61,13 @@ _JSON_DIFFERS: Final = (
 _MSG_TYPE: Final = "Array(Tuple(UInt8, UInt8, String, String, Nullable(String)))"
 
 
-def _lit(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def _fam(family: str) -> str:
     return f"fam_{family.lower()}"
 
 
 def _member(kv: str, name: str) -> str:
     """The raw JSON of member `name` of a parsed object (its last occurrence), '' when absent."""
-    return f"arrayLast(p -> p.1 = {_lit(name)}, {kv}).2"
+    return f"arrayLast(p -> p.1 = {literal(name)}, {kv}).2"
 
 
 def _item_layers(n: str) -> list[list[str]]:
@@ -152,7 +148,7 @@ def _item(n: str, role: str) -> str:
         f"AND (startsWith(f.3, '\"') OR (f.3 = '' AND {part_case} AND pf.4 = 2)))"
     )
     text = f"JSONExtractString(multiIf({is_str}, m, {text_case}, f.3, pf.3))"
-    role_v = f"if({is_str} OR NOT {role_ok}, {_lit(role)}, JSONExtractString(f.1))"
+    role_v = f"if({is_str} OR NOT {role_ok}, {literal(role)}, JSONExtractString(f.1))"
     reason = f"if({is_obj} AND startsWith(f.4, '\"'), JSONExtractString(f.4), NULL)"
     return (
         f"arrayMap((m, f, pf) -> tuple(toUInt8({status}), toUInt8({plain}), {role_v}, {text}, {reason}), "
@@ -178,16 +174,16 @@ def message_layers(below: str) -> str:
         for i, src in enumerate(sources):
             n = _name(slot, i)
             if isinstance(src, MessageList):
-                v = f"if({_fam(src.family)} AND {has_key(src.key)}, a[{_lit(src.key)}], '')"
+                v = f"if({_fam(src.family)} AND {has_key(src.key)}, a[{literal(src.key)}], '')"
                 l1.append(f"{v} AS {n}_v")
                 if src.raw:
                     # a JSON list / object here is left to the Python path (older drafts, rare)
                     l2.append(f"{_is_json(f'{n}_v')} AS {n}_json")
-                    l3.append(f"CAST([], {_lit(_MSG_TYPE)}) AS {n}_t")
+                    l3.append(f"CAST([], {literal(_MSG_TYPE)}) AS {n}_t")
                     continue
                 # the common shapes read in one pass (_fast_layers); the item layers read the
                 # others, and see '' for a list read in one pass
-                l2 += [f"JSONExtract({n}_v, {_lit(_FAST_TYPE)}) AS {n}_ft", f"JSONExtractRaw({n}_v) AS {n}_doc"]
+                l2 += [f"JSONExtract({n}_v, {literal(_FAST_TYPE)}) AS {n}_ft", f"JSONExtractRaw({n}_v) AS {n}_doc"]
                 mid[0].append(f"{_fast(n)} AS {n}_fast")
                 slow = f"if({n}_fast, '', {n}_v)"
                 # One message object: checked and wrapped as text emptied unless it starts with '{'
@@ -201,7 +197,7 @@ def message_layers(below: str) -> str:
                     mid[k + 2] += layer
                 l3.append(f"if({n}_fast, {_fast_messages(n)}, {_item(n, src.role)}) AS {n}_t")
             elif isinstance(src, Indexed):
-                pre = _lit(src.prefix)
+                pre = literal(src.prefix)
                 # (index, field, value) per key under the prefix; index -1 unless canonical decimal
                 entries = (
                     f"if({_fam(src.family)}, arrayMap((k, v) -> arrayMap(s -> ("
@@ -212,7 +208,7 @@ def message_layers(below: str) -> str:
                     f"arrayFilter((v, k) -> startsWith(k, {pre}), a_vals, a_keys)), [])"
                 )
                 l1.append(f"arrayFilter(e -> e.1 >= 0, {entries}) AS {n}_e")
-                fields = _arr_lit((src.role, src.content, *src.deferred))
+                fields = _arrliteral((src.role, src.content, *src.deferred))
                 ix = f"arraySort(arrayDistinct(arrayMap(e -> e.1, arrayFilter(e -> has({fields}, e.2), {n}_e))))"
                 l2.append(f"{ix} AS {n}_ix")
                 for k, layer in enumerate(_indexed_layers(n, src)):
@@ -234,8 +230,8 @@ def message_layers(below: str) -> str:
     return f"SELECT *, {_slot_columns()} FROM ({sql})"
 
 
-def _arr_lit(items: tuple[str, ...]) -> str:
-    return "[" + ", ".join(_lit(i) for i in items) + "]"
+def _arrliteral(items: tuple[str, ...]) -> str:
+    return "[" + ", ".join(literal(i) for i in items) + "]"
 
 
 def _indexed_layers(n: str, src: Indexed) -> list[list[str]]:
@@ -244,9 +240,9 @@ def _indexed_layers(n: str, src: Indexed) -> list[list[str]]:
     (index, value, present) for every index below L, sorted by index (roles and contents aligned)."""
     first_gap = f"arrayFirstIndex((x, p) -> x != p - 1, {n}_ix, arrayEnumerate({n}_ix))"
     json_like = "(startsWith(e.3, '[') OR startsWith(e.3, '{'))"
-    shape = f"arrayExists(e -> has({_arr_lit(src.deferred)}, e.2), {n}_e)"
+    shape = f"arrayExists(e -> has({_arrliteral(src.deferred)}, e.2), {n}_e)"
     if src.json_content:
-        shape += f" OR arrayExists(e -> e.2 = {_lit(src.content)} AND {json_like}, {n}_e)"
+        shape += f" OR arrayExists(e -> e.2 = {literal(src.content)} AND {json_like}, {n}_e)"
 
     def aligned(field: str) -> str:
         return (
@@ -257,8 +253,8 @@ def _indexed_layers(n: str, src: Indexed) -> list[list[str]]:
     return [
         [f"toUInt64(if({first_gap} = 0, length({n}_ix), {first_gap} - 1)) AS {n}_L", f"{shape} AS {n}_bad"],
         [
-            f"arrayFilter(e -> e.2 = {_lit(src.role)} AND e.1 < {n}_L, {n}_e) AS {n}_rh",
-            f"arrayFilter(e -> e.2 = {_lit(src.content)} AND e.1 < {n}_L, {n}_e) AS {n}_ch",
+            f"arrayFilter(e -> e.2 = {literal(src.role)} AND e.1 < {n}_L, {n}_e) AS {n}_rh",
+            f"arrayFilter(e -> e.2 = {literal(src.content)} AND e.1 < {n}_L, {n}_e) AS {n}_ch",
         ],
         [f"arrayMap(e -> e.1, {n}_rh) AS {n}_ri", f"arrayMap(e -> e.1, {n}_ch) AS {n}_ci"],
         [f"{aligned('r')} AS {n}_r", f"{aligned('c')} AS {n}_c"],
@@ -270,7 +266,7 @@ def _indexed_messages(n: str, src: Indexed) -> str:
     status = f"if({n}_bad, 2, if(c.3 = 1 OR {keep_role}, 1, 0))"
     return (
         f"arrayMap((r, c) -> tuple(toUInt8({status}), toUInt8(0), if(r.3 = 1 AND r.2 != '', r.2, "
-        f"{_lit(src.default_role)}), c.2, CAST(NULL, 'Nullable(String)')), {n}_r, {n}_c)"
+        f"{literal(src.default_role)}), c.2, CAST(NULL, 'Nullable(String)')), {n}_r, {n}_c)"
     )
 
 
@@ -297,9 +293,9 @@ def _slot_columns() -> str:
                     if isinstance(src, MessageList)
                     else "0"
                 )
-                key += [f"notEmpty({kept})", f"if({plain}, {_lit(getattr(src, 'key', ''))}, '')"]
+                key += [f"notEmpty({kept})", f"if({plain}, {literal(getattr(src, 'key', ''))}, '')"]
                 label = getattr(src, "key", "") or getattr(src, "prefix", "")
-                shape.append(f"if(arrayExists(t -> t.1 = 2, {n}_t), {_lit('message_shape:' + label)}, '')")
+                shape.append(f"if(arrayExists(t -> t.1 = 2, {n}_t), {literal('message_shape:' + label)}, '')")
             if isinstance(src, MessageList) and src.raw:
                 earlier = [
                     f"empty({_kept(_name(slot, j))})" for j in range(i) if isinstance(sources[j], MessageList | Indexed)
@@ -307,10 +303,10 @@ def _slot_columns() -> str:
                 cond = " AND ".join([f"{n}_v != ''", f"NOT {n}_json", *earlier])
                 raw.append(f"if({cond}, {n}_v, '')")
                 json_first = " AND ".join([f"{n}_json", *earlier])
-                shape.append(f"if({json_first}, {_lit('source:' + src.key + ' (JSON messages)')}, '')")
+                shape.append(f"if({json_first}, {literal('source:' + src.key + ' (JSON messages)')}, '')")
             elif isinstance(src, RawText):
-                raw.append(f"if({_fam(src.family)}, a[{_lit(src.key)}], '')")
-        out.append(f"multiIf({', '.join(chosen)}, CAST([], {_lit(_MSG_TYPE)})) AS _{slot}_msgs")
+                raw.append(f"if({_fam(src.family)}, a[{literal(src.key)}], '')")
+        out.append(f"multiIf({', '.join(chosen)}, CAST([], {literal(_MSG_TYPE)})) AS _{slot}_msgs")
         out.append(f"multiIf({', '.join(src_pos)}, 0) AS _{slot}_src")
         out.append(f"multiIf({', '.join(key)}, '') AS _{slot}_key")
         raw_sql = "''"
@@ -320,11 +316,11 @@ def _slot_columns() -> str:
         out.append(f"[{', '.join(shape)}] AS _{slot}_shape")
         out.append(f"[{', '.join(_other_reasons(slot, sources))}] AS _{slot}_other")
     sysi = SYSTEM_INSTRUCTIONS
-    v = f"a[{_lit(sysi.key)}]"
+    v = f"a[{literal(sysi.key)}]"
     out.append(f"if({_fam(sysi.family)}, {v}, '') AS _sys")
     out.append(
         f"if({_fam(sysi.family)} AND (startsWith({v}, '[') OR startsWith({v}, '{{')), "
-        f"{_lit('source:' + sysi.key)}, '') AS _sys_deferred"
+        f"{literal('source:' + sysi.key)}, '') AS _sys_deferred"
     )
     return ", ".join(out)
 
@@ -337,13 +333,13 @@ def _other_reasons(slot: str, sources: tuple[object, ...]) -> list[str]:
         if not isinstance(src, Other):
             continue
         if src.event:
-            out.append(f"if(has(event_names, {_lit(src.event)}), {_lit('event:' + src.event)}, '')")
+            out.append(f"if(has(event_names, {literal(src.event)}), {literal('event:' + src.event)}, '')")
             continue
         present = f"{_fam(src.family)} AND {has_any(src.keys)}"
-        reason = _lit("source:" + ",".join(src.keys))
+        reason = literal("source:" + ",".join(src.keys))
         if src.when == "no_text":
             # kept as the position, resolved in text_columns
-            out.append(f"if({present}, {_lit(f'{i + 1}|')} || {reason}, '')")
+            out.append(f"if({present}, {literal(f'{i + 1}|')} || {reason}, '')")
         else:
             out.append(f"if({present}, {reason}, '')")
     return out

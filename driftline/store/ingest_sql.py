@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from driftline.store.ingest_bool import literal
 from driftline.store.ingest_cost import PRICE_TABLE, cost_layer
 from driftline.store.ingest_keys import has_any, has_key, key_ids_sql
 from driftline.store.ingest_messages import MESSAGE_COLUMNS, message_layers, passed_columns, text_columns
@@ -76,12 +77,8 @@ SPAN_COLUMNS_SQL: Final = (
 RENDERED_COLUMNS: Final = (*(c.name for c in COLUMNS if rendered(c)), *MESSAGE_COLUMNS, "cost_usd", "cost_source")
 
 
-def _lit(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def _arr(items: tuple[str, ...] | list[str]) -> str:
-    return "[" + ", ".join(_lit(i) for i in items) + "]"
+    return "[" + ", ".join(literal(i) for i in items) + "]"
 
 
 def schema_settings(schema_file: str | None = None) -> dict[str, str]:
@@ -114,7 +111,7 @@ def schema_settings(schema_file: str | None = None) -> dict[str, str]:
 
 
 def file_source(path: str) -> str:
-    return f"file({_lit(path)}, 'Protobuf', {_lit(STRUCTURE)})"
+    return f"file({literal(path)}, 'Protobuf', {literal(STRUCTURE)})"
 
 
 # -- attribute values as text --------------------------------------------------------------
@@ -223,7 +220,7 @@ _COUNT_KEYS: Final = tuple(
 
 
 def _tuple(items: tuple[str, ...]) -> str:
-    return "(" + ", ".join(_lit(i) for i in items) + ")"
+    return "(" + ", ".join(literal(i) for i in items) + ")"
 
 
 def _odd_count(s: str) -> str:
@@ -244,7 +241,7 @@ def _fold_operation(table: str, s: str) -> str:
         clean, s
     )
     keys = tuple(mapping)
-    return f"transform({cleaned}, {_arr(keys)}, {_arr(tuple(mapping[k] for k in keys))}, {_lit(unknown)})"
+    return f"transform({cleaned}, {_arr(keys)}, {_arr(tuple(mapping[k] for k in keys))}, {literal(unknown)})"
 
 
 def _fold_provider(s: str) -> str:
@@ -273,18 +270,18 @@ def _source_sql(src: Attr | Present | JsonText) -> str:
     """One source: NULL when it gives nothing (the next source is tried)."""
     gate = _family(src.family)
     if isinstance(src, Present):
-        unless = f" AND a[{_lit(src.unless)}] = ''" if src.unless else ""
-        return f"if({gate} AND {_present(src.keys)}{unless}, {_lit(src.value)}, NULL)"
+        unless = f" AND a[{literal(src.unless)}] = ''" if src.unless else ""
+        return f"if({gate} AND {_present(src.keys)}{unless}, {literal(src.value)}, NULL)"
     if isinstance(src, JsonText):
         # OpenInference: the first key holding a JSON object with a non-empty string member.
         out = "NULL"
         for key in reversed(src.keys):
-            v = f"a[{_lit(key)}]"
-            member = f"JSONExtractString({v}, {_lit(src.member)})"
-            ok = f"(startsWith({v}, '{{') AND isValidJSON({v}) AND JSONType({v}, {_lit(src.member)}) = 'String')"
+            v = f"a[{literal(key)}]"
+            member = f"JSONExtractString({v}, {literal(src.member)})"
+            ok = f"(startsWith({v}, '{{') AND isValidJSON({v}) AND JSONType({v}, {literal(src.member)}) = 'String')"
             out = f"if({ok} AND {member} != '', {member}, {out})"
         return f"if({gate}, {out}, NULL)"
-    v = f"a[{_lit(src.key)}]"
+    v = f"a[{literal(src.key)}]"
     has_text = f"{v} != ''"
     if src.read in ("text", "provider", "model_name"):
         value = f"if({has_text}, {v}, NULL)"
@@ -319,10 +316,12 @@ def _runs(read: list[Attr | Present | JsonText]) -> list[str]:
                 j += 1
             run = [x for x in read[i:j] if isinstance(x, Attr)]
             if src.read == "int":
-                parts = [f"if({_family(x.family)}, ai[{_lit(x.key)}], NULL)" for x in run]
+                parts = [f"if({_family(x.family)}, ai[{literal(x.key)}], NULL)" for x in run]
                 out.append(parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})")
             else:
-                conds = ", ".join(f"{_family(x.family)} AND a[{_lit(x.key)}] != '', a[{_lit(x.key)}]" for x in run)
+                conds = ", ".join(
+                    f"{_family(x.family)} AND a[{literal(x.key)}] != '', a[{literal(x.key)}]" for x in run
+                )
                 out.append(f"multiIf({conds}, NULL)")
             i = j
         else:
@@ -358,14 +357,14 @@ def _deferred_sources() -> list[str]:
     out = []
     for s in deferred_sources():
         if s.event:
-            out.append(f"if(has(event_names, {_lit(s.event)}), {_lit('event:' + s.event)}, '')")
+            out.append(f"if(has(event_names, {literal(s.event)}), {literal('event:' + s.event)}, '')")
         elif s.contains:
             reason = f"source:{','.join(s.keys)} holding {s.contains}"
-            holds = " OR ".join(f"position(a[{_lit(k)}], {_lit(s.contains)}) > 0" for k in s.keys)
-            out.append(f"if({_family(s.family)} AND ({holds}), {_lit(reason)}, '')")
+            holds = " OR ".join(f"position(a[{literal(k)}], {literal(s.contains)}) > 0" for k in s.keys)
+            out.append(f"if({_family(s.family)} AND ({holds}), {literal(reason)}, '')")
         else:
             reason = "source:" + ",".join(s.keys)
-            out.append(f"if({_family(s.family)} AND {_present(s.keys)}, {_lit(reason)}, '')")
+            out.append(f"if({_family(s.family)} AND {_present(s.keys)}, {literal(reason)}, '')")
     return out
 
 
@@ -434,7 +433,9 @@ def span_rows_sql(
         f"arrayExists(t -> {_odd_count('t')}, _c_vals) AS _odd_count FROM ({counted})"
     )
     fams = (
-        "arrayFilter(x -> x != '', [" + ", ".join(f"if({_family(n)}, {_lit(n)}, '')" for n in FAMILIES) + "]) AS fams"
+        "arrayFilter(x -> x != '', ["
+        + ", ".join(f"if({_family(n)}, {literal(n)}, '')" for n in FAMILIES)
+        + "]) AS fams"
     )
     facts = message_layers(f"SELECT *, {', '.join(families)}, {any_family}, {fams} FROM ({maps})")
     chains = (
