@@ -11,10 +11,12 @@ in through the store's Arrow insert in large batches; the API is driven through 
     python bench/query_bench.py --spans 10000000          # the 10M figures (minutes to fill)
     python bench/query_bench.py --data-dir D --reuse --merge-days   # again, older days merged
 
-A fill's days are left in the parts its inserts wrote; a store that has run for a while has its
-older days merged by the engine's background merges, which reads then see (one part a day: no
-FINAL work, one granule per trace). `--merge-days` merges the days before the newest one first,
-so both states can be timed on one store.
+A fill's days are left in the parts its inserts wrote and the engine's merge selector leaves them
+in (8 a day on the 10M fill). On a running store the engine merges each day into one part an hour
+after its last insert (migration 19), which reads then see: no FINAL work, one granule per trace;
+the current day stays in parts while spans keep arriving. `--merge-days` brings those merges
+forward for every day but the newest (the same OPTIMIZE the engine runs), so both states can be
+timed on one store.
 
 Prints p50/p95 per request and the machine's load average before and after.
 """
@@ -51,6 +53,7 @@ from driftline.store import Store, StoreConfig
 from driftline.store.columns import ARROW_SCHEMA
 from driftline.store.connection import open_client
 from driftline.store.queries.feedback import FEEDBACK_SCHEMA
+from driftline.store.schema import FORCE_MERGED_TABLES
 from tools.loadgen import filler_text
 
 KEY, TENANT, OTHER = "bench-key", "bench", "other"
@@ -228,12 +231,14 @@ async def _time(client: httpx.AsyncClient, path: str | Callable[[int], str], par
 
 
 def merge_days(store: Store) -> float:
-    """Merge each day before the newest one of the tables the API reads into one part, as the
-    engine's background merges leave a running store's older days; seconds taken."""
+    """Merge each day before the newest one of the tables the engine merges by age into one part,
+    as it does an hour after a day's last insert (migration 19); prints the seconds per table,
+    returns the total."""
     client = open_client(store.cfg)
     t0 = time.perf_counter()
     try:
-        for table in ("spans", "scores", "trace_rows", "trace_index", "feedback"):
+        for table in FORCE_MERGED_TABLES:
+            t1 = time.perf_counter()
             days = [r[0] for r in client.query(
                 "SELECT DISTINCT partition_id FROM system.parts WHERE database = {db:String} AND table = {t:String} "
                 "AND active ORDER BY partition_id", parameters={"db": store.cfg.database, "t": table},
@@ -241,6 +246,7 @@ def merge_days(store: Store) -> float:
             for day in days:  # ids the engine made (digits: 20261201), never outside input
                 assert day.isalnum(), day
                 client.command(f"OPTIMIZE TABLE {store.cfg.database}.{table} PARTITION ID '{day}' FINAL")
+            print(f"  merged {len(days)} days of {table} in {time.perf_counter() - t1:.1f} s", flush=True)
     finally:
         client.close()
     return time.perf_counter() - t0

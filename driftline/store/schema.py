@@ -10,10 +10,20 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Final
 
 from driftline.store.columns import INPUT_TEXT_EXPR, OUTPUT_TEXT_EXPR, SPAN_COLUMNS
 
-__all__ = ["MIGRATIONS", "SCHEMA_MIGRATIONS", "TTL_TABLES", "Guarded", "Migration", "PerDay"]
+__all__ = [
+    "FORCE_MERGED_TABLES",
+    "FORCE_MERGE_AGE_S",
+    "MIGRATIONS",
+    "SCHEMA_MIGRATIONS",
+    "TTL_TABLES",
+    "Guarded",
+    "Migration",
+    "PerDay",
+]
 
 
 @dataclass(frozen=True)
@@ -398,6 +408,23 @@ _HALLUCINATION_MAX = (
     "ALTER TABLE {db}.trace_rows MATERIALIZE COLUMN hallucination_max",
 )
 
+# Closed days merged by the engine (migration 19). The reads skip FINAL on a day held by one part
+# (queries/_summary.py `merged`), and a trace's spans are then one granule; but the engine's merge
+# selector leaves a day in several parts of similar size for good (8 on a 10M-span week). With these
+# settings it merges a day into one part once every part of it is an hour old: a day an hour after
+# its last insert, the current day never while spans keep arriving. A late score reopens its day
+# for another hour. Only the day-partitioned tables the reads use FINAL on. The merge costs about
+# 14 µs of CPU per span of the day, once (a day of 1.43M spans: spans 10.9 s, trace_rows 8.1 s,
+# scores 0.6 s, trace_index 0.1 s on one core); a day bigger than one merge may write
+# (max_bytes_to_merge_at_max_space_in_pool) is left to the ordinary merges.
+FORCE_MERGE_AGE_S: Final = 3600
+FORCE_MERGED_TABLES: Final = ("spans", "scores", "trace_rows", "trace_index")
+_MERGE_CLOSED_DAYS = tuple(
+    f"ALTER TABLE {{db}}.{table} MODIFY SETTING min_age_to_force_merge_seconds = {FORCE_MERGE_AGE_S}, "
+    "min_age_to_force_merge_on_partition_only = 1"
+    for table in FORCE_MERGED_TABLES
+)
+
 # Review queues (migration 8). The queue definitions a tenant made or changed through the API (the
 # configured ones are defaults every tenant has); `deleted` hides a configured queue too.
 _REVIEW_QUEUES = """
@@ -680,6 +707,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(16, "trace_rows: by_session projection for the sessions list", _BY_SESSION),
     Migration(17, "trace_rows: each row's highest hallucination score", _HALLUCINATION_MAX),
     Migration(18, "spans, scores: rebuilt in small granules and compression blocks", _SMALL_GRANULE_TABLES),
+    Migration(19, "spans, scores, trace_rows, trace_index: each closed day merged into one part", _MERGE_CLOSED_DAYS),
 )
 
 # Tables whose TTL follows `retention_days`: (table, TTL expression column).

@@ -784,3 +784,19 @@ DROP TABLE IF EXISTS driftline.scores_v18 ON CLUSTER prod;
 -- migration 18: spans, scores: rebuilt in small granules and compression blocks
 DROP TABLE IF EXISTS driftline.scores_v18_local ON CLUSTER prod;
 
+-- migration 19: spans, scores, trace_rows, trace_index: each closed day merged into one part
+ALTER TABLE driftline.spans_local ON CLUSTER prod
+    MODIFY SETTING min_age_to_force_merge_seconds = 3600, min_age_to_force_merge_on_partition_only = 1;
+
+-- migration 19: spans, scores, trace_rows, trace_index: each closed day merged into one part
+ALTER TABLE driftline.scores_local ON CLUSTER prod
+    MODIFY SETTING min_age_to_force_merge_seconds = 3600, min_age_to_force_merge_on_partition_only = 1;
+
+-- migration 19: spans, scores, trace_rows, trace_index: each closed day merged into one part
+ALTER TABLE driftline.trace_rows_local ON CLUSTER prod
+    MODIFY SETTING min_age_to_force_merge_seconds = 3600, min_age_to_force_merge_on_partition_only = 1;
+
+-- migration 19: spans, scores, trace_rows, trace_index: each closed day merged into one part
+ALTER TABLE driftline.trace_index_local ON CLUSTER prod
+    MODIFY SETTING min_age_to_force_merge_seconds = 3600, min_age_to_force_merge_on_partition_only = 1;
+

@@ -705,3 +705,15 @@ DROP VIEW IF EXISTS driftline.scores_v18_copy;
 -- migration 18: spans, scores: rebuilt in small granules and compression blocks
 DROP TABLE IF EXISTS driftline.scores_v18;
 
+-- migration 19: spans, scores, trace_rows, trace_index: each closed day merged into one part
+ALTER TABLE driftline.spans MODIFY SETTING min_age_to_force_merge_seconds = 3600, min_age_to_force_merge_on_partition_only = 1;
+
+-- migration 19: spans, scores, trace_rows, trace_index: each closed day merged into one part
+ALTER TABLE driftline.scores MODIFY SETTING min_age_to_force_merge_seconds = 3600, min_age_to_force_merge_on_partition_only = 1;
+
+-- migration 19: spans, scores, trace_rows, trace_index: each closed day merged into one part
+ALTER TABLE driftline.trace_rows MODIFY SETTING min_age_to_force_merge_seconds = 3600, min_age_to_force_merge_on_partition_only = 1;
+
+-- migration 19: spans, scores, trace_rows, trace_index: each closed day merged into one part
+ALTER TABLE driftline.trace_index MODIFY SETTING min_age_to_force_merge_seconds = 3600, min_age_to_force_merge_on_partition_only = 1;
+
