@@ -249,7 +249,8 @@ def search_traces(store: Store, tenant: str, q: TraceQuery) -> tuple[list[dict[s
     if q.sort == "time" and q.descending and q.session_id is None and q.user_id is None:
         windows = [hi - d for d in _WINDOWS if hi - d > q.since] + [q.since]
     rows: list[dict[str, Any]] = []
-    for lo in windows:
+    while windows:
+        lo = windows.pop(0)
         days = merged(store, tenant) if hi - lo > _NARROW else ()  # FINAL over a few hours costs little
         w = Where(tenant)
         rows = store._reader.rows(tenant, _page_sql(q, w, lo, hi, days), w.params)
@@ -258,6 +259,9 @@ def search_traces(store: Store, tenant: str, q: TraceQuery) -> tuple[list[dict[s
             rows = store._reader.rows(tenant, _page_sql(q, w, lo, hi), w.params)
         if len(rows) > q.limit:
             break
+        # A sparse filter: skip the windows that at this window's rate would not fill the page either.
+        while len(windows) > 1 and len(rows) * (hi - windows[0]) < (q.limit + 1) * (hi - lo):
+            windows.pop(0)
     more = len(rows) > q.limit
     rows = rows[: q.limit]
     return rows, ((rows[-1]["k"], rows[-1]["trace_id"]) if more else None)
