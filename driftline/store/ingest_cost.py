@@ -51,91 +51,80 @@ def reload_sql(table: str = PRICE_TABLE) -> str:
     return f"SYSTEM RELOAD DICTIONARY {table}_dict"
 
 
-_COUNTS: Final = (
-    ("_n_in", "input_tokens"),
-    ("_n_out", "output_tokens"),
-    ("_n_read", "cache_read_tokens"),
-    ("_n_write", "cache_creation_tokens"),
-    ("_n_reasoning", "reasoning_tokens"),
-)
+# The counts the cost reads, in the order of _cost_of's ni, no, nr, nw, nz.
+_COUNTS: Final = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens", "reasoning_tokens")
 
 
-def _layers(p: str) -> list[str]:
-    """pricing._direct_cost with the rates of lookup `p`, one step per layer (an alias read twice
-    in one SELECT is analyzed twice, with all it refers to): the leaf counts, the total (NULL when
-    the table gives no rates or the counts are inconsistent, _direct_cost's ValueError), its
-    digits, and total / 10^18 as Python's int / int, correctly rounded: the exact decimal text of
-    the quotient parsed with precise_float_parsing (ingest_sql.schema_settings)."""
+def _let(names: list[str], values: list[str], body: str) -> str:
+    """`body` with each of `names` bound to its value, computed once: a lambda over one-item
+    arrays (the engine has no let-binding). Each value is analyzed once, where an alias read twice
+    in one SELECT is analyzed twice; and it needs no layer of its own: a subquery layer carrying
+    every column of the row costs ~5-13 ms of planning (bench/engine_planning.py)."""
+    return f"arrayMap(({', '.join(names)}) -> {body}, {', '.join(f'[{v}]' for v in values)})[1]"
+
+
+def _cost_of(p: str) -> str:
+    """pricing._direct_cost with the rates of lookup `p` (status, r_in, r_out, r_read, r_write,
+    r_reasoning) over the counts ni, no, nr, nw, nz: the plain input and output counts, the total
+    (NULL when the table gives no rates or the counts are inconsistent, _direct_cost's
+    ValueError), its digits, and total / 10^18 as Python's int / int, correctly rounded: the
+    exact decimal text of the quotient parsed with precise_float_parsing (ingest_sql.schema_settings)."""
     terms = " + ".join(
-        f"toInt128(ifNull(_{p}_{rate}, 0)) * {count}"
-        for rate, count in (
-            ("r_in", f"_{p}_plain_in"),
-            ("r_read", "_n_read"),
-            ("r_write", "_n_write"),
-            ("r_out", f"_{p}_plain_out"),
-            ("r_reasoning", "_n_reasoning"),
-        )
+        f"toInt128(ifNull({p}.{i}, 0)) * {n}" for i, n in ((2, "pin"), (4, "nr"), (5, "nw"), (3, "pout"), (6, "nz"))
     )
-    digits = f"toString(abs(_{p}_total))"
-    return [
-        f"_n_in - if(_{p}_r_read IS NULL, 0, _n_read) - if(_{p}_r_write IS NULL, 0, _n_write) AS _{p}_plain_in, "
-        f"_n_out - if(_{p}_r_reasoning IS NULL, 0, _n_reasoning) AS _{p}_plain_out",
-        f"if({all_of(f'_{p}_status = 2', f'_{p}_plain_in >= 0', f'_{p}_plain_out >= 0')}, {terms}, NULL) AS _{p}_total",
-        f"leftPad({digits}, greatest(length({digits}), 19), '0') AS _{p}_digits",
-        f"if(_{p}_total IS NULL, NULL, toFloat64OrNull(concat(if(_{p}_total < 0, '-', ''), "
-        f"substring(_{p}_digits, 1, length(_{p}_digits) - 18), '.', "
-        f"substring(_{p}_digits, length(_{p}_digits) - 17)))) AS _cost_{p}",
-    ]
+    digits = "toString(abs(tot))"
+    value = (
+        "if(tot IS NULL, NULL, toFloat64OrNull(concat(if(tot < 0, '-', ''), "
+        "substring(dg, 1, length(dg) - 18), '.', substring(dg, length(dg) - 17))))"
+    )
+    quotient = _let(["dg"], [f"leftPad({digits}, greatest(length({digits}), 19), '0')"], value)
+    total = _let(["tot"], [f"if({all_of(f'{p}.1 = 2', 'pin >= 0', 'pout >= 0')}, {terms}, NULL)"], quotient)
+    plain = [f"ni - if({p}.4 IS NULL, 0, nr) - if({p}.5 IS NULL, 0, nw)", f"no - if({p}.6 IS NULL, 0, nz)"]
+    return _let(["pin", "pout"], plain, total)
 
 
 def cost_layer(below: str, *, priced: bool, overrides: bool, table: str = PRICE_TABLE) -> str:
     """`below` with cost_usd, cost_source and the price deferrals added to `deferred`. Without a
-    pricer (`priced` False) no span is priced, as the Python path without one."""
+    pricer (`priced` False) no span is priced, as the Python path without one.
+
+    Priced, it is two layers: one computing (cost, deferral reasons) as a single expression whose
+    intermediate values are bound by `_let`, and one spreading it into the columns."""
     if not priced:
         return f"SELECT *, CAST(NULL, 'Nullable(Float64)') AS cost_usd, '' AS cost_source FROM ({below})"
     ops = "[" + ", ".join(literal(o) for o in sorted(PRICED_OPERATIONS)) + "]"
     attrs = "(" + ", ".join(literal(c) for c in ("status", *_RATES)) + ")"
     dictionary = literal(table + "_dict")
-    counts = ", ".join(f"toInt128(ifNull({col}, 0)) AS {name}" for name, col in _COUNTS)
-    sql = (
-        f"SELECT *, if(response_model != '', response_model, request_model) AS _model, {counts}, "
-        f"{any_of('input_tokens IS NOT NULL', 'output_tokens IS NOT NULL')} AS _has_counts FROM ({below})"
-    )
-    sql = (
-        f"SELECT *, {all_of('_has_counts', f'has({ops}, operation)', 'notEmpty(_model)')} AS _priced, "
-        f"dictGet({dictionary}, {attrs}, (provider, _model)) AS _p1, "
-        f"dictGet({dictionary}, {attrs}, (provider, request_model)) AS _p2 FROM ({sql})"
-    )
-    fields = ", ".join(f"_{p}.{i + 1} AS _{p}_{c}" for p in ("p1", "p2") for i, c in enumerate(("status", *_RATES)))
-    sql = f"SELECT * EXCEPT (_p1, _p2), {fields} FROM ({sql})"
-    for one, two in zip(_layers("p1"), _layers("p2"), strict=True):
-        sql = f"SELECT *, {one}, {two} FROM ({sql})"
-    second = all_of("_priced", "_cost_p1 IS NULL", "notEmpty(request_model)", "request_model != _model")
-    sql = (
-        f"SELECT *, {second} AS _second, if(_priced, coalesce(_cost_p1, if(_second, _cost_p2, NULL)), NULL) "
-        f"AS cost_usd FROM ({sql})"
-    )
     override = "1" if overrides else "0"
 
     def status(n: int) -> str:
-        return all_of("_priced", any_of(f"_p1_status = {n}", all_of("_second", f"_p2_status = {n}")))
+        return all_of("priced", any_of(f"p1.1 = {n}", all_of("second", f"p2.1 = {n}")))
 
     reasons = (
-        f"[if({all_of('_priced', override)}, 'price_override', ''), "
+        f"[if({all_of('priced', override)}, 'price_override', ''), "
         f"if({status(0)}, 'price_unknown', ''), if({status(3)}, 'price_shape', '')]"
     )
-    helpers = [
-        "deferred",
-        "_model",
-        "_has_counts",
-        "_priced",
-        "_second",
-        *(name for name, _ in _COUNTS),
-        *(f"_{p}_{c}" for p in ("p1", "p2") for c in ("status", *_RATES, "plain_in", "plain_out", "total", "digits")),
-        "_cost_p1",
-        "_cost_p2",
-    ]
+    # m: the model priced first (the response model, else the request model); the request model
+    # is tried second when the first gives no cost and differs from it.
+    out = f"(if(priced, coalesce(c1, if(second, c2, NULL)), NULL), {reasons})"
+    sql = _let(["second"], [all_of("priced", "c1 IS NULL", "notEmpty(request_model)", "request_model != m")], out)
+    sql = _let(["c1", "c2"], [_cost_of("p1"), _cost_of("p2")], sql)
+    has_counts = any_of("input_tokens IS NOT NULL", "output_tokens IS NOT NULL")
+    sql = _let(
+        ["priced", "p1", "p2"],
+        [
+            all_of(has_counts, f"has({ops}, operation)", "notEmpty(m)"),
+            f"dictGet({dictionary}, {attrs}, (provider, m))",
+            f"dictGet({dictionary}, {attrs}, (provider, request_model))",
+        ],
+        sql,
+    )
+    counts = [f"toInt128(ifNull({col}, 0))" for col in _COUNTS]
+    sql = _let(
+        ["m", "ni", "no", "nr", "nw", "nz"], ["if(response_model != '', response_model, request_model)", *counts], sql
+    )
     return (
-        f"SELECT * EXCEPT ({', '.join(helpers)}), if(cost_usd IS NULL, '', 'price_table') AS cost_source, "
-        f"arrayFilter(x -> x != '', arrayConcat(deferred, {reasons})) AS deferred FROM ({sql})"
+        "SELECT * EXCEPT (deferred, _cost), _cost.1 AS cost_usd, "
+        "if(_cost.1 IS NULL, '', 'price_table') AS cost_source, "
+        "arrayFilter(x -> x != '', arrayConcat(deferred, _cost.2)) AS deferred "
+        f"FROM (SELECT *, {sql} AS _cost FROM ({below}))"
     )
