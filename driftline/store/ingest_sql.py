@@ -102,6 +102,10 @@ def schema_settings(schema_file: str | None = None) -> dict[str, str]:
         # Merging the layers' expression steps into one costs more planning (~40%) than it saves
         # (bench/engine_bench.py: per span it was no faster, on 50,000-span batches slower).
         "query_plan_merge_expressions": "0",
+        # The plan's other optimizations (filter push-down, reading in order, ...) find nothing
+        # to do in a projection over a file and cost ~30 ms of planning per query
+        # (bench/engine_planning.py: PlanOptimize 26-35 -> 1 ms; CPU per span no higher).
+        "query_plan_enable_optimizations": "0",
         # the cost's division: its exact decimal text parsed to the correctly rounded double
         "precise_float_parsing": "1",
     }
