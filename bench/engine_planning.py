@@ -14,8 +14,10 @@ Prints, CPU time of this process (chDB runs in it), the median of `--repeat` run
   insert of one request, and of ten requests sent as ten blocks (the view's query is planned
   again for every block);
 - all-in CPU per span at each of `--sizes` spans per query (requests of 100 spans): the Python
-  path's decode + normalize, and the engine query inserted into a Null table, rounds interleaved
-  so that a change of the machine's load falls on each alike. With `--baseline COMMIT` the query
+  path's decode + normalize; the whole engine query inserted into a Null table; and the query
+  rendered for the keys the batch carries (store/ingest_carried.py), the ask for the keys
+  included, as EngineRows runs it. Rounds interleaved so that a change of the machine's load
+  falls on each alike. With `--baseline COMMIT` the query
   and settings as that commit renders them run beside the current ones (its `driftline` package
   is unpacked with `git archive` and asked for them in a subprocess).
 """
@@ -43,6 +45,7 @@ from driftline.collector.normalize import Normalizer
 from driftline.pricing import Pricer
 from driftline.store.connection import StoreConfig, open_client
 from driftline.store.ingest import EngineRows, delimited
+from driftline.store.ingest_carried import carried, keys_sql
 from driftline.store.ingest_sql import file_source, schema_settings, span_rows_sql
 from driftline.store.otlp_schema import PROTO, STRUCTURE
 from tools.loadgen import llm_request
@@ -109,14 +112,19 @@ class _Engine:
             phases = {k: (after.get(k, 0) - before.get(k, 0)) / 1e3 for k in _PHASES}
         return statistics.median(times), phases
 
-    def sink(self, name: str, sql: str, settings: dict[str, str]) -> Callable[[str], float]:
-        """INSERT of the query's rows into a Null table: CPU seconds for one file of requests."""
+    def keys(self, path: str) -> frozenset[str]:
+        return carried(self.client.query(keys_sql(path), settings=self.settings).result_rows[0][0])
+
+    def sink(self, name: str, sql: str, settings: dict[str, str], by_keys: bool = False) -> Callable[[str], float]:
+        """INSERT of the query's rows into a Null table: CPU seconds for one file of requests.
+        `by_keys`: the query rendered for the keys the file's spans carry, asked first."""
         probe = sql.replace("{source}", file_source(self.one), 1)
         self.client.command(f"CREATE TABLE {name} ENGINE = Null AS SELECT * FROM ({probe}) LIMIT 0", settings=settings)
 
         def run(path: str) -> float:
-            q = sql.replace("{source}", file_source(path), 1)
             t0 = time.process_time()
+            query = span_rows_sql("{source}", priced=True, carried=self.keys(path)) if by_keys else sql
+            q = query.replace("{source}", file_source(path), 1)
             self.client.command(f"INSERT INTO {name} SELECT * FROM ({q})", settings=settings)
             return time.process_time() - t0
 
@@ -146,10 +154,17 @@ def _planning(engine: _Engine, sql: str, repeat: int) -> None:
     q1 = sql.replace("{source}", file_source(engine.one), 1)
     empty = engine.path([], "empty")
     print(f"query: {len(sql):,} bytes, {sql.count('SELECT')} SELECT layers, {sql.count('->')} lambdas")
+    keyed = span_rows_sql("{source}", priced=True, carried=engine.keys(engine.one))
+    print(
+        f"query for the benchmark's keys (store/ingest_carried.py): {len(keyed):,} bytes, "
+        f"{keyed.count('SELECT')} SELECT layers, {keyed.count('->')} lambdas"
+    )
     print("planning, one query (CPU ms, median; the phases of one run, ms):")
     for label, q in (
         ("query, one request (100 spans)", q1),
         ("query, empty input", sql.replace("{source}", file_source(empty), 1)),
+        ("query for the batch's keys, one request", keyed.replace("{source}", file_source(engine.one), 1)),
+        ("the keys asked, one request", keys_sql(engine.one)),
         ("EXPLAIN AST (parse)", f"EXPLAIN AST {q1}"),
         ("EXPLAIN QUERY TREE (parse + analysis)", f"EXPLAIN QUERY TREE {q1}"),
         ("EXPLAIN PIPELINE (+ plan, pipeline)", f"EXPLAIN PIPELINE {q1}"),
@@ -195,7 +210,10 @@ def main() -> None:
         client.query(sql.replace("{source}", file_source(engine.one), 1), settings=engine.settings)  # warm-up
         if not args.no_planning:
             _planning(engine, sql, args.repeat)
-        variants = {"engine": engine.sink("sink_now", sql, engine.settings)}
+        variants = {
+            "engine": engine.sink("sink_now", sql, engine.settings),
+            "engine, batch's keys": engine.sink("sink_keys", sql, engine.settings, by_keys=True),
+        }
         if args.baseline:
             old_sql, old_settings = _baseline(args.baseline, tmp, engine.schema)
             variants = {f"engine@{args.baseline}": engine.sink("sink_old", old_sql, old_settings), **variants}

@@ -24,8 +24,10 @@ from driftline.collector import conventions
 from driftline.collector.conventions import genai, langfuse, openinference, providers, traceloop, vercel
 from driftline.collector.normalize import InvalidSpan, Normalizer
 from driftline.pricing import ModelPrice, Pricer
-from driftline.store import ingest_keys, ingest_spec
+from driftline.store import ingest_carried, ingest_keys, ingest_spec
+from driftline.store.ingest import EngineRows, delimited
 from driftline.store.ingest_spec import COLUMNS, FAMILIES, OPERATION_TABLES, PROVIDERS, Attr, render_docs
+from driftline.store.ingest_sql import schema_settings, span_rows_sql
 from driftline.store.otlp_schema import PROTO
 from tests.support import engine_check
 from tests.support.engine_check import body_of, normalize_span
@@ -492,3 +494,68 @@ def test_span_keys_as_numbers_name_one_key_each() -> None:
     assert "gen_ai.input.messages" in ingest_keys.KEYS and "llm.cost.total" in ingest_keys.KEYS
     with pytest.raises(KeyError):
         ingest_keys.has_key("not.a.spec.key")
+
+
+# -- the query for the keys a batch carries (store/ingest_carried.py) ------------------------------
+
+_MIXED: list[dict[str, Any]] = [
+    _CHAT,
+    {**_CHAT, "gen_ai.input.messages": _J([{"role": "system", "content": "s"}, {"role": "user", "content": "q"}])},
+    {**_CHAT, "gen_ai.completion": "plain answer", "gen_ai.system_instructions": "Sys."},
+    {**_CHAT, "gen_ai.input.messages": "[]", "gen_ai.prompt": _J([{"role": "user", "content": "p"}])},
+    {"gen_ai.operation.name": "embeddings", "gen_ai.input.messages": _J(["first", "", "second"])},
+    {"gen_ai.operation.name": "retrieval", "gen_ai.retrieval.query.text": "what is up"},
+    {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.call.arguments": "{}"},
+    _priced(**{"gen_ai.usage.cache_read.input_tokens": 1000, "gen_ai.response.model": "gpt-4o-no-such-date"}),
+    _priced(**{"gen_ai.usage.cost": 0.5}),
+    {
+        "openinference.span.kind": "LLM",
+        "llm.model_name": "gpt-4o",
+        "llm.token_count.prompt": 7,
+        _OI + "0.message.role": "user",
+        _OI + "0.message.content": "first",
+        "llm.output_messages.0.message.role": "assistant",
+        "llm.output_messages.0.message.content": "answer",
+        "session.id": "s-1",
+    },
+    {"openinference.span.kind": "CHAIN", "input.value": "text"},
+    {"llm.request.type": "chat", _TLP + "0.role": "user", _TLP + "0.content": "q", "llm.usage.total_tokens": "12"},
+    {"ai.operationId": "ai.generateText.doGenerate", "ai.model.id": "gpt-4o-mini", "ai.usage.promptTokens": 3},
+    {"langfuse.observation.type": "generation", "langfuse.user.id": "u-1", "langfuse.observation.model.name": "m"},
+    {"user.id": "u-2", "enduser.id": "u-3", "app.feature": "none of the conventions"},
+]
+
+
+def test_the_query_for_a_batchs_keys_gives_the_whole_querys_rows() -> None:
+    """The rows of a batch of spans of every convention, by the whole query, equal the rows of each
+    span alone by the query rendered for its keys, and of the batch by the query for its keys."""
+    bodies = [body_of(*record_span(f"span {i}", attrs)) for i, attrs in enumerate(_MIXED)]
+    engine = engine_check._engine(65536, Pricer())
+    whole = EngineRows(engine._client, pricer=Pricer(), carried_keys=False)
+    try:
+        expected = whole.rows(bodies)
+    finally:
+        whole.close()
+    assert len(expected) == len(_MIXED) and {r["invalid"] for r in expected} == {""}
+    assert [row for body in bodies for row in engine.rows([body])] == expected
+    assert engine.rows(bodies) == expected
+
+
+def test_a_batch_is_asked_for_its_span_keys_and_the_spec_reads_some() -> None:
+    res, scope, span = record_span(
+        "x", {"gen_ai.request.model": "m", "llm.input_messages.3.message.role": "user", "not.in.the.spec": 1}
+    )
+    engine = engine_check._engine(65536)
+    path = ROOT / "build" / "carried-keys.otlp"
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(delimited([body_of(res, scope, span)]))
+    try:
+        settings = schema_settings(engine._schema)
+        (keys,) = engine._client.query(ingest_carried.keys_sql(str(path)), settings=settings).result_rows[0]
+    finally:
+        path.unlink()
+    assert sorted(keys) == ["gen_ai.request.model", "llm.input_messages.3.message.role", "not.in.the.spec"]
+    assert ingest_carried.carried(keys) == {"gen_ai.request.model", "llm.input_messages."}
+    whole = span_rows_sql("{source}", priced=True)
+    assert len(span_rows_sql("{source}", priced=True, carried=ingest_carried.carried(keys))) < len(whole) * 0.85
+    assert span_rows_sql("{source}", priced=True, carried=None) == whole

@@ -9,6 +9,10 @@ its varint length), so one query reads any number of requests.
 On the embedded store the stream is a temporary file read with the `file` table function, and
 the schema a file beside it (ingest_sql.schema_settings).
 
+Each batch gets the query rendered for the attribute keys its spans carry (store/ingest_carried.py:
+one small query asks the engine for them first), the same rows at a fraction of the whole query's
+planning (rendering it costs ~1 ms). `carried_keys=False` runs the whole query for every batch.
+
 With a `Pricer`, spans are priced from the store's price table (store/ingest_cost.py): a
 (provider, model) pair the table does not hold yet is resolved by the Pricer, added, and the
 query run once more, so each model costs one extra query when first seen.
@@ -23,6 +27,7 @@ from collections.abc import Sequence
 from clickhouse_connect.driver.client import Client
 
 from driftline.pricing import Pricer
+from driftline.store.ingest_carried import carried, keys_sql
 from driftline.store.ingest_cost import PRICE_TABLE, price_table_ddl, reload_sql
 from driftline.store.ingest_sql import file_source, schema_settings, span_rows_sql
 from driftline.store.otlp_schema import PROTO
@@ -58,6 +63,7 @@ class EngineRows:
         tmp_dir: str | None = None,
         pricer: Pricer | None = None,
         price_table: str = PRICE_TABLE,
+        carried_keys: bool = True,
     ) -> None:
         self._client = client
         self._limit = max_value_bytes
@@ -65,10 +71,7 @@ class EngineRows:
         self._pricer = pricer
         self._price_table = price_table
         self._priced: set[tuple[str, str]] = set()
-        overrides = pricer is not None and bool(pricer.overrides)
-        self._sql = span_rows_sql(
-            "{source}", max_value_bytes, priced=pricer is not None, overrides=overrides, price_table=price_table
-        )
+        self._carried_keys = carried_keys
         if pricer is not None:
             for ddl in price_table_ddl(price_table):
                 client.command(ddl)
@@ -85,13 +88,29 @@ class EngineRows:
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(delimited(bodies))
-            sql = self._sql.replace("{source}", file_source(path), 1)
-            rows = list(self._client.query(sql, settings=schema_settings(self._schema)).named_results())
+            settings = schema_settings(self._schema)
+            keys: frozenset[str] | None = None
+            if self._carried_keys:
+                keys = carried(self._client.query(keys_sql(path), settings=settings).result_rows[0][0])
+            sql = self._sql(keys).replace("{source}", file_source(path), 1)
+            rows = list(self._client.query(sql, settings=settings).named_results())
             if self._learn_prices(rows):
-                rows = list(self._client.query(sql, settings=schema_settings(self._schema)).named_results())
+                rows = list(self._client.query(sql, settings=settings).named_results())
             return rows
         finally:
             os.unlink(path)
+
+    def _sql(self, keys: frozenset[str] | None) -> str:
+        """The query for a batch carrying `keys` (None: the whole query)."""
+        pricer = self._pricer
+        return span_rows_sql(
+            "{source}",
+            self._limit,
+            priced=pricer is not None,
+            overrides=pricer is not None and bool(pricer.overrides),
+            price_table=self._price_table,
+            carried=keys,
+        )
 
     def _learn_prices(self, rows: list[dict[str, object]]) -> bool:
         """Add the Pricer's resolution of every (provider, model) a row could not find in the price

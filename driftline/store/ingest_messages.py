@@ -29,6 +29,7 @@ from __future__ import annotations
 from typing import Final
 
 from driftline.store.ingest_bool import all_of, any_of, literal
+from driftline.store.ingest_carried import reads
 from driftline.store.ingest_keys import has_any, has_key
 from driftline.store.ingest_spec import (
     SLOTS,
@@ -37,6 +38,7 @@ from driftline.store.ingest_spec import (
     MessageList,
     Other,
     RawText,
+    SlotSource,
 )
 
 __all__ = ["MESSAGE_COLUMNS", "message_layers", "passed_columns", "text_columns"]
@@ -164,8 +166,9 @@ def _is_json(v: str) -> str:
     return f"((startsWith({v}, '[') OR startsWith({v}, '{{')) AND isValidJSON({v}))"
 
 
-def message_layers(below: str) -> str:
-    """Layers over `below` (which has a, a_keys, a_kid, a_vals, event_names and the fam_* flags)."""
+def message_layers(below: str, carried: frozenset[str] | None = None) -> str:
+    """Layers over `below` (which has a, a_keys, a_kid, a_vals, event_names and the fam_* flags),
+    of the sources a batch carrying `carried` can read (store/ingest_carried.py)."""
     l1: list[str] = []
     l2: list[str] = []
     l3: list[str] = []
@@ -173,6 +176,8 @@ def message_layers(below: str) -> str:
     for slot, sources in SLOTS.items():
         for i, src in enumerate(sources):
             n = _name(slot, i)
+            if not reads(src, carried):
+                continue
             if isinstance(src, MessageList):
                 v = f"if({_fam(src.family)} AND {has_key(src.key)}, a[{literal(src.key)}], '')"
                 l1.append(f"{v} AS {n}_v")
@@ -216,18 +221,19 @@ def message_layers(below: str) -> str:
                 l3.append(f"{_indexed_messages(n, src)} AS {n}_t")
             else:
                 continue
-    sql = f"SELECT *, {', '.join(l2)} FROM (SELECT *, {', '.join(l1)} FROM ({below}))"
-    for layer in mid:
+    sql = below
+    for layer in (l1, l2, *mid, l3):
         if layer:
             sql = f"SELECT *, {', '.join(layer)} FROM ({sql})"
     kept = [
         f"arrayFilter(t -> t.1 = 1, {_name(slot, i)}_t) AS {_name(slot, i)}_k"
         for slot, sources in SLOTS.items()
         for i, src in enumerate(sources)
-        if isinstance(src, MessageList | Indexed)
+        if isinstance(src, MessageList | Indexed) and reads(src, carried)
     ]
-    sql = f"SELECT *, {', '.join(kept)} FROM (SELECT *, {', '.join(l3)} FROM ({sql}))"
-    return f"SELECT *, {_slot_columns()} FROM ({sql})"
+    if kept:
+        sql = f"SELECT *, {', '.join(kept)} FROM ({sql})"
+    return f"SELECT *, {_slot_columns(carried)} FROM ({sql})"
 
 
 def _arrliteral(items: tuple[str, ...]) -> str:
@@ -274,7 +280,15 @@ def _kept(n: str) -> str:
     return f"{n}_k"
 
 
-def _slot_columns() -> str:
+def _multi_if(pairs: list[str], default: str) -> str:
+    return f"multiIf({', '.join(pairs)}, {default})" if pairs else default
+
+
+def _strings(items: list[str]) -> str:
+    return f"[{', '.join(items)}]" if items else "CAST([], 'Array(String)')"
+
+
+def _slot_columns(carried: frozenset[str] | None) -> str:
     out: list[str] = []
     for slot, sources in SLOTS.items():
         chosen: list[str] = []
@@ -284,6 +298,8 @@ def _slot_columns() -> str:
         shape: list[str] = []
         for i, src in enumerate(sources):
             n = _name(slot, i)
+            if not reads(src, carried):
+                continue  # it gives no message, raw text or reason (store/ingest_carried.py)
             if isinstance(src, MessageList | Indexed):
                 kept = _kept(n)
                 chosen += [f"notEmpty({kept})", kept]
@@ -298,7 +314,9 @@ def _slot_columns() -> str:
                 shape.append(f"if(arrayExists(t -> t.1 = 2, {n}_t), {literal('message_shape:' + label)}, '')")
             if isinstance(src, MessageList) and src.raw:
                 earlier = [
-                    f"empty({_kept(_name(slot, j))})" for j in range(i) if isinstance(sources[j], MessageList | Indexed)
+                    f"empty({_kept(_name(slot, j))})"
+                    for j in range(i)
+                    if isinstance(sources[j], MessageList | Indexed) and reads(sources[j], carried)
                 ]
                 cond = " AND ".join([f"{n}_v != ''", f"NOT {n}_json", *earlier])
                 raw.append(f"if({cond}, {n}_v, '')")
@@ -306,15 +324,15 @@ def _slot_columns() -> str:
                 shape.append(f"if({json_first}, {literal('source:' + src.key + ' (JSON messages)')}, '')")
             elif isinstance(src, RawText):
                 raw.append(f"if({_fam(src.family)}, a[{literal(src.key)}], '')")
-        out.append(f"multiIf({', '.join(chosen)}, CAST([], {literal(_MSG_TYPE)})) AS _{slot}_msgs")
-        out.append(f"multiIf({', '.join(src_pos)}, 0) AS _{slot}_src")
-        out.append(f"multiIf({', '.join(key)}, '') AS _{slot}_key")
+        out.append(f"{_multi_if(chosen, f'CAST([], {literal(_MSG_TYPE)})')} AS _{slot}_msgs")
+        out.append(f"{_multi_if(src_pos, '0')} AS _{slot}_src")
+        out.append(f"{_multi_if(key, literal(''))} AS _{slot}_key")
         raw_sql = "''"
         for r in reversed(raw):
             raw_sql = f"if({r} != '', {r}, {raw_sql})"
         out.append(f"{raw_sql} AS _{slot}_raw")
-        out.append(f"[{', '.join(shape)}] AS _{slot}_shape")
-        out.append(f"[{', '.join(_other_reasons(slot, sources))}] AS _{slot}_other")
+        out.append(f"{_strings(shape)} AS _{slot}_shape")
+        out.append(f"{_strings(_other_reasons(slot, sources, carried))} AS _{slot}_other")
     sysi = SYSTEM_INSTRUCTIONS
     v = f"a[{literal(sysi.key)}]"
     out.append(f"if({_fam(sysi.family)}, {v}, '') AS _sys")
@@ -325,12 +343,12 @@ def _slot_columns() -> str:
     return ", ".join(out)
 
 
-def _other_reasons(slot: str, sources: tuple[object, ...]) -> list[str]:
+def _other_reasons(slot: str, sources: tuple[SlotSource, ...], carried: frozenset[str] | None) -> list[str]:
     """(position, reason expression) of each deferred source; a `no_text` one is written in
     `text_columns`, where the slot's text is known, as `if(_<slot>_src in 1..pos-1 AND text, '', reason)`."""
     out: list[str] = []
     for i, src in enumerate(sources):
-        if not isinstance(src, Other):
+        if not isinstance(src, Other) or not reads(src, carried):
             continue
         if src.event:
             out.append(f"if(has(event_names, {literal(src.event)}), {literal('event:' + src.event)}, '')")

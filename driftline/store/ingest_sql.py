@@ -26,9 +26,12 @@ map's keys): every lookup here is a map subscript, or `has` on the span's keys a
 (store/ingest_keys.py: ~4x cheaper than on the key strings), no regex; no lambda reads the
 attribute map (it would copy the map, message texts and all, per element); what a resource holds
 is computed once per resource. The query's settings (`schema_settings`) turn off
-short-circuit evaluation and two analyzer / planner passes that cost more than they save here;
+short-circuit evaluation and the analyzer / planner passes that cost more than they save here;
 the top layers write AND / OR as `if`s (store/ingest_bool.py: half the planning time).
-bench/engine_bench.py measures CPU per span and the planning time of one query.
+bench/engine_bench.py measures CPU per span and the planning time of one query,
+bench/engine_planning.py where the planning goes. With `carried` (store/ingest_carried.py) the
+query leaves out the sources a batch does not carry: the same rows, planned in ~2/3 of the time
+for the benchmark's GenAI chat spans.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from __future__ import annotations
 from typing import Final
 
 from driftline.store.ingest_bool import literal
+from driftline.store.ingest_carried import reads
 from driftline.store.ingest_cost import PRICE_TABLE, cost_layer
 from driftline.store.ingest_keys import has_any, has_key, key_ids_sql
 from driftline.store.ingest_messages import MESSAGE_COLUMNS, message_layers, passed_columns, text_columns
@@ -334,11 +338,17 @@ def _runs(read: list[Attr | Present | JsonText]) -> list[str]:
     return out
 
 
-def _chain_sql(column: Column) -> str:
-    read = [s for s in column.sources if not isinstance(s, Other)]
-    parts = _runs(read)
-    chain = parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
-    if all(isinstance(s, Attr) and s.read in ("provider", "provider_present") for s in read):
+def _chain_sql(column: Column, carried: frozenset[str] | None) -> str:
+    """The column's chain of the sources a batch carrying `carried` can read (ingest_carried)."""
+    sources = [s for s in column.sources if not isinstance(s, Other)]
+    read = [s for s in sources if reads(s, carried)]
+    if read:
+        parts = _runs(read)
+        chain = parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
+    else:
+        counts = any(isinstance(s, Attr) and s.read == "int" for s in sources)
+        chain = "CAST(NULL, 'Nullable(Int64)')" if counts else "CAST(NULL, 'Nullable(String)')"
+    if read and all(isinstance(s, Attr) and s.read in ("provider", "provider_present") for s in sources):
         # One fold of the first value found: the same as folding each source, at a tenth of the SQL.
         chain = f"if({chain} IS NULL, NULL, {_fold_provider(f'assumeNotNull({chain})')})"
     if column.then == "other_if_recognised":
@@ -356,10 +366,10 @@ def _chain_sql(column: Column) -> str:
     return chain
 
 
-def _deferred_sources() -> list[str]:
+def _deferred_sources(carried: frozenset[str] | None) -> list[str]:
     """A reason per deferred spec source (ingest_spec.Other with keys or an event) on the span."""
     out = []
-    for s in deferred_sources():
+    for s in (s for s in deferred_sources() if reads(s, carried)):
         if s.event:
             out.append(f"if(has(event_names, {literal(s.event)}), {literal('event:' + s.event)}, '')")
         elif s.contains:
@@ -373,11 +383,19 @@ def _deferred_sources() -> list[str]:
 
 
 def span_rows_sql(
-    source: str, limit: int = 65536, *, priced: bool = False, overrides: bool = False, price_table: str = PRICE_TABLE
+    source: str,
+    limit: int = 65536,
+    *,
+    priced: bool = False,
+    overrides: bool = False,
+    price_table: str = PRICE_TABLE,
+    carried: frozenset[str] | None = None,
 ) -> str:
     """The SELECT described in the module docstring; `limit` is max_value_bytes. With `priced`
     (the Python path has a Pricer) spans are priced from `price_table` (store/ingest_cost.py);
-    `overrides`: the Pricer has operator overrides (priced spans are then deferred)."""
+    `overrides`: the Pricer has operator overrides (priced spans are then deferred). With
+    `carried` (store/ingest_carried.py), the query for a batch whose spans carry only those of
+    the spec's keys: the same rows for such a batch, at a fraction of the planning."""
     texts = f"arrayMap(kv -> {_value_text('kv.value')}, sp.attributes)"
     value_deferred = (
         f"arrayConcat(arrayFilter(x -> x != '', arrayMap(kv -> {_value_deferred('kv.value', limit)}, sp.attributes)), "
@@ -415,12 +433,14 @@ def span_rows_sql(
     )
     families = [f"{_present(markers)} AS {_family(name)}" for name, markers in FAMILIES.items()]
     any_family = " OR ".join(_family(name) for name in FAMILIES) + " AS fam_any, toUInt8(1) AS fam_all"
-    spec_cols = [f"{_chain_sql(c)} AS {_raw(c)}" for c in COLUMNS if rendered(c)]
-    deferred = (
-        "arrayFilter(x -> x != '', arrayConcat(_value_deferred, "
-        "[if(_dup_keys, 'duplicate_key', ''), if(_long_status, 'long_value', ''), "
-        "if(_odd_count, 'count_format', ''), " + ", ".join(_deferred_sources()) + "])) AS _deferred0"
-    )
+    spec_cols = [f"{_chain_sql(c, carried)} AS {_raw(c)}" for c in COLUMNS if rendered(c)]
+    reasons = [
+        "if(_dup_keys, 'duplicate_key', '')",
+        "if(_long_status, 'long_value', '')",
+        "if(_odd_count, 'count_format', '')",
+        *_deferred_sources(carried),
+    ]
+    deferred = f"arrayFilter(x -> x != '', arrayConcat(_value_deferred, [{', '.join(reasons)}])) AS _deferred0"
     # Layers, each reading the one below as columns: an alias used twice in one SELECT is analyzed
     # twice (with everything it refers to), a column of a subquery once.
     # The attributes the chains read as counts (their keys and texts, in the span's order), so
@@ -441,7 +461,7 @@ def span_rows_sql(
         + ", ".join(f"if({_family(n)}, {literal(n)}, '')" for n in FAMILIES)
         + "]) AS fams"
     )
-    facts = message_layers(f"SELECT *, {', '.join(families)}, {any_family}, {fams} FROM ({maps})")
+    facts = message_layers(f"SELECT *, {', '.join(families)}, {any_family}, {fams} FROM ({maps})", carried)
     chains = (
         "SELECT trace_id, span_id, parent_span_id, start_time, end_time, "
         "(end_time - start_time) / 1e6 AS duration_ms, name, kind, status_code, status_message, "
