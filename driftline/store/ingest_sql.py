@@ -110,6 +110,10 @@ def schema_settings(schema_file: str | None = None) -> dict[str, str]:
         # to do in a projection over a file and cost ~30 ms of planning per query
         # (bench/engine_planning.py: PlanOptimize 26-35 -> 1 ms; CPU per span no higher).
         "query_plan_enable_optimizations": "0",
+        # Compiling the expressions to machine code made no span cheaper (24.7 / 25.0 us per span),
+        # but costs ~200 ms the first time a query shape is seen (each batch's key set,
+        # store/ingest_carried.py, can be a new one) and ~30 ms of each query's planning after.
+        "compile_expressions": "0",
         # the cost's division: its exact decimal text parsed to the correctly rounded double
         "precise_float_parsing": "1",
     }
