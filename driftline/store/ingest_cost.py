@@ -105,8 +105,10 @@ def cost_layer(below: str, *, priced: bool, overrides: bool, table: str = PRICE_
     )
     # m: the model priced first (the response model, else the request model); the request model
     # (rm) is tried second when the first gives no cost and differs from it. The row's columns are
-    # read once, as the outermost lambda's arguments: a column read inside a lambda's body costs
-    # the analyzer ~6 ms per reference over this query's subqueries (bench/engine_planning.py).
+    # read once, as the outermost lambda's arguments: read inside the nested lambdas' bodies they
+    # cost the analyzer ~40 ms more (over the query's subqueries; 6 ms over a trivial SELECT). The
+    # indexed messages' lambdas that read a column in their body showed no such cost when bound
+    # the same way (store/ingest_messages.py), so this is not a rule for every lambda.
     out = f"(if(priced, coalesce(c1, if(second, c2, NULL)), NULL), {reasons})"
     sql = _let(["second"], [all_of("priced", "c1 IS NULL", "notEmpty(rm)", "rm != m")], out)
     sql = _let(["c1", "c2"], [_cost_of("p1"), _cost_of("p2")], sql)
