@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from driftline.store.ingest_bool import all_of, any_of, literal
+from driftline.store.ingest_bool import all_of, any_of, let, literal
 from driftline.vocabulary import PRICED_OPERATIONS
 
 __all__ = ["PRICE_TABLE", "cost_layer", "price_table_ddl", "reload_sql"]
@@ -55,14 +55,6 @@ def reload_sql(table: str = PRICE_TABLE) -> str:
 _COUNTS: Final = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens", "reasoning_tokens")
 
 
-def _let(names: list[str], values: list[str], body: str) -> str:
-    """`body` with each of `names` bound to its value, computed once: a lambda over one-item
-    arrays (the engine has no let-binding). Each value is analyzed once, where an alias read twice
-    in one SELECT is analyzed twice; and it needs no layer of its own: a subquery layer carrying
-    every column of the row costs ~5-13 ms of planning (bench/engine_planning.py)."""
-    return f"arrayMap(({', '.join(names)}) -> {body}, {', '.join(f'[{v}]' for v in values)})[1]"
-
-
 def _cost_of(p: str) -> str:
     """pricing._direct_cost with the rates of lookup `p` (status, r_in, r_out, r_read, r_write,
     r_reasoning) over the counts ni, no, nr, nw, nz: the plain input and output counts, the total
@@ -77,10 +69,10 @@ def _cost_of(p: str) -> str:
         "if(tot IS NULL, NULL, toFloat64OrNull(concat(if(tot < 0, '-', ''), "
         "substring(dg, 1, length(dg) - 18), '.', substring(dg, length(dg) - 17))))"
     )
-    quotient = _let(["dg"], [f"leftPad({digits}, greatest(length({digits}), 19), '0')"], value)
-    total = _let(["tot"], [f"if({all_of(f'{p}.1 = 2', 'pin >= 0', 'pout >= 0')}, {terms}, NULL)"], quotient)
+    quotient = let(["dg"], [f"leftPad({digits}, greatest(length({digits}), 19), '0')"], value)
+    total = let(["tot"], [f"if({all_of(f'{p}.1 = 2', 'pin >= 0', 'pout >= 0')}, {terms}, NULL)"], quotient)
     plain = [f"ni - if({p}.4 IS NULL, 0, nr) - if({p}.5 IS NULL, 0, nw)", f"no - if({p}.6 IS NULL, 0, nz)"]
-    return _let(["pin", "pout"], plain, total)
+    return let(["pin", "pout"], plain, total)
 
 
 def cost_layer(below: str, *, priced: bool, overrides: bool, table: str = PRICE_TABLE) -> str:
@@ -88,7 +80,7 @@ def cost_layer(below: str, *, priced: bool, overrides: bool, table: str = PRICE_
     pricer (`priced` False) no span is priced, as the Python path without one.
 
     Priced, it is two layers: one computing (cost, deferral reasons) as a single expression whose
-    intermediate values are bound by `_let`, and one spreading it into the columns."""
+    intermediate values are bound by `let` (store/ingest_bool.py), and one spreading it into the columns."""
     if not priced:
         return f"SELECT *, CAST(NULL, 'Nullable(Float64)') AS cost_usd, '' AS cost_source FROM ({below})"
     ops = "[" + ", ".join(literal(o) for o in sorted(PRICED_OPERATIONS)) + "]"
@@ -110,10 +102,10 @@ def cost_layer(below: str, *, priced: bool, overrides: bool, table: str = PRICE_
     # indexed messages' lambdas that read a column in their body showed no such cost when bound
     # the same way (store/ingest_messages.py), so this is not a rule for every lambda.
     out = f"(if(priced, coalesce(c1, if(second, c2, NULL)), NULL), {reasons})"
-    sql = _let(["second"], [all_of("priced", "c1 IS NULL", "notEmpty(rm)", "rm != m")], out)
-    sql = _let(["c1", "c2"], [_cost_of("p1"), _cost_of("p2")], sql)
+    sql = let(["second"], [all_of("priced", "c1 IS NULL", "notEmpty(rm)", "rm != m")], out)
+    sql = let(["c1", "c2"], [_cost_of("p1"), _cost_of("p2")], sql)
     has_counts = any_of("input_tokens IS NOT NULL", "output_tokens IS NOT NULL")
-    sql = _let(
+    sql = let(
         ["priced", "p1", "p2"],
         [
             all_of("hc", f"has({ops}, op)", "notEmpty(m)"),
@@ -123,7 +115,7 @@ def cost_layer(below: str, *, priced: bool, overrides: bool, table: str = PRICE_
         sql,
     )
     counts = [f"toInt128(ifNull({col}, 0))" for col in _COUNTS]
-    sql = _let(
+    sql = let(
         ["m", "rm", "pv", "op", "hc", "ni", "no", "nr", "nw", "nz"],
         [
             "if(response_model != '', response_model, request_model)",
