@@ -18,7 +18,7 @@ from driftline.scorers.runner import SCORE_SCHEMA
 from driftline.store import Store
 from driftline.store.queries import sessions as session_queries
 from driftline.store.queries import traces as trace_queries
-from tests.support.sql import admin_client
+from tests.support.sql import admin_client, admin_rows
 
 TENANT = "tenant-a"
 # Half a second before an hour starts: a trace's child spans fall in the next hour.
@@ -205,6 +205,43 @@ def test_session_figures_are_the_same_before_and_after_the_rows_are_merged(store
         ).result_rows
     assert merged[0][0] >= 1
     assert figures() == expected
+
+
+def test_a_session_trace_with_a_row_of_scores_only_in_another_hour_is_counted_whole(store: Store) -> None:
+    """A score of a span the trace has no row for in its hour (a span never stored) gives the trace a
+    row of scores only there, without the root. It adds nothing to a session's figures, so on a
+    merged day the trace is still read from its root's row, and the figures are the same."""
+    t5 = "c5" * 16
+    start = EDGE - timedelta(minutes=20)
+    spans = [
+        _span(t5, 0, start, 300.0, session_id="s5", user_id="u5"),
+        _span(t5, 1, start + timedelta(milliseconds=5), 20.0, session_id="s5", cost_usd=0.5, status_code="error"),
+    ]
+    store.insert_arrow("spans", rows_to_table(TENANT, spans))
+    late = start + timedelta(minutes=50)  # the next hour: no span of the trace there
+    store.insert_arrow("scores", _scores([_score(t5, 9, late, 0.9, "hallucinated", datetime.now(UTC))]))
+    lo, hi = EDGE - timedelta(days=1), EDGE + timedelta(hours=3)
+
+    def figures() -> list[tuple[Any, ...]]:
+        rows, _ = session_queries.list_sessions(store, TENANT, lo, hi)
+        return [
+            (r["session_id"], r["traces"], r["errors"], round(r["cost_usd"], 9), r["user_id"], r["service"])
+            for r in rows
+        ]
+
+    expected = [("s5", 1, 1, 0.5, "u5", "shop")]
+    assert figures() == expected
+    with admin_client(store) as c:
+        c.command(f"OPTIMIZE TABLE {store.cfg.database}.trace_rows FINAL")
+    rows = admin_rows(
+        store,
+        "SELECT hour, root.child AS lacking, span_rows FROM {db}.trace_rows WHERE trace_id = {t:String} ORDER BY hour",
+        {"t": t5},
+    )
+    assert [(r["lacking"], r["span_rows"]) for r in rows] == [(0, 2), (1, 0)]
+    assert figures() == expected
+    started = session_queries.list_sessions(store, TENANT, lo, hi)[0][0]["started"]
+    assert started.replace(tzinfo=UTC) == start
 
 
 def test_the_migration_backfills_spans_and_scores_written_before_it(store: Store) -> None:

@@ -73,9 +73,12 @@ def _stats(store: Store, tenant: str, ids: list[str], since: datetime, until: da
     tuple, which one of its rows holds, so the rows whose own earliest session is one of `ids` find
     every such trace; the by_session projection (migration 16) keeps them together.
 
-    Such a row is the whole trace when it holds the root, no row of the range lacks its trace's root
-    (a trace in two hours has one), and its day is one merged part (no other copy of the row waits
-    to be merged): its figures are read from it alone. Every other trace found is aggregated from
+    Such a row is the whole trace when it holds the root, no row of the range with spans lacks its
+    trace's root (a trace in two hours has one), and its day is one merged part (no other copy of
+    the row waits to be merged): its figures are read from it alone. A row of scores only (the
+    scores view's) adds nothing to these figures: every column they read is at its neutral default
+    there, so such rows are not counted as lacking, which on a day not yet merged is every scored
+    trace's. Every other trace found is aggregated from
     all its rows, read by key (within two hours of the row found)."""
     s = Where(tenant)
     ids_p, span = s.bind(ids, "Array(String)"), hours(s, since, until)
@@ -83,7 +86,8 @@ def _stats(store: Store, tenant: str, ids: list[str], since: datetime, until: da
     days = [d for d, _, level in merged(store, tenant) if level > 0]
     whole = (
         f"root.child = 0 AND toDate(hour) IN {s.bind(days, 'Array(Date)')} AND trace_id NOT IN "
-        f"(SELECT trace_id FROM {{db}}.trace_rows WHERE tenant = {{tenant:String}} AND {span} AND root.child = 1)"
+        f"(SELECT trace_id FROM {{db}}.trace_rows WHERE tenant = {{tenant:String}} AND {span} AND root.child = 1 "
+        "AND span_rows > 0)"
     )
     sql = (
         "SELECT a_session.4 AS session_id, min(a_first_span.1) AS started, max(a_ended) AS ended, "
