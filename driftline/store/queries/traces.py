@@ -114,6 +114,11 @@ def _filters(w: Where, q: TraceQuery, p: str, other: list[str]) -> list[str]:
             cond.append(f"e.4 >= {w.bind(q.min_score, 'Float64')}")
         if q.max_score is not None:
             cond.append(f"e.4 <= {w.bind(q.max_score, 'Float64')}")
+        if not p and scorer == "hallucination" and q.min_score is not None:
+            # A row's highest hallucination score of any version (migration 17), one number per row:
+            # none of the row's scores is `min_score` or more unless it is. The rows it rules out
+            # skip the array scan below.
+            out.append(f"hallucination_max >= {w.bind(q.min_score, 'Float64')}")
         out.append(f"arrayExists(e -> {' AND '.join(cond)}, {latest(p + 'scores')})")
     return out + other
 
