@@ -95,6 +95,19 @@ class Reader:
         self._cluster_settings: dict[str, Any] = (
             {"distributed_product_mode": "global", "optimize_skip_unused_shards": 1} if cluster else {}
         )
+        self._known_settings: dict[str, bool] = {}
+
+    def engine_has_setting(self, name: str) -> bool:
+        """Whether the engine knows the setting `name`: a read may use a newer engine's feature and
+        fall back on an older server. Asked once per process."""
+        known = self._known_settings.get(name)
+        if known is None:
+            with store_failures(), self._pool.client() as c:
+                n = c.command(
+                    "SELECT count() FROM system.settings WHERE name = {name:String}", parameters={"name": name}
+                )
+            known = self._known_settings[name] = int(n) > 0  # type: ignore[arg-type]
+        return known
 
     def rows(self, tenant: str, query: Select | str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """The rows of `query` for one tenant. A string is a whole statement written in

@@ -78,32 +78,38 @@ def _stats(store: Store, tenant: str, ids: list[str], since: datetime, until: da
     the row waits to be merged): its figures are read from it alone. A row of scores only (the
     scores view's) adds nothing to these figures: every column they read is at its neutral default
     there, so such rows are not counted as lacking, which on a day not yet merged is every scored
-    trace's. Every other trace found is aggregated from
-    all its rows, read by key (within two hours of the row found)."""
+    trace's. Every other trace found is aggregated from all its rows, read by key (within two hours
+    of the row found)."""
     s = Where(tenant)
     ids_p, span = s.bind(ids, "Array(String)"), hours(s, since, until)
-    found = f"tenant = {{tenant:String}} AND {span} AND session.1 = 0 AND session.4 IN {ids_p}"
-    days = [d for d, _, level in merged(store, tenant) if level > 0]
+    days = s.bind([d for d, _, level in merged(store, tenant) if level > 0], "Array(Date)")
     whole = (
-        f"root.child = 0 AND toDate(hour) IN {s.bind(days, 'Array(Date)')} AND trace_id NOT IN "
+        f"root.child = 0 AND toDate(hour) IN {days} AND trace_id NOT IN "
         f"(SELECT trace_id FROM {{db}}.trace_rows WHERE tenant = {{tenant:String}} AND {span} AND root.child = 1 "
         "AND span_rows > 0)"
     )
+    # The rows found are read once (the by_session projection) and used twice: the whole traces'
+    # figures, and the keys of the others. Where the engine has materialized CTEs, that is one read.
+    materialized = store._reader.engine_has_setting("enable_materialized_cte")
+    others = "SELECT hour, trace_id FROM found WHERE NOT whole"
     sql = (
+        f"WITH found AS {'MATERIALIZED ' if materialized else ''}("
+        f"SELECT hour, trace_id, session, first_span, ended, user, error_keys, spans, {whole} AS whole "
+        f"FROM {{db}}.trace_rows WHERE tenant = {{tenant:String}} AND {span} AND session.1 = 0 "
+        f"AND session.4 IN {ids_p}) "
         "SELECT a_session.4 AS session_id, min(a_first_span.1) AS started, max(a_ended) AS ended, "
         "count() AS traces, min(a_user).4 AS user_id, min(a_first_span).3 AS service, sum(a_errors) AS errors, "
         f"sum({COST}) AS cost_usd FROM ("
         "SELECT trace_id, session AS a_session, first_span AS a_first_span, ended AS a_ended, user AS a_user, "
-        f"length(error_keys) AS a_errors, spans AS a_spans FROM {{db}}.trace_rows WHERE {found} AND {whole} "
+        "length(error_keys) AS a_errors, spans AS a_spans FROM found WHERE whole "
         "UNION ALL "
         "SELECT trace_id, min(session) AS a_session, min(first_span) AS a_first_span, max(ended) AS a_ended, "
         "min(user) AS a_user, length(groupUniqArrayArray(error_keys)) AS a_errors, maxMap(spans) AS a_spans "
-        "FROM {db}.trace_rows PREWHERE (hour, trace_id) IN "
-        f"({keys_near(f'SELECT hour, trace_id FROM {{db}}.trace_rows WHERE {found} AND NOT ({whole})', 2)}) "
+        f"FROM {{db}}.trace_rows PREWHERE (hour, trace_id) IN ({keys_near(others, 2)}) "
         f"WHERE tenant = {{tenant:String}} AND {span} GROUP BY trace_id) "
         f"WHERE a_session.1 = 0 AND a_session.4 IN {ids_p} GROUP BY session_id"
         # session.4 as written, so the projection's sorting key matches it
-        " SETTINGS optimize_functions_to_subcolumns = 0"
+        " SETTINGS optimize_functions_to_subcolumns = 0" + (", enable_materialized_cte = 1" if materialized else "")
     )
     return sql, s.params
 
