@@ -36,12 +36,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tools/ sits beside bench/, not installed
 
 from clickhouse_connect.driver.client import Client
+from engine_bench import bodies_file, primed  # bench/, beside this script (sys.path[0])
 
-from driftline.pricing import Pricer
 from driftline.store import ingest_sql
 from driftline.store.connection import StoreConfig, open_client
-from driftline.store.ingest import EngineRows, delimited
-from driftline.store.otlp_schema import PROTO
 from tools.loadgen import llm_request
 
 
@@ -126,16 +124,11 @@ class _Runner:
     def __init__(self, client: Client, tmp: str) -> None:
         self.client = client
         self.tmp = tmp
-        self.schema = os.path.join(tmp, "otlp.proto")
-        Path(self.schema).write_text(PROTO)
+        self.schema = primed(client, tmp)
         self.settings = ingest_sql.schema_settings(self.schema)
         # An INSERT squashes the SELECT's blocks into bigger ones (a copy of every column): on a
         # wide intermediate layer that copy, not the layer's work, would be measured.
         self.no_squash = {**self.settings, "min_insert_block_size_rows": "0", "min_insert_block_size_bytes": "0"}
-        # the price table learns the requests' models (EngineRows: a model's first sight)
-        EngineRows(client, pricer=Pricer(), tmp_dir=tmp).rows(
-            [llm_request(100, seed=i).SerializeToString() for i in range(3)]
-        )
         self.layers = layer_sqls("{source}")
         probe = self._path([llm_request(1).SerializeToString()], "probe")
         for name, sql in self.layers.items():
@@ -151,9 +144,7 @@ class _Runner:
         )
 
     def _path(self, bodies: list[bytes], name: str) -> str:
-        path = os.path.join(self.tmp, f"{name}.otlp")
-        Path(path).write_bytes(delimited(bodies))
-        return path
+        return bodies_file(self.tmp, bodies, name)
 
     def run(self, variant: str, path: str) -> float:
         layer = "cost" if variant == "mergetree" else variant

@@ -41,7 +41,8 @@ from driftline.store.otlp_schema import PROTO
 from tools.loadgen import llm_request
 
 
-def _python_us(bodies: list[bytes], norm: Normalizer) -> float:
+def python_cpu(bodies: list[bytes], norm: Normalizer) -> tuple[float, int]:
+    """CPU seconds of the Python path's decode + normalize of every span of `bodies`, and the spans."""
     spans = 0
     t0 = time.process_time()
     for body in bodies:
@@ -53,7 +54,25 @@ def _python_us(bodies: list[bytes], norm: Normalizer) -> float:
                 for span in ss.spans:
                     norm.span(span, res, ss.scope)
                     spans += 1
-    return (time.process_time() - t0) / spans * 1e6
+    return time.process_time() - t0, spans
+
+
+def primed(client: Client, tmp: str) -> str:
+    """The OTLP schema written into `tmp` (its path, for schema_settings), the price table taught
+    the load's models (EngineRows: a model's first sight)."""
+    schema = os.path.join(tmp, "otlp.proto")
+    Path(schema).write_text(PROTO)
+    EngineRows(client, pricer=Pricer(), tmp_dir=tmp).rows(
+        [llm_request(100, seed=i).SerializeToString() for i in range(3)]
+    )
+    return schema
+
+
+def bodies_file(tmp: str, bodies: list[bytes], name: str) -> str:
+    """`bodies` written length-delimited to `name`.otlp in `tmp` (for file_source); its path."""
+    path = os.path.join(tmp, f"{name}.otlp")
+    Path(path).write_bytes(delimited(bodies))
+    return path
 
 
 _MESSAGE_KEYS = frozenset({"gen_ai.input.messages", "gen_ai.output.messages"})
@@ -66,13 +85,8 @@ class _NullSink:
     def __init__(self, client: Client, tmp: str) -> None:
         self.client = client
         self.tmp = tmp
-        self.schema = os.path.join(tmp, "otlp.proto")
-        Path(self.schema).write_text(PROTO)
+        self.schema = primed(client, tmp)
         self.sql = span_rows_sql("{source}", priced=True)
-        # the price table learns the requests' models (EngineRows: a model's first sight)
-        EngineRows(client, pricer=Pricer(), tmp_dir=tmp).rows(
-            [llm_request(100, seed=i).SerializeToString() for i in range(3)]
-        )
         probe = self.sql.replace("{source}", file_source(self._write([llm_request(1).SerializeToString()])), 1)
         client.command(f"CREATE TABLE sink ENGINE = Null AS SELECT * FROM ({probe}) LIMIT 0", settings=self._settings())
 
@@ -80,9 +94,7 @@ class _NullSink:
         return schema_settings(self.schema)
 
     def _write(self, bodies: list[bytes]) -> str:
-        path = os.path.join(self.tmp, "bodies.otlp")
-        Path(path).write_bytes(delimited(bodies))
-        return path
+        return bodies_file(self.tmp, bodies, "bodies")
 
     def run(self, bodies: list[bytes]) -> tuple[float, int, int]:
         sql = self.sql.replace("{source}", file_source(self._write(bodies)), 1)
@@ -122,7 +134,7 @@ def main() -> None:
     print(f"{args.requests} requests x {args.spans} spans{what}, {sum(map(len, bodies)) / 1e6:.1f} MB")
 
     norm = Normalizer(pricer=Pricer())
-    _python_us(bodies[:5], norm)  # warm the pricer's caches
+    python_cpu(bodies[:5], norm)  # warm the pricer's caches
     py: list[float] = []
     one: list[float] = []
     runs: list[tuple[float, int, int]] = []
@@ -133,7 +145,8 @@ def main() -> None:
         # Rounds interleaved (Python, engine on one request, engine on all), so a change in the
         # machine's load falls on both paths alike.
         for _ in range(args.rounds):
-            py.append(_python_us(bodies, norm))
+            secs, spans = python_cpu(bodies, norm)
+            py.append(secs / spans * 1e6)
             one.append(sink.run(bodies[:1])[0])
             runs.append(sink.run(bodies))
         client.close()

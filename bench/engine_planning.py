@@ -39,15 +39,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tools/ sits besi
 
 from clickhouse_connect.driver.client import Client
 from engine_ablation import layer_sqls  # bench/, beside this script (sys.path[0])
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from engine_bench import bodies_file, primed, python_cpu
 
 from driftline.collector.normalize import Normalizer
 from driftline.pricing import Pricer
 from driftline.store.connection import StoreConfig, open_client
-from driftline.store.ingest import EngineRows, delimited
 from driftline.store.ingest_carried import carried, keys_sql
 from driftline.store.ingest_sql import file_source, schema_settings, span_rows_sql
-from driftline.store.otlp_schema import PROTO, STRUCTURE
+from driftline.store.otlp_schema import STRUCTURE
 from tools.loadgen import llm_request
 
 _PHASES = (
@@ -81,19 +80,12 @@ class _Engine:
     def __init__(self, client: Client, tmp: str) -> None:
         self.client = client
         self.tmp = tmp
-        self.schema = os.path.join(tmp, "otlp.proto")
-        Path(self.schema).write_text(PROTO)
+        self.schema = primed(client, tmp)
         self.settings = schema_settings(self.schema)
-        # the price table learns the requests' models (EngineRows: a model's first sight)
-        EngineRows(client, pricer=Pricer(), tmp_dir=tmp).rows(
-            [llm_request(100, seed=i).SerializeToString() for i in range(3)]
-        )
         self.one = self.path([llm_request(100).SerializeToString()], "one")
 
     def path(self, bodies: list[bytes], name: str) -> str:
-        path = os.path.join(self.tmp, f"{name}.otlp")
-        Path(path).write_bytes(delimited(bodies))
-        return path
+        return bodies_file(self.tmp, bodies, name)
 
     def phases(self) -> dict[str, int]:
         rows = self.client.query(f"SELECT name, value FROM system.events WHERE name IN {_PHASES}").result_rows
@@ -134,19 +126,6 @@ class _Engine:
 def _line(label: str, ms: float, phases: dict[str, float]) -> str:
     split = " ".join(f"{k.removeprefix('Query').removesuffix('Microseconds')} {v:.0f}" for k, v in phases.items())
     return f"  {label:44} {ms:7.0f} ms   ({split})"
-
-
-def _python_cpu(bodies: list[bytes], norm: Normalizer) -> float:
-    t0 = time.process_time()
-    for body in bodies:
-        req = ExportTraceServiceRequest()
-        req.ParseFromString(body)
-        for rs in req.resource_spans:
-            res = norm.resource(rs.resource)
-            for ss in rs.scope_spans:
-                for span in ss.spans:
-                    norm.span(span, res, ss.scope)
-    return time.process_time() - t0
 
 
 def _planning(engine: _Engine, sql: str, repeat: int) -> None:
@@ -220,13 +199,13 @@ def main() -> None:
         bodies = {n: [llm_request(100, seed=i).SerializeToString() for i in range(n // 100)] for n in sizes}
         paths = {n: engine.path(b, f"size{n}") for n, b in bodies.items()}
         norm = Normalizer(pricer=Pricer())
-        _python_cpu(bodies[sizes[0]][:5], norm)  # warm the pricer's caches
+        python_cpu(bodies[sizes[0]][:5], norm)  # warm the pricer's caches
         for run in variants.values():
             run(paths[sizes[0]])
         cpu: dict[tuple[str, int], list[float]] = {}
         for _ in range(args.rounds):
             for n in sizes:
-                cpu.setdefault(("python", n), []).append(_python_cpu(bodies[n], norm))
+                cpu.setdefault(("python", n), []).append(python_cpu(bodies[n], norm)[0])
                 for name, run in variants.items():
                     cpu.setdefault((name, n), []).append(run(paths[n]))
         client.close()
