@@ -198,6 +198,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
     if engine_check.CHECKED or engine_check.DEFERRED:
         terminalreporter.write_line(
-            f"engine check: {engine_check.CHECKED['spans']} spans equal column by column; "
+            f"engine check: {engine_check.CHECKED['spans']} spans equal in every column, "
+            f"{engine_check.CHECKED['rendered']} more in every column the engine renders; "
             f"deferred to the Python path: {dict(engine_check.DEFERRED)}"
         )

@@ -369,7 +369,11 @@ _TLP = "gen_ai.prompt."
 def test_messages_and_texts_are_the_python_paths(attrs: dict[str, Any]) -> None:
     res, scope, span = record_span("x", attrs)
     normalize_span(Normalizer(), res, scope, span)  # asserts the engine's row equal, column by column
-    assert engine_check.engine_row(res, scope, span)["deferred"] == []
+    # An output message's finish_reason makes the Python path set finish_reason, which the engine
+    # does not render (so the span is deferred); its messages and texts are compared all the same.
+    deferred = engine_check.engine_row(res, scope, span)["deferred"]
+    finish = "finish_reason" in str(attrs.get("gen_ai.output.messages", ""))
+    assert deferred == (["unrendered:finish_reason"] if finish else [])
 
 
 @pytest.mark.parametrize(

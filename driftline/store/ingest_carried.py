@@ -21,7 +21,7 @@ from typing import Final
 
 from driftline.store.ingest_bool import literal
 from driftline.store.ingest_keys import KEYS
-from driftline.store.ingest_spec import SLOTS, Indexed, Other, SlotSource, Source
+from driftline.store.ingest_spec import SLOTS, UNRENDERED, Indexed, Other, Sets, SlotSource, Source
 
 __all__ = ["KEY_STRUCTURE", "carried", "keys_sql", "reads"]
 
@@ -31,7 +31,12 @@ KEY_STRUCTURE: Final = (
     "resource_spans Array(Tuple(scope_spans Array(Tuple(spans Array(Tuple(attributes Array(Tuple(key String))))))))"
 )
 _PREFIXES: Final = tuple(
-    dict.fromkeys(s.prefix for sources in SLOTS.values() for s in sources if isinstance(s, Indexed))
+    dict.fromkeys(
+        [
+            *(s.prefix for sources in SLOTS.values() for s in sources if isinstance(s, Indexed)),
+            *(u.prefix for u in UNRENDERED if u.prefix),
+        ]
+    )
 )
 _SPEC_KEYS: Final = frozenset(KEYS)
 
@@ -55,12 +60,14 @@ def carried(keys: Iterable[str]) -> frozenset[str]:
     return frozenset(out)
 
 
-def reads(source: Source | SlotSource, carried: frozenset[str] | None) -> bool:
+def reads(source: Source | SlotSource | Sets, carried: frozenset[str] | None) -> bool:
     """Whether a batch carrying `carried` (None: anything) can get something from `source`."""
     if carried is None:
         return True
     if isinstance(source, Indexed):
         return source.prefix in carried
+    if isinstance(source, Sets) and not source.keys:
+        return source.prefix in carried if source.prefix else True  # an event, an operation
     if isinstance(source, Other) and not source.keys:
         return True  # an event, or a source the query does not render
     key: str = getattr(source, "key", "")

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Final
 
 from driftline.store.ingest_bool import literal
-from driftline.store.ingest_spec import COLUMNS, FAMILIES, SLOTS, SPAN_COST, SYSTEM_INSTRUCTIONS
+from driftline.store.ingest_spec import COLUMNS, FAMILIES, SLOTS, SPAN_COST, SYSTEM_INSTRUCTIONS, UNRENDERED
 
 __all__ = ["KEYS", "has_any", "has_key", "key_ids_sql"]
 
@@ -27,6 +27,7 @@ def _spec_keys() -> list[str]:
         *SPAN_COST,
         *(s for sources in SLOTS.values() for s in sources),
         SYSTEM_INSTRUCTIONS,
+        *UNRENDERED,
     ]
     for s in sources:
         key = getattr(s, "key", "")

@@ -46,6 +46,7 @@ __all__ = [
     "SLOTS",
     "SPAN_COST",
     "SYSTEM_INSTRUCTIONS",
+    "UNRENDERED",
     "Attr",
     "Column",
     "Indexed",
@@ -54,6 +55,7 @@ __all__ = [
     "Other",
     "Present",
     "RawText",
+    "Sets",
     "SlotSource",
     "Source",
     "deferred_sources",
@@ -635,6 +637,93 @@ SPAN_COST: Final = (
     Other("LF", "`langfuse.observation.cost_details`", keys=("langfuse.observation.cost_details",)),
 )
 
+
+@dataclass(frozen=True)
+class Sets:
+    """A source of a `spans` column the engine does not render (UNRENDERED): a span carrying it
+    is deferred, so an engine row holds that column's default exactly when the Python path's does.
+    Carried when one of `keys` is on the span (with `contains`: one of them holding that text, in
+    any case), or a key starting with `prefix` and ending with `suffix`, while `family` is present
+    ("" = always); `event`: any span event; `operation`: the rendered operation is this one."""
+
+    column: str
+    family: str
+    what: str
+    keys: tuple[str, ...] = ()
+    contains: str = ""
+    prefix: str = ""
+    suffix: str = ""
+    event: bool = False
+    operation: str = ""
+
+
+def _sets(columns: tuple[str, ...], family: str, what: str, **how: object) -> tuple[Sets, ...]:
+    return tuple(Sets(c, family, what, **how) for c in columns)  # type: ignore[arg-type]
+
+
+_TOOL_COLUMNS: Final = ("tool_name", "tool_call_id", "tool_arguments", "tool_result", "tool_error")
+# Where the convention modules (and derive.py's rules over their fields) set the columns the SQL
+# does not render. A conservative reading: a source here may set nothing for a given span (the
+# span is deferred all the same); every way the Python path sets one of these columns is here.
+# tests/support/engine_check.py holds every golden span the engine does not defer to it.
+UNRENDERED: Final[tuple[Sets, ...]] = (
+    # events.py reads span events (time to first chunk, finish reasons, exceptions), normalize.py stores them
+    *_sets(("events", "ttft_ms", "finish_reason", "error_type", "tool_error"), "", "any span event", event=True),
+    Sets("finish_reason", "GenAI", "`gen_ai.response.finish_reasons`", keys=("gen_ai.response.finish_reasons",)),
+    Sets(
+        "finish_reason",
+        "GenAI",
+        "an output message's `finish_reason`",
+        keys=("gen_ai.output.messages",),
+        contains="finish_reason",
+    ),
+    Sets("finish_reason", "OI", "`llm.finish_reason`", keys=("llm.finish_reason",)),
+    Sets("finish_reason", "AI", "`ai.response.finishReason`", keys=("ai.response.finishReason",)),
+    Sets(
+        "finish_reason",
+        "TL",
+        "`gen_ai.completion.N.finish_reason`",
+        prefix="gen_ai.completion.",
+        suffix="finish_reason",
+    ),
+    Sets("error_type", "GenAI", "`error.type`", keys=("error.type",)),
+    Sets("ttft_ms", "GenAI", "`gen_ai.response.time_to_first_chunk`", keys=("gen_ai.response.time_to_first_chunk",)),
+    Sets(
+        "ttft_ms",
+        "OL",
+        "OpenLIT's time to first token",
+        keys=("gen_ai.server.time_to_first_token", "llm.time_to_first_token"),
+    ),
+    Sets(
+        "ttft_ms",
+        "AI",
+        "Vercel's ms to first chunk",
+        keys=("ai.response.msToFirstChunk", "ai.stream.msToFirstChunk"),
+    ),
+    Sets(
+        "ttft_ms",
+        "LF",
+        "`langfuse.observation.completion_start_time`",
+        keys=("langfuse.observation.completion_start_time",),
+    ),
+    Sets("agent_name", "GenAI", "`gen_ai.agent.name`", keys=("gen_ai.agent.name",)),
+    Sets("agent_name", "OI", "`agent.name`", keys=("agent.name",)),
+    Sets("agent_name", "OI", "an AGENT span's name", keys=("openinference.span.kind",), contains="agent"),
+    Sets("agent_name", "TL", "an agent span's name", keys=("traceloop.span.kind",), contains="agent"),
+    Sets("agent_name", "LF", "an agent observation's name", keys=("langfuse.observation.type",), contains="agent"),
+    Sets("agent_name", "LFI", "`agent_name`", keys=("agent_name",)),
+    *_sets(_TOOL_COLUMNS, "", "an `execute_tool` span (derive.py: its error)", operation="execute_tool"),
+    *_sets(_TOOL_COLUMNS, "GenAI", "`gen_ai.tool.*`", keys=("gen_ai.tool.name", "gen_ai.tool.call.id")),
+    *_sets(_TOOL_COLUMNS, "OI", "a TOOL span", keys=("openinference.span.kind",), contains="tool"),
+    *_sets(_TOOL_COLUMNS, "TL", "a tool span", keys=("traceloop.span.kind",), contains="tool"),
+    *_sets(_TOOL_COLUMNS, "LF", "a tool observation", keys=("langfuse.observation.type",), contains="tool"),
+    *_sets(_TOOL_COLUMNS, "LFI", "`tool_arguments` / `tool_response`", keys=("tool_arguments", "tool_response")),
+    *_sets(_TOOL_COLUMNS, "AI", "`ai.toolCall.*`", keys=("ai.toolCall.name", "ai.toolCall.id")),
+    Sets("retrieved_documents", "GenAI", "`gen_ai.retrieval.documents`", keys=("gen_ai.retrieval.documents",)),
+    Sets("retrieved_documents", "OI", "`retrieval.documents.N.*`", prefix="retrieval.documents."),
+    Sets("retrieved_documents", "OI", "`reranker.output_documents.N.*`", prefix="reranker.output_documents."),
+)
+
 _BY_NAME: Final = {c.name: c for c in COLUMNS}
 
 
@@ -686,6 +775,9 @@ def render_docs() -> str:
     for slot, column in (("in", "input_messages"), ("out", "output_messages")):
         chain = " → ".join(_slot_doc(s) for s in SLOTS[slot])
         lines.append(f"| `{column}` (and the text derived from it) | {chain} | yes |")
+    for name in dict.fromkeys(u.column for u in UNRENDERED):
+        chain = " / ".join(f"{u.family or 'any'} {u.what}" for u in UNRENDERED if u.column == name)
+        lines.append(f"| `{name}` | {chain} (spans carrying one: Python path) | deferred |")
     return "\n".join(lines) + "\n"
 
 

@@ -13,7 +13,9 @@ scope and span lists), with
   does not render byte for byte (a double outside 1e-4..1e16, a nested array, a string over the
   truncation limit, a duplicate key, an empty AnyValue, a count text Python's int() / float()
   read otherwise), or a source the spec marks as read by the Python path only
-  (store/ingest_spec.py `Other`); such spans go through the Python path,
+  (store/ingest_spec.py `Other`), or a source of a `spans` column the query does not render
+  (ingest_spec.UNRENDERED: `unrendered:<columns>`, so a row not deferred holds those columns at
+  their defaults, as the Python path's does); such spans go through the Python path,
 - one column per spec column the renderer covers (ingest_spec.rendered), the message and text
   columns (store/ingest_messages.py) and the cost (store/ingest_cost.py).
 
@@ -36,6 +38,7 @@ for the benchmark's GenAI chat spans.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Final
 
 from driftline.store.ingest_bool import all_of, literal
@@ -48,11 +51,13 @@ from driftline.store.ingest_spec import (
     FAMILIES,
     OPERATION_TABLES,
     PROVIDERS,
+    UNRENDERED,
     Attr,
     Column,
     JsonText,
     Other,
     Present,
+    Sets,
     deferred_sources,
     rendered,
 )
@@ -386,6 +391,31 @@ def _deferred_sources(carried: frozenset[str] | None) -> list[str]:
     return out
 
 
+def _unrendered(carried: frozenset[str] | None, *, operation: bool) -> list[str]:
+    """A reason per source of a column the query does not render (ingest_spec.UNRENDERED) on the
+    span: those read from the attributes and events, or (`operation`) the rendered operation's."""
+    groups: dict[Sets, list[str]] = {}
+    for u in UNRENDERED:
+        if bool(u.operation) == operation and reads(u, carried):
+            groups.setdefault(replace(u, column="", what=""), []).append(u.column)
+    out = []
+    for u, columns in groups.items():
+        if u.operation:
+            cond = f"operation = {literal(u.operation)}"
+        elif u.event:
+            cond = "notEmpty(event_names)"
+        elif u.prefix:
+            cond = f"arrayExists(k -> startsWith(k, {literal(u.prefix)}) AND endsWith(k, {literal(u.suffix)}), a_keys)"
+        elif u.contains:
+            cond = " OR ".join(f"positionCaseInsensitive(a[{literal(k)}], {literal(u.contains)}) > 0" for k in u.keys)
+        else:
+            cond = _present(u.keys)
+        if u.family:
+            cond = f"{_family(u.family)} AND ({cond})"
+        out.append(f"if({cond}, {literal('unrendered:' + ','.join(columns))}, '')")
+    return out
+
+
 def span_rows_sql(
     source: str,
     limit: int = 65536,
@@ -443,6 +473,7 @@ def span_rows_sql(
         "if(_long_status, 'long_value', '')",
         "if(_odd_count, 'count_format', '')",
         *_deferred_sources(carried),
+        *_unrendered(carried, operation=False),
     ]
     deferred = f"arrayFilter(x -> x != '', arrayConcat(_value_deferred, [{', '.join(reasons)}])) AS _deferred0"
     # Layers, each reading the one below as columns: an alias used twice in one SELECT is analyzed
@@ -478,6 +509,12 @@ def span_rows_sql(
         + f" FROM ({facts})"
     )
     texts = text_columns(_tokens_sql(chains), limit)
+    by_op = _unrendered(carried, operation=True)
+    if by_op:
+        texts = (
+            f"SELECT * EXCEPT (deferred), arrayFilter(x -> x != '', arrayConcat(deferred, [{', '.join(by_op)}])) "
+            f"AS deferred FROM ({texts})"
+        )
     return cost_layer(texts, priced=priced, overrides=overrides, table=price_table)
 
 
