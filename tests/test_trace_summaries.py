@@ -306,3 +306,31 @@ def test_a_sort_by_score_finds_a_trace_by_its_highest_hallucination_score(store:
     assert _page(store, sort="score", limit=1) == [ids["a"]]
     assert _page(store, sort="score", descending=False, limit=1) == [ids["d"]]
     assert _page(store, sort="score") == [ids[n] for n in "abcd"]
+
+
+def test_a_sparse_filter_pages_through_the_widening_windows_in_order(store: Store) -> None:
+    """The newest-first list reads the last hour, 8 hours, 2 days, then the rest, each window only
+    for what the page still lacks: a filter matching a trace in each window (and none of the many
+    traces of the last hour) gives the same order, page by page, as one read of the week."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    ages = {"e1": timedelta(minutes=10), "e2": timedelta(hours=3), "e3": timedelta(hours=20),
+            "e4": timedelta(days=3), "e5": timedelta(days=6)}  # fmt: skip
+    spans = [_span(f"{name}" * 16, 0, now - age, 10.0, status_code="error") for name, age in ages.items()]
+    spans += [_span(f"{n:02x}" * 16, 0, now - timedelta(minutes=n + 1), 10.0) for n in range(40)]
+    store.insert_arrow("spans", rows_to_table(TENANT, spans))
+    newest_first = [f"{name}" * 16 for name in ages]
+
+    def pages(limit: int, descending: bool = True) -> list[list[str]]:
+        out, after = [], None
+        while True:
+            q = trace_queries.TraceQuery(since=now - timedelta(days=7), until=now + timedelta(minutes=1),
+                                         status="error", limit=limit, descending=descending, after=after)  # fmt: skip
+            rows, after = trace_queries.search_traces(store, TENANT, q)
+            out.append([r["trace_id"] for r in rows])
+            if after is None:
+                return out
+
+    assert pages(10) == [newest_first]
+    assert pages(2) == [newest_first[:2], newest_first[2:4], newest_first[4:]]
+    assert pages(1) == [[t] for t in newest_first]
+    assert pages(10, descending=False) == [newest_first[::-1]]  # ascending reads the week at once

@@ -18,7 +18,7 @@ fixed sets here become SQL text.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -248,28 +248,37 @@ def search_traces(store: Store, tenant: str, q: TraceQuery) -> tuple[list[dict[s
     if q.sort == "time" and q.after is not None and q.descending:
         # The cursor's time in ns, rounded up to the microsecond a datetime holds.
         hi = min(hi, _EPOCH + timedelta(microseconds=int(q.after[0]) // 1000 + 1))
-    windows: list[datetime] = [q.since]
     # A session or a user is a handful of traces in the range, found by the bloom filters on the
     # summaries in one read; a window would almost never hold a page of them.
-    if q.sort == "time" and q.descending and q.session_id is None and q.user_id is None:
+    if not (q.sort == "time" and q.descending and q.session_id is None and q.user_id is None):
+        rows = _page_rows(store, tenant, q, q.since, hi)
+    else:
+        # Newest first in widening windows: each window's roots are older than every root found
+        # before it, so its rows follow them, and the next window is only [since, lo), asked for
+        # what the page still lacks. The older windows are mostly closed days, read without FINAL.
         windows = [hi - d for d in _WINDOWS if hi - d > q.since] + [q.since]
-    rows: list[dict[str, Any]] = []
-    while windows:
-        lo = windows.pop(0)
-        days = merged(store, tenant) if hi - lo > _NARROW else ()  # FINAL over a few hours costs little
-        w = Where(tenant)
-        rows = store._reader.rows(tenant, _page_sql(q, w, lo, hi, days), w.params)
-        if not set(days) <= set(merged(store, tenant)):  # one of them changed while it read: FINAL throughout
-            w = Where(tenant)
-            rows = store._reader.rows(tenant, _page_sql(q, w, lo, hi), w.params)
-        if len(rows) > q.limit:
-            break
-        # A sparse filter: skip the windows that at this window's rate would not fill the page either.
-        while len(windows) > 1 and len(rows) * (hi - windows[0]) < (q.limit + 1) * (hi - lo):
-            windows.pop(0)
+        top, rows = hi, []
+        while windows and len(rows) <= q.limit:
+            lo = windows.pop(0)
+            rows += _page_rows(store, tenant, replace(q, limit=q.limit - len(rows)), lo, hi)
+            hi = lo
+            # A sparse filter: skip the windows that at the rate so far would not fill the page either.
+            while len(windows) > 1 and len(rows) * (top - windows[0]) < (q.limit + 1) * (top - lo):
+                windows.pop(0)
     more = len(rows) > q.limit
     rows = rows[: q.limit]
     return rows, ((rows[-1]["k"], rows[-1]["trace_id"]) if more else None)
+
+
+def _page_rows(store: Store, tenant: str, q: TraceQuery, lo: datetime, hi: datetime) -> list[dict[str, Any]]:
+    """The first `q.limit + 1` rows of roots started in [lo, hi), in the page's order."""
+    days = merged(store, tenant) if hi - lo > _NARROW else ()  # FINAL over a few hours costs little
+    w = Where(tenant)
+    rows = store._reader.rows(tenant, _page_sql(q, w, lo, hi, days), w.params)
+    if not set(days) <= set(merged(store, tenant)):  # one of them changed while it read: FINAL throughout
+        w = Where(tenant)
+        rows = store._reader.rows(tenant, _page_sql(q, w, lo, hi), w.params)
+    return rows
 
 
 def trace_summaries(
