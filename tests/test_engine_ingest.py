@@ -28,7 +28,7 @@ from driftline.store import ingest_carried, ingest_keys, ingest_spec
 from driftline.store.ingest import EngineRows, delimited
 from driftline.store.ingest_spec import COLUMNS, FAMILIES, OPERATION_TABLES, PROVIDERS, Attr, render_docs
 from driftline.store.ingest_sql import schema_settings, span_rows_sql
-from driftline.store.otlp_schema import PROTO
+from driftline.store.otlp_schema import PROTO, REQUEST_FIELD
 from tests.support import engine_check
 from tests.support.engine_check import body_of, normalize_span
 from tests.support.otel_capture import record_span
@@ -71,6 +71,9 @@ def test_the_schema_matches_the_otlp_protos_field_by_field() -> None:
     assert set(ours) == set(_UPSTREAM)
     for message, fields in ours.items():
         upstream = {f.name: f for f in _UPSTREAM[message].DESCRIPTOR.fields}
+        if message == "ExportTraceServiceRequest":  # ours: the request's number (otlp_schema.py)
+            assert fields.pop("driftline_request") == (REQUEST_FIELD, "uint32")
+            assert REQUEST_FIELD not in {f.number for f in upstream.values()}
         for field, (number, kind) in fields.items():
             assert field in upstream, f"{message}.{field} is not in OTLP"
             assert upstream[field].number == number, f"{message}.{field}"

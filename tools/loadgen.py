@@ -47,8 +47,11 @@ def _kv(key: str, value: str | int | float) -> KeyValue:
     return KeyValue(key=key, value=AnyValue(double_value=value))
 
 
-def llm_request(spans: int = 100, seed: int = 0, start_ns: int | None = None) -> ExportTraceServiceRequest:
-    """One export request: `spans` chat spans in traces of 5, from one service."""
+def llm_request(
+    spans: int = 100, seed: int = 0, start_ns: int | None = None, *, finish_reasons: bool = True
+) -> ExportTraceServiceRequest:
+    """One export request: `spans` chat spans in traces of 5, from one service. Without
+    `finish_reasons` the spans carry none (neither the attribute nor the output message's)."""
     rng = random.Random(seed)
     t0 = start_ns if start_ns is not None else time.time_ns() - 60_000_000_000
     req = ExportTraceServiceRequest()
@@ -115,7 +118,7 @@ def llm_request(spans: int = 100, seed: int = 0, start_ns: int | None = None) ->
                             {
                                 "role": "assistant",
                                 "parts": [{"type": "text", "content": answer}],
-                                "finish_reason": "stop",
+                                **({"finish_reason": "stop"} if finish_reasons else {}),
                             }
                         ]
                     ),
@@ -124,12 +127,13 @@ def llm_request(spans: int = 100, seed: int = 0, start_ns: int | None = None) ->
                 _kv("app.request_id", f"req-{rng.getrandbits(48):x}"),
             ]
         )
-        span.attributes.append(
-            KeyValue(
-                key="gen_ai.response.finish_reasons",
-                value=AnyValue(array_value=ArrayValue(values=[AnyValue(string_value="stop")])),
+        if finish_reasons:
+            span.attributes.append(
+                KeyValue(
+                    key="gen_ai.response.finish_reasons",
+                    value=AnyValue(array_value=ArrayValue(values=[AnyValue(string_value="stop")])),
+                )
             )
-        )
         ss.spans.append(span)
     return req
 

@@ -424,8 +424,11 @@ def span_rows_sql(
     overrides: bool = False,
     price_table: str = PRICE_TABLE,
     carried: frozenset[str] | None = None,
+    request: str = "",
 ) -> str:
-    """The SELECT described in the module docstring; `limit` is max_value_bytes. With `priced`
+    """The SELECT described in the module docstring; `limit` is max_value_bytes. `request`: an
+    expression over the source's rows (one per export request) kept on each span's row as column
+    `request` (store/ingest.py: the number of the file the request came in). With `priced`
     (the Python path has a Pricer) spans are priced from `price_table` (store/ingest_cost.py);
     `overrides`: the Pricer has operator overrides (priced spans are then deferred). With
     `carried` (store/ingest_carried.py), the query for a batch whose spans carry only those of
@@ -456,14 +459,14 @@ def span_rows_sql(
         "'internal') AS kind, "
         "if(sp.status.code BETWEEN 0 AND 2, ['unset', 'ok', 'error'][sp.status.code + 1], 'unset') AS status_code, "
         "sp.status.message AS status_message, scope_name, "
-        f"r, {texts} AS a_vals, "
+        f"{'request, ' if request else ''}r, {texts} AS a_vals, "
         "arrayMap(kv -> kv.key, sp.attributes) AS a_keys, "
         f"{invalid} AS invalid, "
         f"{value_deferred} AS _value_deferred, "
         "arrayMap(e -> e.name, sp.events) AS event_names, "
         "length(arrayDistinct(a_keys)) != length(a_keys) OR _r_dup_keys AS _dup_keys, "
         f"length(sp.status.message) > {limit} AS _long_status "
-        f"FROM ({_unnest(source, limit)})"
+        f"FROM ({_unnest(source, limit, request)})"
     )
     families = [f"{_present(markers)} AS {_family(name)}" for name, markers in FAMILIES.items()]
     any_family = " OR ".join(_family(name) for name in FAMILIES) + " AS fam_any, toUInt8(1) AS fam_all"
@@ -498,7 +501,7 @@ def span_rows_sql(
     )
     facts = message_layers(f"SELECT *, {', '.join(families)}, {any_family}, {fams} FROM ({maps})", carried)
     chains = (
-        "SELECT trace_id, span_id, parent_span_id, start_time, end_time, "
+        f"SELECT {'request, ' if request else ''}trace_id, span_id, parent_span_id, start_time, end_time, "
         "(end_time - start_time) / 1e6 AS duration_ms, name, kind, status_code, status_message, "
         "r['service.name'] AS service, "
         "if(r['service.version'] != '', r['service.version'], a['langfuse.release']) AS release, "
@@ -518,24 +521,26 @@ def span_rows_sql(
     return cost_layer(texts, priced=priced, overrides=overrides, table=price_table)
 
 
-def _unnest(source: str, limit: int) -> str:
+def _unnest(source: str, limit: int, request: str = "") -> str:
     """One row per span: (r, _r_deferred, _r_dup_keys, scope_name, sp). Each level is its own
     subquery so that an ARRAY JOIN replicates only what the next level reads: joining the spans
     while the whole resource (holding every span) is still in scope would copy it once per span.
     The resource's attribute map and what it defers are computed once per resource, not per span."""
     attrs = "rs.resource.attributes"
     keys = f"arrayMap(kv -> kv.key, {attrs})"
+    req = "request, " if request else ""
+    first = f"{request} AS request, " if request else ""
     resources = (
-        f"SELECT mapFromArrays({keys}, arrayMap(kv -> {_value_text('kv.value')}, {attrs})) AS r, "
+        f"SELECT {first}mapFromArrays({keys}, arrayMap(kv -> {_value_text('kv.value')}, {attrs})) AS r, "
         f"arrayFilter(x -> x != '', arrayMap(kv -> {_value_deferred('kv.value', limit)}, {attrs})) AS _r_deferred, "
         f"length(arrayDistinct({keys})) != length({attrs}) AS _r_dup_keys, "
         f"rs.scope_spans AS _sss FROM {source} ARRAY JOIN resource_spans AS rs"
     )
     scopes = (
-        "SELECT r, _r_deferred, _r_dup_keys, _ss.scope.name AS scope_name, _ss.spans AS _sps "
+        f"SELECT {req}r, _r_deferred, _r_dup_keys, _ss.scope.name AS scope_name, _ss.spans AS _sps "
         f"FROM ({resources}) ARRAY JOIN _sss AS _ss"
     )
-    return f"SELECT r, _r_deferred, _r_dup_keys, scope_name, sp FROM ({scopes}) ARRAY JOIN _sps AS sp"
+    return f"SELECT {req}r, _r_deferred, _r_dup_keys, scope_name, sp FROM ({scopes}) ARRAY JOIN _sps AS sp"
 
 
 def _raw(c: Column) -> str:

@@ -19,22 +19,32 @@ text the engine could not produce.
 
 `STRUCTURE` is the matching ClickHouse column structure (names are the proto field names, as
 the format requires); one row per export request, with its resource/scope/span lists as arrays.
+
+One field is not OTLP's: `driftline_request` (REQUEST_FIELD, the highest field number protobuf
+allows, which no OTLP message uses). store/ingest.py appends it to each body it hands the engine
+(`numbered`), so each row knows which request it came from: a message's fields may come in any
+order and a field given twice takes its last value, so the request parses as before, plus this
+number (0 on a body without it).
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["MESSAGE", "PROTO", "STRUCTURE"]
+__all__ = ["MESSAGE", "PROTO", "REQUEST_FIELD", "STRUCTURE"]
 
 MESSAGE: Final = "ExportTraceServiceRequest"
+REQUEST_FIELD: Final = 536870911  # 2**29 - 1
 
 # Field numbers and types: opentelemetry-proto v1 (see the module docstring); AnyValue variants in
 # the order of common.proto. `int32 kind` / `int32 code` read the enums' varints (same wire type).
 PROTO: Final = """syntax = "proto3";
 package driftline.otlp;
 
-message ExportTraceServiceRequest { repeated ResourceSpans resource_spans = 1; }
+message ExportTraceServiceRequest {
+  repeated ResourceSpans resource_spans = 1;
+  uint32 driftline_request = 536870911;
+}
 message ResourceSpans { Resource resource = 1; repeated ScopeSpans scope_spans = 2; }
 message Resource { repeated KeyValue attributes = 1; }
 message ScopeSpans { InstrumentationScope scope = 1; repeated Span spans = 2; }
@@ -98,5 +108,6 @@ _SPAN: Final = (
 )
 STRUCTURE: Final = (
     f"resource_spans Array(Tuple(resource Tuple(attributes {_ATTRS}), "
-    f"scope_spans Array(Tuple(scope Tuple(name String, version String), spans Array({_SPAN})))))"
+    f"scope_spans Array(Tuple(scope Tuple(name String, version String), spans Array({_SPAN}))))), "
+    "driftline_request UInt32"
 )
