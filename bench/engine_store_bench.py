@@ -3,8 +3,7 @@ write of the same requests (Preparer.prepare -> Arrow -> one Store.insert_arrow)
 on the embedded store, rounds alternated. CPU seconds of this process (the engine runs in it),
 per stored span; the engine's query runs on `--threads` threads.
 
-The load is tools/loadgen.py's chat requests without finish reasons (the engine defers a span
-carrying one: finish_reason is not rendered yet), all written by the engine.
+The load is tools/loadgen.py's chat requests (bench/ingest_bench.py's), all written by the engine.
 
     taskset -c 1 python bench/engine_store_bench.py [--requests 400] [--rounds 3]
 """
@@ -40,10 +39,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="max_threads of the engine's query")
     args = ap.parse_args()
     t0 = time.time_ns() - 3600 * 10**9
-    bodies = [
-        llm_request(args.spans, seed=i, start_ns=t0, finish_reasons=False).SerializeToString()
-        for i in range(args.requests)
-    ]
+    bodies = [llm_request(args.spans, seed=i, start_ns=t0).SerializeToString() for i in range(args.requests)]
     n = args.requests * args.spans
     print(f"load average before: {os.getloadavg()}")
     print(f"{args.requests} requests x {args.spans} spans, {sum(map(len, bodies)) / 1e6:.1f} MB, one batch")

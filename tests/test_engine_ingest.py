@@ -120,6 +120,7 @@ def test_spec_families_markers_and_vocabularies_are_the_collectors() -> None:
     assert OPERATION_TABLES["openinference"][0] == openinference.OPERATION_BY_KIND
     assert OPERATION_TABLES["traceloop"][0] == traceloop.OPERATION_BY_KIND
     assert OPERATION_TABLES["langfuse"][0] == langfuse.OPERATION_BY_TYPE
+    assert ingest_spec.FINISH_REASONS == conventions._common._FINISH
 
 
 def test_docs_hold_the_rendered_spec() -> None:
@@ -372,11 +373,7 @@ _TLP = "gen_ai.prompt."
 def test_messages_and_texts_are_the_python_paths(attrs: dict[str, Any]) -> None:
     res, scope, span = record_span("x", attrs)
     normalize_span(Normalizer(), res, scope, span)  # asserts the engine's row equal, column by column
-    # An output message's finish_reason makes the Python path set finish_reason, which the engine
-    # does not render (so the span is deferred); its messages and texts are compared all the same.
-    deferred = engine_check.engine_row(res, scope, span)["deferred"]
-    finish = "finish_reason" in str(attrs.get("gen_ai.output.messages", ""))
-    assert deferred == (["unrendered:finish_reason"] if finish else [])
+    assert engine_check.engine_row(res, scope, span)["deferred"] == []
 
 
 @pytest.mark.parametrize(
@@ -566,3 +563,63 @@ def test_a_batch_is_asked_for_its_span_keys_and_the_spec_reads_some() -> None:
     whole = span_rows_sql("{source}", priced=True)
     assert len(span_rows_sql("{source}", priced=True, carried=ingest_carried.carried(keys))) < len(whole) * 0.85
     assert span_rows_sql("{source}", priced=True, carried=None) == whole
+
+
+_OUT = "gen_ai.output.messages"
+
+
+def _out(*members: dict[str, Any]) -> str:
+    return _J([{"role": "assistant", "content": "a", **m} for m in members])
+
+
+@pytest.mark.parametrize(
+    ("attrs", "finish", "deferred"),
+    [
+        ({"gen_ai.response.finish_reasons": ["END_TURN", "stop"]}, "stop", False),
+        ({"gen_ai.response.finish_reasons": [" Max_Tokens "]}, "length", False),
+        ({"gen_ai.response.finish_reasons": "tool_use"}, "tool_call", False),
+        ({"gen_ai.response.finish_reasons": "Something Else"}, "something else", False),
+        ({"gen_ai.response.finish_reasons": '["stop"'}, '["stop"', False),  # not JSON: the text itself
+        ({"gen_ai.response.finish_reasons": '{"a": "stop"}'}, "", False),
+        ({"gen_ai.response.finish_reasons": "[1, 2]", _OUT: _out({"finish_reason": "length"})}, "length", False),
+        # an empty first reason is a reason: the output message's is not read
+        ({"gen_ai.response.finish_reasons": ["", "stop"], _OUT: _out({"finish_reason": "length"})}, "", False),
+        ({_OUT: _out({"finish_reason": "content-filter"})}, "content_filter", False),
+        ({_OUT: _out({"finish_reason": "stop"}, {})}, "", False),  # only the last message counts
+        ({_OUT: _out({"finish_reason": ""})}, "", False),
+        ({_OUT: _out({"finish_reason": 3})}, "", False),
+        ({_OUT: " " + _out({"finish_reason": "stop"})}, "", False),  # not read as JSON by Python
+        ({_OUT: _out({"finish_reason": "st\u00f6p"})}, None, True),
+        ({_OUT: '[{"role": "assistant", "finish_reason": "stop", "finish_reason": "length"}]'}, None, True),
+        ({"gen_ai.response.finish_reasons": ["STOP\u00a0"]}, None, True),
+    ],
+)
+def test_the_finish_reason_is_the_python_paths(attrs: dict[str, Any], finish: str | None, deferred: bool) -> None:
+    res, scope, span = record_span("x", {**_CHAT, **attrs})
+    row = normalize_span(Normalizer(), res, scope, span)  # asserts the engine's row equal, column by column
+    eng = engine_check.engine_row(res, scope, span)
+    assert isinstance(eng["deferred"], list)
+    assert ("finish_text" in eng["deferred"]) == deferred
+    if not deferred:
+        assert eng["deferred"] == []
+        assert eng["finish_reason"] == row.get("finish_reason", "") == finish
+
+
+@pytest.mark.parametrize(
+    ("attrs", "finish"),
+    [
+        ({"openinference.span.kind": "LLM", "llm.finish_reason": "MAX_TOKENS"}, "length"),
+        ({"ai.operationId": "ai.generateText.doGenerate", "ai.response.finishReason": "tool-calls"}, "tool_call"),
+        # the first family giving one wins
+        (
+            {"gen_ai.operation.name": "chat", "gen_ai.response.finish_reasons": ["stop"], "llm.finish_reason": "error"},
+            "stop",
+        ),
+    ],
+)
+def test_each_familys_finish_reason_is_the_python_paths(attrs: dict[str, Any], finish: str) -> None:
+    res, scope, span = record_span("x", attrs)
+    row = normalize_span(Normalizer(), res, scope, span)
+    eng = engine_check.engine_row(res, scope, span)
+    assert eng["deferred"] == []
+    assert eng["finish_reason"] == row.get("finish_reason", "") == finish

@@ -40,6 +40,7 @@ __all__ = [
     "DETAILS_EVENT",
     "FAMILIES",
     "FAMILY_NAMES",
+    "FINISH_REASONS",
     "MESSAGE_EVENTS",
     "OPERATION_TABLES",
     "PROVIDERS",
@@ -62,6 +63,33 @@ __all__ = [
     "render_docs",
     "rendered",
 ]
+
+# conventions/_common.py `_FINISH`: finish reasons folded onto the GenAI semconv set.
+FINISH_REASONS: Final[dict[str, str]] = {
+    "stop": "stop",
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "complete": "stop",
+    "eos": "stop",
+    "finish_reason_stop": "stop",
+    "length": "length",
+    "max_tokens": "length",
+    "max-tokens": "length",
+    "model_length": "length",
+    "tool_calls": "tool_call",
+    "tool_call": "tool_call",
+    "tool-calls": "tool_call",
+    "tool_use": "tool_call",
+    "function_call": "tool_call",
+    "content_filter": "content_filter",
+    "content-filter": "content_filter",
+    "safety": "content_filter",
+    "recitation": "content_filter",
+    "blocklist": "content_filter",
+    "prohibited_content": "content_filter",
+    "refusal": "content_filter",
+    "error": "error",
+}
 
 # Convention families in priority order (collector/conventions/__init__.py FAMILIES) and the
 # marker attributes that make each one run.
@@ -559,6 +587,18 @@ COLUMNS: Final[tuple[Column, ...]] = (
             _DETAILS,
         ),
     ),
+    # conventions/_common.finish_reason folds each; the first family giving one wins; else the
+    # last GenAI output message's `finish_reason` (genai._content, derive.py `_finish_fallback`).
+    # Its other sources (Traceloop's indexed completions, span events) are UNRENDERED's: deferred.
+    Column(
+        "finish_reason",
+        (
+            Attr("GenAI", "gen_ai.response.finish_reasons", "finish_list"),
+            Attr("OI", "llm.finish_reason", "finish"),
+            Attr("AI", "ai.response.finishReason", "finish"),
+        ),
+        then="finish_fallback",
+    ),
 )
 
 _OI_IN: Final = "llm.input_messages."
@@ -669,16 +709,6 @@ _TOOL_COLUMNS: Final = ("tool_name", "tool_call_id", "tool_arguments", "tool_res
 UNRENDERED: Final[tuple[Sets, ...]] = (
     # events.py reads span events (time to first chunk, finish reasons, exceptions), normalize.py stores them
     *_sets(("events", "ttft_ms", "finish_reason", "error_type", "tool_error"), "", "any span event", event=True),
-    Sets("finish_reason", "GenAI", "`gen_ai.response.finish_reasons`", keys=("gen_ai.response.finish_reasons",)),
-    Sets(
-        "finish_reason",
-        "GenAI",
-        "an output message's `finish_reason`",
-        keys=("gen_ai.output.messages",),
-        contains="finish_reason",
-    ),
-    Sets("finish_reason", "OI", "`llm.finish_reason`", keys=("llm.finish_reason",)),
-    Sets("finish_reason", "AI", "`ai.response.finishReason`", keys=("ai.response.finishReason",)),
     Sets(
         "finish_reason",
         "TL",
@@ -769,13 +799,16 @@ def render_docs() -> str:
         chain = " → ".join(_source_doc(s) for s in c.sources)
         if c.then == "tokens":
             chain += "; then the token accounting rule"
+        elif c.then == "finish_fallback":
+            chain += " (folded) → GenAI the last `gen_ai.output.messages` item's `finish_reason` (folded)"
         elif c.then == "other_if_recognised":
             chain += " → `other` on a recognised span"
+        chain += "".join(f" → {u.family or 'any'} {u.what} (Python path)" for u in UNRENDERED if u.column == c.name)
         lines.append(f"| `{c.name}` | {chain} | {'yes' if rendered(c) else 'not yet'} |")
     for slot, column in (("in", "input_messages"), ("out", "output_messages")):
         chain = " → ".join(_slot_doc(s) for s in SLOTS[slot])
         lines.append(f"| `{column}` (and the text derived from it) | {chain} | yes |")
-    for name in dict.fromkeys(u.column for u in UNRENDERED):
+    for name in dict.fromkeys(u.column for u in UNRENDERED if u.column not in _BY_NAME):
         chain = " / ".join(f"{u.family or 'any'} {u.what}" for u in UNRENDERED if u.column == name)
         lines.append(f"| `{name}` | {chain} (spans carrying one: Python path) | deferred |")
     return "\n".join(lines) + "\n"

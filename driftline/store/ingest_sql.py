@@ -49,6 +49,7 @@ from driftline.store.ingest_messages import MESSAGE_COLUMNS, message_layers, pas
 from driftline.store.ingest_spec import (
     COLUMNS,
     FAMILIES,
+    FINISH_REASONS,
     OPERATION_TABLES,
     PROVIDERS,
     UNRENDERED,
@@ -236,6 +237,12 @@ _COUNT_KEYS: Final = tuple(
 )
 
 
+# Every attribute the finish reason's chain reads as text.
+_FINISH_KEYS: Final = tuple(
+    s.key for c in COLUMNS for s in c.sources if isinstance(s, Attr) and s.read in ("finish", "finish_list")
+)
+
+
 def _tuple(items: tuple[str, ...]) -> str:
     return "(" + ", ".join(literal(i) for i in items) + ")"
 
@@ -275,6 +282,57 @@ def _fold_provider(s: str) -> str:
     return f"arrayMap(low -> transform(low, {_arr(keys)}, {_arr(vals)}, {fallback}), [lowerUTF8(trimBoth({s}))])[1]"
 
 
+def _fold_finish(s: str) -> str:
+    """conventions._common.finish_reason: stripped, lowercased, folded by its table. A text that
+    is not printable ASCII is deferred (`_finish_deferred`): Python's strip() and lower() reach
+    further than trimBoth and lower."""
+    keys = tuple(FINISH_REASONS)
+    vals = tuple(FINISH_REASONS[k] for k in keys)
+    return f"arrayMap(low -> transform(low, {_arr(keys)}, {_arr(vals)}, low), [lower(trimBoth({s}))])[1]"
+
+
+def _finish_list(v: str) -> str:
+    """genai.extract's `gen_ai.response.finish_reasons`: a JSON list's first item when it is a
+    string, a JSON object nothing, any other non-empty text (invalid JSON too) itself; folded."""
+    json = f"((startsWith({v}, '[') OR startsWith({v}, '{{')) AND isValidJSON({v}))"
+    first = f"JSONExtractString({v}, 1)"
+    return (
+        f"multiIf({json} AND startsWith({v}, '[') AND JSONType({v}, 1) = 'String', {_fold_finish(first)}, "
+        f"{json}, NULL, "
+        f"{v} != '', {_fold_finish(v)}, NULL)"
+    )
+
+
+# The last output message's `finish_reason` members as (key, raw JSON) pairs: one parse of the
+# messages per span, read by the fallback and its deferral (a layer below the chains).
+_FINISH_MEMBERS: Final = (
+    "arrayFilter(kv -> kv.1 = 'finish_reason', JSONExtractKeysAndValuesRaw(a['gen_ai.output.messages'], -1)) AS _fin"
+)
+
+
+def _finish_fallback() -> str:
+    """The last `gen_ai.output.messages` item's non-empty `finish_reason` text (genai._content:
+    the text parses as a JSON list, `maybe_json` reads only text starting with '[')."""
+    ok = "startsWith(a['gen_ai.output.messages'], '[') AND length(_fin) = 1 AND startsWith(_fin[1].2, '\"')"
+    reason = "JSONExtractString(_fin[1].2)"
+    return f"if({_family('GenAI')} AND {ok} AND {reason} != '', {_fold_finish(reason)}, NULL)"
+
+
+def _finish_deferred() -> str:
+    """Why the finish reason's sources cannot be folded exactly ('' when they can): a text that is
+    not printable ASCII (an attribute, a JSON list's first string, the fallback's value: Python's
+    strip() and lower() reach further), or a last output message naming `finish_reason` twice
+    (orjson keeps the last, the engine's JSON functions the first)."""
+    ascii_only = "'^[\\x20-\\x7E]*$'"
+    texts = [
+        *(f"a[{literal(k)}]" for k in _FINISH_KEYS),
+        "JSONExtractString(a['gen_ai.response.finish_reasons'], 1)",
+        "JSONExtractString(if(empty(_fin), '', _fin[1].2))",
+    ]
+    odd = " OR ".join(f"NOT match({t}, {ascii_only})" for t in texts)
+    return f"if({odd} OR length(_fin) > 1, 'finish_text', '')"
+
+
 def _vercel_operation(s: str) -> str:
     return (
         f"multiIf(endsWith({s}, '.doGenerate') OR endsWith({s}, '.doStream'), 'chat', "
@@ -310,6 +368,10 @@ def _source_sql(src: Attr | Present | JsonText) -> str:
         value = f"if({has_text}, {_vercel_operation(v)}, NULL)"
     elif src.read.startswith("op:"):
         value = f"if({has_text}, {_fold_operation(src.read[3:], v)}, NULL)"
+    elif src.read == "finish":
+        value = f"if({has_text}, {_fold_finish(v)}, NULL)"
+    elif src.read == "finish_list":
+        value = _finish_list(v)
     else:
         raise ValueError(f"unknown read {src.read!r} for {src.key}")
     return f"if({gate}, {value}, NULL)"
@@ -362,6 +424,8 @@ def _chain_sql(column: Column, carried: frozenset[str] | None) -> str:
         chain = f"if({chain} IS NULL, NULL, {_fold_provider(f'assumeNotNull({chain})')})"
     if column.then == "other_if_recognised":
         return f"coalesce({chain}, if(fam_any, 'other', ''))"
+    if column.then == "finish_fallback":
+        return f"coalesce({chain}, {_finish_fallback()}, '')"
     if column.name in (
         "operation",
         "provider",
@@ -475,6 +539,7 @@ def span_rows_sql(
         "if(_dup_keys, 'duplicate_key', '')",
         "if(_long_status, 'long_value', '')",
         "if(_odd_count, 'count_format', '')",
+        _finish_deferred(),
         *_deferred_sources(carried),
         *_unrendered(carried, operation=False),
     ]
@@ -499,7 +564,9 @@ def span_rows_sql(
         + ", ".join(f"if({_family(n)}, {literal(n)}, '')" for n in FAMILIES)
         + "]) AS fams"
     )
-    facts = message_layers(f"SELECT *, {', '.join(families)}, {any_family}, {fams} FROM ({maps})", carried)
+    facts = message_layers(
+        f"SELECT *, {', '.join(families)}, {any_family}, {fams}, {_FINISH_MEMBERS} FROM ({maps})", carried
+    )
     chains = (
         f"SELECT {'request, ' if request else ''}trace_id, span_id, parent_span_id, start_time, end_time, "
         "(end_time - start_time) / 1e6 AS duration_ms, name, kind, status_code, status_message, "
