@@ -623,3 +623,20 @@ def test_each_familys_finish_reason_is_the_python_paths(attrs: dict[str, Any], f
     eng = engine_check.engine_row(res, scope, span)
     assert eng["deferred"] == []
     assert eng["finish_reason"] == row.get("finish_reason", "") == finish
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {"openinference.span.kind": "Agent"},
+        {"traceloop.span.kind": "agent", "traceloop.entity.name": "planner"},
+        {"langfuse.observation.type": "AGENT"},
+    ],
+)
+def test_an_agent_span_whose_name_python_takes_is_deferred(attrs: dict[str, Any]) -> None:
+    """The Python path takes an agent span's name (or entity name) as agent_name, read from a kind
+    attribute's text in any case (ingest_spec.UNRENDERED `contains`): the engine defers it."""
+    res, scope, span = record_span("planner", attrs)
+    row = normalize_span(Normalizer(), res, scope, span)
+    assert row["agent_name"] == "planner"
+    assert "unrendered:agent_name" in engine_check.engine_row(res, scope, span)["deferred"]
