@@ -12,11 +12,11 @@ in through the store's Arrow insert in large batches; the API is driven through 
     python bench/query_bench.py --data-dir D --reuse --merge-days   # again, older days merged
 
 A fill's days are left in the parts its inserts wrote and the engine's merge selector leaves them
-in (8 a day on the 10M fill). On a running store the engine merges each day into one part an hour
-after its last insert (migration 19), which reads then see: no FINAL work, one granule per trace;
-the current day stays in parts while spans keep arriving. `--merge-days` brings those merges
-forward for every day but the newest (the same OPTIMIZE the engine runs), so both states can be
-timed on one store.
+in (8 a day on the 10M fill). On a running store the engine merges each day (trace_rows: each block
+of 6 hours, migration 20) into one part an hour after its last insert (migration 19), which reads
+then see: no FINAL work, one granule per trace; the newest stays in parts while spans keep
+arriving. `--merge-days` brings those merges forward for every partition but the newest (the same
+OPTIMIZE the engine runs), so both states can be timed on one store.
 
 Prints p50/p95 per request and the machine's load average before and after.
 """
@@ -245,10 +245,10 @@ def merge_days(store: Store) -> float:
                 "SELECT DISTINCT partition_id FROM system.parts WHERE database = {db:String} AND table = {t:String} "
                 "AND active ORDER BY partition_id", parameters={"db": store.cfg.database, "t": table},
             ).result_rows][:-1]  # fmt: skip
-            for day in days:  # ids the engine made (digits: 20261201), never outside input
+            for day in days:  # ids the engine made (digits: 20261201, or a block's 1796601600), never outside input
                 assert day.isalnum(), day
                 client.command(f"OPTIMIZE TABLE {store.cfg.database}.{table} PARTITION ID '{day}' FINAL")
-            print(f"  merged {len(days)} days of {table} in {time.perf_counter() - t1:.1f} s", flush=True)
+            print(f"  merged {len(days)} partitions of {table} in {time.perf_counter() - t1:.1f} s", flush=True)
     finally:
         client.close()
     return time.perf_counter() - t0

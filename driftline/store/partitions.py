@@ -18,9 +18,11 @@ import pyarrow.compute as pc
 
 __all__ = ["DAY_PARTITIONED", "MAX_DAYS_PER_INSERT", "split_by_days"]
 
-# 50 UTC days stay under the limit of 100 in any server time zone (toDate shifts a day boundary
-# by less than one day, so one UTC day touches at most two local days).
-MAX_DAYS_PER_INSERT: Final = 50
+# An INSERT into spans or scores also writes trace_rows through the views, in blocks of 6 UTC hours
+# (schema.ROW_BLOCK): 24 UTC days are 96 of those, under the limit of 100; and in spans and scores
+# 48 days at most in any server time zone (toDate shifts a day boundary by less than one day, so
+# one UTC day touches at most two local days).
+MAX_DAYS_PER_INSERT: Final = 24
 # table -> the column its PARTITION BY toDate(...) reads (store/schema.py).
 DAY_PARTITIONED: Final[Mapping[str, str]] = {"spans": "start_time", "scores": "span_start_time"}
 _NS_PER_DAY: Final = 86_400 * 10**9

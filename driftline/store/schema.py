@@ -18,6 +18,8 @@ __all__ = [
     "FORCE_MERGED_TABLES",
     "FORCE_MERGE_AGE_S",
     "MIGRATIONS",
+    "ROW_BLOCK",
+    "ROW_BLOCK_HOURS",
     "SCHEMA_MIGRATIONS",
     "TTL_TABLES",
     "Guarded",
@@ -684,6 +686,76 @@ _SMALL_GRANULE_TABLES = (
     *_rebuilt("scores", _SCORES, "span_start_time"),
 )
 
+# trace_rows in blocks of 6 hours (migration 20). The reads take FINAL on a partition held by more
+# than one part (queries/_summary.py): a day partition kept the whole current day there, so a page
+# merged every part of up to 24 hours of rows at each read (on a 10M-span week, ~230,000 rows in 12
+# parts at 16:00: 84 ms of the sort by cost's 283 on one core, where the same day in one part took 19).
+# A block closes when its 6 hours are over, and migration 19's settings merge it an hour after its
+# last insert: the current block and the one before it are all FINAL reads, at most 7 hours of rows.
+# A trace's rows are per (hour, trace), so no key is in two partitions. An INSERT into spans
+# writes its days' blocks here through the views: 4 a day, so store/partitions.py keeps an INSERT
+# within 24 days. Rebuilt beside the table and swapped in as migration 18 did; the views on spans
+# and scores write into the table by name, so into the new one after the swap.
+ROW_BLOCK_HOURS: Final = 6
+ROW_BLOCK: Final = f"toStartOfInterval(hour, toIntervalHour({ROW_BLOCK_HOURS}))"  # as the engine writes it
+
+
+def _trace_rows_now(name: str) -> str:
+    """trace_rows as migrations 14, 17 and 19 left it (16's projection is added after), named `name`,
+    in blocks of ROW_BLOCK_HOURS."""
+    settings = (
+        "SETTINGS index_granularity = 128, min_compress_block_size = 4096, max_compress_block_size = 65536, "
+        "deduplicate_merge_projection_mode = 'rebuild', "
+        f"min_age_to_force_merge_seconds = {FORCE_MERGE_AGE_S}, min_age_to_force_merge_on_partition_only = 1"
+    )
+    ddl = _summary_table(name, settings)
+    column = _HALLUCINATION_MAX[0].split("ADD COLUMN IF NOT EXISTS ", 1)[1]
+    index = "    INDEX idx_trace_id "
+    out = ddl.replace(index, f"    {column},\n{index}", 1).replace(
+        "PARTITION BY toDate(hour)", f"PARTITION BY {ROW_BLOCK}", 1
+    )
+    assert column in out and ROW_BLOCK in out, name
+    return out
+
+
+_ROWS_NEW = "trace_rows_v20"
+# The stored columns, by name: each starts a line of its own (a type may go on over the next lines).
+_ROW_COLUMNS = ", ".join(
+    f"`{name}`"
+    for name, rest in re.findall(r"^    (\w+) (.*)$", _trace_rows_now("trace_rows"), re.M)
+    if name not in ("INDEX", "PROJECTION") and " MATERIALIZED " not in rest
+)
+_ROWS_COPY = f"SELECT {_ROW_COLUMNS} FROM {{db}}.trace_rows"
+# The table that stores the rows (its local table on a cluster) is still partitioned by day.
+_ROWS_BY_DAY = (
+    "SELECT count() FROM system.tables WHERE database = '{db}' AND name IN ('trace_rows', 'trace_rows_local') "
+    "AND engine LIKE '%MergeTree' AND partition_key = 'toDate(hour)'"
+)
+_ROW_BLOCKS: tuple[str | Guarded | PerDay, ...] = (
+    # Run again after a crash before the swap, the copy starts over (a row copied twice would count
+    # twice); after the swap this name holds the old table, dropped at the end.
+    f"DROP VIEW IF EXISTS {{db}}.{_ROWS_NEW}_copy",
+    Guarded(f"DROP TABLE IF EXISTS {{db}}.{_ROWS_NEW}", _ROWS_BY_DAY),
+    _trace_rows_now(_ROWS_NEW),
+    _BY_SESSION[1].replace("{db}.trace_rows ", f"{{db}}.{_ROWS_NEW} ", 1),
+    f"CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.{_ROWS_NEW}_copy TO {{db}}.{_ROWS_NEW} AS {_ROWS_COPY}",
+    # A row the views write while the days are copied may be copied twice: its key's sets then say
+    # it was counted twice, and readers take that trace's exact figures (as for migration 14's copy).
+    PerDay(
+        f"INSERT INTO {{db}}.{_ROWS_NEW} ({_ROW_COLUMNS}) {_ROWS_COPY} WHERE toDate(hour) = toDate('{{day}}')",
+        "trace_rows",
+    ),
+    Guarded(f"EXCHANGE TABLES {{db}}.trace_rows AND {{db}}.{_ROWS_NEW}", _ROWS_BY_DAY),
+    f"DROP VIEW IF EXISTS {{db}}.{_ROWS_NEW}_copy",
+    f"DROP TABLE IF EXISTS {{db}}.{_ROWS_NEW}",
+    # Each block copied is one part of an INSERT (merge level 0), which the sessions list does not
+    # take as merged (queries/sessions.py) and no merge would ever touch: merged once here.
+    *(
+        PerDay(f"OPTIMIZE TABLE {{db}}.trace_rows PARTITION '{{day}} {h:02}:00:00' FINAL", "trace_rows")
+        for h in range(0, 24, ROW_BLOCK_HOURS)
+    ),
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "spans, scores, review_items", (_SPANS, _SCORES, _REVIEW_ITEMS)),
     Migration(2, "scorer_state", (_SCORER_STATE,)),
@@ -708,6 +780,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(17, "trace_rows: each row's highest hallucination score", _HALLUCINATION_MAX),
     Migration(18, "spans, scores: rebuilt in small granules and compression blocks", _SMALL_GRANULE_TABLES),
     Migration(19, "spans, scores, trace_rows, trace_index: each closed day merged into one part", _MERGE_CLOSED_DAYS),
+    Migration(20, "trace_rows: partitioned in blocks of 6 hours, rebuilt", _ROW_BLOCKS),
 )
 
 # Tables whose TTL follows `retention_days`: (table, TTL expression column).

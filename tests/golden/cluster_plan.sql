@@ -800,3 +800,100 @@ ALTER TABLE driftline.trace_rows_local ON CLUSTER prod
 ALTER TABLE driftline.trace_index_local ON CLUSTER prod
     MODIFY SETTING min_age_to_force_merge_seconds = 3600, min_age_to_force_merge_on_partition_only = 1;
 
+-- migration 20: trace_rows: partitioned in blocks of 6 hours, rebuilt
+DROP VIEW IF EXISTS driftline.trace_rows_v20_copy ON CLUSTER prod;
+
+-- migration 20: trace_rows: partitioned in blocks of 6 hours, rebuilt (runs only if: SELECT count() FROM system.tables WHERE database = 'driftline' AND name IN ('trace_rows', 'trace_rows_local') AND engine LIKE '%MergeTree' AND partition_key = 'toDate(hour)')
+DROP TABLE IF EXISTS driftline.trace_rows_v20 ON CLUSTER prod;
+
+-- migration 20: trace_rows: partitioned in blocks of 6 hours, rebuilt (runs only if: SELECT count() FROM system.tables WHERE database = 'driftline' AND name IN ('trace_rows', 'trace_rows_local') AND engine LIKE '%MergeTree' AND partition_key = 'toDate(hour)')
+DROP TABLE IF EXISTS driftline.trace_rows_v20_local ON CLUSTER prod;
+
+-- migration 20: trace_rows: partitioned in blocks of 6 hours, rebuilt
+CREATE TABLE IF NOT EXISTS driftline.trace_rows_v20_local ON CLUSTER prod (
+    tenant LowCardinality(String),
+    hour DateTime('UTC'),
+    trace_id String,
+    root SimpleAggregateFunction(min, Tuple(child UInt8, start DateTime64(9, 'UTC'), span_id String, duration_ms Float64,
+        service String, release String, environment String, name String))
+        DEFAULT (1, toDateTime64('2262-01-01 00:00:00', 9, 'UTC'), '', 0, '', '', '', ''),
+    span_rows SimpleAggregateFunction(sum, UInt64),
+    span_keys SimpleAggregateFunction(groupUniqArrayArray, Array(UInt64)),
+    error_keys SimpleAggregateFunction(groupUniqArrayArray, Array(UInt64)),
+    cost SimpleAggregateFunction(sum, Float64),
+    priced SimpleAggregateFunction(sum, UInt64),
+    in_tokens SimpleAggregateFunction(sum, Int64),
+    out_tokens SimpleAggregateFunction(sum, Int64),
+    spans SimpleAggregateFunction(maxMap, Tuple(Array(UInt64), Array(Float64), Array(UInt8), Array(Int64),
+        Array(Int64))),
+    first_span SimpleAggregateFunction(min, Tuple(DateTime64(9, 'UTC'), String, String)) DEFAULT (toDateTime64('2262-01-01 00:00:00', 9, 'UTC'), '', ''),
+    ended SimpleAggregateFunction(max, DateTime64(9, 'UTC')),
+    error SimpleAggregateFunction(max, UInt8),
+    models SimpleAggregateFunction(groupUniqArrayArray, Array(String)),
+    services SimpleAggregateFunction(groupUniqArrayArray, Array(String)),
+    releases SimpleAggregateFunction(groupUniqArrayArray, Array(String)),
+    environments SimpleAggregateFunction(groupUniqArrayArray, Array(String)),
+    operations SimpleAggregateFunction(groupUniqArrayArray, Array(String)),
+    session_ids SimpleAggregateFunction(groupUniqArrayArray, Array(String)),
+    user_ids SimpleAggregateFunction(groupUniqArrayArray, Array(String)),
+    session SimpleAggregateFunction(min, Tuple(UInt8, DateTime64(9, 'UTC'), String, String)) DEFAULT (1, toDateTime64('2262-01-01 00:00:00', 9, 'UTC'), '', ''),
+    user SimpleAggregateFunction(min, Tuple(UInt8, DateTime64(9, 'UTC'), String, String)) DEFAULT (1, toDateTime64('2262-01-01 00:00:00', 9, 'UTC'), '', ''),
+    session_last SimpleAggregateFunction(max, DateTime64(9, 'UTC')),
+    input_preview SimpleAggregateFunction(min, Tuple(UInt8, DateTime64(9, 'UTC'), String, String))
+        DEFAULT (1, toDateTime64('2262-01-01 00:00:00', 9, 'UTC'), '', ''),
+    output_preview SimpleAggregateFunction(max, Tuple(UInt8, DateTime64(9, 'UTC'), String)),
+    scores SimpleAggregateFunction(groupUniqArrayArray,
+        Array(Tuple(UInt64, DateTime64(3, 'UTC'), String, Float64, String))),
+    score_keys SimpleAggregateFunction(groupUniqArrayArray, Array(UInt64)),
+    score_values SimpleAggregateFunction(groupUniqArrayArray, Array(UInt64)),
+    score_max SimpleAggregateFunction(maxMap, Tuple(Array(String), Array(Float64))),
+    hallucination_max SimpleAggregateFunction(max, Nullable(Float64)) MATERIALIZED if(empty(arrayMap(e -> e.4, arrayFilter(e -> e.3 = 'hallucination', scores))), NULL, arrayMax(arrayMap(e -> e.4, arrayFilter(e -> e.3 = 'hallucination', scores)))),
+    INDEX idx_trace_id trace_id TYPE bloom_filter(0.001) GRANULARITY 1,
+    INDEX idx_session_ids session_ids TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_user_ids user_ids TYPE bloom_filter(0.01) GRANULARITY 1
+)
+ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/driftline/trace_rows_v20_local', '{replica}')
+PARTITION BY toStartOfInterval(hour, toIntervalHour(6))
+ORDER BY (tenant, hour, trace_id)
+TTL hour + INTERVAL 30 DAY
+SETTINGS index_granularity = 128, min_compress_block_size = 4096, max_compress_block_size = 65536, deduplicate_merge_projection_mode = 'rebuild', min_age_to_force_merge_seconds = 3600, min_age_to_force_merge_on_partition_only = 1;
+
+-- migration 20: trace_rows: partitioned in blocks of 6 hours, rebuilt
+CREATE TABLE IF NOT EXISTS driftline.trace_rows_v20 ON CLUSTER prod AS driftline.trace_rows_v20_local
+ENGINE = Distributed(prod, driftline, trace_rows_v20_local, cityHash64(trace_id));
+
+-- migration 20: trace_rows: partitioned in blocks of 6 hours, rebuilt
+ALTER TABLE driftline.trace_rows_v20_local ON CLUSTER prod
+    ADD PROJECTION IF NOT EXISTS by_session (SELECT tenant, hour, trace_id, root, session, first_span, ended, user, error_keys, spans ORDER BY tenant, session.4, hour);
+
+-- migration 20: trace_rows: partitioned in blocks of 6 hours, rebuilt
+CREATE MATERIALIZED VIEW IF NOT EXISTS driftline.trace_rows_v20_copy ON CLUSTER prod
+TO driftline.trace_rows_v20_local AS SELECT `tenant`, `hour`, `trace_id`, `root`, `span_rows`, `span_keys`, `error_keys`, `cost`, `priced`, `in_tokens`, `out_tokens`, `spans`, `first_span`, `ended`, `error`, `models`, `services`, `releases`, `environments`, `operations`, `session_ids`, `user_ids`, `session`, `user`, `session_last`, `input_preview`, `output_preview`, `scores`, `score_keys`, `score_values`, `score_max` FROM driftline.trace_rows_local;
+
+-- migration 20: trace_rows: partitioned in blocks of 6 hours, rebuilt (PerDay: table=trace_rows)
+INSERT INTO driftline.trace_rows_v20 (`tenant`, `hour`, `trace_id`, `root`, `span_rows`, `span_keys`, `error_keys`, `cost`, `priced`, `in_tokens`, `out_tokens`, `spans`, `first_span`, `ended`, `error`, `models`, `services`, `releases`, `environments`, `operations`, `session_ids`, `user_ids`, `session`, `user`, `session_last`, `input_preview`, `output_preview`, `scores`, `score_keys`, `score_values`, `score_max`) SELECT `tenant`, `hour`, `trace_id`, `root`, `span_rows`, `span_keys`, `error_keys`, `cost`, `priced`, `in_tokens`, `out_tokens`, `spans`, `first_span`, `ended`, `error`, `models`, `services`, `releases`, `environments`, `operations`, `session_ids`, `user_ids`, `session`, `user`, `session_last`, `input_preview`, `output_preview`, `scores`, `score_keys`, `score_values`, `score_max` FROM driftline.trace_rows WHERE toDate(hour) = toDate('{day}');
+
+-- migration 20: trace_rows: partitioned in blocks of 6 hours, rebuilt (runs only if: SELECT count() FROM system.tables WHERE database = 'driftline' AND name IN ('trace_rows', 'trace_rows_local') AND engine LIKE '%MergeTree' AND partition_key = 'toDate(hour)')
+EXCHANGE TABLES driftline.trace_rows_local AND driftline.trace_rows_v20_local ON CLUSTER prod;
+
+-- migration 20: trace_rows: partitioned in blocks of 6 hours, rebuilt
+DROP VIEW IF EXISTS driftline.trace_rows_v20_copy ON CLUSTER prod;
+
+-- migration 20: trace_rows: partitioned in blocks of 6 hours, rebuilt
+DROP TABLE IF EXISTS driftline.trace_rows_v20 ON CLUSTER prod;
+
+-- migration 20: trace_rows: partitioned in blocks of 6 hours, rebuilt
+DROP TABLE IF EXISTS driftline.trace_rows_v20_local ON CLUSTER prod;
+
+-- migration 20: trace_rows: partitioned in blocks of 6 hours, rebuilt (PerDay: table=trace_rows)
+OPTIMIZE TABLE driftline.trace_rows_local ON CLUSTER prod PARTITION '{day} 00:00:00' FINAL;
+
+-- migration 20: trace_rows: partitioned in blocks of 6 hours, rebuilt (PerDay: table=trace_rows)
+OPTIMIZE TABLE driftline.trace_rows_local ON CLUSTER prod PARTITION '{day} 06:00:00' FINAL;
+
+-- migration 20: trace_rows: partitioned in blocks of 6 hours, rebuilt (PerDay: table=trace_rows)
+OPTIMIZE TABLE driftline.trace_rows_local ON CLUSTER prod PARTITION '{day} 12:00:00' FINAL;
+
+-- migration 20: trace_rows: partitioned in blocks of 6 hours, rebuilt (PerDay: table=trace_rows)
+OPTIMIZE TABLE driftline.trace_rows_local ON CLUSTER prod PARTITION '{day} 18:00:00' FINAL;
+

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 from driftline.store.queries._where import Where
+from driftline.store.schema import ROW_BLOCK, ROW_BLOCK_HOURS
 
 if TYPE_CHECKING:
     from driftline.store.store import Store
@@ -22,9 +23,11 @@ __all__ = [
     "around",
     "final_or_not",
     "hours",
+    "in_blocks",
     "keys_near",
     "latest",
     "merged",
+    "unmerged_in",
 ]
 
 # How far from its root's start a trace's spans may start and still count for it.
@@ -108,43 +111,59 @@ def keys_near(rows: str, spread: int) -> str:
 
 
 _KEYS: Final = "Array(Tuple(DateTime('UTC'), String))"
+_BLOCKS: Final = "Array(DateTime('UTC'))"
 
 
 # FINAL costs a scan its PREWHERE: every row's sorting key and every column read, filtered after.
-# A day (partition) held by one part has each (hour, trace) once, so FINAL changes nothing there:
-# those days are read without it, the others with it. The parts are looked up before and after the
-# read; if they changed in between (an insert or a merge), the read is done again with FINAL.
-Merged = tuple[tuple[str, str, int], ...]  # (day, part, its merge level) of each day held by one active part
+# A block of hours (a partition, schema.ROW_BLOCK) held by one part has each (hour, trace) once, so
+# FINAL changes nothing there: those blocks are read without it, the others with it. The parts are
+# looked up before and after the read; if they changed in between (an insert or a merge), the read
+# is done again with FINAL.
+Merged = tuple[tuple[str, str, int], ...]  # (block's start, part, its merge level) of each block in one part
+_BLOCK: Final = timedelta(hours=ROW_BLOCK_HOURS)
 
 
 def merged(store: Store, tenant: str) -> Merged:
-    """The days of trace_rows held by one active part each, with that part (none on a cluster:
+    """The blocks of trace_rows held by one active part each, with that part (none on a cluster:
     its parts are per shard)."""
     if store.cfg.cluster is not None:
         return ()
     rows = store._reader.rows(
         tenant,
-        "SELECT partition AS day, any(name) AS part, any(level) AS level FROM system.parts "
+        "SELECT partition AS block, any(name) AS part, any(level) AS level FROM system.parts "
         "WHERE database = {database:String} AND table = 'trace_rows' AND active "
-        "GROUP BY partition HAVING count() = 1 ORDER BY day",
+        "GROUP BY partition HAVING count() = 1 ORDER BY block",
         {"database": store.cfg.database},
     )
-    return tuple((r["day"], r["part"], r["level"]) for r in rows)
+    return tuple((r["block"], r["part"], r["level"]) for r in rows)
+
+
+def in_blocks(w: Where, blocks: Iterable[str], negate: bool = False) -> str:
+    """A row's block is (not) one of `blocks` (merged()'s partition names, a block's start)."""
+    return f"{ROW_BLOCK} {'NOT IN' if negate else 'IN'} {w.bind(sorted(blocks), _BLOCKS)}"
+
+
+def unmerged_in(days: Merged, lo: datetime, hi: datetime) -> bool:
+    """Whether a block of hours [lo, hi) is not in `days` (is read with FINAL)."""
+    start = _hour(lo).replace(hour=_hour(lo).hour - _hour(lo).hour % ROW_BLOCK_HOURS)
+    spanned = set()
+    while start <= _hour(hi):
+        spanned.add(start.strftime("%Y-%m-%d %H:%M:%S"))
+        start += _BLOCK
+    return not spanned <= {d for d, _, _ in days}
 
 
 def final_or_not(w: Where, days: Merged, select: str, lo: datetime, hi: datetime) -> str:
     """`select` (a read of trace_rows written with `FROM {db}.trace_rows FINAL WHERE `, of rows in
-    hours [lo, hi)) on the days of `days` without FINAL, UNION ALL the other days with it; without
-    the second part when every day of the range is in `days` (its subqueries would run for nothing)."""
+    hours [lo, hi)) on the blocks of `days` without FINAL, UNION ALL the other blocks with it;
+    without the second part when every block of the range is in `days` (its subqueries would run
+    for nothing)."""
     marker = "FROM {db}.trace_rows FINAL WHERE "
     if not days or marker not in select:
         return select
-    merged_days = {d for d, _, _ in days}
-    first, last = _hour(lo).date(), _hour(hi).date()
-    spanned = {str(first + timedelta(days=i)) for i in range((last - first).days + 1)}
-    if spanned <= merged_days:
+    if not unmerged_in(days, lo, hi):
         return select.replace(marker, "FROM {db}.trace_rows WHERE ")
-    bound = w.bind(sorted(merged_days), "Array(Date)")
-    plain = select.replace(marker, f"FROM {{db}}.trace_rows WHERE toDate(hour) IN {bound} AND ")
-    final = select.replace(marker, f"{marker}toDate(hour) NOT IN {bound} AND ")
+    blocks = [d for d, _, _ in days]
+    plain = select.replace(marker, f"FROM {{db}}.trace_rows WHERE {in_blocks(w, blocks)} AND ")
+    final = select.replace(marker, f"{marker}{in_blocks(w, blocks, negate=True)} AND ")
     return f"SELECT * FROM ({plain}) UNION ALL SELECT * FROM ({final})"

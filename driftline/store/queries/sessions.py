@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
-from driftline.store.queries._summary import COST, hours, keys_near, merged
+from driftline.store.queries._summary import COST, hours, in_blocks, keys_near, merged
 from driftline.store.queries._where import Where
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ def _stats(store: Store, tenant: str, ids: list[str], since: datetime, until: da
     every such trace; the by_session projection (migration 16) keeps them together.
 
     Such a row is the whole trace when it holds the root, no row of the range with spans lacks its
-    trace's root (a trace in two hours has one), and its day is one merged part (no other copy of
+    trace's root (a trace in two hours has one), and its block of hours is one merged part (no other copy of
     the row waits to be merged): its figures are read from it alone. A row of scores only (the
     scores view's) adds nothing to these figures: every column they read is at its neutral default
     there, so such rows are not counted as lacking, which on a day not yet merged is every scored
@@ -82,9 +82,9 @@ def _stats(store: Store, tenant: str, ids: list[str], since: datetime, until: da
     of the row found)."""
     s = Where(tenant)
     ids_p, span = s.bind(ids, "Array(String)"), hours(s, since, until)
-    days = s.bind([d for d, _, level in merged(store, tenant) if level > 0], "Array(Date)")
+    blocks = in_blocks(s, [d for d, _, level in merged(store, tenant) if level > 0])
     whole = (
-        f"root.child = 0 AND toDate(hour) IN {days} AND trace_id NOT IN "
+        f"root.child = 0 AND {blocks} AND trace_id NOT IN "
         f"(SELECT trace_id FROM {{db}}.trace_rows WHERE tenant = {{tenant:String}} AND {span} AND root.child = 1 "
         "AND span_rows > 0)"
     )

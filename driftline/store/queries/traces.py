@@ -179,7 +179,7 @@ def _key(q: TraceQuery, w: Where, p: str) -> tuple[str, list[str], str]:
 
 def _page_sql(q: TraceQuery, w: Where, lo: datetime, hi: datetime, days: Merged = ()) -> str:
     """SELECT trace_id, started, k (the sort key) for one page (limit + 1 rows) of root spans
-    started in [lo, hi); the days of `days` are read without FINAL (see _summary.merged)."""
+    started in [lo, hi); the blocks of hours in `days` are read without FINAL (see _summary.merged)."""
     desc = "DESC" if q.descending else "ASC"
     cmp = "<" if q.descending else ">"
     limit = w.bind(q.limit + 1, "UInt32")
