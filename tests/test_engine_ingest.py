@@ -120,7 +120,6 @@ def test_spec_families_markers_and_vocabularies_are_the_collectors() -> None:
     assert OPERATION_TABLES["openinference"][0] == openinference.OPERATION_BY_KIND
     assert OPERATION_TABLES["traceloop"][0] == traceloop.OPERATION_BY_KIND
     assert OPERATION_TABLES["langfuse"][0] == langfuse.OPERATION_BY_TYPE
-    assert ingest_spec.FINISH_REASONS == conventions._common._FINISH
 
 
 def test_docs_hold_the_rendered_spec() -> None:

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Final
 
 from driftline.collector.otlp_values import dumps, loads
+from driftline.store.ingest_spec import FINISH_REASONS
 
 __all__ = [
     "Attrs",
@@ -147,36 +147,10 @@ def maybe_json(v: object) -> object:
     return v
 
 
-# Finish reasons folded onto the GenAI semconv set (content_filter, error, length, stop, tool_call)
-# so one dashboard filter works for every provider: gen_ai.response.finish_reasons
-# https://opentelemetry.io/docs/specs/semconv/gen-ai/gen-ai-spans/
-_FINISH: Final[dict[str, str]] = {
-    "stop": "stop",
-    "end_turn": "stop",
-    "stop_sequence": "stop",
-    "complete": "stop",
-    "eos": "stop",
-    "finish_reason_stop": "stop",
-    "length": "length",
-    "max_tokens": "length",
-    "max-tokens": "length",
-    "model_length": "length",
-    "tool_calls": "tool_call",
-    "tool_call": "tool_call",
-    "tool-calls": "tool_call",
-    "tool_use": "tool_call",
-    "function_call": "tool_call",
-    "content_filter": "content_filter",
-    "content-filter": "content_filter",
-    "safety": "content_filter",
-    "recitation": "content_filter",
-    "blocklist": "content_filter",
-    "prohibited_content": "content_filter",
-    "refusal": "content_filter",
-    "error": "error",
-}
-
-
 def finish_reason(raw: str) -> str:
+    """A finish reason folded onto the GenAI semconv set (content_filter, error, length, stop,
+    tool_call), so one dashboard filter works for every provider: gen_ai.response.finish_reasons
+    https://opentelemetry.io/docs/specs/semconv/gen-ai/gen-ai-spans/ . The table is the column
+    spec's (store/ingest_spec.py), which the engine's ingest query renders too."""
     low = raw.strip().lower()
-    return _FINISH.get(low, low)
+    return FINISH_REASONS.get(low, low)

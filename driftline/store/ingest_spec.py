@@ -64,7 +64,8 @@ __all__ = [
     "rendered",
 ]
 
-# conventions/_common.py `_FINISH`: finish reasons folded onto the GenAI semconv set.
+# Finish reasons folded onto the GenAI semconv set, by the Python path (collector/conventions/_common.py
+# finish_reason) and by the engine's query alike.
 FINISH_REASONS: Final[dict[str, str]] = {
     "stop": "stop",
     "end_turn": "stop",
