@@ -16,7 +16,7 @@ from driftline.store import Store
 from driftline.store.cluster import fill
 from driftline.store.queries import traces as trace_queries
 from driftline.store.queries._summary import merged
-from driftline.store.schema import _ROW_COLUMNS, _ROWS_COPY, ROW_BLOCK, _trace_rows_now
+from driftline.store.schema import ROW_BLOCK, _stored_columns, _trace_rows_now
 from tests.support.sql import admin_client, admin_rows
 from tests.test_small_granules import DAY1, DAY2, TENANT, _score, _spans
 
@@ -141,7 +141,8 @@ def test_a_copy_a_crash_left_before_the_swap_is_started_over(store: Store) -> No
     db = store.cfg.database
     with admin_client(store) as c:  # the new table, and the copy of the first day in it
         c.command(fill(_trace_rows_now("trace_rows_v20"), db=db, ttl_days=30))
-        c.command(f"INSERT INTO {db}.trace_rows_v20 ({_ROW_COLUMNS}) {fill(_ROWS_COPY, db=db)} WHERE hour < {{d:DateTime}}",
+        cols = ", ".join(f"`{name}`" for name in _stored_columns(_trace_rows_now("trace_rows")))
+        c.command(f"INSERT INTO {db}.trace_rows_v20 ({cols}) SELECT {cols} FROM {db}.trace_rows WHERE hour < {{d:DateTime}}",
                   parameters={"d": DAY2.replace(hour=0)})  # fmt: skip
     assert store.migrate() == [20]
     assert _partition_key(store) == ROW_BLOCK

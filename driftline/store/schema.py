@@ -611,14 +611,10 @@ _NO_BY_TRACE = ("ALTER TABLE {db}.spans DROP PROJECTION IF EXISTS by_trace",)
 # by id reads one trace's spans (a few rows) and scores: a granule of each column, decompressed
 # whole. The tables' default granules of ~6,000 (spans) and 8,192 (scores) rows, in blocks of up to
 # 1 MB, made that read decompress megabytes of message text for a few rows. Granule size is fixed
-# when a table is created, so each table is rebuilt beside itself and swapped in:
-# - a view copies what is written meanwhile, so nothing written during the copy is missed (a row
-#   copied twice is one row: the tables replace by key, and readers use FINAL);
-# - the rows are copied day by day, by column name (an old table's columns may be in another order);
-# - EXCHANGE swaps the two names atomically; the views on `spans` and `scores` (trace_rows,
-#   trace_index) follow the name, so they see every insert into the new table. The swap runs while
-#   the table that stores the rows still has the old granules, so a migration run again after the
-#   swap does not swap back.
+# when a table is created, so each table is rebuilt beside itself and swapped in (_swapped_in) while
+# it still has the old granules. A row copied twice is one row: the tables replace by key, and
+# readers use FINAL. The views on `spans` and `scores` (trace_rows, trace_index) follow the name, so
+# they see every insert into the new table.
 _GRANULE_ROWS = "index_granularity = 1024"
 _SMALL_GRANULES = f"{_GRANULE_ROWS}, min_compress_block_size = 4096, max_compress_block_size = 65536"
 
@@ -630,36 +626,66 @@ def _with_small_granules(ddl: str, table: str, new: str) -> str:
 
 
 def _stored_columns(ddl: str) -> list[str]:
-    """The columns a CREATE TABLE stores (not ALIAS or MATERIALIZED, not INDEX lines)."""
-    body = re.sub(r"--[^\n]*", "", ddl[ddl.index("(") + 1 : ddl.rindex(")\n")])
+    """The columns a CREATE TABLE stores (not ALIAS or MATERIALIZED, not INDEX or PROJECTION lines).
+    Its column list is split at the commas outside parentheses and quotes: a type may run over lines."""
+    body = re.sub(r"--[^\n]*", "", ddl[ddl.index("(") + 1 :])
+    items, depth, quoted, start = [], 0, False, 0
+    for i, ch in enumerate(body):
+        if ch == "'":
+            quoted = not quoted
+        elif quoted:
+            continue
+        elif ch == "(":
+            depth += 1
+        elif ch == ")" and depth == 0:  # the end of the column list
+            items.append(body[start:i])
+            break
+        elif ch == ")":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            items.append(body[start:i])
+            start = i + 1
     names = []
-    for item in re.split(r",\s*\n", body):
+    for item in items:
         m = re.match(r"`?(\w+)`?\s+(.*)", item.strip(), re.S)
-        if m and m.group(1) != "INDEX" and not re.search(r"\b(ALIAS|MATERIALIZED)\b", m.group(2)):
+        if m and m.group(1) not in ("INDEX", "PROJECTION") and not re.search(r"\b(ALIAS|MATERIALIZED)\b", m.group(2)):
             names.append(m.group(1))
     return names
+
+
+def _swapped_in(
+    table: str, new: str, ddl: str, day_column: str, still_old: str, prepare: tuple[str, ...] = ()
+) -> tuple[str | Guarded | PerDay, ...]:
+    """`table` rebuilt as `new` (created by `ddl`, then `prepare`) and swapped in:
+    - a view copies what is written meanwhile, so nothing written during the copy is missed;
+    - the rows are copied day by day, by column name (an old table's columns may be in another order);
+    - EXCHANGE swaps the two names atomically while `still_old` (a count query) says the table that
+      stores the rows is the old one, so a migration run again after the swap does not swap back;
+      the views on other tables follow the names."""
+    cols = ", ".join(f"`{c}`" for c in _stored_columns(ddl))
+    copy = f"SELECT {cols} FROM {{db}}.{table}"
+    return (
+        ddl,
+        *prepare,
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.{new}_copy TO {{db}}.{new} AS {copy}",
+        PerDay(f"INSERT INTO {{db}}.{new} ({cols}) {copy} WHERE toDate({day_column}) = toDate('{{day}}')", table),
+        Guarded(f"EXCHANGE TABLES {{db}}.{table} AND {{db}}.{new}", still_old),
+        f"DROP VIEW IF EXISTS {{db}}.{new}_copy",
+        f"DROP TABLE IF EXISTS {{db}}.{new}",
+    )
 
 
 def _rebuilt(table: str, ddl: str, day_column: str) -> tuple[str | Guarded | PerDay, ...]:
     # Named for this migration, not `<table>_next`: on a cluster a replicated table's Keeper path
     # holds the name it was created under, and the rebuilt table keeps that path after the swap.
     new = f"{table}_v18"
-    cols = ", ".join(f"`{c}`" for c in _stored_columns(ddl))
-    copy = f"SELECT {cols} FROM {{db}}.{table}"
-    return (
-        _with_small_granules(ddl, table, new),
-        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.{new}_copy TO {{db}}.{new} AS {copy}",
-        PerDay(f"INSERT INTO {{db}}.{new} ({cols}) {copy} WHERE toDate({day_column}) = toDate('{{day}}')", table),
-        Guarded(
-            f"EXCHANGE TABLES {{db}}.{table} AND {{db}}.{new}",
-            # The table that stores the rows (its local table on a cluster) still has the old granules.
-            "SELECT count() FROM system.tables WHERE database = '{db}' "
-            f"AND name IN ('{table}', '{table}_local') AND engine LIKE '%MergeTree' "
-            f"AND position(engine_full, '{_GRANULE_ROWS}') = 0",
-        ),
-        f"DROP VIEW IF EXISTS {{db}}.{new}_copy",
-        f"DROP TABLE IF EXISTS {{db}}.{new}",
+    # The table that stores the rows (its local table on a cluster) still has the old granules.
+    still_old = (
+        "SELECT count() FROM system.tables WHERE database = '{db}' "
+        f"AND name IN ('{table}', '{table}_local') AND engine LIKE '%MergeTree' "
+        f"AND position(engine_full, '{_GRANULE_ROWS}') = 0"
     )
+    return _swapped_in(table, new, _with_small_granules(ddl, table, new), day_column, still_old)
 
 
 # The spans table as migrations 1, 3 and 5 left it (its projection dropped by 15): migration 5's
@@ -719,13 +745,6 @@ def _trace_rows_now(name: str) -> str:
 
 
 _ROWS_NEW = "trace_rows_v20"
-# The stored columns, by name: each starts a line of its own (a type may go on over the next lines).
-_ROW_COLUMNS = ", ".join(
-    f"`{name}`"
-    for name, rest in re.findall(r"^    (\w+) (.*)$", _trace_rows_now("trace_rows"), re.M)
-    if name not in ("INDEX", "PROJECTION") and " MATERIALIZED " not in rest
-)
-_ROWS_COPY = f"SELECT {_ROW_COLUMNS} FROM {{db}}.trace_rows"
 # The table that stores the rows (its local table on a cluster) is still partitioned by day.
 _ROWS_BY_DAY = (
     "SELECT count() FROM system.tables WHERE database = '{db}' AND name IN ('trace_rows', 'trace_rows_local') "
@@ -736,18 +755,16 @@ _ROW_BLOCKS: tuple[str | Guarded | PerDay, ...] = (
     # twice); after the swap this name holds the old table, dropped at the end.
     f"DROP VIEW IF EXISTS {{db}}.{_ROWS_NEW}_copy",
     Guarded(f"DROP TABLE IF EXISTS {{db}}.{_ROWS_NEW}", _ROWS_BY_DAY),
-    _trace_rows_now(_ROWS_NEW),
-    _BY_SESSION[1].replace("{db}.trace_rows ", f"{{db}}.{_ROWS_NEW} ", 1),
-    f"CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.{_ROWS_NEW}_copy TO {{db}}.{_ROWS_NEW} AS {_ROWS_COPY}",
     # A row the views write while the days are copied may be copied twice: its key's sets then say
     # it was counted twice, and readers take that trace's exact figures (as for migration 14's copy).
-    PerDay(
-        f"INSERT INTO {{db}}.{_ROWS_NEW} ({_ROW_COLUMNS}) {_ROWS_COPY} WHERE toDate(hour) = toDate('{{day}}')",
+    *_swapped_in(
         "trace_rows",
+        _ROWS_NEW,
+        _trace_rows_now(_ROWS_NEW),
+        "hour",
+        _ROWS_BY_DAY,
+        prepare=(_BY_SESSION[1].replace("{db}.trace_rows ", f"{{db}}.{_ROWS_NEW} ", 1),),
     ),
-    Guarded(f"EXCHANGE TABLES {{db}}.trace_rows AND {{db}}.{_ROWS_NEW}", _ROWS_BY_DAY),
-    f"DROP VIEW IF EXISTS {{db}}.{_ROWS_NEW}_copy",
-    f"DROP TABLE IF EXISTS {{db}}.{_ROWS_NEW}",
     # Each block copied is one part of an INSERT (merge level 0), which the sessions list does not
     # take as merged (queries/sessions.py) and no merge would ever touch: merged once here.
     *(
