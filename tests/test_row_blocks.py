@@ -70,12 +70,17 @@ def _listed(store: Store, trace: str) -> dict[str, Any]:
     return trace_queries.trace_summaries(store, TENANT, [trace], lo, hi)[trace]
 
 
-def test_the_rebuild_keeps_every_row_and_the_views_write_into_the_new_table(store: Store) -> None:
+def _written_at_version_19(store: Store) -> list[dict[str, Any]]:
+    """The store put back to version 19, STARTS' traces written (spans and a score each): their rows."""
     _back_to_version_19(store)
     for trace, start in STARTS.items():
         store.insert_arrow("spans", _spans(trace, start))
         store.insert_arrow("scores", _score(trace, start, 0.8))
-    before = _rows(store)
+    return _rows(store)
+
+
+def test_the_rebuild_keeps_every_row_and_the_views_write_into_the_new_table(store: Store) -> None:
+    before = _written_at_version_19(store)
     assert len(before) == 3
 
     def write_meanwhile(step: int, total: int, name: str) -> None:
@@ -133,11 +138,7 @@ def test_the_rebuild_keeps_every_row_and_the_views_write_into_the_new_table(stor
 
 
 def test_a_copy_a_crash_left_before_the_swap_is_started_over(store: Store) -> None:
-    _back_to_version_19(store)
-    for trace, start in STARTS.items():
-        store.insert_arrow("spans", _spans(trace, start))
-        store.insert_arrow("scores", _score(trace, start, 0.8))
-    before = _rows(store)
+    before = _written_at_version_19(store)
     db = store.cfg.database
     with admin_client(store) as c:  # the new table, and the copy of the first day in it
         c.command(fill(_trace_rows_now("trace_rows_v20"), db=db, ttl_days=30))
