@@ -145,9 +145,10 @@ def in_blocks(w: Where, blocks: Iterable[str], negate: bool = False) -> str:
 
 def unmerged_in(days: Merged, lo: datetime, hi: datetime) -> bool:
     """Whether a block of hours [lo, hi) is not in `days` (is read with FINAL)."""
-    start = _hour(lo).replace(hour=_hour(lo).hour - _hour(lo).hour % ROW_BLOCK_HOURS)
+    first, last = _hour(lo), _hour(hi)
+    start = first.replace(hour=first.hour - first.hour % ROW_BLOCK_HOURS)
     spanned = set()
-    while start <= _hour(hi):
+    while start <= last:
         spanned.add(start.strftime("%Y-%m-%d %H:%M:%S"))
         start += _BLOCK
     return not spanned <= {d for d, _, _ in days}
