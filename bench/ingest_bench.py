@@ -2,8 +2,9 @@
 
 Sends pre-encoded OTLP/HTTP protobuf requests (100 LLM chat spans each, 300-800 byte message
 contents) over keep-alive connections for a fixed time, then waits until everything accepted is
-in ClickHouse. Prints accepted spans/s, stored spans/s, request latency p50/p99 and the
-collector's peak RSS.
+in ClickHouse. Prints accepted spans/s, stored spans/s, request latency p50/p99, the
+collector's peak RSS, and its CPU per stored span by role (decode workers, the collector's Python
+threads, the embedded store's INSERTs with their views, its merges).
 
     python bench/ingest_bench.py [--seconds 20] [--connections 4] [--spans 100]
 """
@@ -23,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import defaultdict
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -57,22 +59,43 @@ def _peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def _tree_cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) used so far by a process and its live descendants (the decode
-    workers): on a shared machine the work per span, unlike spans/s, does not depend on the others."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
+def _stat_cpu_s(stat: Path) -> tuple[str, float]:
+    """(thread or process name, CPU seconds: user + system) from a /proc .../stat file."""
+    text = stat.read_text()
+    fields = text.rsplit(")", 1)[1].split()
+    return text[text.index("(") + 1 : text.rindex(")")], (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# What each kind of thread of the collector does. chDB names its threads; Python's keep the
+# interpreter's name. A thread that ended during the run shows only in its process's total.
+_ROLES = {"MergeMutate": "store merges"}
+
+
+def _tree_cpu_s(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by a process and its live descendants, by role: the
+    decode workers (the descendants), the collector's Python threads, the embedded store's queries
+    (inserts, through the views) and its merges. On a shared machine the work per span, unlike
+    spans/s, does not depend on the others."""
+    roles: dict[str, float] = defaultdict(float)
     todo = [pid]
     while todo:
         p = todo.pop()
         try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            _, total = _stat_cpu_s(Path(f"/proc/{p}/stat"))
+            if p != pid:
+                roles["decode workers"] += total
+            else:
+                for task in Path(f"/proc/{p}/task").iterdir():
+                    name, cpu = _stat_cpu_s(task / "stat")
+                    role = "collector Python" if name.startswith("python") else _ROLES.get(name, "store queries")
+                    roles[role] += cpu
+                    total -= cpu
+                roles["ended threads"] += total
             for task in Path(f"/proc/{p}/task").iterdir():
                 todo += [int(c) for c in (task / "children").read_text().split()]
         except (FileNotFoundError, ProcessLookupError):
             continue
-    return total
+    return roles
 
 
 def _print_disk(data: str) -> None:
@@ -206,7 +229,9 @@ def main() -> int:
     while _metric(base, "driftline_collector_written_spans_total") < accepted:
         time.sleep(0.05)
     t_stored = time.monotonic() - t_start
-    cpu_s = _tree_cpu_s(proc.pid) - cpu_start
+    cpu_end = _tree_cpu_s(proc.pid)
+    cpu_by_role = {role: cpu_end[role] - cpu_start.get(role, 0.0) for role in cpu_end}
+    cpu_s = sum(cpu_by_role.values())
     rss = _peak_rss_mib(proc.pid)
     if args.scorers is not None:
         scored_now = _metric(base, "driftline_scorer_scored_spans_total")
@@ -233,6 +258,14 @@ def main() -> int:
     print(
         f"collector CPU: {cpu_s:.1f} s for {accepted:,} spans = {accepted / cpu_s:,.0f} stored spans per CPU-second "
         "(receive, decode, normalize, write; the embedded store's inserts and merges included)"
+    )
+    print(
+        "  per stored span: "
+        + ", ".join(
+            f"{role} {cpu / accepted * 1e6:.1f} us"
+            for role, cpu in sorted(cpu_by_role.items(), key=lambda kv: -kv[1])
+            if cpu > 0
+        )
     )
     print(f"load average after: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     if args.disk:
