@@ -28,25 +28,12 @@ from driftline.collector.conventions._common import (
 )
 from driftline.collector.conventions.messages import messages, plain, text_of
 from driftline.collector.conventions.providers import normalize_operation, normalize_provider
+from driftline.store.ingest_spec import FAMILIES
 
 __all__ = ["MARKERS", "TEXT_KEYS", "TOKEN_KEYS", "TOOL_KEYS", "clean_error_type", "extract"]
 
 # Any of these present means the span speaks GenAI semconv (checked with dict lookups, not a scan).
-MARKERS: Final[tuple[str, ...]] = (
-    "gen_ai.operation.name",
-    "gen_ai.provider.name",
-    "gen_ai.system",
-    "gen_ai.request.model",
-    "gen_ai.response.model",
-    "gen_ai.tool.name",
-    "gen_ai.usage.input_tokens",
-    "gen_ai.usage.prompt_tokens",
-    "gen_ai.input.messages",
-    "gen_ai.agent.name",
-    "gen_ai.conversation.id",
-    "gen_ai.retrieval.documents",
-    "gen_ai.retrieval.query.text",
-)
+MARKERS: Final = FAMILIES["GenAI"]
 
 # (column, attribute) in fallback order, current name first.
 TOKEN_KEYS: Final = (

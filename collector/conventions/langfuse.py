@@ -22,30 +22,14 @@ from driftline.collector.conventions._common import (
     to_int,
 )
 from driftline.collector.conventions.messages import messages, text_of
+from driftline.store.ingest_spec import FAMILIES, OPERATION_TABLES
 
 __all__ = ["MARKERS", "OPERATION_BY_TYPE", "extract"]
 
-MARKERS: Final[tuple[str, ...]] = (
-    "langfuse.observation.type",
-    "langfuse.trace.name",
-    "langfuse.observation.model.name",
-    "langfuse.user.id",
-    "langfuse.session.id",
-)
+MARKERS: Final = FAMILIES["LF"]
 
 # langfuse.observation.type -> operation (docs/columns.md).
-OPERATION_BY_TYPE: Final[dict[str, str]] = {
-    "generation": "chat",
-    "embedding": "embeddings",
-    "tool": "execute_tool",
-    "agent": "invoke_agent",
-    "retriever": "retrieval",
-    "chain": "workflow",
-    "guardrail": "guardrail",
-    "span": "other",
-    "event": "other",
-    "evaluator": "other",
-}
+OPERATION_BY_TYPE: Final = OPERATION_TABLES["langfuse"][0]
 
 _CACHE_READ: Final = ("input_cached_tokens", "input_cache_read", "cache_read_input_tokens", "cached_tokens")
 _CACHE_WRITE: Final = ("input_cache_creation", "input_cache_write", "cache_creation_input_tokens")

@@ -22,19 +22,11 @@ from driftline.collector.conventions._common import (
 )
 from driftline.collector.conventions.events import message_events
 from driftline.collector.conventions.messages import messages
+from driftline.store.ingest_spec import FAMILIES
 
 __all__ = ["MARKERS", "extract"]
 
-MARKERS: Final[tuple[str, ...]] = (
-    "operation.cost",
-    "logfire.span_type",
-    "agent_name",
-    "final_result",
-    "tool_arguments",
-    "events",
-    "all_messages_events",
-    "pydantic_ai.all_messages",
-)
+MARKERS: Final = FAMILIES["LFI"]
 
 
 def extract(a: Attrs, f: Fields) -> None:

@@ -27,33 +27,17 @@ from driftline.collector.conventions._common import (
 )
 from driftline.collector.conventions.messages import tool_call
 from driftline.collector.conventions.providers import normalize_provider
+from driftline.store.ingest_spec import FAMILIES, OPERATION_TABLES
 
 __all__ = ["MARKERS", "OPERATION_BY_KIND", "extract"]
 
 # The indexed document keys are markers too: emitters that speak GenAI semconv for the operation
 # (gen_ai.operation.name=retrieval) often list documents the OpenInference way with no
 # openinference.span.kind, and those documents must not be lost.
-MARKERS: Final[tuple[str, ...]] = (
-    "openinference.span.kind",
-    "llm.model_name",
-    "llm.input_messages.0.message.role",
-    "retrieval.documents.0.document.content",
-    "retrieval.documents.0.document.id",
-    "reranker.output_documents.0.document.content",
-    "reranker.output_documents.0.document.id",
-)
+MARKERS: Final = FAMILIES["OI"]
 
 # openinference.span.kind -> operation (docs/columns.md).
-OPERATION_BY_KIND: Final[dict[str, str]] = {
-    "LLM": "chat",
-    "EMBEDDING": "embeddings",
-    "TOOL": "execute_tool",
-    "AGENT": "invoke_agent",
-    "RETRIEVER": "retrieval",
-    "RERANKER": "rerank",
-    "CHAIN": "workflow",
-    "GUARDRAIL": "guardrail",
-}
+OPERATION_BY_KIND: Final = OPERATION_TABLES["openinference"][0]
 
 _TOKENS: Final = (
     ("input_tokens", "llm.token_count.prompt"),

@@ -17,10 +17,11 @@ from driftline.collector.conventions._common import (
     put,
     to_float,
 )
+from driftline.store.ingest_spec import FAMILIES
 
 __all__ = ["MARKERS", "extract"]
 
-MARKERS: Final[tuple[str, ...]] = ("gen_ai.usage.cost", "gen_ai.server.time_to_first_token", "llm.time_to_first_token")
+MARKERS: Final = FAMILIES["OL"]
 
 
 def extract(a: Attrs, f: Fields) -> None:

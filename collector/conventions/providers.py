@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from driftline.store.ingest_spec import PROVIDERS
+from driftline.store import ingest_spec
+from driftline.store.ingest_spec import OPERATION_TABLES, PROVIDERS
 
 __all__ = ["OPERATIONS", "normalize_operation", "normalize_provider"]
 
@@ -48,40 +49,11 @@ def normalize_provider(raw: str) -> str:
 
 # The `operation` vocabulary (docs/columns.md): GenAI semconv gen_ai.operation.name values, plus
 # rerank / workflow / guardrail for the span kinds other conventions have and semconv lacks.
-OPERATIONS: Final = frozenset(
-    {
-        "chat",
-        "text_completion",
-        "embeddings",
-        "execute_tool",
-        "invoke_agent",
-        "create_agent",
-        "retrieval",
-        "rerank",
-        "workflow",
-        "guardrail",
-        "other",
-    }
-)
+OPERATIONS: Final = frozenset(ingest_spec.OPERATIONS)
 
-_OPERATION_ALIASES: Final[dict[str, str]] = {
-    "generate_content": "chat",
-    "completion": "text_completion",
-    "completions": "text_completion",
-    "embedding": "embeddings",
-    "embed": "embeddings",
-    "invoke_workflow": "workflow",
-    "chain": "workflow",
-    "agent": "invoke_agent",
-    "tool": "execute_tool",
-    "retrieve": "retrieval",
-    "retriever": "retrieval",
-    "reranker": "rerank",
-}
+# Each operation to itself, and the other spellings ("generate_content", "retriever", ...) to theirs.
+_OPERATION_BY_NAME: Final = OPERATION_TABLES["genai"][0]
 
 
 def normalize_operation(raw: str) -> str:
-    low = raw.strip().lower()
-    if low in OPERATIONS:
-        return low
-    return _OPERATION_ALIASES.get(low, "other")
+    return _OPERATION_BY_NAME.get(raw.strip().lower(), "other")

@@ -27,30 +27,14 @@ from driftline.collector.conventions._common import (
 )
 from driftline.collector.conventions.messages import text_of, tool_call
 from driftline.collector.conventions.providers import normalize_operation
+from driftline.store.ingest_spec import FAMILIES, OPERATION_TABLES
 
 __all__ = ["MARKERS", "OPERATION_BY_KIND", "extract"]
 
-MARKERS: Final[tuple[str, ...]] = (
-    "traceloop.span.kind",
-    "traceloop.entity.name",
-    "traceloop.workflow.name",
-    "llm.request.type",
-    "llm.usage.total_tokens",
-    "gen_ai.prompt.0.role",
-    "gen_ai.prompt.0.content",
-    "gen_ai.completion.0.role",
-    "gen_ai.completion.0.content",
-    "traceloop.association.properties.user_id",
-    "traceloop.association.properties.session_id",
-)
+MARKERS: Final = FAMILIES["TL"]
 
 # traceloop.span.kind -> operation (docs/columns.md); llm.request.type goes through normalize_operation.
-OPERATION_BY_KIND: Final[dict[str, str]] = {
-    "workflow": "workflow",
-    "task": "workflow",
-    "agent": "invoke_agent",
-    "tool": "execute_tool",
-}
+OPERATION_BY_KIND: Final = OPERATION_TABLES["traceloop"][0]
 
 _PROPS: Final = "traceloop.association.properties."
 _MAX_ITEMS: Final = 10_000

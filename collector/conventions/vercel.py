@@ -24,10 +24,11 @@ from driftline.collector.conventions._common import (
 )
 from driftline.collector.conventions.messages import messages, text_of, tool_call
 from driftline.collector.conventions.providers import normalize_provider
+from driftline.store.ingest_spec import FAMILIES
 
 __all__ = ["MARKERS", "extract", "operation_for"]
 
-MARKERS: Final[tuple[str, ...]] = ("ai.operationId", "ai.model.id", "ai.toolCall.name")
+MARKERS: Final = FAMILIES["AI"]
 
 _TOKENS: Final = (
     ("input_tokens", "ai.usage.inputTokens"),

@@ -42,6 +42,7 @@ __all__ = [
     "FAMILY_NAMES",
     "FINISH_REASONS",
     "MESSAGE_EVENTS",
+    "OPERATIONS",
     "OPERATION_TABLES",
     "PROVIDERS",
     "SLOTS",
@@ -93,7 +94,7 @@ FINISH_REASONS: Final[dict[str, str]] = {
 }
 
 # Convention families in priority order (collector/conventions/__init__.py FAMILIES) and the
-# marker attributes that make each one run.
+# marker attributes that make each one run. The convention modules read their MARKERS from here.
 FAMILIES: Final[dict[str, tuple[str, ...]]] = {
     "GenAI": (
         "gen_ai.operation.name",
@@ -164,9 +165,9 @@ FAMILY_NAMES: Final[dict[str, str]] = {
     "ALL": "any span (conventions/__init__.py: generic ids)",
 }
 
-# Vocabularies a source value is folded onto (collector/conventions/providers.py and the
-# families' kind tables; docs/columns.md "Operation mapping").
-_OPERATIONS: Final = (
+# Vocabularies a source value is folded onto (docs/columns.md "Operation mapping"). The collector
+# folds with these same tables: collector/conventions/providers.py and the families' kind tables.
+OPERATIONS: Final = (
     "chat",
     "text_completion",
     "embeddings",
@@ -183,7 +184,7 @@ OPERATION_TABLES: Final[dict[str, tuple[dict[str, str], str, str]]] = {
     # name: (value -> operation, how the value is cleaned first, what an unknown value becomes)
     "genai": (
         {
-            **{op: op for op in _OPERATIONS},
+            **{op: op for op in OPERATIONS},
             "generate_content": "chat",
             "completion": "text_completion",
             "completions": "text_completion",
