@@ -29,7 +29,10 @@ What it implements, modelled on ClickHouse's HTTPHandler:
 - ``session_id``: a session keeps its own chDB connection (SET, USE, temporary tables persist),
   is held for the whole request, and a concurrent request on it fails with SESSION_IS_LOCKED
   (373) like a server: one clickhouse-connect client shared by threads fails here too;
-- ``X-ClickHouse-Summary``, ``-Query-Id``, ``-Format``, ``-Timezone``, ``-Server-Display-Name``.
+- ``X-ClickHouse-Summary``, ``-Query-Id``, ``-Format``, ``-Timezone``, ``-Server-Display-Name``;
+- ``query_log``: each finished statement's text with the rows it read from tables and the rows it
+  returned (the ``read_rows`` and ``result_rows`` of the server's ``system.query_log``), the last
+  10,000, so a test can see what a piece of code asked the store for.
 
 The chDB constraint: a process hosts ONE chDB engine, bound to one data path. Opening a second,
 different path while any connection to the first is open raises RuntimeError ("EmbeddedServer
@@ -71,6 +74,7 @@ import time
 import uuid
 import zlib
 from base64 import b64decode
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -88,7 +92,7 @@ import zstandard
 if TYPE_CHECKING:
     from socketserver import _RequestType
 
-__all__ = ["ClickHouseError", "ClickHouseHTTPServer"]
+__all__ = ["ClickHouseError", "ClickHouseHTTPServer", "LoggedQuery"]
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +102,8 @@ _chdb: Any = importlib.import_module("chdb")
 
 class _QueryResult(Protocol):
     def bytes(self) -> builtins.bytes: ...
-    def rows_read(self) -> int: ...
+    def rows_read(self) -> int: ...  # chDB: the rows of the result
+    def storage_rows_read(self) -> int: ...  # chDB: the rows read from tables
     def bytes_read(self) -> int: ...
     def rows_written(self) -> int: ...
     def bytes_written(self) -> int: ...
@@ -459,6 +464,17 @@ class _Outcome:
     body: bytes
     result_format: str | None  # None for statements that produce no result set
     summary: dict[str, str]
+    read_rows: int = 0  # from tables
+    result_rows: int = 0
+
+
+@dataclass(frozen=True)
+class LoggedQuery:
+    """One finished statement, as a row of the server's system.query_log."""
+
+    query: str
+    read_rows: int
+    result_rows: int
 
 
 @dataclass
@@ -498,6 +514,7 @@ class _Engine:
         self.version, self.timezone = version_tz.decode().strip().split("\t")
         self._sessions: dict[str, _Session] = {}
         self._sessions_lock = threading.Lock()
+        self.query_log: deque[LoggedQuery] = deque(maxlen=10_000)
 
     def _open(self) -> _Connection:
         # The settings ride on the connection string: chDB applies them to this handle only.
@@ -576,7 +593,11 @@ class _Engine:
                 self._apply(conn, query)
                 session.overlay = overlay
         try:
-            return self._run(conn, query, statement)
+            outcome = self._run(conn, query, statement)
+            self.query_log.append(
+                LoggedQuery(query.sql.decode(errors="replace"), outcome.read_rows, outcome.result_rows)
+            )
+            return outcome
         finally:
             if session is not None and statement.kind in ("SET", "USE"):
                 # The statement changed the session itself, and undoing the overlay now could undo
@@ -659,7 +680,10 @@ class _Engine:
             result.rows_read(), result.bytes_read(), result.rows_written(), result.bytes_written(), started
         )
         produces_result = statement.kind in _RESULT_KINDS
-        return _Outcome(result.bytes(), output_format if produces_result else None, summary)
+        return _Outcome(
+            result.bytes(), output_format if produces_result else None, summary,
+            result.storage_rows_read(), result.rows_read() if produces_result else 0,
+        )  # fmt: skip
 
 
 def _summary(read_rows: int, read_bytes: int, written_rows: int, written_bytes: int, started: int) -> dict[str, str]:
@@ -1036,6 +1060,11 @@ class ClickHouseHTTPServer:
     @property
     def running(self) -> bool:
         return self._listener is not None
+
+    @property
+    def query_log(self) -> list[LoggedQuery]:
+        """The statements run so far, oldest first (see the module doc)."""
+        return list(self._engine.query_log) if self._engine is not None else []
 
     @property
     def engine_version(self) -> str:
