@@ -1,12 +1,14 @@
 """Review queues: how long the filling job takes over scored traffic, and how fast reviewers can
 claim and label through the real API (uvicorn on loopback, the embedded store).
 
-    python bench/review_bench.py [--traces 5000] [--reviewers 4] [--items 200]
+    python bench/review_bench.py [--traces 5000] [--reviewers 4] [--items 200] [--history 0]
 
 Prints: the filling job's first run (every trace scored hallucinated, the cap high enough to take
-them all) and a re-run (nothing new); then `--reviewers` threads each doing next -> label until
-`--items` items are done: items/s, and the p50/p95 of one next+label cycle. Run it on a quiet
-machine; the load average is printed beside the figures.
+them all) and a re-run (more when the first run stopped at its limit); then the oldest `--history`
+items are made done (a claim and a label each, rows as the desk writes them: a queue with a past);
+then `--reviewers` threads each doing next -> label until `--items` items are done: items/s, and
+the p50/p95 of one next+label cycle. Run it on a quiet machine; the load average is printed beside
+the figures.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from driftline.review.desk import ReviewDesk
 from driftline.review.fill import QueueFiller, ReviewMetrics
 from driftline.review.models import QueueDefinition
 from driftline.server import create_app
+from driftline.store.queries import review as rq
 from tests import review_data as rd
 
 TENANT = "bench"
@@ -49,6 +52,7 @@ def main() -> int:
     p.add_argument("--traces", type=int, default=5000)
     p.add_argument("--reviewers", type=int, default=4)
     p.add_argument("--items", type=int, default=200)
+    p.add_argument("--history", type=int, default=0, help="items done before the reviewers start")
     a = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         keys = ",".join(f"k{i}={TENANT}:review+read:r{i}" for i in range(a.reviewers))
@@ -72,6 +76,14 @@ def main() -> int:
         again = filler.run_once().added
         rerun = time.perf_counter() - t0
         print(f"fill: {a.traces} scored traces -> {added} items in {first:.2f} s; re-run {rerun:.2f} s ({again} added)")
+        worked = [rd.trace_id(i) for i in range(1, min(a.history, added) + 1)]  # the oldest items (ids in order)
+        at = datetime.now(UTC) - timedelta(hours=1)
+        rq.insert_events(store, TENANT, [{
+            "queue": "bench", "trace_id": t, "event_id": f"h{t}", "kind": "claim", "reviewer": "r0", "at": at,
+            "expires_at": at + timedelta(seconds=QUEUE.lease_seconds)} for t in worked])  # fmt: skip
+        rq.insert_labels(store, TENANT, [{
+            "queue": "bench", "trace_id": t, "kind": "label", "reviewer": "r0", "fields": '{"grounding": "grounded"}',
+            "note": "", "corrected_answer": "", "labeled_at": at + timedelta(seconds=1)} for t in worked])  # fmt: skip
 
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
@@ -116,7 +128,7 @@ def main() -> int:
         q = statistics.quantiles(cycles, n=20)
         print(f"review: {a.reviewers} reviewers labeled {done} items in {wall:.1f} s = {done / wall:.1f} items/s; "
               f"next+label p50 {statistics.median(cycles) * 1000:.0f} ms, p95 {q[18] * 1000:.0f} ms "
-              f"(queue of {added} items)")  # fmt: skip
+              f"(queue of {added + again} items, {len(worked)} done before)")  # fmt: skip
         print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
         server.should_exit = True
         thread.join(10)
