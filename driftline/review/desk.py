@@ -265,22 +265,36 @@ class ReviewDesk:
 
     def claim_next(self, tenant: str, name: str, reviewer: str) -> ReviewItem | None:
         """The item the caller holds already, else the oldest open item the caller may claim; None
-        when there is none."""
+        when there is none.
+
+        The store narrows the queue to candidates (queries/review.py: `held_items`, and
+        `claimable_items` a page at a time); the fold of each candidate's rows decides, as for every
+        other item: a candidate the fold refuses is passed over, and the next page is read only when
+        a whole page was refused. Every item the store leaves out is one the fold would refuse, so
+        the choice is the one a fold of the whole queue gives, at the cost of the few items read."""
         qu = self.queue(tenant, name)
+        d = qu.definition
         with self._lock(tenant, name):
             now = self.now()
-            rows = q.items(self.store, tenant, name)
-            states = self._states(tenant, qu, None, now)
-            held = [r for r in rows if reviewer in states.get(str(r["trace_id"]), _NONE).holders]
-            if held:
-                return self.item(tenant, name, str(held[0]["trace_id"]), reviewer)
-            for r in rows:
-                st = states.get(str(r["trace_id"]))
-                if st is not None and (st.status != "open" or reviewer in st.labeled_by):
-                    continue
-                if self._try_claim(tenant, qu, str(r["trace_id"]), reviewer):
-                    return self.item(tenant, name, str(r["trace_id"]), reviewer)
-        return None
+            held = q.held_items(self.store, tenant, name, reviewer, now)
+            states = self._states(tenant, qu, held, now) if held else {}
+            for trace_id in held:
+                if reviewer in states[trace_id].holders:
+                    return self.item(tenant, name, trace_id, reviewer)
+            after: tuple[datetime, str] | None = None
+            while True:
+                rows = q.claimable_items(self.store, tenant, name, reviewer, d.reviewers_per_item, now, after, _PAGE)
+                ids = [str(r["trace_id"]) for r in rows]
+                states = self._states(tenant, qu, ids, now) if ids else {}
+                for trace_id in ids:
+                    st = states[trace_id]
+                    if st.status != "open" or reviewer in st.labeled_by:
+                        continue
+                    if self._try_claim(tenant, qu, trace_id, reviewer):
+                        return self.item(tenant, name, trace_id, reviewer)
+                if len(rows) < _PAGE:
+                    return None
+                after = (utc(rows[-1]["created_at"]), ids[-1])
 
     def _let_go(self, tenant: str, name: str, trace_id: str, reviewer: str, kind: str) -> ReviewItem:
         qu = self.queue(tenant, name)
@@ -389,7 +403,9 @@ class ReviewDesk:
         return new, len([t for t in want if t in have]), len(want) - len(new) - len(have)
 
 
-_NONE = ItemState("open", {}, [], None, None)
+# Candidates read at once by claim_next: enough to pass over the items others hold at the head of
+# the queue (one per reviewer at work, usually) without a second read.
+_PAGE = 16
 
 
 def _page_key(key: str) -> tuple[int, str]:

@@ -18,10 +18,12 @@ __all__ = [
     "LABEL_SCHEMA",
     "auto_items_since",
     "candidates",
+    "claimable_items",
     "dataset_records",
     "datasets",
     "events",
     "existing_items",
+    "held_items",
     "insert_dataset_records",
     "insert_events",
     "insert_items",
@@ -173,6 +175,52 @@ def events(
         "SELECT trace_id, event_id, kind, reviewer, at, expires_at FROM {db}.review_events FINAL "
         f"WHERE tenant = {{tenant:String}} AND queue = {{queue:String}}{where} ORDER BY at, reviewer, event_id",
         {"queue": queue, "ids": list(trace_ids or []), "since": since},
+    )
+
+
+def held_items(store: Store, tenant: str, queue: str, reviewer: str, now: datetime) -> list[str]:
+    """Items of the queue on which `reviewer` has a claim live at `now` (started at or before it,
+    expiring after it), oldest first: the items the reviewer may hold. Whether a claim stands, or
+    was ended by a release, skip or label, is the workflow's fold to say (driftline/review/desk.py)."""
+    rows = store._reader.rows(
+        tenant,
+        "SELECT trace_id FROM {db}.review_queue_items FINAL WHERE tenant = {tenant:String} "
+        "AND queue = {queue:String} AND trace_id IN (SELECT trace_id FROM {db}.review_events FINAL "
+        "WHERE tenant = {tenant:String} AND queue = {queue:String} AND kind = 'claim' "
+        "AND reviewer = {reviewer:String} AND at <= {now:DateTime64(6, 'UTC')} "
+        "AND expires_at > {now:DateTime64(6, 'UTC')}) ORDER BY created_at, trace_id",
+        {"queue": queue, "reviewer": reviewer, "now": now},
+    )
+    return [str(r["trace_id"]) for r in rows]
+
+
+def claimable_items(
+    store: Store, tenant: str, queue: str, reviewer: str, reviewers_needed: int, now: datetime,
+    after: tuple[datetime, str] | None, limit: int,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Up to `limit` items of the queue that `reviewer` may be able to claim at `now`, oldest first
+    (as `items`), after the (created_at, trace_id) key `after`: no adjudication, no label by the
+    reviewer, labels by fewer than `reviewers_needed` reviewers, no skip by the reviewer at or
+    before `now`. Every item these rules leave out is one the workflow's fold refuses the reviewer;
+    others' live claims are left to the fold, which confirms each item (driftline/review/desk.py)."""
+    p: dict[str, Any] = {"queue": queue, "reviewer": reviewer, "needed": reviewers_needed, "now": now, "limit": limit}
+    where = ""
+    if after is not None:
+        where = " AND (created_at, trace_id) > ({after_at:DateTime64(3, 'UTC')}, {after_id:String})"
+        p["after_at"], p["after_id"] = after
+    return store._reader.rows(
+        tenant,
+        f"SELECT {_ITEM_COLS} FROM {{db}}.review_queue_items FINAL "
+        f"WHERE tenant = {{tenant:String}} AND queue = {{queue:String}}{where} "
+        "AND trace_id NOT IN (SELECT trace_id FROM {db}.review_labels FINAL WHERE tenant = {tenant:String} "
+        "AND queue = {queue:String} GROUP BY trace_id HAVING countIf(kind = 'adjudication') > 0 "
+        "OR countIf(kind = 'label' AND reviewer = {reviewer:String}) > 0 "
+        "OR uniqExactIf(reviewer, kind = 'label') >= {needed:UInt32}) "
+        "AND trace_id NOT IN (SELECT trace_id FROM {db}.review_events FINAL WHERE tenant = {tenant:String} "
+        "AND queue = {queue:String} AND kind = 'skip' AND reviewer = {reviewer:String} "
+        "AND at <= {now:DateTime64(6, 'UTC')}) "
+        "ORDER BY created_at, trace_id LIMIT {limit:UInt32}",
+        p,
     )
 
 
