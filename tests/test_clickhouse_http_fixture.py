@@ -196,6 +196,10 @@ def test_response_headers_are_the_servers(server: ClickHouseHTTPServer) -> None:
     assert headers["X-ClickHouse-Timezone"] == "Etc/UTC"
     assert headers["X-ClickHouse-Server-Display-Name"]
     assert json.loads(headers["X-ClickHouse-Summary"])["read_rows"] == "1"
+    # The rows read from tables, as the server counts them, not the rows of the result.
+    _, headers, body = raw_request(server, {"query": "SELECT count() FROM numbers(1000) FORMAT CSV"})
+    assert body == b"1000\n"
+    assert json.loads(headers["X-ClickHouse-Summary"])["read_rows"] == "1000"
     # A statement without a result set reports no format: clickhouse-connect's command() relies on it.
     _, headers, body = raw_request(server, {"query": "SET max_threads = 1"})
     assert "X-ClickHouse-Format" not in headers

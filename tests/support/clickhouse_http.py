@@ -104,7 +104,8 @@ class _QueryResult(Protocol):
     def bytes(self) -> builtins.bytes: ...
     def rows_read(self) -> int: ...  # chDB: the rows of the result
     def storage_rows_read(self) -> int: ...  # chDB: the rows read from tables
-    def bytes_read(self) -> int: ...
+    def bytes_read(self) -> int: ...  # chDB: the bytes of the result
+    def storage_bytes_read(self) -> int: ...  # chDB: the bytes read from tables
     def rows_written(self) -> int: ...
     def bytes_written(self) -> int: ...
 
@@ -676,8 +677,12 @@ class _Engine:
             result = conn.query(text, output_format, params=query.params)
         except Exception as ex:
             raise ClickHouseError.from_engine(ex) from ex
-        summary = _summary(
-            result.rows_read(), result.bytes_read(), result.rows_written(), result.bytes_written(), started
+        summary = _summary(  # read_* as the server counts them: from tables, not the result's rows
+            result.storage_rows_read(),
+            result.storage_bytes_read(),
+            result.rows_written(),
+            result.bytes_written(),
+            started,
         )
         produces_result = statement.kind in _RESULT_KINDS
         return _Outcome(
