@@ -6,7 +6,7 @@ claim and label through the real API (uvicorn on loopback, the embedded store).
 Prints: the filling job's first run (every trace scored hallucinated, the cap high enough to take
 them all) and a re-run (more when the first run stopped at its limit); then the oldest `--history`
 items are made done (a claim and a label each, rows as the desk writes them: a queue with a past);
-then `--reviewers` threads each doing next -> label until `--items` items are done: items/s, and
+the queue's progress (what the queue, item and list pages show: every item folded), timed; then `--reviewers` threads each doing next -> label until `--items` items are done: items/s, and
 the p50/p95 of one next+label cycle. Run it on a quiet machine; the load average is printed beside
 the figures.
 """
@@ -84,6 +84,15 @@ def main() -> int:
         rq.insert_labels(store, TENANT, [{
             "queue": "bench", "trace_id": t, "kind": "label", "reviewer": "r0", "fields": '{"grounding": "grounded"}',
             "note": "", "corrected_answer": "", "labeled_at": at + timedelta(seconds=1)} for t in worked])  # fmt: skip
+
+        qu = desk.queue(TENANT, "bench")
+        folds = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            progress = desk.progress(TENANT, qu)
+            folds.append(time.perf_counter() - t0)
+        print(f"queue progress (every item folded): median {statistics.median(folds) * 1000:.0f} ms "
+              f"({progress.items} items, {progress.done} done)")  # fmt: skip
 
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))

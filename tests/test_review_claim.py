@@ -121,13 +121,11 @@ def http_store(ch_http: ClickHouseHTTPServer, database: str) -> Iterator[Store]:
     s.close()
 
 
-def test_claim_next_reads_a_few_items_not_the_queues_history(http_store: Store, ch_http: ClickHouseHTTPServer) -> None:
-    """150 done items (a claim and a label each) ahead of 10 open ones: claiming the next asks the
-    store for a page of candidates and their rows, not for every item, event and label."""
-    store = http_store
-    one = QueueDefinition.model_validate({"rubric": {"fields": [{"name": "ok", "type": "boolean"}]}})
-    desk = ReviewDesk(store, {"q": one}, clock=lambda: NOW)
-    done, waiting = 150, 10
+ONE = QueueDefinition.model_validate({"rubric": {"fields": [{"name": "ok", "type": "boolean"}]}})
+
+
+def _worked_queue(store: Store, done: int, waiting: int) -> None:
+    """`done` items each claimed and labeled by alice an hour ago, then `waiting` items untouched."""
     t0 = NOW - timedelta(hours=1)
     items, events, labels = [], [], []
     for i in range(1, done + waiting + 1):
@@ -139,13 +137,22 @@ def test_claim_next_reads_a_few_items_not_the_queues_history(http_store: Store, 
         })  # fmt: skip
         if i <= done:
             events.append({"queue": "q", "trace_id": trace_id(i), "event_id": f"e{i}", "kind": "claim",
-                           "reviewer": "alice", "at": at, "expires_at": at + timedelta(seconds=one.lease_seconds)})  # fmt: skip
+                           "reviewer": "alice", "at": at, "expires_at": at + timedelta(seconds=ONE.lease_seconds)})  # fmt: skip
             labels.append({"queue": "q", "trace_id": trace_id(i), "kind": "label", "reviewer": "alice",
                            "fields": '{"ok": true}', "note": "", "corrected_answer": "",
                            "labeled_at": at + timedelta(milliseconds=500)})  # fmt: skip
     q.insert_items(store, T, items)
     q.insert_events(store, T, events)
     q.insert_labels(store, T, labels)
+
+
+def test_claim_next_reads_a_few_items_not_the_queues_history(http_store: Store, ch_http: ClickHouseHTTPServer) -> None:
+    """150 done items (a claim and a label each) ahead of 10 open ones: claiming the next asks the
+    store for a page of candidates and their rows, not for every item, event and label."""
+    store = http_store
+    desk = ReviewDesk(store, {"q": ONE}, clock=lambda: NOW)
+    done, waiting = 150, 10
+    _worked_queue(store, done, waiting)
 
     before = len(ch_http.query_log)
     got = desk.claim_next(T, "q", "bob")
@@ -155,3 +162,34 @@ def test_claim_next_reads_a_few_items_not_the_queues_history(http_store: Store, 
     # One page of candidates at most per read, and all reads together far fewer rows than the
     # queue's items, events or labels (a fold of the whole queue read 160 + 150 + 150).
     assert max(returned) <= 16 and sum(returned) < done // 4, returned
+
+
+def test_states_read_recent_events_and_skips_not_the_history(http_store: Store, ch_http: ClickHouseHTTPServer) -> None:
+    """A queue's progress folds every item, but of the events only those that can still matter:
+    the last two leases' and every skip (a skip bars its reviewer for good, however old)."""
+    store = http_store
+    desk = ReviewDesk(store, {"q": ONE}, clock=lambda: NOW)
+    done, waiting = 150, 10
+    _worked_queue(store, done, waiting)
+    long_ago = NOW - timedelta(hours=2)
+    q.insert_events(store, T, [
+        {"queue": "q", "trace_id": trace_id(done + 1), "event_id": "s1", "kind": "skip", "reviewer": "bob",
+         "at": long_ago, "expires_at": long_ago},
+        {"queue": "q", "trace_id": trace_id(done + 2), "event_id": "c1", "kind": "claim", "reviewer": "carol",
+         "at": NOW - timedelta(seconds=60), "expires_at": NOW + timedelta(seconds=ONE.lease_seconds - 60)},
+    ])  # fmt: skip
+
+    before = len(ch_http.query_log)
+    p = desk.progress(T, desk.queue(T, "q"))
+    read = [e for e in ch_http.query_log[before:] if "review_events" in e.query]
+    assert (p.items, p.done, p.claimed, p.open, p.by_reviewer) == (
+        done + waiting,
+        done,
+        1,
+        waiting - 1,
+        {"alice": done},
+    )
+    assert [e.result_rows for e in read] == [2]  # the old skip and the live claim; not the 150 old claims
+    # The old skip still bars bob from its item, and carol's claim holds the next one.
+    got = desk.claim_next(T, "q", "bob")
+    assert got is not None and got.trace_id == trace_id(done + 3)

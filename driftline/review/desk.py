@@ -117,11 +117,12 @@ class ReviewDesk:
     # -- reading items ------------------------------------------------------------------------
     def _states(self, tenant: str, qu: Queue, trace_ids: list[str] | None, now: datetime) -> dict[str, ItemState]:
         """Item states. Events older than two leases cannot hold an item now, nor decide whether a
-        younger claim stands, so only the recent ones are read (skips: all, they bar for good)."""
+        younger claim stands, so only the recent ones are read (skips: all, they bar for good): the
+        store leaves the others out, and a queue's history costs its states nothing."""
         d = qu.definition
         recent = now - timedelta(seconds=2 * d.lease_seconds)
         evs: dict[str, list[Event]] = {}
-        for r in q.events(self.store, tenant, qu.name, trace_ids):
+        for r in q.events(self.store, tenant, qu.name, trace_ids, recent=recent):
             e = Event.of(r)
             if e.at >= recent or e.kind == "skip":
                 evs.setdefault(str(r["trace_id"]), []).append(e)

@@ -162,19 +162,23 @@ def insert_events(store: Store, tenant: str, rows: Sequence[dict[str, Any]]) -> 
 
 
 def events(
-    store: Store, tenant: str, queue: str, trace_ids: Sequence[str] | None = None, since: datetime | None = None
-) -> list[dict[str, Any]]:
-    """Workflow events of the queue (of these items; at or after `since`), oldest first."""
+    store: Store, tenant: str, queue: str, trace_ids: Sequence[str] | None = None, since: datetime | None = None,
+    recent: datetime | None = None,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Workflow events of the queue (of these items; at or after `since`; at or after `recent` or
+    skips of any age), oldest first."""
     where = ""
     if trace_ids is not None:
         where += " AND trace_id IN {ids:Array(String)}"
     if since is not None:
         where += " AND at >= {since:DateTime64(6)}"
+    if recent is not None:
+        where += " AND (at >= {recent:DateTime64(6, 'UTC')} OR kind = 'skip')"
     return store._reader.rows(
         tenant,
         "SELECT trace_id, event_id, kind, reviewer, at, expires_at FROM {db}.review_events FINAL "
         f"WHERE tenant = {{tenant:String}} AND queue = {{queue:String}}{where} ORDER BY at, reviewer, event_id",
-        {"queue": queue, "ids": list(trace_ids or []), "since": since},
+        {"queue": queue, "ids": list(trace_ids or []), "since": since, "recent": recent},
     )
 
 
