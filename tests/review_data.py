@@ -15,9 +15,19 @@ from driftline.scorers.runner import SCORE_SCHEMA
 from driftline.store import Store
 from driftline.store.queries.feedback import FeedbackRecord, insert_feedback
 
-__all__ = ["NOW", "feedback", "scores", "span_id", "trace_id", "traces"]
+__all__ = ["NOW", "Clock", "feedback", "scores", "span_id", "trace_id", "traces"]
 
 NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+class Clock:
+    """A desk's clock that a test moves by hand: `clock.t = ...`."""
+
+    def __init__(self, t: datetime) -> None:
+        self.t = t
+
+    def __call__(self) -> datetime:
+        return self.t
 
 
 def trace_id(i: int) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from driftline.review.models import QueueDefinition
 from driftline.store import Store
 from tests import review_data as rd
 from tests.conftest import KEY_A, TENANT_A, LiveServer, require_tool
-from tests.review_data import NOW, trace_id
+from tests.review_data import NOW, Clock, trace_id
 from tests.support.alert_stack import AlertStack
 
 T = "tenant-agree"
@@ -34,14 +34,6 @@ QUEUE = QueueDefinition.model_validate({
         {"name": "judge_ok", "type": "boolean"},
     ]},
 })  # fmt: skip
-
-
-class Clock:
-    def __init__(self, t: datetime) -> None:
-        self.t = t
-
-    def __call__(self) -> datetime:
-        return self.t
 
 
 def label_all(desk: ReviewDesk, tenant: str, queue: str, human: dict[int, str], who: str = "alice") -> None:

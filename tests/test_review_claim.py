@@ -6,7 +6,7 @@ queue's done items (counted by the ClickHouse HTTP interface's query log)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -16,7 +16,7 @@ from driftline.review.workflow import Event, claim_stands
 from driftline.store import Store, StoreConfig
 from driftline.store.queries import review as q
 from tests import review_data as rd
-from tests.review_data import NOW, trace_id
+from tests.review_data import NOW, Clock, trace_id
 from tests.support.clickhouse_http import ClickHouseHTTPServer
 from tests.support.sql import admin_client
 
@@ -26,14 +26,6 @@ PAIR = QueueDefinition.model_validate({
     "rubric": {"fields": [{"name": "ok", "type": "boolean", "required": True}]},
     "lease_seconds": LEASE, "reviewers_per_item": 2,
 })  # fmt: skip
-
-
-class Clock:
-    def __init__(self, t: datetime) -> None:
-        self.t = t
-
-    def __call__(self) -> datetime:
-        return self.t
 
 
 def full_fold_choice(store: Store, desk: ReviewDesk, reviewer: str) -> str | None:

@@ -5,7 +5,7 @@ the read-back rule between them."""
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -14,20 +14,12 @@ from driftline.review.models import QueueDefinition
 from driftline.review.workflow import Event, Label, claim_stands, fold
 from driftline.store import Store
 from tests import review_data as rd
-from tests.review_data import NOW, trace_id
+from tests.review_data import NOW, Clock, trace_id
 
 T = "tenant-flow"
 QUEUE = QueueDefinition.model_validate(
     {"rubric": {"fields": [{"name": "ok", "type": "boolean", "required": True}]}, "lease_seconds": 60}
 )
-
-
-class Clock:
-    def __init__(self, t: datetime) -> None:
-        self.t = t
-
-    def __call__(self) -> datetime:
-        return self.t
 
 
 def test_leases_expire_renew_and_free_the_item(store: Store) -> None:
