@@ -66,31 +66,38 @@ def _stat_cpu_s(stat: Path) -> tuple[str, float]:
     return text[text.index("(") + 1 : text.rindex(")")], (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-# What each kind of thread of the collector does. chDB names its threads; Python's keep the
-# interpreter's name. A thread that ended during the run shows only in its process's total.
+# What each kind of thread does. chDB names its threads; Python's keep the interpreter's name.
 _ROLES = {"MergeMutate": "store merges"}
+
+
+def cpu_by_thread_role(pid: int | str, python: str) -> dict[str, float]:
+    """CPU seconds used so far by one process, by what its threads do: `python` (the Python
+    threads), the embedded store's queries (INSERTs, through the views) and its merges. A thread
+    that ended shows only in its process's total: as "ended threads"."""
+    roles: dict[str, float] = defaultdict(float)
+    _, total = _stat_cpu_s(Path(f"/proc/{pid}/stat"))
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        name, cpu = _stat_cpu_s(task / "stat")
+        roles[python if name.startswith("python") else _ROLES.get(name, "store queries")] += cpu
+        total -= cpu
+    roles["ended threads"] += total
+    return roles
 
 
 def _tree_cpu_s(pid: int) -> dict[str, float]:
     """CPU seconds (user + system) used so far by a process and its live descendants, by role: the
-    decode workers (the descendants), the collector's Python threads, the embedded store's queries
-    (inserts, through the views) and its merges. On a shared machine the work per span, unlike
-    spans/s, does not depend on the others."""
+    decode workers (the descendants), then the collector's own threads (cpu_by_thread_role). On a
+    shared machine the work per span, unlike spans/s, does not depend on the others."""
     roles: dict[str, float] = defaultdict(float)
     todo = [pid]
     while todo:
         p = todo.pop()
         try:
-            _, total = _stat_cpu_s(Path(f"/proc/{p}/stat"))
             if p != pid:
-                roles["decode workers"] += total
+                roles["decode workers"] += _stat_cpu_s(Path(f"/proc/{p}/stat"))[1]
             else:
-                for task in Path(f"/proc/{p}/task").iterdir():
-                    name, cpu = _stat_cpu_s(task / "stat")
-                    role = "collector Python" if name.startswith("python") else _ROLES.get(name, "store queries")
+                for role, cpu in cpu_by_thread_role(p, "collector Python").items():
                     roles[role] += cpu
-                    total -= cpu
-                roles["ended threads"] += total
             for task in Path(f"/proc/{p}/task").iterdir():
                 todo += [int(c) for c in (task / "children").read_text().split()]
         except (FileNotFoundError, ProcessLookupError):

@@ -21,7 +21,6 @@ import os
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import pyarrow as pa
@@ -30,30 +29,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tools/ sits beside bench/, not installed
 
+from ingest_bench import cpu_by_thread_role
+
 from driftline.collector.workers import PrepareOptions, build_preparer
 from driftline.store import Store, StoreConfig
 from driftline.store.connection import open_client
 from tools.loadgen import llm_request
-
-
-def _threads_cpu_s() -> dict[str, float]:
-    """CPU seconds of this process by thread role; a thread that ended shows in "ended threads"."""
-    tick = os.sysconf("SC_CLK_TCK")
-    roles: dict[str, float] = defaultdict(float)
-
-    def cpu(stat: Path) -> tuple[str, float]:
-        text = stat.read_text()
-        fields = text.rsplit(")", 1)[1].split()
-        return text[text.index("(") + 1 : text.rindex(")")], (int(fields[11]) + int(fields[12])) / tick
-
-    _, total = cpu(Path("/proc/self/stat"))
-    for task in Path("/proc/self/task").iterdir():
-        name, used = cpu(task / "stat")
-        role = "Python" if name.startswith("python") else "store merges" if name == "MergeMutate" else "store inserts"
-        roles[role] += used
-        total -= used
-    roles["ended threads"] += total
-    return roles
 
 
 def _batch(rows: pa.Table, n: int) -> pa.Table:
@@ -100,13 +81,13 @@ def main() -> None:
         print(f"{rows.num_rows:,} spans per INSERT; views: {'none' if args.no_views else ', '.join(sorted(views))}")
         store.insert_arrow("spans", _batch(rows, 0))  # warm: first parts, first plans
         n = 1
-        cpu0 = _threads_cpu_s()
+        cpu0 = cpu_by_thread_role("self", "Python")
         t0 = time.monotonic()
         while time.monotonic() - t0 < args.seconds:
             store.insert_arrow("spans", _batch(rows, n))
             n += 1
         wall = time.monotonic() - t0
-        cpu_end = _threads_cpu_s()
+        cpu_end = cpu_by_thread_role("self", "Python")
         cpu = {role: cpu_end[role] - cpu0.get(role, 0.0) for role in cpu_end}
         spans = (n - 1) * rows.num_rows
         parts = client.query(
