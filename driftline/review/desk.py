@@ -117,15 +117,13 @@ class ReviewDesk:
     # -- reading items ------------------------------------------------------------------------
     def _states(self, tenant: str, qu: Queue, trace_ids: list[str] | None, now: datetime) -> dict[str, ItemState]:
         """Item states. Events older than two leases cannot hold an item now, nor decide whether a
-        younger claim stands, so only the recent ones are read (skips: all, they bar for good): the
-        store leaves the others out, and a queue's history costs its states nothing."""
+        younger claim stands, so the store reads only the recent ones (skips: all, they bar for
+        good); old claims and releases are never read."""
         d = qu.definition
         recent = now - timedelta(seconds=2 * d.lease_seconds)
         evs: dict[str, list[Event]] = {}
         for r in q.events(self.store, tenant, qu.name, trace_ids, recent=recent):
-            e = Event.of(r)
-            if e.at >= recent or e.kind == "skip":
-                evs.setdefault(str(r["trace_id"]), []).append(e)
+            evs.setdefault(str(r["trace_id"]), []).append(Event.of(r))
         lbs: dict[str, list[Label]] = {}
         for r in q.labels(self.store, tenant, qu.name, trace_ids):
             lbs.setdefault(str(r["trace_id"]), []).append(label_row(r))
