@@ -32,7 +32,7 @@ __all__ = [
 
 # How far from its root's start a trace's spans may start and still count for it.
 TRACE_SPAN: Final = timedelta(hours=1)
-# A trace's rows never span two partitions (days), so FINAL merges within each only.
+# A key's rows never span two partitions (blocks of hours), so FINAL merges within each only.
 FINAL: Final = " SETTINGS do_not_merge_across_partitions_select_final = 1"
 
 
@@ -143,28 +143,28 @@ def in_blocks(w: Where, blocks: Iterable[str], negate: bool = False) -> str:
     return f"{ROW_BLOCK} {'NOT IN' if negate else 'IN'} {w.bind(sorted(blocks), _BLOCKS)}"
 
 
-def unmerged_in(days: Merged, lo: datetime, hi: datetime) -> bool:
-    """Whether a block of hours [lo, hi) is not in `days` (is read with FINAL)."""
+def unmerged_in(merged_blocks: Merged, lo: datetime, hi: datetime) -> bool:
+    """Whether a block that hours [lo, hi) touch is not in `merged_blocks` (is read with FINAL)."""
     first, last = _hour(lo), _hour(hi)
     start = first.replace(hour=first.hour - first.hour % ROW_BLOCK_HOURS)
     spanned = set()
     while start <= last:
         spanned.add(start.strftime("%Y-%m-%d %H:%M:%S"))
         start += _BLOCK
-    return not spanned <= {d for d, _, _ in days}
+    return not spanned <= {d for d, _, _ in merged_blocks}
 
 
-def final_or_not(w: Where, days: Merged, select: str, lo: datetime, hi: datetime) -> str:
+def final_or_not(w: Where, merged_blocks: Merged, select: str, lo: datetime, hi: datetime) -> str:
     """`select` (a read of trace_rows written with `FROM {db}.trace_rows FINAL WHERE `, of rows in
-    hours [lo, hi)) on the blocks of `days` without FINAL, UNION ALL the other blocks with it;
-    without the second part when every block of the range is in `days` (its subqueries would run
+    hours [lo, hi)) on the blocks of `merged_blocks` without FINAL, UNION ALL the other blocks with it;
+    without the second part when every block of the range is in `merged_blocks` (its subqueries would run
     for nothing)."""
     marker = "FROM {db}.trace_rows FINAL WHERE "
-    if not days or marker not in select:
+    if not merged_blocks or marker not in select:
         return select
-    if not unmerged_in(days, lo, hi):
+    if not unmerged_in(merged_blocks, lo, hi):
         return select.replace(marker, "FROM {db}.trace_rows WHERE ")
-    blocks = [d for d, _, _ in days]
+    blocks = [d for d, _, _ in merged_blocks]
     plain = select.replace(marker, f"FROM {{db}}.trace_rows WHERE {in_blocks(w, blocks)} AND ")
     final = select.replace(marker, f"{marker}{in_blocks(w, blocks, negate=True)} AND ")
     return f"SELECT * FROM ({plain}) UNION ALL SELECT * FROM ({final})"

@@ -177,9 +177,9 @@ def _key(q: TraceQuery, w: Where, p: str) -> tuple[str, list[str], str]:
     return f"arrayMax({values})", [f"notEmpty({values})"], "Float64"
 
 
-def _page_sql(q: TraceQuery, w: Where, lo: datetime, hi: datetime, days: Merged = ()) -> str:
+def _page_sql(q: TraceQuery, w: Where, lo: datetime, hi: datetime, merged_blocks: Merged = ()) -> str:
     """SELECT trace_id, started, k (the sort key) for one page (limit + 1 rows) of root spans
-    started in [lo, hi); the blocks of hours in `days` are read without FINAL (see _summary.merged)."""
+    started in [lo, hi); the blocks of hours in `merged_blocks` are read without FINAL (see _summary.merged)."""
     desc = "DESC" if q.descending else "ASC"
     cmp = "<" if q.descending else ">"
     limit = w.bind(q.limit + 1, "UInt32")
@@ -205,9 +205,9 @@ def _page_sql(q: TraceQuery, w: Where, lo: datetime, hi: datetime, days: Merged 
     # Traces whose rows alone do not give their figures (see the module's docstring): those with
     # rows in other hours (a key whose merged row lacks the root), and for a cost or score sort the
     # rows that counted a span or a score twice (a doubled figure could push the right traces off
-    # the candidates); filters and the root's time and duration are exact anyway. FINAL on the days
+    # the candidates); filters and the root's time and duration are exact anyway. FINAL on the blocks
     # not yet merged: there, the scores view's row of a key lacks the root until a merge joins it to
-    # the spans view's, and read as it is, every scored trace of those days would be inexact.
+    # the spans view's, and read as it is, every scored trace of those blocks would be inexact.
     lacking = "root.child = 1"
     if q.sort in ("cost", "score"):
         lacking = "(root.child = 1 OR span_rows != length(span_keys) OR length(score_values) != length(score_keys))"
@@ -223,9 +223,10 @@ def _page_sql(q: TraceQuery, w: Where, lo: datetime, hi: datetime, days: Merged 
     k_agg, agg_conds = page("a_")
     # Every row of those traces, by its sorting key: a candidate's rows are within an hour of its
     # root's, an inexact row's trace has its root within an hour of it and so its rows within two.
-    # Split by day, the candidates are the first `limit + 1` of each part: more, never fewer.
+    # Split by block, the candidates are the first `limit + 1` of each part: more, never fewer.
     wide = (lo - TRACE_SPAN, hi + TRACE_SPAN)
-    candidates, inexact = final_or_not(w, days, candidates, *wide), final_or_not(w, days, inexact, *wide)
+    candidates = final_or_not(w, merged_blocks, candidates, *wide)
+    inexact = final_or_not(w, merged_blocks, inexact, *wide)
     keys = f"(hour, trace_id) IN ({keys_near(candidates, 1)} UNION ALL {keys_near(inexact, 2)})"
     if hi - lo <= _NARROW:  # a few hours: their rows by trace id (the bloom filter) cost less than by key
         keys = f"trace_id IN (SELECT trace_id FROM ({candidates})) OR trace_id IN (SELECT trace_id FROM ({inexact}))"
@@ -255,7 +256,7 @@ def search_traces(store: Store, tenant: str, q: TraceQuery) -> tuple[list[dict[s
     else:
         # Newest first in widening windows: each window's roots are older than every root found
         # before it, so its rows follow them, and the next window is only [since, lo), asked for
-        # what the page still lacks. The older windows are mostly closed days, read without FINAL.
+        # what the page still lacks. The older windows are mostly closed blocks, read without FINAL.
         windows = [hi - d for d in _WINDOWS if hi - d > q.since] + [q.since]
         top, rows = hi, []
         while windows and len(rows) <= q.limit:
@@ -272,10 +273,10 @@ def search_traces(store: Store, tenant: str, q: TraceQuery) -> tuple[list[dict[s
 
 def _page_rows(store: Store, tenant: str, q: TraceQuery, lo: datetime, hi: datetime) -> list[dict[str, Any]]:
     """The first `q.limit + 1` rows of roots started in [lo, hi), in the page's order."""
-    days = merged(store, tenant) if hi - lo > _NARROW else ()  # FINAL over a few hours costs little
+    merged_blocks = merged(store, tenant) if hi - lo > _NARROW else ()  # FINAL over a few hours costs little
     w = Where(tenant)
-    rows = store._reader.rows(tenant, _page_sql(q, w, lo, hi, days), w.params)
-    if not set(days) <= set(merged(store, tenant)):  # one of them changed while it read: FINAL throughout
+    rows = store._reader.rows(tenant, _page_sql(q, w, lo, hi, merged_blocks), w.params)
+    if not set(merged_blocks) <= set(merged(store, tenant)):  # one of them changed while it read: FINAL throughout
         w = Where(tenant)
         rows = store._reader.rows(tenant, _page_sql(q, w, lo, hi), w.params)
     return rows
